@@ -1,0 +1,110 @@
+// The backend seam. Ops in engine/ops are written once against this interface; each backend
+// implements it with its own kernels (kernels/cpu with OpenBLAS, kernels/cuda with CUDA/cuBLAS). All
+// matrices are row-major float32 unless a comment says otherwise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/core/tensor.h"
+#include "kernels/predicted_linear_args.h"
+
+namespace uv {
+
+enum class Activation { Identity, Sigmoid, Tanh, ReLU };
+Activation parse_activation(const std::string& name);
+const char* activation_name(Activation activation);
+
+// Per-minibatch SGD with momentum and L2 weight decay, over one contiguous segment of the arena:
+//   m = momentum·m − lr·(g + weight_decay·p);  p += m
+struct SgdArgs {
+  float* params = nullptr;    // (n)
+  const float* grads = nullptr;  // (n)
+  float* momentum_buffer = nullptr;  // (n)
+  int64_t n = 0;
+  float lr = 0.f;
+  float momentum = 0.f;
+  float weight_decay = 0.f;
+};
+
+struct LossResult {
+  double loss_sum = 0.0;  // summed over the batch (divide by M for the mean)
+  int64_t correct = 0;    // classification only
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string description() const = 0;
+
+  // --- memory -------------------------------------------------------------------------------
+  virtual Buffer allocate(size_t bytes) = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill(float* x, int64_t n, float value) = 0;
+  virtual void synchronize() {}
+  // Peak bytes this backend's allocator has handed out at once.
+  virtual size_t peak_allocated_bytes() const = 0;
+  virtual size_t allocated_bytes() const = 0;
+
+  // --- dense algebra -------------------------------------------------------------------------
+  // C(M×N) = alpha·op(A)·op(B) + beta·C with op(A) M×K, op(B) K×N; lda/ldb/ldc are row strides.
+  virtual void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) = 0;
+  virtual void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) = 0;  // y(M×N) += b
+  virtual void column_sums(const float* x, int64_t m, int64_t n, float* out,
+                           GradientMode mode) = 0;  // out(N) (+)= Σ_rows x
+
+  // --- predicted layers (W = U·V never formed unless the strategy is Materialise) -------------
+  virtual void predicted_linear_forward(const PredictedLinearForwardArgs& args) = 0;
+  virtual void predicted_linear_backward(const PredictedLinearBackwardArgs& args) = 0;
+  // Tied decoder Z(M×K) = H(M×N)·(U·V)ᵀ + c of a predicted encoder with shape s (s.m = rows of H).
+  // s_saved (M×J·r) is kept for backward; scratch (M×J·r) is backward-only; dh, du may be null.
+  virtual void tied_decoder_forward(const PredictedLinearShape& s, const float* h, const float* u,
+                                    const float* v, const float* bias, float* s_saved,
+                                    float* z) = 0;
+  virtual void tied_decoder_backward(const PredictedLinearShape& s, const float* h, const float* u,
+                                     const float* v, const float* s_saved, const float* dz,
+                                     float* scratch, float* dh, float* dv, float* dbias, float* du,
+                                     GradientMode dv_mode, GradientMode dbias_mode,
+                                     GradientMode du_mode) = 0;
+
+  // --- elementwise, losses ---------------------------------------------------------------------
+  virtual void activation_forward(Activation act, const float* x, float* y, int64_t n) = 0;
+  // dx = dy · act'(x) written from the saved output y.
+  virtual void activation_backward(Activation act, const float* y, const float* dy, float* dx,
+                                   int64_t n) = 0;
+  // Mean softmax cross-entropy over M rows of C logits; dlogits = (softmax − onehot)/M.
+  virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m,
+                                           int64_t c, float* dlogits) = 0;
+  // loss = (1/M)·Σ ½‖y − t‖² ; dy = (y − t)/M.
+  virtual LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
+                                        float* dy) = 0;
+
+  // --- optimiser, init -----------------------------------------------------------------------
+  virtual void sgd_step(const SgdArgs& args) = 0;
+  // Rescales each column of `count` row-major (rows × cols) matrices to norm ≤ max_norm.
+  virtual void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols,
+                               float max_norm) = 0;
+  // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
+  virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,
+                            uint64_t stream) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+// Device selection: "cpu", "cuda" (UserError when no usable GPU), or "auto" (CUDA if present).
+struct DeviceReport {
+  bool cuda_built = false;
+  int cuda_devices = 0;
+  std::string cuda_status;  // why there is no device, or the device names
+};
+DeviceReport query_devices();
+std::unique_ptr<Backend> make_backend(const std::string& device_flag);
+
+}  // namespace uv

@@ -1,0 +1,136 @@
+// CPU backend: OpenBLAS GEMMs and the loops in kernels/cpu.
+#include <cblas.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "engine/backend/backend.h"
+#include "engine/core/error.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/predicted_linear.h"
+
+namespace uv {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "identity" || name == "linear" || name == "none") return Activation::Identity;
+  if (name == "sigmoid") return Activation::Sigmoid;
+  if (name == "tanh") return Activation::Tanh;
+  if (name == "relu") return Activation::ReLU;
+  UV_FAIL("unknown activation '" << name << "' (expected sigmoid, tanh, relu or identity)");
+}
+
+const char* activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::Identity: return "identity";
+    case Activation::Sigmoid: return "sigmoid";
+    case Activation::Tanh: return "tanh";
+    case Activation::ReLU: return "relu";
+  }
+  return "?";
+}
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  std::string description() const override {
+    std::ostringstream out;
+    out << "cpu (OpenBLAS " << openblas_get_config() << ", " << openblas_get_num_threads()
+        << " threads)";
+    return out.str();
+  }
+
+  Buffer allocate(size_t bytes) override {
+    constexpr size_t kAlignment = 64;  // a cache line and an AVX-512 vector
+    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    void* data = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+    UV_CHECK(data != nullptr, "out of host memory allocating " << bytes << " bytes");
+    const size_t now = allocated_ += rounded;
+    size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+    return Buffer(data, bytes, Device::CPU, [this, rounded](void* p) {
+      allocated_ -= rounded;
+      std::free(p);
+    });
+  }
+  void copy_to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
+  void fill(float* x, int64_t n, float value) override { std::fill(x, x + n, value); }
+  size_t peak_allocated_bytes() const override { return peak_.load(); }
+  size_t allocated_bytes() const override { return allocated_.load(); }
+
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
+    cpu::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
+    cpu::bias_add_rows(y, bias, m, n);
+  }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) override {
+    cpu::column_sums(x, m, n, out, mode);
+  }
+
+  void predicted_linear_forward(const PredictedLinearForwardArgs& args) override {
+    cpu::predicted_linear_forward(args);
+  }
+  void predicted_linear_backward(const PredictedLinearBackwardArgs& args) override {
+    cpu::predicted_linear_backward(args);
+  }
+  void tied_decoder_forward(const PredictedLinearShape& s, const float* h, const float* u,
+                            const float* v, const float* bias, float* s_saved, float* z) override {
+    cpu::tied_decoder_forward(s, h, u, v, bias, s_saved, z);
+  }
+  void tied_decoder_backward(const PredictedLinearShape& s, const float* h, const float* u,
+                             const float* v, const float* s_saved, const float* dz, float* scratch,
+                             float* dh, float* dv, float* dbias, float* du, GradientMode dv_mode,
+                             GradientMode dbias_mode, GradientMode du_mode) override {
+    cpu::tied_decoder_backward(s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
+                               dbias_mode, du_mode);
+  }
+
+  void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
+    cpu::activation_forward(act, x, y, n);
+  }
+  void activation_backward(Activation act, const float* y, const float* dy, float* dx,
+                           int64_t n) override {
+    cpu::activation_backward(act, y, dy, dx, n);
+  }
+  LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                   float* dlogits) override {
+    LossResult result;
+    result.loss_sum = cpu::softmax_cross_entropy(logits, labels, m, c, dlogits, &result.correct);
+    return result;
+  }
+  LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
+                                float* dy) override {
+    LossResult result;
+    result.loss_sum = cpu::mean_squared_error(y, target, m, n, dy);
+    return result;
+  }
+
+  void sgd_step(const SgdArgs& a) override {
+    cpu::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.momentum, a.weight_decay);
+  }
+  void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
+    cpu::max_column_norm(v, count, rows, cols, max_norm);
+  }
+  void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
+    cpu::uniform_init(x, n, lo, hi, seed, stream);
+  }
+
+ private:
+  std::atomic<size_t> allocated_{0};
+  std::atomic<size_t> peak_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace uv

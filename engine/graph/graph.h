@@ -1,0 +1,73 @@
+// A static graph: a chain of ops built once, forward in order, backward in reverse. Every
+// activation, gradient and op buffer is placed once in a single arena by a liveness planner, so a
+// training step allocates nothing.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/graph/op.h"
+
+namespace uv {
+
+struct PlannedBuffer {
+  std::string name;            // "layer1.out", "layer1.dout", "layer1.T"
+  int64_t floats = 0;
+  int64_t offset = 0;          // floats into the arena
+  int first = 0, last = 0;     // live interval on the step timeline (inclusive)
+  BufferCategory category = BufferCategory::Activation;
+};
+
+struct ActivationPlan {
+  std::vector<PlannedBuffer> buffers;
+  int64_t arena_floats = 0;      // what the planner allocated
+  int64_t unplanned_floats = 0;  // what one buffer per request would have needed
+  int64_t materialised_weight_floats = 0;  // part of the requests that hold W = U·V
+};
+
+class Graph {
+ public:
+  Graph(Backend& backend, ParameterStore& store, int64_t max_batch);
+  void add(Op* op);  // not owned: several graphs (supervised, pretraining) share one model's ops
+  Op& op(size_t i) { return *ops_.at(i); }
+  size_t size() const { return ops_.size(); }
+  // Ops [0, index) are frozen; keep a forward value (0 = input) alive until the loss reads it.
+  void set_trainable_from(size_t index) { trainable_from_ = index; }
+  void keep_value_for_loss(size_t value) { loss_reads_value_ = static_cast<int>(value); }
+  void finalize();  // plans buffers, assigns gradient modes; params must be allocated
+
+  // Runs all ops on `x` (m × in_features); returns the output (m × out_features).
+  const float* forward(const float* x, int64_t m);
+  // Where the loss writes dL/d(output) before backward().
+  float* output_grad() const { return grads_.back(); }
+  void backward(int64_t m);
+  const float* value(size_t i) const { return i == 0 ? input_ : values_.at(i - 1); }
+
+  int64_t in_features() const { return ops_.front()->in_features(); }
+  int64_t out_features() const { return ops_.back()->out_features(); }
+  int64_t max_batch() const { return max_batch_; }
+  const ActivationPlan& plan() const { return plan_; }
+  // Learned parameters whose gradient this graph writes (what the optimiser updates).
+  std::vector<int> trainable_params() const;
+
+ private:
+  Backend& backend_;
+  ParameterStore& store_;
+  int64_t max_batch_;
+  size_t trainable_from_ = 0;
+  int loss_reads_value_ = -1;
+  bool finalized_ = false;
+  std::vector<Op*> ops_;
+  ActivationPlan plan_;
+  Buffer arena_;
+  const float* input_ = nullptr;
+  std::vector<float*> values_;               // output of op i: (max_batch, out_features)
+  std::vector<float*> grads_;                // dL/d(output of op i), null when frozen
+  std::vector<std::vector<float*>> op_buffers_;
+};
+
+// Greedy-by-size offset assignment: buffers whose live intervals overlap never share memory.
+int64_t plan_offsets(std::vector<PlannedBuffer>& buffers, int64_t align_floats);
+
+}  // namespace uv

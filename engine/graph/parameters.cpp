@@ -1,0 +1,55 @@
+#include "engine/graph/parameters.h"
+
+#include "engine/core/error.h"
+
+namespace uv {
+
+namespace {
+constexpr int64_t kArenaAlignFloats = 16;  // 64-byte aligned tensors inside each arena
+int64_t align_up(int64_t n) { return (n + kArenaAlignFloats - 1) / kArenaAlignFloats * kArenaAlignFloats; }
+}  // namespace
+
+int ParameterStore::add(ParamSpec spec) {
+  UV_CHECK(!allocated_, "parameter " << spec.name << " added after allocation");
+  UV_CHECK(find(spec.name) < 0, "duplicate parameter " << spec.name);
+  Parameter p;
+  p.spec = std::move(spec);
+  params_.push_back(std::move(p));
+  return static_cast<int>(params_.size() - 1);
+}
+
+int ParameterStore::find(const std::string& name) const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].spec.name == name) return static_cast<int>(i);
+  return -1;
+}
+
+void ParameterStore::allocate(Backend& backend) {
+  UV_CHECK(!allocated_, "parameter store allocated twice");
+  learned_floats_ = fixed_floats_ = 0;
+  for (Parameter& p : params_) {
+    int64_t& cursor = p.spec.kind == ParamKind::Learned ? learned_floats_ : fixed_floats_;
+    p.offset = cursor;
+    cursor += align_up(p.numel());
+  }
+  auto bytes = [](int64_t floats) { return static_cast<size_t>(floats) * sizeof(float); };
+  learned_ = backend.allocate(bytes(learned_floats_));
+  grads_ = backend.allocate(bytes(learned_floats_));
+  momentum_ = backend.allocate(bytes(learned_floats_));
+  fixed_ = backend.allocate(bytes(fixed_floats_));
+  // Zero everything once so alignment padding never holds garbage that a whole-arena op could read.
+  for (const Buffer* b : {&learned_, &grads_, &momentum_, &fixed_})
+    if (b->bytes()) backend.fill(b->floats(), static_cast<int64_t>(b->bytes() / sizeof(float)), 0.f);
+  for (Parameter& p : params_) {
+    if (p.spec.kind == ParamKind::Learned) {
+      p.value = learned_.floats() + p.offset;
+      p.grad = grads_.floats() + p.offset;
+      p.momentum = momentum_.floats() + p.offset;
+    } else {
+      p.value = fixed_.floats() + p.offset;
+    }
+  }
+  allocated_ = true;
+}
+
+}  // namespace uv

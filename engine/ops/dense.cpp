@@ -1,0 +1,78 @@
+#include "engine/core/error.h"
+#include "engine/ops/ops.h"
+
+namespace uv {
+
+void Op::set_gradient_mode(int param, GradientMode mode) {
+  for (size_t i = 0; i < gradient_params_.size(); ++i)
+    if (gradient_params_[i] == param) {
+      gradient_modes_.resize(gradient_params_.size(), GradientMode::Overwrite);
+      gradient_modes_[i] = mode;
+      return;
+    }
+  UV_CHECK(false, "op " << name_ << " does not write the gradient of parameter " << param);
+}
+
+GradientMode Op::gradient_mode(int param) const {
+  for (size_t i = 0; i < gradient_params_.size(); ++i)
+    if (gradient_params_[i] == param)
+      return i < gradient_modes_.size() ? gradient_modes_[i] : GradientMode::Overwrite;
+  UV_CHECK(false, "op " << name_ << " does not write the gradient of parameter " << param);
+}
+
+Dense::Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, float init_scale,
+             float max_col_norm)
+    : Op(std::move(name), in, out) {
+  ParamSpec w;
+  w.name = name_ + ".W";
+  w.shape = {in, out};
+  w.init = ParamInit::Uniform;
+  w.init_scale = init_scale;
+  w.weight_decay = true;
+  if (max_col_norm > 0.f) {
+    w.max_col_norm = true;
+    w.norm_rows = in;
+    w.norm_cols = out;
+  }
+  weight_ = store.add(w);
+  ParamSpec b;
+  b.name = name_ + ".b";
+  b.shape = {out};
+  bias_ = store.add(b);
+  gradient_params_ = {weight_, bias_};
+}
+
+void Dense::forward(OpContext& ctx) {
+  const Parameter& w = ctx.params->at(weight_);
+  const Parameter& b = ctx.params->at(bias_);
+  ctx.backend->gemm(false, false, ctx.m, out_features_, in_features_, 1.f, ctx.x, in_features_,
+                    w.value, out_features_, 0.f, ctx.y, out_features_);
+  ctx.backend->bias_add_rows(ctx.y, b.value, ctx.m, out_features_);
+}
+
+void Dense::backward(OpContext& ctx) {
+  const Parameter& w = ctx.params->at(weight_);
+  const Parameter& b = ctx.params->at(bias_);
+  const float beta = gradient_mode(weight_) == GradientMode::Accumulate ? 1.f : 0.f;
+  // dW (K×N) = Xᵀ·dY
+  ctx.backend->gemm(true, false, in_features_, out_features_, ctx.m, 1.f, ctx.x, in_features_,
+                    ctx.dy, out_features_, beta, w.grad, out_features_);
+  ctx.backend->column_sums(ctx.dy, ctx.m, out_features_, b.grad, gradient_mode(bias_));
+  // dX (M×K) = dY·Wᵀ
+  if (ctx.dx)
+    ctx.backend->gemm(false, true, ctx.m, in_features_, out_features_, 1.f, ctx.dy, out_features_,
+                      w.value, out_features_, 0.f, ctx.dx, in_features_);
+}
+
+ActivationOp::ActivationOp(std::string name, int64_t features, Activation activation)
+    : Op(std::move(name), features, features), activation_(activation) {}
+
+void ActivationOp::forward(OpContext& ctx) {
+  ctx.backend->activation_forward(activation_, ctx.x, ctx.y, ctx.m * out_features_);
+}
+
+void ActivationOp::backward(OpContext& ctx) {
+  if (ctx.dx) ctx.backend->activation_backward(activation_, ctx.y, ctx.dy, ctx.dx, ctx.m * out_features_);
+}
+
+}  // namespace uv

@@ -1,0 +1,138 @@
+#include "engine/core/error.h"
+#include "engine/ops/ops.h"
+
+namespace uv {
+
+PredictedDense::PredictedDense(std::string name, ParameterStore& store,
+                               const PredictedDenseConfig& config)
+    : Op(std::move(name), config.in, config.out), config_(config) {
+  UV_REQUIRE(config.columns >= 1, name_ << ": columns must be ≥ 1, got " << config.columns);
+  UV_REQUIRE(config.out % config.columns == 0,
+             name_ << ": units (" << config.out << ") must be divisible by columns (" << config.columns << ")");
+  UV_REQUIRE(config.rank >= 1 && config.rank <= config.in,
+             name_ << ": rank n_alpha = " << config.rank << " must be in [1, " << config.in
+                   << "] (the layer's input size)");
+  const int64_t nc = config.out / config.columns;
+  ParamSpec u;
+  u.name = name_ + ".U";
+  u.shape = {config.in, config.columns * config.rank};
+  if (config.learn_u) {
+    u.kind = ParamKind::Learned;
+    u.init = ParamInit::Uniform;
+    u.init_scale = config.u_init_scale;
+    u.weight_decay = true;
+  } else {
+    u.kind = ParamKind::Fixed;
+    u.init = ParamInit::External;
+  }
+  u_ = store.add(u);
+  ParamSpec v;
+  v.name = name_ + ".V";
+  v.shape = {config.columns, config.rank, nc};
+  v.init = ParamInit::Uniform;
+  v.init_scale = config.v_init_scale;
+  v.weight_decay = true;
+  if (config.max_col_norm > 0.f) {
+    v.max_col_norm = true;
+    v.norm_count = config.columns;
+    v.norm_rows = config.rank;
+    v.norm_cols = nc;
+  }
+  v_ = store.add(v);
+  ParamSpec b;
+  b.name = name_ + ".b";
+  b.shape = {config.out};
+  bias_ = store.add(b);
+  gradient_params_ = {v_, bias_};
+  if (config.learn_u) gradient_params_.push_back(u_);
+}
+
+PredictedLinearShape PredictedDense::shape(int64_t m) const {
+  PredictedLinearShape s;
+  s.m = m;
+  s.k = config_.in;
+  s.n = config_.out;
+  s.rank = config_.rank;
+  s.columns = config_.columns;
+  return s;
+}
+
+std::vector<BufferRequest> PredictedDense::buffers(int64_t max_batch) const {
+  const PredictedLinearShape s = shape(max_batch);
+  const bool chain = config_.strategy == PredictedStrategy::Chain;
+  const BufferCategory category =
+      chain ? BufferCategory::Activation : BufferCategory::MaterialisedWeight;
+  return {{chain ? "T" : "W", predicted_linear_saved_floats(s, config_.strategy), BufferLife::Saved,
+           category},
+          {chain ? "dT" : "dW", predicted_linear_backward_scratch_floats(s, config_.strategy),
+           BufferLife::BackwardScratch, category}};
+}
+
+void PredictedDense::forward(OpContext& ctx) {
+  PredictedLinearForwardArgs args;
+  args.shape = shape(ctx.m);
+  args.strategy = config_.strategy;
+  args.x = ctx.x;
+  args.u = ctx.params->at(u_).value;
+  args.v = ctx.params->at(v_).value;
+  args.bias = ctx.params->at(bias_).value;
+  args.saved = ctx.buffers.at(0);
+  args.y = ctx.y;
+  ctx.backend->predicted_linear_forward(args);
+}
+
+void PredictedDense::backward(OpContext& ctx) {
+  PredictedLinearBackwardArgs args;
+  args.shape = shape(ctx.m);
+  args.strategy = config_.strategy;
+  args.x = ctx.x;
+  args.u = ctx.params->at(u_).value;
+  args.v = ctx.params->at(v_).value;
+  args.saved = ctx.buffers.at(0);
+  args.dy = ctx.dy;
+  args.scratch = ctx.buffers.at(1);
+  args.dx = ctx.dx;
+  args.dv = ctx.params->at(v_).grad;
+  args.dbias = ctx.params->at(bias_).grad;
+  args.dv_mode = gradient_mode(v_);
+  args.dbias_mode = gradient_mode(bias_);
+  if (config_.learn_u) {
+    args.du = ctx.params->at(u_).grad;
+    args.du_mode = gradient_mode(u_);
+  }
+  ctx.backend->predicted_linear_backward(args);
+}
+
+TiedDecoder::TiedDecoder(std::string name, ParameterStore& store, const PredictedDense& encoder)
+    : Op(std::move(name), encoder.out_features(), encoder.in_features()), encoder_(encoder) {
+  ParamSpec c;
+  c.name = name_ + ".b";
+  c.shape = {encoder.in_features()};
+  bias_ = store.add(c);
+  gradient_params_ = {encoder.v(), bias_};
+  if (encoder.config().learn_u) gradient_params_.push_back(encoder.u());
+}
+
+std::vector<BufferRequest> TiedDecoder::buffers(int64_t max_batch) const {
+  const int64_t floats = max_batch * encoder_.shape(max_batch).t_cols();
+  return {{"S", floats, BufferLife::Saved}, {"dS", floats, BufferLife::BackwardScratch}};
+}
+
+void TiedDecoder::forward(OpContext& ctx) {
+  const ParameterStore& p = *ctx.params;
+  ctx.backend->tied_decoder_forward(encoder_.shape(ctx.m), ctx.x, p.at(encoder_.u()).value,
+                                    p.at(encoder_.v()).value, p.at(bias_).value, ctx.buffers.at(0),
+                                    ctx.y);
+}
+
+void TiedDecoder::backward(OpContext& ctx) {
+  ParameterStore& p = *ctx.params;
+  const bool learn_u = encoder_.config().learn_u;
+  ctx.backend->tied_decoder_backward(
+      encoder_.shape(ctx.m), ctx.x, p.at(encoder_.u()).value, p.at(encoder_.v()).value,
+      ctx.buffers.at(0), ctx.dy, ctx.buffers.at(1), ctx.dx, p.at(encoder_.v()).grad,
+      p.at(bias_).grad, learn_u ? p.at(encoder_.u()).grad : nullptr, gradient_mode(encoder_.v()),
+      gradient_mode(bias_), learn_u ? gradient_mode(encoder_.u()) : GradientMode::Overwrite);
+}
+
+}  // namespace uv

@@ -1,0 +1,59 @@
+// Run configuration: JSON files in models/, every field defaulted and validated with a message that
+// names the file and the field. `--set key=value` overrides use the same dotted paths.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace uv {
+
+struct LayerConfig {
+  std::string type;          // dense | predicted_dense | lowrank
+  int64_t units = 0;
+  std::string activation;    // sigmoid | tanh | relu | identity (the last layer feeds the loss)
+  std::string dictionary;    // se | emp | emp2 | randkernel | randfixu | randcon (predicted_dense)
+  double fraction = 0.1;     // n_α / n_v, in (0, 1]
+  int64_t rank = 0;          // explicit n_α per column; 0 → int(inputs · fraction)
+  int64_t columns = 1;       // J
+  double length_scale = 2.0; // SE kernel ℓ in pixel units
+  double ridge = 0.1;        // λ of the kernel ridge regression
+  std::string strategy;      // materialise | chain
+  bool pretrain = false;     // autoencoder pretraining of this layer (predicted layers)
+  double init_scale = 0.1;   // Uniform(±init_scale) for V (or W)
+};
+
+struct RunConfig {
+  std::string name;
+  std::string source;  // file the config came from, for messages
+  uint64_t seed = 1;
+  // data
+  std::string dataset;    // mnist | fashion_mnist
+  std::string data_dir;   // empty → the dataset's default location
+  int64_t train_limit = 0, test_limit = 0;  // 0 = all
+  int64_t emp_samples = 10000;  // rows used to estimate an empirical covariance
+  // model
+  std::vector<LayerConfig> layers;
+  // supervised training
+  int64_t epochs = 20, batch_size = 100;
+  double lr = 0.1, momentum = 0.9, weight_decay = 0.0, lr_decay = 1.0, max_col_norm = 0.0;
+  // autoencoder pretraining of layers with pretrain = true
+  int64_t pretrain_epochs = 0;
+  double pretrain_lr = 0.1, pretrain_momentum = 0.7;
+  // checkpoints and logging
+  int64_t checkpoint_every_steps = 0;  // 0 → once per epoch
+  int64_t log_every_steps = 100;
+  nlohmann::json resolved;  // the full config after defaults and overrides (saved with the run)
+};
+
+// The defaults every config is checked against (also printed by `uvtrain config --defaults`).
+nlohmann::json default_config();
+
+// Parses `text` (from `source`), applies `key=value` overrides and validates.
+RunConfig parse_config(const std::string& text, const std::string& source,
+                       const std::vector<std::string>& overrides);
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace uv

@@ -1,0 +1,489 @@
+#include "engine/train/trainer.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "engine/backend/backend.h"
+#include "engine/checkpoint/safetensors.h"
+#include "engine/core/error.h"
+#include "engine/data/dataset.h"
+#include "engine/train/progress.h"
+#include "models/mlp.h"
+
+namespace uv {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string default_data_dir(const std::string& dataset) {
+  return dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
+}
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return text;
+}
+
+// Where the run is in its schedule; saved in the checkpoint's metadata.
+struct TrainState {
+  int64_t step = 0;           // optimiser steps taken in supervised training
+  int64_t epoch = 0;          // current epoch (0-based)
+  int64_t step_in_epoch = 0;  // batches of `epoch` already done
+  double lr = 0.0;            // learning rate for the next step
+};
+
+class Run {
+ public:
+  Run(const RunConfig& config, const TrainOptions& options) : config_(config), options_(options) {}
+  json execute();
+
+ private:
+  void load_data();
+  void build_model();
+  void pretrain_layer(size_t index);
+  void train_supervised();
+  double evaluate(const data::Dataset& set, double* mean_loss);
+  void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
+  void save_checkpoint(const std::string& stage);
+  void load_checkpoint();
+  void log_metrics(const json& row);
+  json summary(double seconds);
+
+  const RunConfig& config_;
+  TrainOptions options_;
+  std::unique_ptr<Backend> backend_;
+  data::DataSplit data_;
+  std::unique_ptr<Mlp> model_;
+  std::unique_ptr<Graph> graph_;
+  Buffer x_, y_;  // staged batch: x (batch, features), labels (batch) as int32
+  TrainState state_;
+  int64_t last_good_step_ = -1;
+  double test_error_ = NAN, train_error_ = NAN, test_loss_ = NAN;
+  json timings_ = json::object();
+  fs::path out_;
+};
+
+void Run::load_data() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string dir = config_.data_dir.empty() ? default_data_dir(config_.dataset) : config_.data_dir;
+  data_ = data::load_dataset(config_.dataset, dir);
+  if (config_.train_limit > 0 && config_.train_limit < data_.train.count)
+    data_.train = data::take_slice(data_.train, 0, config_.train_limit);
+  if (config_.test_limit > 0 && config_.test_limit < data_.test.count)
+    data_.test = data::take_slice(data_.test, 0, config_.test_limit);
+  std::fprintf(stderr, "data: %s from %s: %lld train, %lld test, %lld features (%.1f s)\n",
+               config_.dataset.c_str(), dir.c_str(), static_cast<long long>(data_.train.count),
+               static_cast<long long>(data_.test.count),
+               static_cast<long long>(data_.train.features()), seconds_since(t0));
+  const int classes = data_.train.num_classes;
+  UV_REQUIRE(config_.layers.back().units == classes,
+             "config " << config_.source << ": the last layer has " << config_.layers.back().units
+                       << " units but " << config_.dataset << " has " << classes << " classes");
+}
+
+void Run::build_model() {
+  model_ = std::make_unique<Mlp>(config_, *backend_, data_.train.features());
+  x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * data_.train.features()) * sizeof(float));
+  y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
+  graph_ = model_->supervised_graph(config_.batch_size);
+  state_.lr = config_.lr;
+  if (options_.resume) {
+    load_checkpoint();
+    return;
+  }
+  model_->init_parameters(config_.seed);
+  // Layer by layer, as the paper's pipeline: a data-driven dictionary (Emp) of layer i reads the
+  // codes of the layers below, which are pretrained first when pretraining is on.
+  for (size_t i = 0; i < model_->layers().size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Mlp::Layer& layer = model_->layers()[i];
+    if (layer.predicted && layer.config.type == "predicted_dense") {
+      model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
+      const double s = seconds_since(t0);
+      timings_["dictionary_" + layer.name] = s;
+      std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns (%.2f s)\n",
+                   layer.name.c_str(), layer.config.dictionary.c_str(),
+                   static_cast<long long>(layer.predicted->config().rank),
+                   static_cast<long long>(layer.predicted->config().columns), s);
+    }
+    if (layer.decoder && config_.pretrain_epochs > 0) pretrain_layer(i);
+  }
+  save_checkpoint("initial");
+}
+
+void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay) {
+  ParameterStore& store = model_->store();
+  for (int index : params) {
+    Parameter& p = store.at(index);
+    SgdArgs args;
+    args.params = p.value;
+    args.grads = p.grad;
+    args.momentum_buffer = p.momentum;
+    args.n = p.numel();
+    args.lr = static_cast<float>(lr);
+    args.momentum = static_cast<float>(momentum);
+    args.weight_decay = p.spec.weight_decay ? static_cast<float>(weight_decay) : 0.f;
+    backend_->sgd_step(args);
+    if (p.spec.max_col_norm && config_.max_col_norm > 0)
+      backend_->max_column_norm(p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols,
+                                static_cast<float>(config_.max_col_norm));
+  }
+}
+
+void Run::pretrain_layer(size_t index) {
+  const Mlp::Layer& layer = model_->layers()[index];
+  std::unique_ptr<Graph> graph = model_->pretrain_graph(index, config_.batch_size);
+  const std::vector<int> params = graph->trainable_params();
+  const data::Dataset& train = data_.train;
+  const int64_t steps = (train.count + config_.batch_size - 1) / config_.batch_size;
+  const size_t target_value = graph->size() - (layer.activation ? 4 : 3);  // this layer's input
+  Progress progress("pretrain " + layer.name, config_.pretrain_epochs, steps, config_.batch_size,
+                    config_.log_every_steps);
+  std::vector<int32_t> labels(static_cast<size_t>(config_.batch_size));
+  std::vector<float> host_x(static_cast<size_t>(config_.batch_size * train.features()));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t epoch = 0; epoch < config_.pretrain_epochs; ++epoch) {
+    // A stream of its own so pretraining does not shift the supervised epochs' shuffles.
+    const std::vector<int32_t> perm =
+        data::epoch_permutation(train.count, config_.seed + 0x5052455452414Eull * (index + 1), epoch);
+    double loss_sum = 0;
+    int64_t seen = 0;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t begin = s * config_.batch_size;
+      const int64_t m = std::min(config_.batch_size, train.count - begin);
+      data::gather_batch(train, perm, begin, m, host_x.data(), labels.data());
+      backend_->copy_to_device(x_.data(), host_x.data(), host_x.size() * sizeof(float));
+      const float* out = graph->forward(x_.floats(), m);
+      const LossResult loss = backend_->mean_squared_error(
+          out, graph->value(target_value), m, graph->out_features(), graph->output_grad());
+      UV_REQUIRE(std::isfinite(loss.loss_sum), "pretraining " << layer.name << ": loss is "
+                                                  << loss.loss_sum << " at epoch " << epoch + 1
+                                                  << " step " << s + 1 << "; lower pretrain.lr");
+      graph->backward(m);
+      sgd(params, config_.pretrain_lr, config_.pretrain_momentum, 0.0);
+      loss_sum += loss.loss_sum;
+      seen += m;
+      progress.step(epoch, s + 1, loss_sum / seen, -1);
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "pretrain %s epoch %lld/%lld reconstruction loss %.4f",
+                  layer.name.c_str(), static_cast<long long>(epoch + 1),
+                  static_cast<long long>(config_.pretrain_epochs), loss_sum / seen);
+    progress.end_epoch(line);
+    log_metrics({{"kind", "pretrain"}, {"layer", layer.name}, {"epoch", epoch + 1},
+                 {"loss", loss_sum / seen}});
+  }
+  // Fine-tuning starts from rest: pretraining's velocities belong to another objective.
+  for (int p : params) backend_->fill(model_->store().at(p).momentum, model_->store().at(p).numel(), 0.f);
+  timings_["pretrain_" + layer.name] = seconds_since(t0);
+}
+
+double Run::evaluate(const data::Dataset& set, double* mean_loss) {
+  const int64_t batch = config_.batch_size;
+  std::vector<float> host_x(static_cast<size_t>(batch * set.features()));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  std::vector<int32_t> order(static_cast<size_t>(set.count));
+  for (int64_t i = 0; i < set.count; ++i) order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  int64_t correct = 0;
+  double loss = 0;
+  for (int64_t begin = 0; begin < set.count; begin += batch) {
+    const int64_t m = std::min(batch, set.count - begin);
+    data::gather_batch(set, order, begin, m, host_x.data(), labels.data());
+    backend_->copy_to_device(x_.data(), host_x.data(), static_cast<size_t>(m * set.features()) * sizeof(float));
+    backend_->copy_to_device(y_.data(), labels.data(), static_cast<size_t>(m) * sizeof(int32_t));
+    const float* logits = graph_->forward(x_.floats(), m);
+    const LossResult r = backend_->softmax_cross_entropy(
+        logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
+    correct += r.correct;
+    loss += r.loss_sum;
+  }
+  if (mean_loss) *mean_loss = loss / static_cast<double>(set.count);
+  return 1.0 - static_cast<double>(correct) / static_cast<double>(set.count);
+}
+
+void Run::train_supervised() {
+  const data::Dataset& train = data_.train;
+  const int64_t batch = config_.batch_size;
+  const int64_t steps = (train.count + batch - 1) / batch;
+  const std::vector<int> params = graph_->trainable_params();
+  Progress progress("train", config_.epochs, steps, batch, config_.log_every_steps);
+  std::vector<float> host_x(static_cast<size_t>(batch * train.features()));
+  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  const auto t0 = std::chrono::steady_clock::now();
+  while (state_.epoch < config_.epochs) {
+    const auto epoch_t0 = std::chrono::steady_clock::now();
+    const std::vector<int32_t> perm = data::epoch_permutation(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    for (int64_t s = state_.step_in_epoch; s < steps; ++s) {
+      const int64_t begin = s * batch;
+      const int64_t m = std::min(batch, train.count - begin);
+      data::gather_batch(train, perm, begin, m, host_x.data(), labels.data());
+      backend_->copy_to_device(x_.data(), host_x.data(), static_cast<size_t>(m * train.features()) * sizeof(float));
+      backend_->copy_to_device(y_.data(), labels.data(), static_cast<size_t>(m) * sizeof(int32_t));
+      const float* logits = graph_->forward(x_.floats(), m);
+      const LossResult loss = backend_->softmax_cross_entropy(
+          logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
+      if (!std::isfinite(loss.loss_sum)) {
+        const std::string kept = last_good_step_ >= 0
+                                     ? "the last good checkpoint (step " + std::to_string(last_good_step_) +
+                                           ") is kept in " + (out_ / kCheckpointFile).string()
+                                     : "no checkpoint was written";
+        log_metrics({{"kind", "error"}, {"step", state_.step + 1}, {"loss", "nan"}});
+        UV_FAIL("training diverged: the loss is " << loss.loss_sum << " at step " << state_.step + 1
+                                                  << " (epoch " << state_.epoch + 1 << ", batch " << s + 1
+                                                  << "); " << kept << "; lower train.lr");
+      }
+      graph_->backward(m);
+      sgd(params, state_.lr, config_.momentum, config_.weight_decay);
+      state_.lr /= config_.lr_decay;  // the pipeline's per-minibatch exponential decay
+      ++state_.step;
+      state_.step_in_epoch = s + 1;
+      loss_sum += loss.loss_sum;
+      correct += loss.correct;
+      seen += m;
+      progress.step(state_.epoch, s + 1, loss_sum / seen, static_cast<double>(correct) / seen);
+      if (state_.step % config_.log_every_steps == 0)
+        log_metrics({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.epoch + 1},
+                     {"loss", loss_sum / seen}, {"accuracy", static_cast<double>(correct) / seen},
+                     {"lr", state_.lr}, {"samples_per_s", progress.samples_per_second()}});
+      if (config_.checkpoint_every_steps > 0 && state_.step % config_.checkpoint_every_steps == 0 && s + 1 < steps)
+        save_checkpoint("train");
+    }
+    train_error_ = seen ? 1.0 - static_cast<double>(correct) / seen : train_error_;
+    const double epoch_seconds = seconds_since(epoch_t0);
+    test_error_ = evaluate(data_.test, &test_loss_);
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
+                  static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
+                  seen ? loss_sum / seen : NAN, 100 * train_error_, 100 * test_error_,
+                  seen / std::max(epoch_seconds, 1e-9), epoch_seconds);
+    progress.end_epoch(line);
+    log_metrics({{"kind", "epoch"}, {"epoch", state_.epoch + 1}, {"step", state_.step},
+                 {"train_loss", seen ? loss_sum / seen : NAN}, {"train_error", train_error_},
+                 {"test_loss", test_loss_}, {"test_error", test_error_}, {"seconds", epoch_seconds}});
+    ++state_.epoch;
+    state_.step_in_epoch = 0;
+    save_checkpoint("train");
+  }
+  timings_["train"] = seconds_since(t0);
+}
+
+void Run::save_checkpoint(const std::string& stage) {
+  ckpt::SafetensorsFile file;
+  std::vector<float> host;
+  for (const Parameter& p : model_->store().all()) {
+    host.resize(static_cast<size_t>(p.numel()));
+    backend_->copy_to_host(host.data(), p.value, host.size() * sizeof(float));
+    file.tensors.push_back(ckpt::TensorRecord::from_f32(p.spec.name, p.spec.shape, host.data()));
+    if (p.spec.kind == ParamKind::Learned) {
+      backend_->copy_to_host(host.data(), p.momentum, host.size() * sizeof(float));
+      file.tensors.push_back(ckpt::TensorRecord::from_f32("optimizer.momentum." + p.spec.name, p.spec.shape, host.data()));
+    }
+  }
+  char lr[64];
+  std::snprintf(lr, sizeof lr, "%.17g", state_.lr);
+  file.metadata = {{"format", "uvtrain-checkpoint-1"},
+                   {"stage", stage},
+                   {"step", std::to_string(state_.step)},
+                   {"epoch", std::to_string(state_.epoch)},
+                   {"step_in_epoch", std::to_string(state_.step_in_epoch)},
+                   {"lr", lr},
+                   // Every random draw is Philox(seed, stream, offset) with streams fixed by the
+                   // epoch, so the RNG state is the seed plus the position above.
+                   {"rng", json{{"generator", "philox4x32-10"}, {"seed", config_.seed},
+                                {"shuffle_epoch", state_.epoch}}.dump()},
+                   {"config", config_.resolved.dump()}};
+  ckpt::write_safetensors_atomic((out_ / kCheckpointFile).string(), file);
+  last_good_step_ = state_.step;
+}
+
+void Run::load_checkpoint() {
+  const std::string path = (out_ / kCheckpointFile).string();
+  const ckpt::SafetensorsFile file = ckpt::read_safetensors(path);
+  auto meta = [&](const char* key) -> const std::string& {
+    auto it = file.metadata.find(key);
+    UV_REQUIRE(it != file.metadata.end(), "corrupt checkpoint " << path << ": no '" << key << "' in __metadata__");
+    return it->second;
+  };
+  UV_REQUIRE(meta("format") == "uvtrain-checkpoint-1",
+             "checkpoint " << path << ": unknown format '" << meta("format") << "'");
+  auto number = [&](const char* key) {
+    try {
+      return std::stod(meta(key));
+    } catch (const std::exception&) {
+      UV_FAIL("corrupt checkpoint " << path << ": metadata '" << key << "' = '" << meta(key) << "' is not a number");
+    }
+  };
+  state_.step = static_cast<int64_t>(number("step"));
+  state_.epoch = static_cast<int64_t>(number("epoch"));
+  state_.step_in_epoch = static_cast<int64_t>(number("step_in_epoch"));
+  state_.lr = number("lr");
+  auto restore = [&](const std::string& name, const std::vector<int64_t>& shape, float* dst) {
+    const ckpt::TensorRecord& t = file.at(name, path);
+    UV_REQUIRE(t.shape == shape, "checkpoint " << path << ": tensor '" << name << "' has shape "
+                                               << shape_string(t.shape) << " but the model expects "
+                                               << shape_string(shape));
+    const std::vector<float> values = t.to_f32();
+    backend_->copy_to_device(dst, values.data(), values.size() * sizeof(float));
+  };
+  for (const Parameter& p : model_->store().all()) {
+    restore(p.spec.name, p.spec.shape, p.value);
+    if (p.spec.kind == ParamKind::Learned)
+      restore("optimizer.momentum." + p.spec.name, p.spec.shape, p.momentum);
+  }
+  last_good_step_ = state_.step;
+  std::fprintf(stderr, "resumed %s at step %lld (epoch %lld, batch %lld)\n", path.c_str(),
+               static_cast<long long>(state_.step), static_cast<long long>(state_.epoch + 1),
+               static_cast<long long>(state_.step_in_epoch));
+}
+
+void Run::log_metrics(const json& row) {
+  std::ofstream out(out_ / kMetricsFile, std::ios::app);
+  out << row.dump() << "\n";
+}
+
+json Run::summary(double seconds) {
+  json layers = json::array();
+  int64_t learned12 = 0, dense12 = 0;
+  const std::vector<LayerSummary> rows = model_->summary();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const LayerSummary& s = rows[i];
+    layers.push_back({{"name", s.name}, {"type", s.type}, {"dictionary", s.dictionary},
+                      {"in", s.in}, {"out", s.out}, {"rank", s.rank}, {"columns", s.columns},
+                      {"learned", s.learned}, {"predicted", s.predicted}, {"fixed", s.fixed},
+                      {"dense_equivalent", s.dense_equivalent}});
+    if (i < 2) {
+      learned12 += s.learned;
+      dense12 += s.dense_equivalent;
+    }
+  }
+  const ParameterStore& store = model_->store();
+  const ActivationPlan& plan = graph_->plan();
+  const int64_t f = sizeof(float);
+  int64_t dense_total = 0;
+  for (const LayerSummary& s : rows) dense_total += s.dense_equivalent;
+  const int64_t activations = plan.arena_floats * f;
+  json memory = {
+      {"parameters_learned", store.learned_floats() * f},
+      {"parameters_fixed", store.fixed_floats() * f},
+      {"gradients", store.learned_floats() * f},
+      {"optimizer_state", store.learned_floats() * f},
+      {"activations", activations},
+      {"activations_unplanned", plan.unplanned_floats * f},
+      {"materialised_weights", plan.materialised_weight_floats * f},
+      {"batch_staging", static_cast<int64_t>(x_.bytes() + y_.bytes())},
+      {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + activations},
+      // A dense model of the same shape learns K·N + N per layer, with gradients and momentum.
+      {"dense_equivalent_total", 3 * dense_total * f + activations},
+      {"backend_peak_allocated", static_cast<int64_t>(backend_->peak_allocated_bytes())}};
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  memory["process_peak_rss"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  return {{"name", config_.name},
+          {"device", backend_->description()},
+          {"dataset", config_.dataset},
+          {"epochs", config_.epochs},
+          {"steps", state_.step},
+          {"test_error", test_error_},
+          {"train_error", train_error_},
+          {"test_loss", test_loss_},
+          {"seconds", seconds},
+          {"timings", timings_},
+          {"layers", layers},
+          {"learned_fraction_layers_1_2", dense12 ? static_cast<double>(learned12) / dense12 : 1.0},
+          {"memory_bytes", memory}};
+}
+
+void print_summary(const json& s) {
+  std::printf("\n== %s: test error %.2f%% (train error %.2f%%) after %lld epochs on %s, %.1f s ==\n",
+              s["name"].get<std::string>().c_str(), 100 * s["test_error"].get<double>(),
+              100 * s["train_error"].get<double>(), static_cast<long long>(s["epochs"].get<int64_t>()),
+              s["device"].get<std::string>().c_str(), s["seconds"].get<double>());
+  std::printf("%-8s %-16s %-10s %9s %6s %4s %10s %10s %10s %8s\n", "layer", "type", "dictionary",
+              "shape", "rank", "J", "learned", "predicted", "fixed U", "learned%");
+  for (const json& l : s["layers"]) {
+    char shape[32];
+    std::snprintf(shape, sizeof shape, "%lldx%lld", static_cast<long long>(l["in"].get<int64_t>()),
+                  static_cast<long long>(l["out"].get<int64_t>()));
+    std::printf("%-8s %-16s %-10s %9s %6lld %4lld %10lld %10lld %10lld %7.1f%%\n",
+                l["name"].get<std::string>().c_str(), l["type"].get<std::string>().c_str(),
+                l["dictionary"].get<std::string>().c_str(), shape,
+                static_cast<long long>(l["rank"].get<int64_t>()),
+                static_cast<long long>(l["columns"].get<int64_t>()),
+                static_cast<long long>(l["learned"].get<int64_t>()),
+                static_cast<long long>(l["predicted"].get<int64_t>()),
+                static_cast<long long>(l["fixed"].get<int64_t>()),
+                100.0 * l["learned"].get<double>() / l["dense_equivalent"].get<double>());
+  }
+  std::printf("learned parameters of layers 1-2: %.1f%% of the dense layers'\n",
+              100 * s["learned_fraction_layers_1_2"].get<double>());
+  const json& m = s["memory_bytes"];
+  auto mib = [&](const char* key) { return m[key].get<double>() / (1 << 20); };
+  std::printf("memory (MiB): learned %.2f, fixed U %.2f, gradients %.2f, optimizer %.2f, "
+              "activations %.2f (%.2f unplanned), materialised W %.2f; total %.2f vs dense "
+              "equivalent %.2f; backend peak %.2f, process peak RSS %.1f\n",
+              mib("parameters_learned"), mib("parameters_fixed"), mib("gradients"),
+              mib("optimizer_state"), mib("activations"), mib("activations_unplanned"),
+              mib("materialised_weights"), mib("total"), mib("dense_equivalent_total"),
+              mib("backend_peak_allocated"), mib("process_peak_rss"));
+}
+
+json Run::execute() {
+  const auto t0 = std::chrono::steady_clock::now();
+  out_ = options_.out_dir.empty() ? fs::path("runs") / (config_.name + "-" + timestamp()) : fs::path(options_.out_dir);
+  if (options_.resume) {
+    UV_REQUIRE(fs::exists(out_ / kCheckpointFile),
+               "--resume " << out_.string() << ": no " << kCheckpointFile << " there");
+  } else {
+    // Never overwrite an earlier run's results.
+    UV_REQUIRE(!fs::exists(out_ / kCheckpointFile) && !fs::exists(out_ / kMetricsFile),
+               "--out " << out_.string() << " already holds a run; use --resume " << out_.string()
+                        << " to continue it or choose another --out");
+  }
+  std::error_code ec;
+  fs::create_directories(out_, ec);
+  UV_REQUIRE(!ec, "--out " << out_.string() << ": cannot create directory: " << ec.message());
+  backend_ = make_backend(options_.device);
+  std::fprintf(stderr, "uvtrain %s: %s on %s, writing %s\n", UV_VERSION, config_.name.c_str(),
+               backend_->description().c_str(), out_.string().c_str());
+  load_data();
+  if (!options_.resume) {
+    std::ofstream(out_ / kConfigFile) << config_.resolved.dump(2) << "\n";
+  }
+  build_model();
+  train_supervised();
+  if (std::isnan(test_error_)) {  // no epoch ran (e.g. resumed a finished run)
+    test_error_ = evaluate(data_.test, &test_loss_);
+  }
+  json s = summary(seconds_since(t0));
+  std::ofstream(out_ / kSummaryFile) << s.dump(2) << "\n";
+  log_metrics({{"kind", "summary"}, {"test_error", test_error_}, {"steps", state_.step}});
+  print_summary(s);
+  return s;
+}
+
+}  // namespace
+
+json train(const RunConfig& config, const TrainOptions& options) {
+  Run run(config, options);
+  return run.execute();
+}
+
+}  // namespace uv

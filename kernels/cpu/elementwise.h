@@ -1,0 +1,32 @@
+// CPU elementwise kernels, losses and the optimiser step. Templated on the scalar so
+// finite-difference checks run the same code in float64.
+#pragma once
+
+#include <cstdint>
+
+namespace uv {
+enum class Activation;
+}
+
+namespace uv::cpu {
+
+template <typename Scalar>
+void activation_forward(Activation act, const Scalar* x, Scalar* y, int64_t n);
+// dx = dy·act'(x), computed from the saved output y (σ' = y(1−y), tanh' = 1−y², relu' = [y>0]).
+template <typename Scalar>
+void activation_backward(Activation act, const Scalar* y, const Scalar* dy, Scalar* dx, int64_t n);
+
+// Returns the summed loss; writes dlogits = (softmax − onehot)/M and counts argmax hits.
+template <typename Scalar>
+double softmax_cross_entropy(const Scalar* logits, const int32_t* labels, int64_t m, int64_t c,
+                             Scalar* dlogits, int64_t* correct);
+// Returns Σ ½‖y − t‖² over the batch; dy = (y − t)/M.
+template <typename Scalar>
+double mean_squared_error(const Scalar* y, const Scalar* target, int64_t m, int64_t n, Scalar* dy);
+
+void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
+              float momentum, float weight_decay);
+void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm);
+void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream);
+
+}  // namespace uv::cpu

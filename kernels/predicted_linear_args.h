@@ -1,0 +1,79 @@
+// Arguments shared by every backend's predicted-linear kernels (one layer, J columns).
+//
+//   X (M×K) · U (K×J·r) → T (M×J·r);   Y[:, block j] = T[:, block j] · V_j + b
+//
+// Layouts (row-major):
+//   X  (M, K)            U  (K, J·r): column block j is U_j (K×r), fixed
+//   V  (J, r, N/J)       V_j is the j-th (r × N/J) slab, learned
+//   b  (N)               T  (M, J·r): saved by the chain strategy for backward
+//   Y  (M, N)            column block j (N/J wide) belongs to column j
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace uv {
+
+// Whether a backward pass overwrites or adds into a gradient (tiny-cuda-nn's GradientMode): a
+// parameter read by two ops (a tied autoencoder) gets Overwrite from the first, Accumulate after.
+enum class GradientMode { Overwrite, Accumulate };
+
+enum class PredictedStrategy {
+  Materialise,  // W = U·V into a K×N buffer, then ordinary GEMMs (what a framework user writes)
+  Chain,        // (X·U)·V through the M×J·r intermediate T; W never exists
+};
+PredictedStrategy parse_predicted_strategy(const std::string& name);
+const char* predicted_strategy_name(PredictedStrategy strategy);
+
+struct PredictedLinearShape {
+  int64_t m = 0;        // batch rows
+  int64_t k = 0;        // inputs
+  int64_t n = 0;        // outputs, all columns together
+  int64_t rank = 0;     // r = n_α per column
+  int64_t columns = 1;  // J; n % J == 0
+  int64_t n_per_column() const { return n / columns; }
+  int64_t t_cols() const { return columns * rank; }
+};
+
+// Floats the strategy keeps from forward to backward (T for Chain, W for Materialise).
+int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedStrategy strategy);
+// Floats of scratch the backward pass needs (dT for Chain, dW for Materialise).
+int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
+                                                 PredictedStrategy strategy);
+
+// Templated on the scalar so the CPU kernels also run in float64 for finite-difference checks.
+template <typename Scalar>
+struct PredictedLinearForwardArgsT {
+  PredictedLinearShape shape;
+  PredictedStrategy strategy = PredictedStrategy::Chain;
+  const Scalar* x = nullptr;     // (M, K)
+  const Scalar* u = nullptr;     // (K, J·r)
+  const Scalar* v = nullptr;     // (J, r, N/J)
+  const Scalar* bias = nullptr;  // (N) or null
+  Scalar* saved = nullptr;       // predicted_linear_saved_floats
+  Scalar* y = nullptr;           // (M, N)
+};
+
+template <typename Scalar>
+struct PredictedLinearBackwardArgsT {
+  PredictedLinearShape shape;
+  PredictedStrategy strategy = PredictedStrategy::Chain;
+  const Scalar* x = nullptr;      // (M, K)
+  const Scalar* u = nullptr;      // (K, J·r)
+  const Scalar* v = nullptr;      // (J, r, N/J)
+  const Scalar* saved = nullptr;  // what forward left (T or W)
+  const Scalar* dy = nullptr;     // (M, N)
+  Scalar* scratch = nullptr;      // predicted_linear_backward_scratch_floats
+  Scalar* dx = nullptr;           // (M, K) or null when the input needs no gradient
+  Scalar* dv = nullptr;           // (J, r, N/J)
+  Scalar* dbias = nullptr;        // (N) or null
+  Scalar* du = nullptr;           // (K, J·r) or null: only LowRank learns U
+  GradientMode dv_mode = GradientMode::Overwrite;
+  GradientMode dbias_mode = GradientMode::Overwrite;
+  GradientMode du_mode = GradientMode::Overwrite;
+};
+
+using PredictedLinearForwardArgs = PredictedLinearForwardArgsT<float>;
+using PredictedLinearBackwardArgs = PredictedLinearBackwardArgsT<float>;
+
+}  // namespace uv

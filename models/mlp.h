@@ -1,0 +1,65 @@
+// The paper's multilayer perceptron built from a RunConfig: dense, predicted (U fixed, V learned) and
+// LowRank layers, with the graphs its training stages need (supervised, layer-wise pretraining).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/data/dataset.h"
+#include "engine/graph/graph.h"
+#include "engine/ops/ops.h"
+#include "engine/train/config.h"
+
+namespace uv {
+
+struct LayerSummary {
+  std::string name, type, dictionary;
+  int64_t in = 0, out = 0, rank = 0, columns = 1;
+  int64_t learned = 0;    // learned numbers: V (+U for LowRank, W for dense) and bias
+  int64_t predicted = 0;  // weights predicted rather than learned: K·N − learned weights
+  int64_t fixed = 0;      // static numbers stored: U (J·K·r)
+  int64_t dense_equivalent = 0;  // K·N + N
+};
+
+class Mlp {
+ public:
+  struct Layer {
+    LayerConfig config;
+    std::string name;                // "layer1"
+    Op* linear = nullptr;
+    PredictedDense* predicted = nullptr;  // null for dense layers
+    Op* activation = nullptr;             // null for identity
+    TiedDecoder* decoder = nullptr;       // predicted layers with pretrain = true
+    Op* decoder_activation = nullptr;
+  };
+
+  Mlp(const RunConfig& config, Backend& backend, int64_t input_features);
+  Mlp(const Mlp&) = delete;
+  Mlp& operator=(const Mlp&) = delete;
+
+  // Uniform(±scale) draws from per-parameter Philox streams; zero biases; U left for the dictionaries.
+  void init_parameters(uint64_t seed);
+  // Builds the fixed U of predicted layer `index` (needs the layers below it for Emp/Emp2).
+  void build_dictionary(size_t index, const data::Dataset& train, uint64_t seed, int64_t emp_samples);
+
+  std::unique_ptr<Graph> supervised_graph(int64_t max_batch);
+  std::unique_ptr<Graph> prefix_graph(size_t index, int64_t max_batch);    // layers [0, index)
+  std::unique_ptr<Graph> pretrain_graph(size_t index, int64_t max_batch);  // autoencoder of `index`
+
+  ParameterStore& store() { return store_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+  std::vector<LayerSummary> summary() const;
+
+ private:
+  Backend& backend_;
+  const RunConfig& config_;
+  int64_t input_features_;
+  ParameterStore store_;
+  std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<Layer> layers_;
+  template <typename T, typename... Args>
+  T* make(Args&&... args);
+};
+
+}  // namespace uv

@@ -1,0 +1,85 @@
+// uvtrain command line: `uvtrain train ...` and `uvtrain info`. Only main() decides exit codes:
+// 0 success, 1 internal error, 2 bad input (config, flags, data, checkpoint, device).
+#include <cblas.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/core/error.h"
+#include "engine/train/config.h"
+#include "engine/train/trainer.h"
+
+namespace {
+
+int run_info() {
+  const uv::DeviceReport report = uv::query_devices();
+  std::printf("uvtrain %s (%s build)\n", UV_VERSION, UV_BUILD_TYPE);
+  std::printf("cpu backend: OpenBLAS %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
+#ifdef UV_WITH_CUDA
+  std::printf("cuda: built for sm_%s; %d device(s): %s\n", UV_CUDA_ARCHS, report.cuda_devices,
+              report.cuda_status.c_str());
+#else
+  std::printf("cuda: %s\n", report.cuda_status.c_str());
+#endif
+  std::printf("cuda backend: not in this version (training runs on the cpu backend)\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"uvtrain: train networks whose weights W = U·V are mostly predicted"};
+  app.require_subcommand(1);
+
+  std::string config_path, device = "auto", out_dir, resume_dir;
+  std::vector<std::string> overrides;
+  int64_t epochs = -1;
+  CLI::App* train = app.add_subcommand("train", "train a model from a JSON config");
+  train->add_option("--config", config_path, "model/run config (models/*.json)")->check(CLI::ExistingFile);
+  train->add_option("--set", overrides, "override a config field: key=value (dotted path)")
+      ->allow_extra_args(false);
+  train->add_option("--device", device, "auto | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  train->add_option("--epochs", epochs, "number of supervised epochs (overrides train.epochs)")
+      ->check(CLI::NonNegativeNumber);
+  train->add_option("--out", out_dir, "run directory (default runs/<name>-<time>)");
+  train->add_option("--resume", resume_dir, "continue the run in this directory");
+  CLI::App* info = app.add_subcommand("info", "devices and build options");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  try {
+    if (info->parsed()) return run_info();
+    uv::TrainOptions options;
+    options.device = device;
+    if (!resume_dir.empty()) {
+      UV_REQUIRE(out_dir.empty() || out_dir == resume_dir, "--resume and --out name different directories");
+      options.resume = true;
+      options.out_dir = resume_dir;
+      if (config_path.empty()) config_path = (std::filesystem::path(resume_dir) / uv::kConfigFile).string();
+      UV_REQUIRE(std::filesystem::exists(config_path), "--resume " << resume_dir << ": no " << uv::kConfigFile << " there");
+    } else {
+      UV_REQUIRE(!config_path.empty(), "train: --config FILE is required (or --resume DIR)");
+      options.out_dir = out_dir;
+    }
+    if (epochs >= 0) overrides.push_back("train.epochs=" + std::to_string(epochs));
+    const uv::RunConfig config = uv::load_config(config_path, overrides);
+    uv::train(config, options);
+    return 0;
+  } catch (const uv::UserError& e) {
+    std::fprintf(stderr, "\nuvtrain: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nuvtrain: internal error: %s\n", e.what());
+    return 1;
+  }
+}
