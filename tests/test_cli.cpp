@@ -1,0 +1,733 @@
+// The `uvtrain` command line, end to end: every bad input of issue 2 point 8 (data files, config,
+// checkpoint, device, diverging loss, an --out that holds a run) exits with code 2 and a message that
+// names the file, field or value; resuming a run gives the same bits as an uninterrupted one; a
+// finished run writes its summary and metrics. Every run uses a small synthetic MNIST-layout data set
+// written into the test's own temporary directory, and a 784-32-10 model, so each test takes well
+// under two seconds.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/backend/backend.h"
+#include "engine/checkpoint/safetensors.h"
+#include "engine/data/idx.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using uv::data::IdxArray;
+using uv::data::IdxCompression;
+
+using Bytes = std::vector<uint8_t>;
+
+constexpr int kTrainCount = 300;  // 6 batches of 50
+constexpr int kTestCount = 100;
+constexpr int kBatch = 50;
+constexpr int kSide = 28;
+
+std::string cli_path() { return UV_CLI_PATH; }
+
+Bytes read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const fs::path& path, const Bytes& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// Single quotes for /bin/sh: ' becomes '\''.
+std::string shell_quote(const std::string& word) {
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+struct CliResult {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string output;  // stdout and stderr together
+};
+
+CliResult run_cli(const std::vector<std::string>& args) {
+  std::string command = shell_quote(cli_path());
+  for (const std::string& arg : args) command += " " + shell_quote(arg);
+  command += " 2>&1";
+  CliResult result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "popen failed for: " << command;
+    return result;
+  }
+  char buffer[4096];
+  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) result.output.append(buffer, got);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// Exit code 2, the "uvtrain: error: " line, and every piece of `expected` somewhere in the message.
+::testing::AssertionResult is_user_error(const CliResult& result, const std::vector<std::string>& expected) {
+  if (result.exit_code != 2)
+    return ::testing::AssertionFailure() << "exit code " << result.exit_code << ", expected 2; output:\n"
+                                         << result.output;
+  if (result.output.find("uvtrain: error: ") == std::string::npos)
+    return ::testing::AssertionFailure() << "no 'uvtrain: error: ' line in:\n" << result.output;
+  for (const std::string& piece : expected)
+    if (result.output.find(piece) == std::string::npos)
+      return ::testing::AssertionFailure() << "the message does not contain \"" << piece << "\":\n"
+                                           << result.output;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult succeeded(const CliResult& result) {
+  if (result.exit_code == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "exit code " << result.exit_code << ", expected 0; output:\n"
+                                       << result.output;
+}
+
+// A learnable synthetic digit set: class c is a bright 5x5 block at one of ten places (two rows of
+// five), on uniform noise. Fixed seed: these tests check messages and bits, not statistics.
+void write_synthetic_mnist(const fs::path& dir, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> noise(0, 60), label_dist(0, 9);
+  auto write_pair = [&](const std::string& images_name, const std::string& labels_name, uint32_t count) {
+    IdxArray images, labels;
+    images.dims = {count, kSide, kSide};
+    labels.dims = {count};
+    images.values.resize(static_cast<size_t>(count) * kSide * kSide);
+    labels.values.resize(count);
+    for (uint32_t i = 0; i < count; ++i) {
+      const int label = label_dist(rng);
+      labels.values[i] = static_cast<uint8_t>(label);
+      uint8_t* image = images.values.data() + static_cast<size_t>(i) * kSide * kSide;
+      for (int p = 0; p < kSide * kSide; ++p) image[p] = static_cast<uint8_t>(noise(rng));
+      const int row0 = (label / 5) * 14 + 4, col0 = (label % 5) * 5 + 1;
+      for (int r = row0; r < row0 + 5; ++r)
+        for (int c = col0; c < col0 + 5; ++c) image[r * kSide + c] = 255;
+    }
+    uv::data::write_idx((dir / images_name).string(), images, IdxCompression::kRaw);
+    uv::data::write_idx((dir / labels_name).string(), labels, IdxCompression::kRaw);
+  };
+  write_pair("train-images-idx3-ubyte", "train-labels-idx1-ubyte", kTrainCount);
+  write_pair("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", kTestCount);
+}
+
+// A fresh temporary directory per test holding data/ (the synthetic set) and a config for a
+// 784-32(predicted, SE, 10%)-10 MLP; removed afterwards.
+class CliFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("uvtrain_" + std::string(info->test_suite_name()) + "_" +
+                                        info->name() + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(data_dir());
+    write_synthetic_mnist(data_dir(), 12345);
+  }
+  void TearDown() override {
+    std::error_code ignored;  // a failed cleanup must not hide the test's own result
+    fs::remove_all(dir_, ignored);
+  }
+
+  fs::path data_dir() const { return dir_ / "data"; }
+
+  json base_config() const {
+    return {{"name", "cli_test"},
+            {"seed", 7},
+            {"data", {{"dataset", "mnist"}, {"dir", data_dir().string()}}},
+            {"model",
+             {{"layers",
+               {{{"type", "predicted_dense"}, {"units", 32}, {"dictionary", "se"}, {"fraction", 0.1}},
+                {{"type", "dense"}, {"units", 10}, {"activation", "identity"}}}}}},
+            {"train", {{"epochs", 1}, {"batch_size", kBatch}, {"lr", 0.1}}},
+            {"log", {{"every_steps", 1}}}};
+  }
+
+  // Writes `config` to dir_/name and returns the path.
+  std::string write_config(const json& config, const std::string& name = "config.json") const {
+    const fs::path path = dir_ / name;
+    std::ofstream(path) << config.dump(2) << "\n";
+    return path.string();
+  }
+
+  // `uvtrain train --config <config> --out <dir_/run_name> extra...`, with `--device cpu` unless
+  // `extra` names a device.
+  CliResult train(const json& config, const std::string& run_name, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"train", "--config", write_config(config, run_name + ".json"), "--out",
+                                     run(run_name).string()};
+    if (std::find(extra.begin(), extra.end(), "--device") == extra.end()) {
+      args.push_back("--device");
+      args.push_back("cpu");
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_cli(args);
+  }
+
+  fs::path run(const std::string& name) const { return dir_ / name; }
+
+  fs::path dir_;
+};
+
+using CliData = CliFixture;
+using CliConfig = CliFixture;
+using CliCheckpoint = CliFixture;
+using CliDevice = CliFixture;
+using CliDiverge = CliFixture;
+using CliOut = CliFixture;
+using CliResume = CliFixture;
+using CliRun = CliFixture;
+
+// ---------------------------------------------------------------------------------------------------
+// Data files
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliData, MissingFilesNameTheFileAndMakeData) {
+  const fs::path empty = dir_ / "empty";
+  fs::create_directories(empty);
+  json config = base_config();
+  config["data"]["dir"] = empty.string();
+  EXPECT_TRUE(is_user_error(train(config, "run"),
+                            {(empty / "train-images-idx3-ubyte").string(), "not found", "make data"}));
+}
+
+TEST_F(CliData, MissingDirectoryNamesTheDirectory) {
+  json config = base_config();
+  config["data"]["dir"] = (dir_ / "no_such_dir").string();
+  EXPECT_TRUE(is_user_error(train(config, "run"), {(dir_ / "no_such_dir").string(), "make data"}));
+}
+
+TEST_F(CliData, TruncatedImagesFile) {
+  const fs::path images = data_dir() / "train-images-idx3-ubyte";
+  fs::resize_file(images, fs::file_size(images) - 1000);
+  EXPECT_TRUE(is_user_error(train(base_config(), "run"), {images.string(), "truncated"}));
+}
+
+TEST_F(CliData, WrongMagic) {
+  const fs::path images = data_dir() / "t10k-images-idx3-ubyte";
+  Bytes bytes = read_bytes(images);
+  bytes[0] = 0x12;
+  bytes[1] = 0x34;
+  write_bytes(images, bytes);
+  EXPECT_TRUE(is_user_error(train(base_config(), "run"), {images.string(), "wrong magic", "12 34"}));
+}
+
+TEST_F(CliData, LabelOutOfRangeNamesIndexAndValue) {
+  const fs::path labels = data_dir() / "train-labels-idx1-ubyte";
+  Bytes bytes = read_bytes(labels);
+  bytes[8 + 17] = 10;  // header: 4 magic bytes, one u32 count
+  write_bytes(labels, bytes);
+  EXPECT_TRUE(is_user_error(train(base_config(), "run"), {labels.string(), "label 10 at index 17"}));
+}
+
+TEST_F(CliData, ImageAndLabelCountsDiffer) {
+  const fs::path labels = data_dir() / "train-labels-idx1-ubyte";
+  IdxArray fewer;
+  fewer.dims = {kTrainCount - 1};
+  fewer.values.assign(kTrainCount - 1, 3);
+  uv::data::write_idx(labels.string(), fewer, IdxCompression::kRaw);
+  EXPECT_TRUE(is_user_error(train(base_config(), "run"),
+                            {(data_dir() / "train-images-idx3-ubyte").string(), labels.string(),
+                             std::to_string(kTrainCount) + " images", std::to_string(kTrainCount - 1) + " labels"}));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliConfig, UnknownTopLevelKey) {
+  json config = base_config();
+  config["learning_rate"] = 0.1;
+  const std::string path = (dir_ / "run.json").string();
+  EXPECT_TRUE(is_user_error(train(config, "run"), {path, "unknown key 'learning_rate'"}));
+}
+
+TEST_F(CliConfig, UnknownKeyInsideALayerNamesTheDottedPath) {
+  json config = base_config();
+  config["model"]["layers"][0]["fractoin"] = 0.2;
+  EXPECT_TRUE(is_user_error(train(config, "run"), {(dir_ / "run.json").string(), "'model.layers[0].fractoin'"}));
+}
+
+TEST_F(CliConfig, FractionOutsideZeroOne) {
+  for (const double fraction : {0.0, 1.5, -0.1}) {
+    SCOPED_TRACE(fraction);
+    json config = base_config();
+    config["model"]["layers"][0]["fraction"] = fraction;
+    std::ostringstream value;
+    value << "'model.layers[0].fraction' = " << json(fraction).dump() << " is outside (0, 1]";
+    EXPECT_TRUE(is_user_error(train(config, "run"), {value.str()}));
+  }
+}
+
+TEST_F(CliConfig, FractionOneIsAccepted) {
+  json config = base_config();
+  config["model"]["layers"][0]["fraction"] = 1.0;
+  EXPECT_TRUE(succeeded(train(config, "run", {"--epochs", "0"})));
+}
+
+TEST_F(CliConfig, RankLargerThanTheLayerInput) {
+  json config = base_config();
+  config["model"]["layers"] = {
+      {{"type", "predicted_dense"}, {"units", 32}, {"dictionary", "se"}},
+      {{"type", "predicted_dense"}, {"units", 16}, {"dictionary", "randfixu"}, {"rank", 33}},
+      {{"type", "dense"}, {"units", 10}, {"activation", "identity"}}};
+  EXPECT_TRUE(is_user_error(train(config, "run"), {"'model.layers[1].rank' = 33", "32 inputs"}));
+  // The largest legal rank trains.
+  config["model"]["layers"][1]["rank"] = 32;
+  EXPECT_TRUE(succeeded(train(config, "run_ok", {"--epochs", "0"})));
+}
+
+TEST_F(CliConfig, UnknownNamesForStrategyActivationDictionary) {
+  struct Case {
+    const char* field;
+    const char* value;
+  };
+  for (const Case& c : {Case{"strategy", "fused"}, Case{"activation", "softplus"}, Case{"dictionary", "gauss"}}) {
+    SCOPED_TRACE(c.field);
+    json config = base_config();
+    config["model"]["layers"][0][c.field] = c.value;
+    EXPECT_TRUE(is_user_error(train(config, "run"), {"'model.layers[0]." + std::string(c.field) + "' = \"" +
+                                                         c.value + "\" is not one of"}));
+  }
+}
+
+TEST_F(CliConfig, WrongTypeNamesFieldAndValue) {
+  json config = base_config();
+  config["train"]["lr"] = "fast";
+  EXPECT_TRUE(is_user_error(train(config, "run"), {"'train.lr' must be a number", "\"fast\""}));
+}
+
+TEST_F(CliConfig, InvalidJsonNamesTheFile) {
+  const fs::path path = dir_ / "broken.json";
+  write_text(path, "{\"name\": \"x\",\n  \"train\": {\"lr\": 0.1,,}\n}\n");
+  const CliResult result = run_cli({"train", "--config", path.string(), "--out", run("run").string()});
+  EXPECT_TRUE(is_user_error(result, {path.string(), "not valid JSON"}));
+  EXPECT_FALSE(fs::exists(run("run"))) << "a rejected config must not leave a run directory";
+}
+
+TEST_F(CliConfig, CommentsAreAllowed) {
+  const std::string text = "// a comment\n" + base_config().dump(2) + "\n/* trailing */\n";
+  const fs::path path = dir_ / "commented.json";
+  write_text(path, text);
+  EXPECT_TRUE(succeeded(run_cli({"train", "--config", path.string(), "--device", "cpu", "--epochs", "0",
+                                 "--out", run("run").string()})));
+}
+
+TEST_F(CliConfig, MissingConfigFile) {
+  const std::string path = (dir_ / "no_such_config.json").string();
+  const CliResult result = run_cli({"train", "--config", path, "--out", run("run").string()});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find(path), std::string::npos) << result.output;
+}
+
+TEST_F(CliConfig, SetWithoutEquals) {
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "train.lr"}),
+                            {"--set", "expected key=value", "'train.lr'"}));
+}
+
+TEST_F(CliConfig, SetUnknownPath) {
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "train.lrr=0.5"}), {"'train.lrr'"}));
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "trian.lr=0.5"}), {"'trian'"}));
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "model.layers[5].fraction=0.5"}),
+                            {"index 5", "past the end"}));
+}
+
+TEST_F(CliConfig, SetValueIsValidated) {
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "model.layers[0].fraction=2"}),
+                            {"'model.layers[0].fraction' = 2 is outside (0, 1]"}));
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--set", "train.lr=fast"}),
+                            {"'train.lr' must be a number"}));
+}
+
+// A field whose section the config file leaves to the defaults can still be set from the command line.
+TEST_F(CliConfig, SetReachesDefaultedSections) {
+  json config = base_config();
+  config.erase("log");
+  config.erase("train");
+  ASSERT_TRUE(succeeded(train(config, "run", {"--set", "log.every_steps=2", "--set", "train.batch_size=50",
+                                              "--epochs", "1"})));
+  const json resolved = json::parse(read_text(run("run") / "config.json"));
+  EXPECT_EQ(resolved["log"]["every_steps"], 2);
+  EXPECT_EQ(resolved["train"]["epochs"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checkpoints
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliCheckpoint, TruncatedCheckpointOnResume) {
+  ASSERT_TRUE(succeeded(train(base_config(), "run")));
+  const fs::path checkpoint = run("run") / "checkpoint.safetensors";
+  fs::resize_file(checkpoint, fs::file_size(checkpoint) / 2);
+  EXPECT_TRUE(is_user_error(run_cli({"train", "--resume", run("run").string(), "--epochs", "2"}),
+                            {"corrupt checkpoint", checkpoint.string()}));
+}
+
+TEST_F(CliCheckpoint, OverwrittenHeaderOnResume) {
+  ASSERT_TRUE(succeeded(train(base_config(), "run")));
+  const fs::path checkpoint = run("run") / "checkpoint.safetensors";
+  Bytes bytes = read_bytes(checkpoint);
+  for (size_t i = 8; i < 24; ++i) bytes[i] = 0xff;  // the start of the JSON header
+  write_bytes(checkpoint, bytes);
+  EXPECT_TRUE(is_user_error(run_cli({"train", "--resume", run("run").string(), "--epochs", "2"}),
+                            {"corrupt checkpoint", checkpoint.string()}));
+}
+
+TEST_F(CliCheckpoint, ResumeWithoutCheckpoint) {
+  fs::create_directories(run("empty"));
+  EXPECT_TRUE(is_user_error(run_cli({"train", "--resume", run("empty").string()}), {run("empty").string()}));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Devices
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliDevice, CudaWithoutAGpu) {
+  if (uv::query_devices().cuda_devices > 0) GTEST_SKIP() << "this machine has a CUDA device";
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--device", "cuda"}),
+                            {"--device cuda", "no usable CUDA device"}));
+  EXPECT_FALSE(fs::exists(run("run") / "checkpoint.safetensors"));
+}
+
+TEST_F(CliDevice, AutoTrains) {
+  std::vector<std::string> args = {"train", "--config", write_config(base_config()), "--device", "auto",
+                                   "--out", run("run").string()};
+  EXPECT_TRUE(succeeded(run_cli(args)));
+}
+
+TEST_F(CliDevice, UnknownDevice) {
+  const CliResult result = train(base_config(), "run", {"--device", "tpu"});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("tpu"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("--device"), std::string::npos) << result.output;
+}
+
+TEST_F(CliDevice, InfoMentionsCuda) {
+  const CliResult result = run_cli({"info"});
+  EXPECT_TRUE(succeeded(result));
+  EXPECT_NE(result.output.find("cuda"), std::string::npos) << result.output;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A diverging loss
+// ---------------------------------------------------------------------------------------------------
+
+// lr = 1e38 overflows float within a few steps (1e30 only makes the loss huge: the softmax
+// cross-entropy stays finite). The failing step depends on the data, so it is read from the message.
+TEST_F(CliDiverge, NanLossNamesTheStepAndKeepsTheCheckpoint) {
+  json config = base_config();
+  config["checkpoint"] = {{"every_steps", 1}};
+  const CliResult result = train(config, "run", {"--set", "train.lr=1e38"});
+  ASSERT_TRUE(is_user_error(result, {"training diverged", "at step ", "last good checkpoint", "is kept in"}));
+
+  // "... at step N (epoch ..., batch ...); the last good checkpoint (step K) is kept in PATH".
+  const size_t at = result.output.find("at step ");
+  const int failed_step = std::stoi(result.output.substr(at + 8));
+  const size_t kept_at = result.output.find("last good checkpoint (step ");
+  ASSERT_NE(kept_at, std::string::npos) << result.output;
+  const int kept_step = std::stoi(result.output.substr(kept_at + 27));
+  EXPECT_GE(failed_step, 2) << "the first loss comes from the initial parameters and must be finite";
+  EXPECT_EQ(kept_step, failed_step - 1) << "with a checkpoint every step, the kept one is the step before";
+
+  const fs::path checkpoint = run("run") / "checkpoint.safetensors";
+  EXPECT_NE(result.output.find(checkpoint.string()), std::string::npos) << result.output;
+  const uv::ckpt::SafetensorsFile file = uv::ckpt::read_safetensors(checkpoint.string());
+  EXPECT_EQ(file.metadata.at("step"), std::to_string(kept_step));
+  ASSERT_FALSE(file.tensors.empty());
+  for (const uv::ckpt::TensorRecord& tensor : file.tensors) {
+    const std::vector<float> values = tensor.to_f32();
+    EXPECT_TRUE(std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); }))
+        << "the kept checkpoint's '" << tensor.name << "' is not finite";
+  }
+
+  // The metrics written before the failure are kept: one train row per completed step (log every
+  // step), then the error row.
+  std::ifstream metrics(run("run") / "metrics.jsonl");
+  std::string line;
+  int train_rows = 0;
+  bool error_row = false;
+  while (std::getline(metrics, line)) {
+    const json row = json::parse(line);
+    if (row["kind"] == "train") ++train_rows;
+    if (row["kind"] == "error") {
+      error_row = true;
+      EXPECT_EQ(row["step"], failed_step);
+    }
+  }
+  EXPECT_EQ(train_rows, failed_step - 1);
+  EXPECT_TRUE(error_row);
+  EXPECT_FALSE(fs::exists(run("run") / "summary.json"));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// --out
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliOut, ExistingRunIsRefusedAndLeftUnchanged) {
+  ASSERT_TRUE(succeeded(train(base_config(), "run")));
+  std::map<std::string, Bytes> before;
+  for (const fs::directory_entry& entry : fs::directory_iterator(run("run")))
+    before[entry.path().filename().string()] = read_bytes(entry.path());
+  ASSERT_TRUE(before.count("checkpoint.safetensors") && before.count("metrics.jsonl"));
+
+  EXPECT_TRUE(is_user_error(train(base_config(), "run", {"--epochs", "2"}),
+                            {run("run").string(), "already holds a run", "--resume"}));
+
+  std::map<std::string, Bytes> after;
+  for (const fs::directory_entry& entry : fs::directory_iterator(run("run")))
+    after[entry.path().filename().string()] = read_bytes(entry.path());
+  EXPECT_TRUE(before == after) << "the refused run changed files in " << run("run");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Resume
+// ---------------------------------------------------------------------------------------------------
+
+// Every optimiser knob with state or a per-step effect is on, so a lost piece of state shows.
+json resume_config(json config) {
+  config["train"] = {{"epochs", 2},     {"batch_size", kBatch},   {"lr", 0.1},          {"momentum", 0.9},
+                     {"lr_decay", 1.01}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}};
+  return config;
+}
+
+// All tensors (parameters, fixed U, optimizer.momentum.*) bit for bit, and the schedule metadata.
+void expect_same_checkpoint(const fs::path& a_path, const fs::path& b_path) {
+  const uv::ckpt::SafetensorsFile a = uv::ckpt::read_safetensors(a_path.string());
+  const uv::ckpt::SafetensorsFile b = uv::ckpt::read_safetensors(b_path.string());
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  int momentum_tensors = 0;
+  for (const uv::ckpt::TensorRecord& ta : a.tensors) {
+    SCOPED_TRACE(ta.name);
+    const uv::ckpt::TensorRecord* tb = b.find(ta.name);
+    ASSERT_NE(tb, nullptr);
+    EXPECT_EQ(ta.dtype, tb->dtype);
+    EXPECT_EQ(ta.shape, tb->shape);
+    EXPECT_TRUE(ta.bytes == tb->bytes) << "tensor bytes differ";
+    if (ta.name.rfind("optimizer.momentum.", 0) == 0) ++momentum_tensors;
+  }
+  EXPECT_GT(momentum_tensors, 0) << "no optimizer state in the checkpoint";
+  for (const char* key : {"step", "epoch", "step_in_epoch", "lr", "stage"}) {
+    SCOPED_TRACE(key);
+    ASSERT_TRUE(a.metadata.count(key) && b.metadata.count(key));
+    EXPECT_EQ(a.metadata.at(key), b.metadata.at(key));
+  }
+}
+
+TEST_F(CliResume, AtAnEpochBoundaryMatchesAnUninterruptedRun) {
+  const json config = resume_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "a")));
+  ASSERT_TRUE(succeeded(train(config, "b", {"--epochs", "1"})));
+  const uv::ckpt::SafetensorsFile half = uv::ckpt::read_safetensors((run("b") / "checkpoint.safetensors").string());
+  EXPECT_EQ(half.metadata.at("step"), std::to_string(kTrainCount / kBatch));
+  ASSERT_TRUE(succeeded(run_cli({"train", "--resume", run("b").string(), "--epochs", "2"})));
+  expect_same_checkpoint(run("a") / "checkpoint.safetensors", run("b") / "checkpoint.safetensors");
+  const json summary = json::parse(read_text(run("b") / "summary.json"));
+  EXPECT_EQ(summary["steps"], 2 * kTrainCount / kBatch);
+}
+
+// Spawns the CLI with stdout and stderr going to `log`, SIGPIPE ignored (a reader that closes the
+// metrics FIFO early must cost a line, not the process).
+pid_t spawn_cli(const std::vector<std::string>& args, const fs::path& log) {
+  std::vector<std::string> argv_strings = {cli_path()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ignore, &previous);  // SIG_IGN survives exec
+  pid_t pid = -1;
+  const int error = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  ::sigaction(SIGPIPE, &previous, nullptr);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  return error == 0 ? pid : -1;
+}
+
+// Lets the writer of the FIFO at `path` append one batch of rows (the trainer opens, writes and
+// closes metrics.jsonl per row, and blocks in open() while no reader is there). Returns what it wrote,
+// or nothing if `pid` exited or `deadline` passed first.
+std::optional<std::string> admit_one_write(const fs::path& path, pid_t pid,
+                                           std::chrono::steady_clock::time_point deadline) {
+  // Non-blocking: Linux reports no hang-up on this descriptor until a writer has come and gone.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 50);
+    if (ready == 0) {
+      int status = 0;
+      if (::waitpid(pid, &status, WNOHANG) == pid || std::chrono::steady_clock::now() > deadline) {
+        ::close(fd);
+        return std::nullopt;
+      }
+      continue;
+    }
+    char buffer[4096];
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got > 0) {
+      text.append(buffer, static_cast<size_t>(got));
+    } else if (got == 0) {
+      break;  // the writer closed the file
+    } else if (errno != EAGAIN && errno != EINTR) {
+      ::close(fd);
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+// An interruption in the middle of an epoch, from outside the process: metrics.jsonl is replaced by a
+// FIFO, so the trainer waits in its per-step metrics write until the test lets it go on. It is let
+// through until the row of the step after the mid-epoch checkpoint has arrived (so that checkpoint is
+// on disk and the next is three writes away), then killed; the resumed run must end with the same
+// bits as the uninterrupted one.
+TEST_F(CliResume, InTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
+  const json config = resume_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "a")));
+  ASSERT_TRUE(succeeded(train(config, "b", {"--epochs", "1"})));
+
+  // Epoch 2 is steps 7..12; with a checkpoint every 4 steps, step 8 is the one in mid-epoch.
+  constexpr int kCheckpointStep = 8, kStepsPerEpoch = kTrainCount / kBatch;
+  const fs::path metrics = run("b") / "metrics.jsonl", kept_metrics = dir_ / "b_metrics.jsonl";
+  fs::rename(metrics, kept_metrics);
+  ASSERT_EQ(::mkfifo(metrics.c_str(), 0644), 0) << std::strerror(errno);
+  const pid_t pid = spawn_cli({"train", "--resume", run("b").string(), "--epochs", "2", "--set",
+                               "checkpoint.every_steps=4"},
+                              dir_ / "b_interrupted.log");
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int last_step = 0;
+  while (last_step <= kCheckpointStep) {
+    const std::optional<std::string> text = admit_one_write(metrics, pid, deadline);
+    if (!text) break;
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) {
+      const json row = json::parse(line);
+      if (row["kind"] == "train") last_step = row["step"].get<int>();
+    }
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_GT(last_step, kCheckpointStep) << "the trainer stopped early; its output:\n"
+                                        << read_text(dir_ / "b_interrupted.log");
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the trainer finished before it was interrupted";
+
+  const uv::ckpt::SafetensorsFile interrupted =
+      uv::ckpt::read_safetensors((run("b") / "checkpoint.safetensors").string());
+  ASSERT_EQ(interrupted.metadata.at("step"), std::to_string(kCheckpointStep));
+  ASSERT_EQ(interrupted.metadata.at("step_in_epoch"), std::to_string(kCheckpointStep - kStepsPerEpoch));
+
+  fs::remove(metrics);
+  fs::rename(kept_metrics, metrics);
+  ASSERT_TRUE(succeeded(run_cli({"train", "--resume", run("b").string(), "--epochs", "2"})));
+  expect_same_checkpoint(run("a") / "checkpoint.safetensors", run("b") / "checkpoint.safetensors");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A finished run's outputs
+// ---------------------------------------------------------------------------------------------------
+
+TEST_F(CliRun, WritesSummaryAndMetrics) {
+  const CliResult result = train(base_config(), "run", {"--epochs", "2"});
+  ASSERT_TRUE(succeeded(result));
+  for (const char* name : {"checkpoint.safetensors", "config.json", "metrics.jsonl", "summary.json"})
+    EXPECT_TRUE(fs::is_regular_file(run("run") / name)) << name;
+
+  const json summary = json::parse(read_text(run("run") / "summary.json"));
+  const double test_error = summary.at("test_error").get<double>();
+  EXPECT_GE(test_error, 0.0);
+  EXPECT_LE(test_error, 1.0);
+  EXPECT_EQ(summary.at("steps"), 2 * kTrainCount / kBatch);
+  const json& layers = summary.at("layers");
+  ASSERT_EQ(layers.size(), 2u);
+  // Layer 1: 784 -> 32 predicted with n_alpha = int(784 * 0.1) = 78 learned rows per column.
+  EXPECT_EQ(layers[0].at("in"), 784);
+  EXPECT_EQ(layers[0].at("out"), 32);
+  EXPECT_GT(layers[0].at("learned").get<int64_t>(), 0);
+  EXPECT_GT(layers[0].at("predicted").get<int64_t>(), 0);
+  EXPECT_LT(layers[0].at("learned").get<int64_t>(), layers[0].at("dense_equivalent").get<int64_t>());
+  EXPECT_EQ(layers[1].at("predicted"), 0);
+  EXPECT_EQ(layers[1].at("learned"), 32 * 10 + 10);
+  const json& memory = summary.at("memory_bytes");
+  for (const char* key : {"parameters_learned", "parameters_fixed", "gradients", "optimizer_state",
+                          "activations", "total", "dense_equivalent_total"}) {
+    SCOPED_TRACE(key);
+    ASSERT_TRUE(memory.contains(key));
+    EXPECT_GT(memory.at(key).get<int64_t>(), 0);
+  }
+  EXPECT_LT(memory.at("parameters_learned").get<int64_t>(), memory.at("dense_equivalent_total").get<int64_t>());
+
+  std::ifstream metrics(run("run") / "metrics.jsonl");
+  std::string line;
+  int rows = 0, epoch_rows = 0, summary_rows = 0;
+  while (std::getline(metrics, line)) {
+    SCOPED_TRACE(line);
+    json row;
+    ASSERT_NO_THROW(row = json::parse(line));
+    ASSERT_TRUE(row.contains("kind"));
+    ++rows;
+    if (row["kind"] == "epoch") {
+      ++epoch_rows;
+      EXPECT_GE(row["test_error"].get<double>(), 0.0);
+      EXPECT_LE(row["test_error"].get<double>(), 1.0);
+    }
+    if (row["kind"] == "summary") ++summary_rows;
+  }
+  EXPECT_EQ(epoch_rows, 2);
+  EXPECT_EQ(summary_rows, 1);
+  EXPECT_EQ(rows, 2 * kTrainCount / kBatch + 2 + 1);  // a train row per step (log every step)
+
+  // The summary is also printed.
+  EXPECT_NE(result.output.find("test error"), std::string::npos) << result.output;
+}
+
+}  // namespace

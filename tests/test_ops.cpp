@@ -1,0 +1,320 @@
+// Every CPU op: float64 finite-difference gradient checks of its backward, strategies agreeing,
+// gradient accumulation, and poisoned outputs fully written. Sizes are deliberately odd.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "engine/backend/backend.h"
+#include "engine/core/philox.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/predicted_linear.h"
+#include "tests/test_util.h"
+
+namespace uv {
+namespace {
+
+using test::all_close;
+using Vec = std::vector<double>;
+
+// Central differences of `loss` w.r.t. every element of `param` against `analytic`.
+// Tolerance: h = 1e-6 leaves O(h²)·|f'''| ≈ 1e-12 truncation and ≈ ε/h ≈ 1e-10 rounding per
+// unit of loss, so 1e-7 absolute plus 1e-6 relative is far above noise and far below a wrong term.
+void check_gradient(const std::string& what, Vec& param, const Vec& analytic,
+                    const std::function<double()>& loss, double h = 1e-6) {
+  ASSERT_EQ(param.size(), analytic.size()) << what;
+  double norm = 0;
+  for (size_t i = 0; i < param.size(); ++i) {
+    const double saved = param[i];
+    param[i] = saved + h;
+    const double up = loss();
+    param[i] = saved - h;
+    const double down = loss();
+    param[i] = saved;
+    const double fd = (up - down) / (2 * h);
+    EXPECT_NEAR(analytic[i], fd, 1e-7 + 1e-6 * std::fabs(fd)) << what << "[" << i << "]";
+    norm += fd * fd;
+  }
+  EXPECT_GT(norm, 0.0) << what << ": gradient is identically zero, the check proves nothing";
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+struct PredictedCase {
+  PredictedStrategy strategy;
+  int64_t columns;
+  bool learn_u;
+};
+
+class PredictedLinearGradient : public ::testing::TestWithParam<PredictedCase> {};
+
+TEST_P(PredictedLinearGradient, MatchesFiniteDifferencesInFloat64) {
+  const PredictedCase c = GetParam();
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;
+  s.m = 5;
+  s.k = 7;
+  s.rank = 3;
+  s.columns = c.columns;
+  s.n = 5 * c.columns;  // 5 outputs per column: off any tile
+  Vec x = test::random_vector<double>(s.m * s.k, rng), u = test::random_vector<double>(s.k * s.t_cols(), rng),
+      v = test::random_vector<double>(s.rank * s.n, rng), b = test::random_vector<double>(s.n, rng),
+      g = test::random_vector<double>(s.m * s.n, rng);  // L = Σ G ⊙ Y, so dL/dY = G
+  Vec saved(predicted_linear_saved_floats(s, c.strategy)), y(s.m * s.n);
+  auto loss = [&] {
+    PredictedLinearForwardArgsT<double> f;
+    f.shape = s;
+    f.strategy = c.strategy;
+    f.x = x.data(); f.u = u.data(); f.v = v.data(); f.bias = b.data();
+    f.saved = saved.data(); f.y = y.data();
+    cpu::predicted_linear_forward(f);
+    return dot(g, y);
+  };
+  loss();
+  Vec dx = test::poisoned<double>(x.size()), dv = test::poisoned<double>(v.size()),
+      db = test::poisoned<double>(b.size()), du = test::poisoned<double>(u.size()),
+      scratch(predicted_linear_backward_scratch_floats(s, c.strategy));
+  PredictedLinearBackwardArgsT<double> bw;
+  bw.shape = s;
+  bw.strategy = c.strategy;
+  bw.x = x.data(); bw.u = u.data(); bw.v = v.data(); bw.saved = saved.data(); bw.dy = g.data();
+  bw.scratch = scratch.data(); bw.dx = dx.data(); bw.dv = dv.data(); bw.dbias = db.data();
+  bw.du = c.learn_u ? du.data() : nullptr;
+  cpu::predicted_linear_backward(bw);
+  check_gradient("dX", x, dx, loss);
+  check_gradient("dV", v, dv, loss);
+  check_gradient("db", b, db, loss);
+  if (c.learn_u) check_gradient("dU", u, du, loss);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    OpsAllStrategies, PredictedLinearGradient,
+    ::testing::Values(PredictedCase{PredictedStrategy::Chain, 1, false},
+                      PredictedCase{PredictedStrategy::Chain, 3, false},
+                      PredictedCase{PredictedStrategy::Chain, 3, true},
+                      PredictedCase{PredictedStrategy::Materialise, 1, false},
+                      PredictedCase{PredictedStrategy::Materialise, 3, false},
+                      PredictedCase{PredictedStrategy::Materialise, 3, true}));
+
+TEST(OpsPredictedLinear, MaterialiseAndChainAgreeInFloat32) {
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;
+  s.m = 37; s.k = 101; s.rank = 13; s.columns = 3; s.n = 3 * 29;
+  const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
+             v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
+             dy = test::random_vector<float>(s.m * s.n, rng);
+  struct Out { std::vector<float> y, dx, dv, db, du; };
+  auto run = [&](PredictedStrategy strategy) {
+    Out o{test::poisoned<float>(s.m * s.n), test::poisoned<float>(s.m * s.k), test::poisoned<float>(v.size()),
+          test::poisoned<float>(b.size()), test::poisoned<float>(u.size())};
+    std::vector<float> saved(predicted_linear_saved_floats(s, strategy), NAN),
+        scratch(predicted_linear_backward_scratch_floats(s, strategy), NAN);
+    PredictedLinearForwardArgs f;
+    f.shape = s; f.strategy = strategy; f.x = x.data(); f.u = u.data(); f.v = v.data();
+    f.bias = b.data(); f.saved = saved.data(); f.y = o.y.data();
+    cpu::predicted_linear_forward(f);
+    PredictedLinearBackwardArgs bw;
+    bw.shape = s; bw.strategy = strategy; bw.x = x.data(); bw.u = u.data(); bw.v = v.data();
+    bw.saved = saved.data(); bw.dy = dy.data(); bw.scratch = scratch.data(); bw.dx = o.dx.data();
+    bw.dv = o.dv.data(); bw.dbias = o.db.data(); bw.du = o.du.data();
+    cpu::predicted_linear_backward(bw);
+    return o;
+  };
+  const Out chain = run(PredictedStrategy::Chain), mat = run(PredictedStrategy::Materialise);
+  // Both sum K·r products per output in different orders; scale: entries are sums of ~K·r terms
+  // of size ≤ 1, typical magnitude √(K·r).
+  const double rtol = test::rtol_for<float>(s.k * s.rank);
+  const double atol = rtol * std::sqrt(double(s.k * s.rank));
+  EXPECT_TRUE(all_close(mat.y, chain.y, rtol, atol));
+  EXPECT_TRUE(all_close(mat.dx, chain.dx, rtol, rtol * std::sqrt(double(s.n * s.rank))));
+  EXPECT_TRUE(all_close(mat.dv, chain.dv, rtol, rtol * std::sqrt(double(s.m * s.k))));
+  EXPECT_TRUE(all_close(mat.du, chain.du, rtol, rtol * std::sqrt(double(s.m * s.n))));
+  EXPECT_TRUE(all_close(mat.db, chain.db, test::rtol_for<float>(s.m), 0.0));
+}
+
+TEST(OpsPredictedLinear, AccumulateAddsToExistingGradients) {
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;
+  s.m = 4; s.k = 6; s.rank = 2; s.columns = 1; s.n = 5;
+  const auto x = test::random_vector<double>(s.m * s.k, rng), u = test::random_vector<double>(s.k * s.rank, rng),
+             v = test::random_vector<double>(s.rank * s.n, rng), dy = test::random_vector<double>(s.m * s.n, rng);
+  Vec saved(s.m * s.t_cols()), y(s.m * s.n), scratch(s.m * s.t_cols());
+  PredictedLinearForwardArgsT<double> f;
+  f.shape = s; f.x = x.data(); f.u = u.data(); f.v = v.data(); f.saved = saved.data(); f.y = y.data();
+  cpu::predicted_linear_forward(f);
+  Vec dv_once(v.size()), dv_twice(v.size());
+  PredictedLinearBackwardArgsT<double> bw;
+  bw.shape = s; bw.x = x.data(); bw.u = u.data(); bw.v = v.data(); bw.saved = saved.data();
+  bw.dy = dy.data(); bw.scratch = scratch.data(); bw.dv = dv_once.data();
+  cpu::predicted_linear_backward(bw);
+  bw.dv = dv_twice.data();
+  cpu::predicted_linear_backward(bw);
+  bw.dv_mode = GradientMode::Accumulate;
+  cpu::predicted_linear_backward(bw);
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_NEAR(dv_twice[i], 2 * dv_once[i], 1e-12);
+}
+
+TEST(OpsDense, MatchesFiniteDifferencesInFloat64) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 3, k = 7, n = 5;
+  Vec x = test::random_vector<double>(m * k, rng), w = test::random_vector<double>(k * n, rng),
+      b = test::random_vector<double>(n, rng), g = test::random_vector<double>(m * n, rng), y(m * n);
+  auto loss = [&] {
+    cpu::dense_forward(x.data(), w.data(), b.data(), y.data(), m, k, n);
+    return dot(g, y);
+  };
+  Vec dx = test::poisoned<double>(x.size()), dw = test::poisoned<double>(w.size()), db = test::poisoned<double>(n);
+  cpu::dense_backward(x.data(), w.data(), g.data(), dx.data(), dw.data(), db.data(), m, k, n,
+                      GradientMode::Overwrite, GradientMode::Overwrite);
+  check_gradient("dX", x, dx, loss);
+  check_gradient("dW", w, dw, loss);
+  check_gradient("db", b, db, loss);
+}
+
+TEST(OpsTiedDecoder, MatchesFiniteDifferencesInFloat64) {
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;  // encoder shape: K inputs, N outputs; the decoder maps N → K
+  s.m = 4; s.k = 7; s.rank = 3; s.columns = 2; s.n = 2 * 5;
+  Vec h = test::random_vector<double>(s.m * s.n, rng), u = test::random_vector<double>(s.k * s.t_cols(), rng),
+      v = test::random_vector<double>(s.rank * s.n, rng), c = test::random_vector<double>(s.k, rng),
+      g = test::random_vector<double>(s.m * s.k, rng), saved(s.m * s.t_cols()), z(s.m * s.k);
+  auto loss = [&] {
+    cpu::tied_decoder_forward(s, h.data(), u.data(), v.data(), c.data(), saved.data(), z.data());
+    return dot(g, z);
+  };
+  loss();
+  Vec dh = test::poisoned<double>(h.size()), dv = test::poisoned<double>(v.size()),
+      dc = test::poisoned<double>(c.size()), du = test::poisoned<double>(u.size()), scratch(s.m * s.t_cols());
+  cpu::tied_decoder_backward(s, h.data(), u.data(), v.data(), saved.data(), g.data(), scratch.data(),
+                             dh.data(), dv.data(), dc.data(), du.data(), GradientMode::Overwrite,
+                             GradientMode::Overwrite, GradientMode::Overwrite);
+  check_gradient("dH", h, dh, loss);
+  check_gradient("dV", v, dv, loss);
+  check_gradient("dc", c, dc, loss);
+  check_gradient("dU", u, du, loss);
+}
+
+class ActivationGradient : public ::testing::TestWithParam<Activation> {};
+
+TEST_P(ActivationGradient, MatchesFiniteDifferencesInFloat64) {
+  const Activation act = GetParam();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t n = 23;
+  Vec x = test::random_vector<double>(n, rng, -3, 3), g = test::random_vector<double>(n, rng), y(n);
+  for (double& xi : x)
+    if (std::fabs(xi) < 1e-3) xi = 0.5;  // ReLU has no derivative at 0
+  auto loss = [&] {
+    cpu::activation_forward(act, x.data(), y.data(), n);
+    return dot(g, y);
+  };
+  loss();
+  Vec dx = test::poisoned<double>(n);
+  cpu::activation_backward(act, y.data(), g.data(), dx.data(), n);
+  check_gradient(activation_name(act), x, dx, loss, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(OpsActivations, ActivationGradient,
+                         ::testing::Values(Activation::Identity, Activation::Sigmoid,
+                                           Activation::Tanh, Activation::ReLU));
+
+TEST(OpsActivations, SigmoidIsStableForLargeInputs) {
+  const std::vector<float> x = {-1000.f, -80.f, 0.f, 80.f, 1000.f};
+  std::vector<float> y(x.size());
+  cpu::activation_forward(Activation::Sigmoid, x.data(), y.data(), 5);
+  EXPECT_EQ(y[0], 0.f);
+  EXPECT_FLOAT_EQ(y[2], 0.5f);
+  EXPECT_EQ(y[4], 1.f);
+  for (float v : y) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(OpsLosses, SoftmaxCrossEntropyMatchesFiniteDifferencesInFloat64) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 4, c = 7;
+  Vec logits = test::random_vector<double>(m * c, rng, -4, 4), d(m * c);
+  const std::vector<int32_t> labels = {0, 6, 3, 3};
+  auto loss = [&] { return cpu::softmax_cross_entropy(logits.data(), labels.data(), m, c, d.data(), nullptr) / m; };
+  loss();
+  const Vec analytic = d;
+  check_gradient("dlogits", logits, analytic, loss, 1e-5);
+}
+
+TEST(OpsLosses, SoftmaxCrossEntropyValuesAndCounts) {
+  // Uniform logits: loss log(C) per row; huge logits must not overflow.
+  const std::vector<float> logits = {0, 0, 0, 0, 1000, 0, 0, 0};
+  const std::vector<int32_t> labels = {2, 0};
+  std::vector<float> d(8);
+  int64_t correct = -1;
+  const double loss = cpu::softmax_cross_entropy(logits.data(), labels.data(), 2, 4, d.data(), &correct);
+  EXPECT_NEAR(loss, std::log(4.0), 1e-6);
+  EXPECT_EQ(correct, 1);  // row 0 ties resolve to class 0 ≠ 2; row 1 is right
+}
+
+TEST(OpsLosses, MeanSquaredErrorMatchesFiniteDifferencesInFloat64) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 3, n = 5;
+  Vec y = test::random_vector<double>(m * n, rng), t = test::random_vector<double>(m * n, rng), d(m * n);
+  auto loss = [&] { return cpu::mean_squared_error(y.data(), t.data(), m, n, d.data()) / m; };
+  loss();
+  const Vec analytic = d;
+  check_gradient("dy", y, analytic, loss);
+}
+
+TEST(OpsOptimizer, SgdMomentumAndWeightDecay) {
+  std::vector<float> p = {1.f, -2.f}, g = {0.5f, 0.25f}, m = {0.1f, 0.f};
+  cpu::sgd_step(p.data(), g.data(), m.data(), 2, 0.1f, 0.9f, 0.01f);
+  // m = 0.9·m − 0.1·(g + 0.01·p);  p += m
+  EXPECT_FLOAT_EQ(m[0], 0.9f * 0.1f - 0.1f * (0.5f + 0.01f));
+  EXPECT_FLOAT_EQ(p[0], 1.f + m[0]);
+  EXPECT_FLOAT_EQ(m[1], -0.1f * (0.25f - 0.02f));
+}
+
+TEST(OpsOptimizer, MaxColumnNormRescalesOnlyLongColumns) {
+  // Two 2×2 matrices; column norms: 5, 0.5 | 1, 10.
+  std::vector<float> v = {3, 0.3f, 4, 0.4f, 1, 6, 0, 8};
+  cpu::max_column_norm(v.data(), 2, 2, 2, 2.f);
+  EXPECT_FLOAT_EQ(v[0], 3 * 0.4f);
+  EXPECT_FLOAT_EQ(v[2], 4 * 0.4f);
+  EXPECT_FLOAT_EQ(v[1], 0.3f);
+  EXPECT_FLOAT_EQ(v[4], 1.f);
+  EXPECT_FLOAT_EQ(v[5], 6 * 0.2f);
+  EXPECT_FLOAT_EQ(v[7], 8 * 0.2f);
+}
+
+TEST(OpsPhilox, MatchesRandom123KnownAnswers) {
+  // Known-answer vectors of Philox4x32-10 from the Random123 distribution (kat_vectors).
+  const Philox4x32 zero = philox4x32(0, 0, 0);
+  EXPECT_EQ(zero.v[0], 0x6627e8d5u);
+  EXPECT_EQ(zero.v[1], 0xe169c58du);
+  EXPECT_EQ(zero.v[2], 0xbc57ac4cu);
+  EXPECT_EQ(zero.v[3], 0x9b00dbd8u);
+  const Philox4x32 ones = philox4x32(~0ull, ~0ull, ~0ull);
+  EXPECT_EQ(ones.v[0], 0x408f276du);
+  EXPECT_EQ(ones.v[3], 0x6d5451fdu);
+  const Philox4x32 pi = philox4x32(0x299f31d0a4093822ull, 0x0370734413198a2eull, 0x85a308d3243f6a88ull);
+  EXPECT_EQ(pi.v[0], 0xd16cfe09u);
+  EXPECT_EQ(pi.v[1], 0x94fdccebu);
+  EXPECT_EQ(pi.v[2], 0x5001e420u);
+  EXPECT_EQ(pi.v[3], 0x24126ea1u);
+}
+
+TEST(OpsPhilox, UniformInitIsReproducibleAndInRange) {
+  std::vector<float> a(1001), b(1001);
+  cpu::uniform_init(a.data(), 1001, -0.1f, 0.1f, 42, rng_stream(RngStream::kInit, 3));
+  cpu::uniform_init(b.data(), 1001, -0.1f, 0.1f, 42, rng_stream(RngStream::kInit, 3));
+  EXPECT_EQ(a, b);
+  double mean = 0;
+  for (float x : a) {
+    EXPECT_GE(x, -0.1f);
+    EXPECT_LT(x, 0.1f);
+    mean += x;
+  }
+  EXPECT_NEAR(mean / 1001, 0.0, 0.01);
+  cpu::uniform_init(b.data(), 1001, -0.1f, 0.1f, 42, rng_stream(RngStream::kInit, 4));
+  EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace uv
