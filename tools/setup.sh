@@ -5,13 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build make pkg-config libopenblas-dev liblapacke-dev libcli11-dev
-          nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev npm
-          dataset-fashion-mnist python3)
+          nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+          dataset-fashion-mnist)
+# Tools that may come from outside Debian's packages (a NodeSource Node.js ships its own npm, and
+# its nodejs package conflicts with Debian's npm): install the Debian package only when the command
+# is missing.
+declare -A COMMANDS=([npm]=npm [python3]=python3)
 
 install_packages() {
   local missing=()
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  for c in "${!COMMANDS[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("${COMMANDS[$c]}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
