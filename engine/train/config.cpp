@@ -138,8 +138,13 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   } catch (const json::parse_error& e) {
     UV_FAIL("config " << source << ": not valid JSON: " << e.what());
   }
+  // A section the file leaves to its defaults still takes overrides (--set log.every_steps=1).
+  const json defaults = default_config();
+  if (user.is_object())
+    for (const auto& section : defaults.items())
+      if (section.value().is_object() && !user.contains(section.key())) user[section.key()] = json::object();
   for (const std::string& o : overrides) apply_override(user, o);
-  const json c = merge_checked(default_config(), user, "", source);
+  const json c = merge_checked(defaults, user, "", source);
 
   RunConfig r;
   r.source = source;

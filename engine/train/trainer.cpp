@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -62,6 +63,7 @@ class Run {
   void save_checkpoint(const std::string& stage);
   void load_checkpoint();
   void log_metrics(const json& row);
+  std::string kept_checkpoint_note() const;
   json summary(double seconds);
 
   const RunConfig& config_;
@@ -240,14 +242,10 @@ void Run::train_supervised() {
       const LossResult loss = backend_->softmax_cross_entropy(
           logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
       if (!std::isfinite(loss.loss_sum)) {
-        const std::string kept = last_good_step_ >= 0
-                                     ? "the last good checkpoint (step " + std::to_string(last_good_step_) +
-                                           ") is kept in " + (out_ / kCheckpointFile).string()
-                                     : "no checkpoint was written";
         log_metrics({{"kind", "error"}, {"step", state_.step + 1}, {"loss", "nan"}});
         UV_FAIL("training diverged: the loss is " << loss.loss_sum << " at step " << state_.step + 1
                                                   << " (epoch " << state_.epoch + 1 << ", batch " << s + 1
-                                                  << "); " << kept << "; lower train.lr");
+                                                  << "); " << kept_checkpoint_note() << "; lower train.lr");
       }
       graph_->backward(m);
       sgd(params, state_.lr, config_.momentum, config_.weight_decay);
@@ -291,6 +289,15 @@ void Run::save_checkpoint(const std::string& stage) {
   for (const Parameter& p : model_->store().all()) {
     host.resize(static_cast<size_t>(p.numel()));
     backend_->copy_to_host(host.data(), p.value, host.size() * sizeof(float));
+    // Never replace the last good checkpoint with diverged parameters: an update can overflow
+    // before the loss shows it (e.g. train.lr_decay < 1 drives the rate to inf).
+    const auto bad = std::find_if(host.begin(), host.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != host.end()) {
+      log_metrics({{"kind", "error"}, {"step", state_.step}, {"parameter", p.spec.name}});
+      UV_FAIL("training diverged: parameter '" << p.spec.name << "' holds " << *bad << " at step "
+                                               << state_.step << "; " << kept_checkpoint_note()
+                                               << "; lower train.lr");
+    }
     file.tensors.push_back(ckpt::TensorRecord::from_f32(p.spec.name, p.spec.shape, host.data()));
     if (p.spec.kind == ParamKind::Learned) {
       backend_->copy_to_host(host.data(), p.momentum, host.size() * sizeof(float));
@@ -352,6 +359,12 @@ void Run::load_checkpoint() {
   std::fprintf(stderr, "resumed %s at step %lld (epoch %lld, batch %lld)\n", path.c_str(),
                static_cast<long long>(state_.step), static_cast<long long>(state_.epoch + 1),
                static_cast<long long>(state_.step_in_epoch));
+}
+
+std::string Run::kept_checkpoint_note() const {
+  return last_good_step_ >= 0 ? "the last good checkpoint (step " + std::to_string(last_good_step_) +
+                                    ") is kept in " + (out_ / kCheckpointFile).string()
+                              : "no checkpoint was written";
 }
 
 void Run::log_metrics(const json& row) {
@@ -457,10 +470,10 @@ json Run::execute() {
                "--out " << out_.string() << " already holds a run; use --resume " << out_.string()
                         << " to continue it or choose another --out");
   }
+  backend_ = make_backend(options_.device);  // before creating anything: a bad --device leaves no trace
   std::error_code ec;
   fs::create_directories(out_, ec);
   UV_REQUIRE(!ec, "--out " << out_.string() << ": cannot create directory: " << ec.message());
-  backend_ = make_backend(options_.device);
   std::fprintf(stderr, "uvtrain %s: %s on %s, writing %s\n", UV_VERSION, config_.name.c_str(),
                backend_->description().c_str(), out_.string().c_str());
   load_data();
