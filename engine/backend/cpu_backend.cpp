@@ -1,5 +1,6 @@
 // CPU backend: OpenBLAS GEMMs and the loops in kernels/cpu.
 #include <cblas.h>
+#include <dnnl.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -39,8 +40,9 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string description() const override {
     std::ostringstream out;
-    out << "cpu (OpenBLAS " << openblas_get_config() << ", " << openblas_get_num_threads()
-        << " threads)";
+    const dnnl_version_t* v = dnnl_version();
+    out << "cpu (oneDNN " << v->major << "." << v->minor << "." << v->patch << " sgemm, "
+        << openblas_get_num_threads() << " threads)";
     return out.str();
   }
 

@@ -28,6 +28,11 @@ int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
 
 namespace cpu {
 
+void throw_dnnl_error(dnnl_status_t status, int64_t m, int64_t n, int64_t k) {
+  UV_CHECK(false, "oneDNN sgemm failed with status " << static_cast<int>(status) << " for M=" << m
+                                                     << " N=" << n << " K=" << k);
+}
+
 template <typename Scalar>
 static Scalar beta_of(GradientMode mode) {
   return mode == GradientMode::Accumulate ? Scalar(1) : Scalar(0);
