@@ -29,7 +29,6 @@ int run_info() {
 #else
   std::printf("cuda: %s\n", report.cuda_status.c_str());
 #endif
-  std::printf("cuda backend: not in this version (training runs on the cpu backend)\n");
   return 0;
 }
 

@@ -97,6 +97,8 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+// Only in builds with UV_WITH_CUDA; throws uv::Error when the device cannot be set up.
+std::unique_ptr<Backend> make_cuda_backend(int device);
 
 // Device selection: "cpu", "cuda" (UserError when no usable GPU), or "auto" (CUDA if present).
 struct DeviceReport {

@@ -1,5 +1,5 @@
-// Device discovery and backend selection. The CUDA runtime is linked only when the toolkit was found
-// at configure time; the CUDA backend itself arrives with the CUDA kernels.
+// Device discovery and backend selection. The CUDA runtime and backend are built only when the
+// toolkit was found at configure time.
 #include <sstream>
 
 #include "engine/backend/backend.h"
@@ -41,14 +41,9 @@ std::unique_ptr<Backend> make_backend(const std::string& device_flag) {
   if (device_flag == "cpu") return make_cpu_backend();
   if (device_flag == "cuda" || device_flag == "auto") {
     const DeviceReport report = query_devices();
-    if (report.cuda_devices > 0) {
-      // The CUDA backend (kernels/cuda) is not part of this build yet: say so rather than fall back
-      // silently when the user asked for the GPU by name.
-      UV_REQUIRE(device_flag == "auto",
-                 "--device cuda: a GPU is present (" << report.cuda_status
-                     << ") but this version of uvtrain has no CUDA backend yet; use --device cpu");
-      return make_cpu_backend();
-    }
+#ifdef UV_WITH_CUDA
+    if (report.cuda_devices > 0) return make_cuda_backend(0);
+#endif
     UV_REQUIRE(device_flag == "auto", "--device cuda: no usable CUDA device ("
                                           << report.cuda_status << "); use --device cpu or auto");
     return make_cpu_backend();

@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/predicted_linear_algorithm.h"
 
 namespace uv {
 
@@ -33,10 +34,6 @@ void throw_dnnl_error(dnnl_status_t status, int64_t m, int64_t n, int64_t k) {
                                                      << " N=" << n << " K=" << k);
 }
 
-template <typename Scalar>
-static Scalar beta_of(GradientMode mode) {
-  return mode == GradientMode::Accumulate ? Scalar(1) : Scalar(0);
-}
 
 template <typename Scalar>
 void bias_add_rows(Scalar* y, const Scalar* bias, int64_t m, int64_t n) {
@@ -55,91 +52,59 @@ void column_sums(const Scalar* x, int64_t m, int64_t n, Scalar* out, GradientMod
   }
 }
 
+// The CPU's primitives for kernels/predicted_linear_algorithm.h.
+template <typename T>
+struct CpuOps {
+  using Scalar = T;
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+            const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+    cpu::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta,
+                    bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                    const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+    for (int64_t i = 0; i < count; ++i)
+      cpu::gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+                c + i * stride_c, ldc);
+  }
+  void bias_add_rows(T* y, const T* bias, int64_t m, int64_t n) { cpu::bias_add_rows(y, bias, m, n); }
+  void column_sums(const T* x, int64_t m, int64_t n, T* out, GradientMode mode) {
+    cpu::column_sums(x, m, n, out, mode);
+  }
+};
+
 template <typename Scalar>
 void predicted_linear_forward(const PredictedLinearForwardArgsT<Scalar>& a) {
-  const PredictedLinearShape& s = a.shape;
-  const int64_t nc = s.n_per_column(), tc = s.t_cols();
-  if (a.strategy == PredictedStrategy::Chain) {
-    Scalar* t = a.saved;  // (M, J·r)
-    gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
-    for (int64_t j = 0; j < s.columns; ++j)
-      gemm(false, false, s.m, nc, s.rank, Scalar(1), t + j * s.rank, tc, a.v + j * s.rank * nc, nc,
-           Scalar(0), a.y + j * nc, s.n);
-  } else {
-    Scalar* w = a.saved;  // (K, N): the materialised weight, kept for backward-data
-    for (int64_t j = 0; j < s.columns; ++j)
-      gemm(false, false, s.k, nc, s.rank, Scalar(1), a.u + j * s.rank, tc, a.v + j * s.rank * nc,
-           nc, Scalar(0), w + j * nc, s.n);
-    gemm(false, false, s.m, s.n, s.k, Scalar(1), a.x, s.k, w, s.n, Scalar(0), a.y, s.n);
-  }
-  if (a.bias) bias_add_rows(a.y, a.bias, s.m, s.n);
+  CpuOps<Scalar> ops;
+  algorithm::predicted_linear_forward(ops, a);
 }
 
 template <typename Scalar>
 void predicted_linear_backward(const PredictedLinearBackwardArgsT<Scalar>& a) {
-  const PredictedLinearShape& s = a.shape;
-  const int64_t nc = s.n_per_column(), tc = s.t_cols();
-  if (a.dbias) column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
-  if (a.strategy == PredictedStrategy::Chain) {
-    const Scalar* t = a.saved;  // (M, J·r)
-    Scalar* dt = a.scratch;     // (M, J·r)
-    for (int64_t j = 0; j < s.columns; ++j) {
-      const Scalar* dy_j = a.dy + j * nc;
-      const Scalar* v_j = a.v + j * s.rank * nc;
-      // dV_j = T_jᵀ · dY_j
-      gemm(true, false, s.rank, nc, s.m, Scalar(1), t + j * s.rank, tc, dy_j, s.n,
-           beta_of<Scalar>(a.dv_mode), a.dv + j * s.rank * nc, nc);
-      // dT_j = dY_j · V_jᵀ (only when something upstream needs it)
-      if (a.dx || a.du)
-        gemm(false, true, s.m, s.rank, nc, Scalar(1), dy_j, s.n, v_j, nc, Scalar(0),
-             dt + j * s.rank, tc);
-    }
-    if (a.dx) gemm(false, true, s.m, s.k, tc, Scalar(1), dt, tc, a.u, tc, Scalar(0), a.dx, s.k);
-    if (a.du)
-      gemm(true, false, s.k, tc, s.m, Scalar(1), a.x, s.k, dt, tc, beta_of<Scalar>(a.du_mode), a.du,
-           tc);
-  } else {
-    const Scalar* w = a.saved;  // (K, N)
-    Scalar* dw = a.scratch;     // (K, N) = Xᵀ·dY, what autograd would form
-    gemm(true, false, s.k, s.n, s.m, Scalar(1), a.x, s.k, a.dy, s.n, Scalar(0), dw, s.n);
-    for (int64_t j = 0; j < s.columns; ++j) {
-      const Scalar* dw_j = dw + j * nc;
-      gemm(true, false, s.rank, nc, s.k, Scalar(1), a.u + j * s.rank, tc, dw_j, s.n,
-           beta_of<Scalar>(a.dv_mode), a.dv + j * s.rank * nc, nc);
-      if (a.du)
-        gemm(false, true, s.k, s.rank, nc, Scalar(1), dw_j, s.n, a.v + j * s.rank * nc, nc,
-             beta_of<Scalar>(a.du_mode), a.du + j * s.rank, tc);
-    }
-    if (a.dx) gemm(false, true, s.m, s.k, s.n, Scalar(1), a.dy, s.n, w, s.n, Scalar(0), a.dx, s.k);
-  }
+  CpuOps<Scalar> ops;
+  algorithm::predicted_linear_backward(ops, a);
 }
 
 template <typename Scalar>
 void dense_forward(const Scalar* x, const Scalar* w, const Scalar* bias, Scalar* y, int64_t m,
                    int64_t k, int64_t n) {
-  gemm(false, false, m, n, k, Scalar(1), x, k, w, n, Scalar(0), y, n);
-  if (bias) bias_add_rows(y, bias, m, n);
+  CpuOps<Scalar> ops;
+  algorithm::dense_forward(ops, x, w, bias, y, m, k, n);
 }
 
 template <typename Scalar>
 void dense_backward(const Scalar* x, const Scalar* w, const Scalar* dy, Scalar* dx, Scalar* dw,
                     Scalar* dbias, int64_t m, int64_t k, int64_t n, GradientMode dw_mode,
                     GradientMode dbias_mode) {
-  gemm(true, false, k, n, m, Scalar(1), x, k, dy, n, beta_of<Scalar>(dw_mode), dw, n);
-  if (dbias) column_sums(dy, m, n, dbias, dbias_mode);
-  if (dx) gemm(false, true, m, k, n, Scalar(1), dy, n, w, n, Scalar(0), dx, k);
+  CpuOps<Scalar> ops;
+  algorithm::dense_backward(ops, x, w, dy, dx, dw, dbias, m, k, n, dw_mode, dbias_mode);
 }
 
 template <typename Scalar>
 void tied_decoder_forward(const PredictedLinearShape& s, const Scalar* h, const Scalar* u,
                           const Scalar* v, const Scalar* bias, Scalar* s_saved, Scalar* z) {
-  // s.m rows of H (M×N); Z = Σ_j (H_j·V_jᵀ)·U_jᵀ = S·Uᵀ with S = [H_j·V_jᵀ] (M×J·r).
-  const int64_t nc = s.n_per_column(), tc = s.t_cols();
-  for (int64_t j = 0; j < s.columns; ++j)
-    gemm(false, true, s.m, s.rank, nc, Scalar(1), h + j * nc, s.n, v + j * s.rank * nc, nc,
-         Scalar(0), s_saved + j * s.rank, tc);
-  gemm(false, true, s.m, s.k, tc, Scalar(1), s_saved, tc, u, tc, Scalar(0), z, s.k);
-  if (bias) bias_add_rows(z, bias, s.m, s.k);
+  CpuOps<Scalar> ops;
+  algorithm::tied_decoder_forward(ops, s, h, u, v, bias, s_saved, z);
 }
 
 template <typename Scalar>
@@ -147,19 +112,9 @@ void tied_decoder_backward(const PredictedLinearShape& s, const Scalar* h, const
                            const Scalar* v, const Scalar* s_saved, const Scalar* dz,
                            Scalar* scratch, Scalar* dh, Scalar* dv, Scalar* dbias, Scalar* du,
                            GradientMode dv_mode, GradientMode dbias_mode, GradientMode du_mode) {
-  // dS = dZ·U (M×J·r); dH_j = dS_j·V_j; dV_j += dS_jᵀ·H_j; dU += dZᵀ·S.
-  const int64_t nc = s.n_per_column(), tc = s.t_cols();
-  if (dbias) column_sums(dz, s.m, s.k, dbias, dbias_mode);
-  Scalar* ds = scratch;  // (M, J·r)
-  gemm(false, false, s.m, tc, s.k, Scalar(1), dz, s.k, u, tc, Scalar(0), ds, tc);
-  for (int64_t j = 0; j < s.columns; ++j) {
-    gemm(true, false, s.rank, nc, s.m, Scalar(1), ds + j * s.rank, tc, h + j * nc, s.n,
-         beta_of<Scalar>(dv_mode), dv + j * s.rank * nc, nc);
-    if (dh)
-      gemm(false, false, s.m, nc, s.rank, Scalar(1), ds + j * s.rank, tc, v + j * s.rank * nc, nc,
-           Scalar(0), dh + j * nc, s.n);
-  }
-  if (du) gemm(true, false, s.k, tc, s.m, Scalar(1), dz, s.k, s_saved, tc, beta_of<Scalar>(du_mode), du, tc);
+  CpuOps<Scalar> ops;
+  algorithm::tied_decoder_backward(ops, s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
+                                   dbias_mode, du_mode);
 }
 
 #define UV_INSTANTIATE(Scalar)                                                                  \

@@ -1,0 +1,193 @@
+// CUDA backend: a stream, a cuBLAS handle, a stream-ordered memory pool (cudaMallocAsync, never
+// managed memory), the kernels of kernels/cuda and the cuBLAS baselines of the predicted layer.
+#ifdef UV_WITH_CUDA
+
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <sstream>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/core/error.h"
+#include "kernels/cuda/cublas_ops.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/predicted_linear_algorithm.h"
+
+namespace uv {
+
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&cublas_));
+    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // Keep freed blocks in the pool instead of returning them at every synchronisation, so a
+    // training step that frees and re-allocates never reaches cudaMalloc.
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    uint64_t threshold = UINT64_MAX;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+  }
+  ~CudaBackend() override {
+    // Destructors must not throw: report nothing, release what can be released.
+    cudaStreamSynchronize(stream_);
+    if (row_loss_) cudaFree(row_loss_);
+    if (row_correct_) cudaFree(row_correct_);
+    cublasDestroy(cublas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device::CUDA; }
+  std::string description() const override {
+    std::ostringstream out;
+    out << "cuda:" << device_ << " (" << prop_.name << ", sm_" << prop_.major << prop_.minor << ")";
+    return out.str();
+  }
+
+  Buffer allocate(size_t bytes) override {
+    void* data = nullptr;
+    const size_t size = bytes == 0 ? 256 : bytes;
+    CUDA_CHECK(cudaMallocAsync(&data, size, stream_));
+    const size_t now = allocated_ += size;
+    size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+    cudaStream_t stream = stream_;
+    return Buffer(data, bytes, Device::CUDA, [this, size, stream](void* p) {
+      allocated_ -= size;
+      cudaFreeAsync(p, stream);  // a deleter cannot throw; a failure here shows at the next check
+    });
+  }
+  void copy_to_device(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffer may be reused right after
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void fill(float* x, int64_t n, float value) override { cuda::fill(x, n, value, stream_); }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  size_t peak_allocated_bytes() const override { return peak_.load(); }
+  size_t allocated_bytes() const override { return allocated_.load(); }
+
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
+    ops().gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
+    cuda::bias_add_rows(y, bias, m, n, stream_);
+  }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) override {
+    cuda::column_sums(x, m, n, out, mode, stream_);
+  }
+
+  void predicted_linear_forward(const PredictedLinearForwardArgs& args) override {
+    cuda::CublasOps o = ops();
+    algorithm::predicted_linear_forward(o, args);
+  }
+  void predicted_linear_backward(const PredictedLinearBackwardArgs& args) override {
+    cuda::CublasOps o = ops();
+    algorithm::predicted_linear_backward(o, args);
+  }
+  void tied_decoder_forward(const PredictedLinearShape& s, const float* h, const float* u,
+                            const float* v, const float* bias, float* s_saved, float* z) override {
+    cuda::CublasOps o = ops();
+    algorithm::tied_decoder_forward(o, s, h, u, v, bias, s_saved, z);
+  }
+  void tied_decoder_backward(const PredictedLinearShape& s, const float* h, const float* u,
+                             const float* v, const float* s_saved, const float* dz, float* scratch,
+                             float* dh, float* dv, float* dbias, float* du, GradientMode dv_mode,
+                             GradientMode dbias_mode, GradientMode du_mode) override {
+    cuda::CublasOps o = ops();
+    algorithm::tied_decoder_backward(o, s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
+                                     dbias_mode, du_mode);
+  }
+
+  void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
+    cuda::activation_forward(act, x, y, n, stream_);
+  }
+  void activation_backward(Activation act, const float* y, const float* dy, float* dx,
+                           int64_t n) override {
+    cuda::activation_backward(act, y, dy, dx, n, stream_);
+  }
+  LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                   float* dlogits) override {
+    reserve_rows(m);
+    cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
+    return reduce_rows(m, true);
+  }
+  LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
+                                float* dy) override {
+    reserve_rows(m);
+    cuda::mean_squared_error(y, target, m, n, dy, row_loss_, stream_);
+    return reduce_rows(m, false);
+  }
+
+  void sgd_step(const SgdArgs& a) override {
+    cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.momentum, a.weight_decay, stream_);
+  }
+  void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
+    cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);
+  }
+  void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
+    cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);
+  }
+
+ private:
+  cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_}; }
+
+  // Per-row loss scratch: the host sums rows in double, as the CPU twin does.
+  void reserve_rows(int64_t m) {
+    if (m <= rows_) return;
+    if (row_loss_) CUDA_CHECK(cudaFree(row_loss_));
+    if (row_correct_) CUDA_CHECK(cudaFree(row_correct_));
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&row_loss_), static_cast<size_t>(m) * sizeof(float)));
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&row_correct_), static_cast<size_t>(m) * sizeof(int32_t)));
+    host_loss_.resize(static_cast<size_t>(m));
+    host_correct_.resize(static_cast<size_t>(m));
+    rows_ = m;
+  }
+  LossResult reduce_rows(int64_t m, bool classification) {
+    CUDA_CHECK(cudaMemcpyAsync(host_loss_.data(), row_loss_, static_cast<size_t>(m) * sizeof(float),
+                               cudaMemcpyDeviceToHost, stream_));
+    if (classification)
+      CUDA_CHECK(cudaMemcpyAsync(host_correct_.data(), row_correct_, static_cast<size_t>(m) * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LossResult result;
+    for (int64_t i = 0; i < m; ++i) {
+      result.loss_sum += host_loss_[static_cast<size_t>(i)];
+      if (classification) result.correct += host_correct_[static_cast<size_t>(i)];
+    }
+    return result;
+  }
+
+  int device_;
+  cudaDeviceProp prop_{};
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::atomic<size_t> allocated_{0}, peak_{0};
+  float* row_loss_ = nullptr;        // (rows_)
+  int32_t* row_correct_ = nullptr;   // (rows_)
+  int64_t rows_ = 0;
+  std::vector<float> host_loss_;
+  std::vector<int32_t> host_correct_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+}  // namespace uv
+
+#endif  // UV_WITH_CUDA

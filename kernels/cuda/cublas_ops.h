@@ -1,0 +1,43 @@
+// cuBLAS primitives for kernels/predicted_linear_algorithm.h: the `materialise` and `chain`
+// baselines on the GPU run the same product sequence as the CPU. Row-major C = op(A)·op(B) is
+// column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, so every call swaps the operands.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.h"
+
+namespace uv::cuda {
+
+struct CublasOps {
+  using Scalar = float;
+  cublasHandle_t handle;  // bound to `stream` by the backend
+  cudaStream_t stream;
+
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    CUBLAS_CHECK(cublasSgemm(handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
+                             static_cast<int>(ldb), a, static_cast<int>(lda), &beta, c,
+                             static_cast<int>(ldc)));
+  }
+  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta,
+                    bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    if (count == 1) return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    CUBLAS_CHECK(cublasSgemmStridedBatched(
+        handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(n),
+        static_cast<int>(m), static_cast<int>(k), &alpha, b, static_cast<int>(ldb), stride_b, a,
+        static_cast<int>(lda), stride_a, &beta, c, static_cast<int>(ldc), stride_c,
+        static_cast<int>(count)));
+  }
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) {
+    cuda::bias_add_rows(y, bias, m, n, stream);
+  }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
+    cuda::column_sums(x, m, n, out, mode, stream);
+  }
+};
+
+}  // namespace uv::cuda

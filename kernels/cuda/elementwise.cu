@@ -1,0 +1,213 @@
+// CUDA elementwise kernels (forward and backward side by side), then their launchers.
+#include <cmath>
+
+#include "engine/backend/backend.h"
+#include "engine/core/philox.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.h"
+
+namespace uv::cuda {
+
+// ------------------------------------------------------------------------------------------------
+// kernels
+// ------------------------------------------------------------------------------------------------
+
+#define UV_GRID_STRIDE(i, n) \
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); i += int64_t{gridDim.x} * blockDim.x)
+
+__global__ void fill_kernel(float* x, int64_t n, float value) {
+  UV_GRID_STRIDE(i, n) x[i] = value;
+}
+
+__global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int64_t n) {
+  UV_GRID_STRIDE(i, m * n) y[i] += bias[i % n];
+}
+
+// One thread per column: adjacent threads read adjacent floats of a row, so loads coalesce.
+__global__ void column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
+  UV_GRID_STRIDE(j, n) {
+    float sum = 0.f;
+    for (int64_t i = 0; i < m; ++i) sum += x[i * n + j];
+    out[j] = accumulate ? out[j] + sum : sum;
+  }
+}
+
+__device__ __forceinline__ float sigmoid(float x) {
+  // Split by sign so __expf never overflows (the CPU twin does the same).
+  if (x >= 0.f) return 1.f / (1.f + expf(-x));
+  const float e = expf(x);
+  return e / (1.f + e);
+}
+
+__global__ void activation_forward_kernel(Activation act, const float* x, float* y, int64_t n) {
+  UV_GRID_STRIDE(i, n) {
+    const float v = x[i];
+    switch (act) {
+      case Activation::Identity: y[i] = v; break;
+      case Activation::Sigmoid: y[i] = sigmoid(v); break;
+      case Activation::Tanh: y[i] = tanhf(v); break;
+      case Activation::ReLU: y[i] = v > 0.f ? v : 0.f; break;
+    }
+  }
+}
+
+__global__ void activation_backward_kernel(Activation act, const float* y, const float* dy, float* dx,
+                                           int64_t n) {
+  UV_GRID_STRIDE(i, n) {
+    const float v = y[i];
+    switch (act) {
+      case Activation::Identity: dx[i] = dy[i]; break;
+      case Activation::Sigmoid: dx[i] = dy[i] * v * (1.f - v); break;
+      case Activation::Tanh: dx[i] = dy[i] * (1.f - v * v); break;
+      case Activation::ReLU: dx[i] = v > 0.f ? dy[i] : 0.f; break;
+    }
+  }
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// One warp per row of logits.
+__global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t* labels, int64_t m,
+                                             int64_t c, float* dlogits, float* row_loss,
+                                             int32_t* row_correct) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / kWarpSize;
+  const int lane = threadIdx.x % kWarpSize;
+  if (row >= m) return;  // whole warps leave together: `row` is uniform across a warp
+  const float* z = logits + row * c;
+  float top = -INFINITY;
+  for (int64_t j = lane; j < c; j += kWarpSize) top = fmaxf(top, z[j]);
+  top = warp_max(top);
+  float sum = 0.f;
+  for (int64_t j = lane; j < c; j += kWarpSize) sum += expf(z[j] - top);
+  sum = warp_sum(sum);
+  const int32_t label = labels[row];
+  const float inv_m = 1.f / static_cast<float>(m);
+  for (int64_t j = lane; j < c; j += kWarpSize)
+    dlogits[row * c + j] = (expf(z[j] - top) / sum - (j == label ? 1.f : 0.f)) * inv_m;
+  if (lane == 0) {
+    row_loss[row] = logf(sum) - (z[label] - top);
+    // The first maximal logit wins, as in the CPU twin's argmax.
+    int64_t argmax = 0;
+    for (int64_t j = 1; j < c; ++j)
+      if (z[j] > z[argmax]) argmax = j;
+    row_correct[row] = argmax == label;
+  }
+}
+
+__global__ void mean_squared_error_kernel(const float* y, const float* target, int64_t m, int64_t n,
+                                          float* dy, float* row_loss) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / kWarpSize;
+  const int lane = threadIdx.x % kWarpSize;
+  if (row >= m) return;
+  const float inv_m = 1.f / static_cast<float>(m);
+  float sum = 0.f;
+  for (int64_t j = lane; j < n; j += kWarpSize) {
+    const float diff = y[row * n + j] - target[row * n + j];
+    sum += 0.5f * diff * diff;
+    dy[row * n + j] = diff * inv_m;
+  }
+  sum = warp_sum(sum);
+  if (lane == 0) row_loss[row] = sum;
+}
+
+__global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
+                           float lr, float momentum, float weight_decay) {
+  UV_GRID_STRIDE(i, n) {
+    const float m = momentum * momentum_buffer[i] - lr * (grads[i] + weight_decay * params[i]);
+    momentum_buffer[i] = m;
+    params[i] += m;
+  }
+}
+
+// One thread per (matrix, column); adjacent threads walk adjacent columns of each row.
+__global__ void max_column_norm_kernel(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) {
+  UV_GRID_STRIDE(t, count * cols) {
+    float* mat = v + (t / cols) * rows * cols;
+    const int64_t j = t % cols;
+    float norm2 = 0.f;
+    for (int64_t i = 0; i < rows; ++i) norm2 += mat[i * cols + j] * mat[i * cols + j];
+    const float norm = sqrtf(norm2);
+    if (norm > max_norm) {
+      const float scale = max_norm / norm;
+      for (int64_t i = 0; i < rows; ++i) mat[i * cols + j] *= scale;
+    }
+  }
+}
+
+__global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
+  UV_GRID_STRIDE(i, n) x[i] = lo + (hi - lo) * philox_uniform(seed, stream_id, static_cast<uint64_t>(i));
+}
+
+// ------------------------------------------------------------------------------------------------
+// launchers
+// ------------------------------------------------------------------------------------------------
+
+void fill(float* x, int64_t n, float value, cudaStream_t stream) {
+  if (n == 0) return;
+  fill_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, n, value);
+  CUDA_CHECK_LAUNCH();
+}
+
+void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
+  bias_add_rows_kernel<<<blocks_for(m * n), kThreadsPerBlock, 0, stream>>>(y, bias, m, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode, cudaStream_t stream) {
+  column_sums_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, m, n, out,
+                                                                     mode == GradientMode::Accumulate);
+  CUDA_CHECK_LAUNCH();
+}
+
+void activation_forward(Activation act, const float* x, float* y, int64_t n, cudaStream_t stream) {
+  activation_forward_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(act, x, y, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void activation_backward(Activation act, const float* y, const float* dy, float* dx, int64_t n,
+                         cudaStream_t stream) {
+  activation_backward_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(act, y, dy, dx, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                           float* dlogits, float* row_loss, int32_t* row_correct, cudaStream_t stream) {
+  softmax_cross_entropy_kernel<<<row_blocks_for(m), kThreadsPerBlock, 0, stream>>>(
+      logits, labels, m, c, dlogits, row_loss, row_correct);
+  CUDA_CHECK_LAUNCH();
+}
+
+void mean_squared_error(const float* y, const float* target, int64_t m, int64_t n, float* dy,
+                        float* row_loss, cudaStream_t stream) {
+  mean_squared_error_kernel<<<row_blocks_for(m), kThreadsPerBlock, 0, stream>>>(y, target, m, n, dy, row_loss);
+  CUDA_CHECK_LAUNCH();
+}
+
+void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
+              float momentum, float weight_decay, cudaStream_t stream) {
+  sgd_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(params, grads, momentum_buffer, n, lr,
+                                                             momentum, weight_decay);
+  CUDA_CHECK_LAUNCH();
+}
+
+void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
+                     cudaStream_t stream) {
+  max_column_norm_kernel<<<blocks_for(count * cols), kThreadsPerBlock, 0, stream>>>(v, count, rows, cols,
+                                                                                   max_norm);
+  CUDA_CHECK_LAUNCH();
+}
+
+void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
+                  cudaStream_t stream) {
+  uniform_init_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, n, lo, hi, seed, stream_id);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace uv::cuda

@@ -1,0 +1,51 @@
+// CUDA elementwise kernels, losses, optimiser and initialisation: launchers (stream last). Each is
+// the twin of a function in kernels/cpu/elementwise.h and is tested against it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/predicted_linear_args.h"
+
+namespace uv {
+enum class Activation;
+}
+
+namespace uv::cuda {
+
+void fill(float* x, int64_t n, float value, cudaStream_t stream);
+void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
+void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode, cudaStream_t stream);
+void activation_forward(Activation act, const float* x, float* y, int64_t n, cudaStream_t stream);
+void activation_backward(Activation act, const float* y, const float* dy, float* dx, int64_t n,
+                         cudaStream_t stream);
+// Per-row loss (m) and hit flags (m) for the host to sum in double; dlogits = (softmax − onehot)/M.
+void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                           float* dlogits, float* row_loss, int32_t* row_correct, cudaStream_t stream);
+// Per-row ½‖y − t‖² (m); dy = (y − t)/M.
+void mean_squared_error(const float* y, const float* target, int64_t m, int64_t n, float* dy,
+                        float* row_loss, cudaStream_t stream);
+void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
+              float momentum, float weight_decay, cudaStream_t stream);
+void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
+                     cudaStream_t stream);
+void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
+                  cudaStream_t stream);
+
+// Launch geometry, shared with the CPU tests: a grid-stride loop over n elements.
+constexpr int kThreadsPerBlock = 256;
+constexpr int kMaxBlocks = 4096;
+inline int blocks_for(int64_t n) {
+  const int64_t blocks = (n + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  return static_cast<int>(blocks < 1 ? 1 : (blocks > kMaxBlocks ? kMaxBlocks : blocks));
+}
+// One warp per row for the row reductions (softmax, MSE): rows per block and blocks.
+constexpr int kWarpSize = 32;
+constexpr int kRowsPerBlock = kThreadsPerBlock / kWarpSize;
+static_assert(kThreadsPerBlock % kWarpSize == 0, "blocks hold whole warps");
+inline int row_blocks_for(int64_t rows) {
+  return static_cast<int>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+}
+
+}  // namespace uv::cuda

@@ -1,0 +1,124 @@
+// The GEMM orchestration of the predicted-linear layer, dense layer and tied decoder, written once
+// over a backend's primitive `Ops` so the CPU (OpenBLAS/oneDNN) and the cuBLAS baselines run the
+// same sequence of products. `Ops` provides, for its `Scalar`:
+//   gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)       row-major
+//   gemm_batched(count, stride_a, stride_b, stride_c, <same as gemm>)          count products
+//   bias_add_rows(y, bias, m, n)          y (m×n) += bias
+//   column_sums(x, m, n, out, mode)       out (n) (+)= Σ_rows x
+// The J columns of a layer are one batched product with constant strides (spec section 3).
+#pragma once
+
+#include "kernels/predicted_linear_args.h"
+
+namespace uv::algorithm {
+
+template <typename Scalar>
+Scalar beta_of(GradientMode mode) {
+  return mode == GradientMode::Accumulate ? Scalar(1) : Scalar(0);
+}
+
+template <typename Ops>
+void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typename Ops::Scalar>& a) {
+  using Scalar = typename Ops::Scalar;
+  const PredictedLinearShape& s = a.shape;
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
+  if (a.strategy == PredictedStrategy::Chain) {
+    Scalar* t = a.saved;  // (M, J·r)
+    ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
+    // Y_j = T_j · V_j
+    ops.gemm_batched(J, r, r * nc, nc, false, false, s.m, nc, r, Scalar(1), t, tc, a.v, nc,
+                     Scalar(0), a.y, s.n);
+  } else {
+    Scalar* w = a.saved;  // (K, N): the materialised weight, kept for backward-data
+    // W_j = U_j · V_j
+    ops.gemm_batched(J, r, r * nc, nc, false, false, s.k, nc, r, Scalar(1), a.u, tc, a.v, nc,
+                     Scalar(0), w, s.n);
+    ops.gemm(false, false, s.m, s.n, s.k, Scalar(1), a.x, s.k, w, s.n, Scalar(0), a.y, s.n);
+  }
+  if (a.bias) ops.bias_add_rows(a.y, a.bias, s.m, s.n);
+}
+
+template <typename Ops>
+void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a) {
+  using Scalar = typename Ops::Scalar;
+  const PredictedLinearShape& s = a.shape;
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
+  if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
+  if (a.strategy == PredictedStrategy::Chain) {
+    const Scalar* t = a.saved;  // (M, J·r)
+    Scalar* dt = a.scratch;     // (M, J·r)
+    // dV_j = T_jᵀ · dY_j
+    ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, s.m, Scalar(1), t, tc, a.dy, s.n,
+                     beta_of<Scalar>(a.dv_mode), a.dv, nc);
+    if (!a.dx && !a.du) return;  // a first layer: nothing upstream needs dT
+    // dT_j = dY_j · V_jᵀ
+    ops.gemm_batched(J, nc, r * nc, r, false, true, s.m, r, nc, Scalar(1), a.dy, s.n, a.v, nc,
+                     Scalar(0), dt, tc);
+    if (a.dx) ops.gemm(false, true, s.m, s.k, tc, Scalar(1), dt, tc, a.u, tc, Scalar(0), a.dx, s.k);
+    if (a.du)
+      ops.gemm(true, false, s.k, tc, s.m, Scalar(1), a.x, s.k, dt, tc, beta_of<Scalar>(a.du_mode),
+               a.du, tc);
+  } else {
+    const Scalar* w = a.saved;  // (K, N)
+    Scalar* dw = a.scratch;     // (K, N) = Xᵀ·dY, what autograd would form
+    ops.gemm(true, false, s.k, s.n, s.m, Scalar(1), a.x, s.k, a.dy, s.n, Scalar(0), dw, s.n);
+    // dV_j = U_jᵀ · dW_j
+    ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, s.k, Scalar(1), a.u, tc, dw, s.n,
+                     beta_of<Scalar>(a.dv_mode), a.dv, nc);
+    // dU_j = dW_j · V_jᵀ
+    if (a.du)
+      ops.gemm_batched(J, nc, r * nc, r, false, true, s.k, r, nc, Scalar(1), dw, s.n, a.v, nc,
+                       beta_of<Scalar>(a.du_mode), a.du, tc);
+    if (a.dx) ops.gemm(false, true, s.m, s.k, s.n, Scalar(1), a.dy, s.n, w, s.n, Scalar(0), a.dx, s.k);
+  }
+}
+
+// Y (M×N) = X (M×K) · W (K×N) + b
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void dense_forward(Ops& ops, const Scalar* x, const Scalar* w, const Scalar* bias, Scalar* y,
+                   int64_t m, int64_t k, int64_t n) {
+  ops.gemm(false, false, m, n, k, Scalar(1), x, k, w, n, Scalar(0), y, n);
+  if (bias) ops.bias_add_rows(y, bias, m, n);
+}
+
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void dense_backward(Ops& ops, const Scalar* x, const Scalar* w, const Scalar* dy, Scalar* dx,
+                    Scalar* dw, Scalar* dbias, int64_t m, int64_t k, int64_t n, GradientMode dw_mode,
+                    GradientMode dbias_mode) {
+  ops.gemm(true, false, k, n, m, Scalar(1), x, k, dy, n, beta_of<Scalar>(dw_mode), dw, n);
+  if (dbias) ops.column_sums(dy, m, n, dbias, dbias_mode);
+  if (dx) ops.gemm(false, true, m, k, n, Scalar(1), dy, n, w, n, Scalar(0), dx, k);
+}
+
+// Tied decoder of a predicted encoder: Z (M×K) = H (M×N) · (U·V)ᵀ + c = S·Uᵀ + c with
+// S = [H_j·V_jᵀ] (M×J·r), so W is never formed.
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void tied_decoder_forward(Ops& ops, const PredictedLinearShape& s, const Scalar* h, const Scalar* u,
+                          const Scalar* v, const Scalar* bias, Scalar* s_saved, Scalar* z) {
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank;
+  ops.gemm_batched(s.columns, nc, r * nc, r, false, true, s.m, r, nc, Scalar(1), h, s.n, v, nc,
+                   Scalar(0), s_saved, tc);
+  ops.gemm(false, true, s.m, s.k, tc, Scalar(1), s_saved, tc, u, tc, Scalar(0), z, s.k);
+  if (bias) ops.bias_add_rows(z, bias, s.m, s.k);
+}
+
+// dS = dZ·U; dV_j (+)= dS_jᵀ·H_j; dH_j = dS_j·V_j; dU (+)= dZᵀ·S. `scratch` (M×J·r) holds dS.
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void tied_decoder_backward(Ops& ops, const PredictedLinearShape& s, const Scalar* h, const Scalar* u,
+                           const Scalar* v, const Scalar* s_saved, const Scalar* dz, Scalar* scratch,
+                           Scalar* dh, Scalar* dv, Scalar* dbias, Scalar* du, GradientMode dv_mode,
+                           GradientMode dbias_mode, GradientMode du_mode) {
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank;
+  if (dbias) ops.column_sums(dz, s.m, s.k, dbias, dbias_mode);
+  Scalar* ds = scratch;  // (M, J·r)
+  ops.gemm(false, false, s.m, tc, s.k, Scalar(1), dz, s.k, u, tc, Scalar(0), ds, tc);
+  ops.gemm_batched(s.columns, r, nc, r * nc, true, false, r, nc, s.m, Scalar(1), ds, tc, h, s.n,
+                   beta_of<Scalar>(dv_mode), dv, nc);
+  if (dh)
+    ops.gemm_batched(s.columns, r, r * nc, nc, false, false, s.m, nc, r, Scalar(1), ds, tc, v, nc,
+                     Scalar(0), dh, s.n);
+  if (du)
+    ops.gemm(true, false, s.k, tc, s.m, Scalar(1), dz, s.k, s_saved, tc, beta_of<Scalar>(du_mode), du, tc);
+}
+
+}  // namespace uv::algorithm

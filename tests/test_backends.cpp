@@ -1,0 +1,210 @@
+// One harness runs every backend op on every available backend against the CPU reference (ggml's
+// test-backend-ops habit). Without a GPU the device cases skip with the reason; the launch-geometry
+// arithmetic they rely on is tested on the CPU always.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "engine/backend/backend.h"
+#include "tests/test_util.h"
+
+#ifdef UV_WITH_CUDA
+#include "kernels/cuda/elementwise.h"
+#endif
+
+namespace uv {
+namespace {
+
+using test::all_close;
+
+// A device backend, or a skip reason.
+std::unique_ptr<Backend> device_backend(std::string* why) {
+  const DeviceReport report = query_devices();
+#ifdef UV_WITH_CUDA
+  if (report.cuda_devices > 0) return make_cuda_backend(0);
+#endif
+  *why = "no CUDA device: " + report.cuda_status;
+  return nullptr;
+}
+
+#define UV_REQUIRE_DEVICE(backend)                                   \
+  std::string uv_skip_reason_;                                       \
+  std::unique_ptr<Backend> backend = device_backend(&uv_skip_reason_); \
+  if (!backend) {                                                    \
+    GTEST_SKIP() << uv_skip_reason_;                                 \
+  }                                                                  \
+  static_assert(true, "")
+
+// Host vectors mirrored on a backend: upload, run, download.
+struct Mirror {
+  Backend& backend;
+  std::vector<Buffer> buffers;
+  float* put(const std::vector<float>& host) {
+    buffers.push_back(backend.allocate(host.size() * sizeof(float)));
+    backend.copy_to_device(buffers.back().data(), host.data(), host.size() * sizeof(float));
+    return buffers.back().floats();
+  }
+  int32_t* put(const std::vector<int32_t>& host) {
+    buffers.push_back(backend.allocate(host.size() * sizeof(int32_t)));
+    backend.copy_to_device(buffers.back().data(), host.data(), host.size() * sizeof(int32_t));
+    return static_cast<int32_t*>(buffers.back().data());
+  }
+  std::vector<float> get(const float* device, size_t n) {
+    std::vector<float> host(n);
+    backend.copy_to_host(host.data(), device, n * sizeof(float));
+    return host;
+  }
+};
+
+struct PredictedCase {
+  PredictedStrategy strategy;
+  int64_t columns;
+  bool learn_u;
+};
+
+class BackendPredictedLinear : public ::testing::TestWithParam<PredictedCase> {};
+
+// Forward and backward of the predicted layer on the device against the CPU, odd sizes, poisoned
+// outputs. Tolerance: the rule of tests/test_util.h with the reduction length of each product.
+TEST_P(BackendPredictedLinear, MatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  const PredictedCase c = GetParam();
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;
+  s.m = 37; s.k = 101; s.rank = 13; s.columns = c.columns; s.n = c.columns * 29;
+  const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
+             v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
+             dy = test::random_vector<float>(s.m * s.n, rng);
+  struct Out { std::vector<float> y, dx, dv, db, du; };
+  auto run = [&](Backend& be) {
+    Mirror d{be, {}};
+    const std::vector<float> nan_y = test::poisoned<float>(s.m * s.n), nan_x = test::poisoned<float>(s.m * s.k),
+                             nan_v = test::poisoned<float>(v.size()), nan_b = test::poisoned<float>(b.size()),
+                             nan_u = test::poisoned<float>(u.size()),
+                             nan_saved = test::poisoned<float>(predicted_linear_saved_floats(s, c.strategy)),
+                             nan_scratch = test::poisoned<float>(predicted_linear_backward_scratch_floats(s, c.strategy));
+    PredictedLinearForwardArgs f;
+    f.shape = s; f.strategy = c.strategy;
+    f.x = d.put(x); f.u = d.put(u); f.v = d.put(v); f.bias = d.put(b);
+    f.saved = d.put(nan_saved); f.y = d.put(nan_y);
+    be.predicted_linear_forward(f);
+    PredictedLinearBackwardArgs bw;
+    bw.shape = s; bw.strategy = c.strategy; bw.x = f.x; bw.u = f.u; bw.v = f.v; bw.saved = f.saved;
+    bw.dy = d.put(dy); bw.scratch = d.put(nan_scratch); bw.dx = d.put(nan_x); bw.dv = d.put(nan_v);
+    bw.dbias = d.put(nan_b); bw.du = c.learn_u ? d.put(nan_u) : nullptr;
+    be.predicted_linear_backward(bw);
+    Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}};
+    if (c.learn_u) o.du = d.get(bw.du, u.size());
+    return o;
+  };
+  const Out ref = run(*cpu), out = run(*device);
+  const double r = test::rtol_for<float>(s.k * s.rank);
+  EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
+  EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
+  EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
+  EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
+  if (c.learn_u) EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStrategies, BackendPredictedLinear,
+    ::testing::Values(PredictedCase{PredictedStrategy::Chain, 1, false},
+                      PredictedCase{PredictedStrategy::Chain, 3, true},
+                      PredictedCase{PredictedStrategy::Materialise, 1, false},
+                      PredictedCase{PredictedStrategy::Materialise, 3, true}));
+
+TEST(BackendElementwise, EveryOpMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 37, n = 101;
+  const auto x = test::random_vector<float>(m * n, rng, -4, 4), t = test::random_vector<float>(m * n, rng, 0, 1),
+             bias = test::random_vector<float>(n, rng);
+  std::vector<int32_t> labels(m);
+  for (int64_t i = 0; i < m; ++i) labels[i] = static_cast<int32_t>((i * 7) % n);
+  const double r = test::rtol_for<float>(n);
+  // Transcendentals differ by a few ulp between libm and CUDA's expf/tanhf: 8 ulp.
+  const double ulp8 = 8 * std::numeric_limits<float>::epsilon();
+  for (Activation act : {Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::ReLU}) {
+    auto run = [&](Backend& be) {
+      Mirror d{be, {}};
+      float* in = d.put(x);
+      float* y = d.put(test::poisoned<float>(x.size()));
+      float* dx = d.put(test::poisoned<float>(x.size()));
+      be.activation_forward(act, in, y, m * n);
+      be.activation_backward(act, y, d.put(t), dx, m * n);
+      return std::make_pair(d.get(y, x.size()), d.get(dx, x.size()));
+    };
+    const auto ref = run(*cpu), out = run(*device);
+    EXPECT_TRUE(all_close(out.first, ref.first, ulp8, ulp8)) << activation_name(act);
+    EXPECT_TRUE(all_close(out.second, ref.second, ulp8, ulp8)) << activation_name(act);
+  }
+  auto losses = [&](Backend& be) {
+    Mirror d{be, {}};
+    float* logits = d.put(x);
+    float* dl = d.put(test::poisoned<float>(x.size()));
+    const LossResult xent = be.softmax_cross_entropy(logits, d.put(labels), m, n, dl);
+    float* dy = d.put(test::poisoned<float>(x.size()));
+    const LossResult mse = be.mean_squared_error(logits, d.put(t), m, n, dy);
+    float* yb = d.put(x);
+    be.bias_add_rows(yb, d.put(bias), m, n);
+    float* sums = d.put(test::poisoned<float>(n));
+    be.column_sums(logits, m, n, sums, GradientMode::Overwrite);
+    return std::make_tuple(xent, d.get(dl, x.size()), mse, d.get(dy, x.size()), d.get(yb, x.size()), d.get(sums, n));
+  };
+  const auto ref = losses(*cpu), out = losses(*device);
+  EXPECT_NEAR(std::get<0>(out).loss_sum, std::get<0>(ref).loss_sum, 1e-4 * std::fabs(std::get<0>(ref).loss_sum));
+  EXPECT_EQ(std::get<0>(out).correct, std::get<0>(ref).correct);
+  EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), ulp8 * n, 1e-7));
+  EXPECT_NEAR(std::get<2>(out).loss_sum, std::get<2>(ref).loss_sum, r * std::get<2>(ref).loss_sum);
+  EXPECT_TRUE(all_close(std::get<3>(out), std::get<3>(ref), 0.0, 0.0));  // one subtraction, one multiply
+  EXPECT_TRUE(all_close(std::get<4>(out), std::get<4>(ref), 0.0, 0.0));  // one addition
+  EXPECT_TRUE(all_close(std::get<5>(out), std::get<5>(ref), test::rtol_for<float>(m), 4 * test::rtol_for<float>(m)));
+}
+
+TEST(BackendOptimizer, SgdNormAndInitMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t count = 3, rows = 13, cols = 29, n = count * rows * cols;
+  const auto p = test::random_vector<float>(n, rng), g = test::random_vector<float>(n, rng),
+             mom = test::random_vector<float>(n, rng);
+  auto run = [&](Backend& be) {
+    Mirror d{be, {}};
+    float* pp = d.put(p);
+    float* mm = d.put(mom);
+    SgdArgs a;
+    a.params = pp; a.grads = d.put(g); a.momentum_buffer = mm; a.n = n;
+    a.lr = 0.3f; a.momentum = 0.9f; a.weight_decay = 0.01f;
+    be.sgd_step(a);
+    be.max_column_norm(pp, count, rows, cols, 0.8f);
+    float* init = d.put(test::poisoned<float>(1001));
+    be.uniform_init(init, 1001, -0.1f, 0.1f, 42, 7);
+    return std::make_tuple(d.get(pp, n), d.get(mm, n), d.get(init, 1001));
+  };
+  const auto ref = run(*cpu), out = run(*device);
+  const double r = test::rtol_for<float>(rows);
+  EXPECT_TRUE(all_close(std::get<0>(out), std::get<0>(ref), r, r));
+  EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), 0.0, 0.0));
+  EXPECT_EQ(std::get<2>(out), std::get<2>(ref));  // Philox streams are bit-identical
+}
+
+#ifdef UV_WITH_CUDA
+TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
+  for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {
+    const int blocks = cuda::blocks_for(n);
+    EXPECT_GE(blocks, 1);
+    EXPECT_LE(blocks, cuda::kMaxBlocks);
+    // A grid-stride loop covers n when the grid is either big enough or capped.
+    EXPECT_TRUE(int64_t{blocks} * cuda::kThreadsPerBlock >= n || blocks == cuda::kMaxBlocks) << n;
+  }
+  for (int64_t rows : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{9}, int64_t{100}, int64_t{32768}}) {
+    EXPECT_GE(int64_t{cuda::row_blocks_for(rows)} * cuda::kRowsPerBlock, rows);
+    EXPECT_LT(int64_t{cuda::row_blocks_for(rows) - 1} * cuda::kRowsPerBlock, rows);
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace uv
