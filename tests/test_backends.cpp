@@ -104,7 +104,9 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
   EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
   EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
   EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
-  if (c.learn_u) EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+  if (c.learn_u) {
+    EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
