@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_util.h"
 #include "engine/backend/backend.h"
 #include "engine/checkpoint/safetensors.h"
 #include "engine/data/idx.h"
@@ -154,19 +155,12 @@ void write_synthetic_mnist(const fs::path& dir, uint32_t seed) {
 
 // A fresh temporary directory per test holding data/ (the synthetic set) and a config for a
 // 784-32(predicted, SE, 10%)-10 MLP; removed afterwards.
-class CliFixture : public ::testing::Test {
+class CliFixture : public uv::test::TempDirTest {
  protected:
   void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("uvtrain_" + std::string(info->test_suite_name()) + "_" +
-                                        info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    TempDirTest::SetUp();
     fs::create_directories(data_dir());
     write_synthetic_mnist(data_dir(), 12345);
-  }
-  void TearDown() override {
-    std::error_code ignored;  // a failed cleanup must not hide the test's own result
-    fs::remove_all(dir_, ignored);
   }
 
   fs::path data_dir() const { return dir_ / "data"; }
@@ -205,7 +199,6 @@ class CliFixture : public ::testing::Test {
 
   fs::path run(const std::string& name) const { return dir_ / name; }
 
-  fs::path dir_;
 };
 
 using CliData = CliFixture;

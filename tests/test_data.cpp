@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
 #include "engine/core/error.h"
 #include "engine/data/dataset.h"
 #include "engine/data/idx.h"
@@ -93,21 +94,9 @@ void expect_user_error(const std::function<void()>& action, const std::string& p
   }
 }
 
-// Gives each test its own empty directory under the system temp dir and removes it afterwards.
-class DataFiles : public ::testing::Test {
+// Each test gets its own empty directory (test_util.h).
+class DataFiles : public uv::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string unique = std::string("uvtrain_") + info->test_suite_name() + "_" + info->name() +
-                               "_" + std::to_string(std::random_device{}());
-    dir_ = fs::temp_directory_path() / unique;
-    ASSERT_TRUE(fs::create_directory(dir_)) << dir_;
-  }
-  void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string dir() const { return dir_.string(); }
 
   // A tiny MNIST-layout directory: `train` and `test` examples of 4x3 images, labels cycling 0..9.
@@ -129,7 +118,6 @@ class DataFiles : public ::testing::Test {
   }
 
  private:
-  fs::path dir_;
 };
 
 using DataIdx = DataFiles;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
 #include "engine/checkpoint/safetensors.h"
 #include "engine/core/error.h"
 
@@ -27,23 +28,9 @@ using uv::ckpt::SafetensorsFile;
 using uv::ckpt::TensorRecord;
 using uv::ckpt::write_safetensors_atomic;
 
-// A fresh directory per test, removed afterwards.
-class TempDirTest : public ::testing::Test {
+// A fresh directory per test (test_util.h) that can list what it holds.
+class TempDirTest : public uv::test::TempDirTest {
  protected:
-  void SetUp() override {
-    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("uvtrain_" + std::string(info->test_suite_name()) + "_" +
-                                        info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ignored;  // a failed cleanup must not hide the test's own result
-    fs::remove_all(dir_, ignored);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   std::vector<std::string> listing() const {
     std::vector<std::string> names;
     for (const fs::directory_entry& entry : fs::directory_iterator(dir_)) {
@@ -52,8 +39,6 @@ class TempDirTest : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-
-  fs::path dir_;
 };
 
 using SafetensorsRoundTrip = TempDirTest;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -68,6 +69,27 @@ template <typename A, typename B>
     return ::testing::AssertionFailure() << "output is all zeros: the test would prove nothing";
   return ::testing::AssertionSuccess();
 }
+
+// A fresh empty directory per test under the system temp dir, removed afterwards; the random part
+// keeps parallel ctest processes (and repeated runs) apart.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           (std::string("uvtrain_") + info->test_suite_name() + "_" + info->name() + "_" +
+            std::to_string(std::random_device{}()));
+    std::filesystem::remove_all(dir_);
+    ASSERT_TRUE(std::filesystem::create_directories(dir_)) << dir_;
+  }
+  void TearDown() override {
+    std::error_code ignored;  // a failed cleanup must not hide the test's own result
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  std::filesystem::path dir_;
+};
 
 inline double max_abs(const std::vector<double>& v) {
   double m = 0;
