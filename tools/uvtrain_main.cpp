@@ -1,7 +1,6 @@
 // uvtrain command line: `uvtrain train ...` and `uvtrain info`. Only main() decides exit codes:
 // 0 success, 1 internal error, 2 bad input (config, flags, data, checkpoint, device).
 #include <cblas.h>
-#include <dnnl.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -19,10 +18,7 @@ namespace {
 int run_info() {
   const uv::DeviceReport report = uv::query_devices();
   std::printf("uvtrain %s (%s build)\n", UV_VERSION, UV_BUILD_TYPE);
-  const dnnl_version_t* dnnl = dnnl_version();
-  std::printf("cpu backend: oneDNN %d.%d.%d for float32 GEMMs (%s); %s for float64 and LAPACK\n",
-              dnnl->major, dnnl->minor, dnnl->patch, dnnl->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "threads",
-              openblas_get_config());
+  std::printf("cpu backend: %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
 #ifdef UV_WITH_CUDA
   std::printf("cuda: built for sm_%s; %d device(s): %s\n", UV_CUDA_ARCHS, report.cuda_devices,
               report.cuda_status.c_str());

@@ -1,6 +1,5 @@
 // CPU backend: OpenBLAS GEMMs and the loops in kernels/cpu.
 #include <cblas.h>
-#include <dnnl.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -40,9 +39,8 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string description() const override {
     std::ostringstream out;
-    const dnnl_version_t* v = dnnl_version();
-    out << "cpu (oneDNN " << v->major << "." << v->minor << "." << v->patch << " sgemm, "
-        << openblas_get_num_threads() << " threads)";
+    out << "cpu (OpenBLAS, " << openblas_get_corename() << " kernels, " << openblas_get_num_threads()
+        << " threads)";
     return out.str();
   }
 

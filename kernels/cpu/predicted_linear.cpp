@@ -29,11 +29,6 @@ int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
 
 namespace cpu {
 
-void throw_dnnl_error(dnnl_status_t status, int64_t m, int64_t n, int64_t k) {
-  UV_CHECK(false, "oneDNN sgemm failed with status " << static_cast<int>(status) << " for M=" << m
-                                                     << " N=" << n << " K=" << k);
-}
-
 
 template <typename Scalar>
 void bias_add_rows(Scalar* y, const Scalar* bias, int64_t m, int64_t n) {
