@@ -1,5 +1,6 @@
 #include "engine/core/error.h"
 #include "engine/ops/ops.h"
+#include "kernels/predicted_linear_algorithm.h"
 
 namespace uv {
 
@@ -42,26 +43,34 @@ Dense::Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, f
   gradient_params_ = {weight_, bias_};
 }
 
+namespace {
+// The backend's primitives for kernels/predicted_linear_algorithm.h.
+struct BackendOps {
+  using Scalar = float;
+  Backend& backend;
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    backend.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { backend.bias_add_rows(y, bias, m, n); }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
+    backend.column_sums(x, m, n, out, mode);
+  }
+};
+}  // namespace
+
 void Dense::forward(OpContext& ctx) {
-  const Parameter& w = ctx.params->at(weight_);
-  const Parameter& b = ctx.params->at(bias_);
-  ctx.backend->gemm(false, false, ctx.m, out_features_, in_features_, 1.f, ctx.x, in_features_,
-                    w.value, out_features_, 0.f, ctx.y, out_features_);
-  ctx.backend->bias_add_rows(ctx.y, b.value, ctx.m, out_features_);
+  BackendOps ops{*ctx.backend};
+  algorithm::dense_forward(ops, ctx.x, ctx.params->at(weight_).value, ctx.params->at(bias_).value,
+                           ctx.y, ctx.m, in_features_, out_features_);
 }
 
 void Dense::backward(OpContext& ctx) {
+  BackendOps ops{*ctx.backend};
   const Parameter& w = ctx.params->at(weight_);
-  const Parameter& b = ctx.params->at(bias_);
-  const float beta = gradient_mode(weight_) == GradientMode::Accumulate ? 1.f : 0.f;
-  // dW (K×N) = Xᵀ·dY
-  ctx.backend->gemm(true, false, in_features_, out_features_, ctx.m, 1.f, ctx.x, in_features_,
-                    ctx.dy, out_features_, beta, w.grad, out_features_);
-  ctx.backend->column_sums(ctx.dy, ctx.m, out_features_, b.grad, gradient_mode(bias_));
-  // dX (M×K) = dY·Wᵀ
-  if (ctx.dx)
-    ctx.backend->gemm(false, true, ctx.m, in_features_, out_features_, 1.f, ctx.dy, out_features_,
-                      w.value, out_features_, 0.f, ctx.dx, in_features_);
+  algorithm::dense_backward(ops, ctx.x, w.value, ctx.dy, ctx.dx, w.grad, ctx.params->at(bias_).grad,
+                            ctx.m, in_features_, out_features_, gradient_mode(weight_),
+                            gradient_mode(bias_));
 }
 
 ActivationOp::ActivationOp(std::string name, int64_t features, Activation activation)
