@@ -64,6 +64,8 @@ class Run {
   void load_checkpoint();
   void log_metrics(const json& row);
   std::string kept_checkpoint_note() const;
+  // Gathers examples order[begin, begin + m) into the host staging buffers and copies them to x_/y_.
+  void stage_batch(const data::Dataset& set, const std::vector<int32_t>& order, int64_t begin, int64_t m);
   json summary(double seconds);
 
   const RunConfig& config_;
@@ -72,7 +74,9 @@ class Run {
   data::DataSplit data_;
   std::unique_ptr<Mlp> model_;
   std::unique_ptr<Graph> graph_;
-  Buffer x_, y_;  // staged batch: x (batch, features), labels (batch) as int32
+  Buffer x_, y_;  // staged batch on the device: x (batch, features), labels (batch) as int32
+  std::vector<float> host_x_;     // (batch, features)
+  std::vector<int32_t> host_y_;   // (batch)
   TrainState state_;
   int64_t last_good_step_ = -1;
   double test_error_ = NAN, train_error_ = NAN, test_loss_ = NAN;
@@ -102,6 +106,8 @@ void Run::build_model() {
   model_ = std::make_unique<Mlp>(config_, *backend_, data_.train.features());
   x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * data_.train.features()) * sizeof(float));
   y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
+  host_x_.resize(static_cast<size_t>(config_.batch_size * data_.train.features()));
+  host_y_.resize(static_cast<size_t>(config_.batch_size));
   graph_ = model_->supervised_graph(config_.batch_size);
   state_.lr = config_.lr;
   if (options_.resume) {
@@ -156,8 +162,6 @@ void Run::pretrain_layer(size_t index) {
   const size_t target_value = graph->size() - (layer.activation ? 4 : 3);  // this layer's input
   Progress progress("pretrain " + layer.name, config_.pretrain_epochs, steps, config_.batch_size,
                     config_.log_every_steps);
-  std::vector<int32_t> labels(static_cast<size_t>(config_.batch_size));
-  std::vector<float> host_x(static_cast<size_t>(config_.batch_size * train.features()));
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t epoch = 0; epoch < config_.pretrain_epochs; ++epoch) {
     // A stream of its own so pretraining does not shift the supervised epochs' shuffles.
@@ -168,8 +172,7 @@ void Run::pretrain_layer(size_t index) {
     for (int64_t s = 0; s < steps; ++s) {
       const int64_t begin = s * config_.batch_size;
       const int64_t m = std::min(config_.batch_size, train.count - begin);
-      data::gather_batch(train, perm, begin, m, host_x.data(), labels.data());
-      backend_->copy_to_device(x_.data(), host_x.data(), host_x.size() * sizeof(float));
+      stage_batch(train, perm, begin, m);
       const float* out = graph->forward(x_.floats(), m);
       const LossResult loss = backend_->mean_squared_error(
           out, graph->value(target_value), m, graph->out_features(), graph->output_grad());
@@ -197,17 +200,13 @@ void Run::pretrain_layer(size_t index) {
 
 double Run::evaluate(const data::Dataset& set, double* mean_loss) {
   const int64_t batch = config_.batch_size;
-  std::vector<float> host_x(static_cast<size_t>(batch * set.features()));
-  std::vector<int32_t> labels(static_cast<size_t>(batch));
   std::vector<int32_t> order(static_cast<size_t>(set.count));
   for (int64_t i = 0; i < set.count; ++i) order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
   int64_t correct = 0;
   double loss = 0;
   for (int64_t begin = 0; begin < set.count; begin += batch) {
     const int64_t m = std::min(batch, set.count - begin);
-    data::gather_batch(set, order, begin, m, host_x.data(), labels.data());
-    backend_->copy_to_device(x_.data(), host_x.data(), static_cast<size_t>(m * set.features()) * sizeof(float));
-    backend_->copy_to_device(y_.data(), labels.data(), static_cast<size_t>(m) * sizeof(int32_t));
+    stage_batch(set, order, begin, m);
     const float* logits = graph_->forward(x_.floats(), m);
     const LossResult r = backend_->softmax_cross_entropy(
         logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
@@ -224,8 +223,6 @@ void Run::train_supervised() {
   const int64_t steps = (train.count + batch - 1) / batch;
   const std::vector<int> params = graph_->trainable_params();
   Progress progress("train", config_.epochs, steps, batch, config_.log_every_steps);
-  std::vector<float> host_x(static_cast<size_t>(batch * train.features()));
-  std::vector<int32_t> labels(static_cast<size_t>(batch));
   const auto t0 = std::chrono::steady_clock::now();
   while (state_.epoch < config_.epochs) {
     const auto epoch_t0 = std::chrono::steady_clock::now();
@@ -235,9 +232,7 @@ void Run::train_supervised() {
     for (int64_t s = state_.step_in_epoch; s < steps; ++s) {
       const int64_t begin = s * batch;
       const int64_t m = std::min(batch, train.count - begin);
-      data::gather_batch(train, perm, begin, m, host_x.data(), labels.data());
-      backend_->copy_to_device(x_.data(), host_x.data(), static_cast<size_t>(m * train.features()) * sizeof(float));
-      backend_->copy_to_device(y_.data(), labels.data(), static_cast<size_t>(m) * sizeof(int32_t));
+      stage_batch(train, perm, begin, m);
       const float* logits = graph_->forward(x_.floats(), m);
       const LossResult loss = backend_->softmax_cross_entropy(
           logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
@@ -359,6 +354,12 @@ void Run::load_checkpoint() {
   std::fprintf(stderr, "resumed %s at step %lld (epoch %lld, batch %lld)\n", path.c_str(),
                static_cast<long long>(state_.step), static_cast<long long>(state_.epoch + 1),
                static_cast<long long>(state_.step_in_epoch));
+}
+
+void Run::stage_batch(const data::Dataset& set, const std::vector<int32_t>& order, int64_t begin, int64_t m) {
+  data::gather_batch(set, order, begin, m, host_x_.data(), host_y_.data());
+  backend_->copy_to_device(x_.data(), host_x_.data(), static_cast<size_t>(m * set.features()) * sizeof(float));
+  backend_->copy_to_device(y_.data(), host_y_.data(), static_cast<size_t>(m) * sizeof(int32_t));
 }
 
 std::string Run::kept_checkpoint_note() const {
