@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "engine/core/error.h"
+#include "engine/core/nvtx.h"
 
 namespace uv {
 
@@ -110,6 +111,10 @@ void Graph::finalize() {
       op_buffers_[i] = std::move(full);
     }
   }
+  for (Op* op : ops_) {
+    forward_names_.push_back(op->name() + " forward (" + op->type() + ")");
+    backward_names_.push_back(op->name() + " backward (" + op->type() + ")");
+  }
   // Gradient modes: walking backward, the first op to write a parameter's gradient overwrites it
   // and later ones accumulate (a tied autoencoder's V is written by decoder then encoder).
   std::vector<bool> written(store_.all().size(), false);
@@ -141,6 +146,7 @@ const float* Graph::forward(const float* x, int64_t m) {
     ctx.x = value(i);
     ctx.y = values_[i];
     ctx.buffers = op_buffers_[i];
+    NvtxRange range(forward_names_[i]);
     ops_[i]->forward(ctx);
   }
   return values_.back();
@@ -157,6 +163,7 @@ void Graph::backward(int64_t m) {
     ctx.dy = grads_[i];
     ctx.dx = (i > trainable_from_) ? grads_[i - 1] : nullptr;
     ctx.buffers = op_buffers_[i];
+    NvtxRange range(backward_names_[i]);
     ops_[i]->backward(ctx);
   }
 }

@@ -65,6 +65,7 @@ class Graph {
   std::vector<float*> values_;               // output of op i: (max_batch, out_features)
   std::vector<float*> grads_;                // dL/d(output of op i), null when frozen
   std::vector<std::vector<float*>> op_buffers_;
+  std::vector<std::string> forward_names_, backward_names_;  // NVTX range names, built once
 };
 
 // Greedy-by-size offset assignment: buffers whose live intervals overlap never share memory.

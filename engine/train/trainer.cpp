@@ -14,6 +14,7 @@
 #include "engine/backend/backend.h"
 #include "engine/checkpoint/safetensors.h"
 #include "engine/core/error.h"
+#include "engine/core/nvtx.h"
 #include "engine/data/dataset.h"
 #include "engine/train/progress.h"
 #include "models/mlp.h"
@@ -170,6 +171,7 @@ void Run::pretrain_layer(size_t index) {
     double loss_sum = 0;
     int64_t seen = 0;
     for (int64_t s = 0; s < steps; ++s) {
+      NvtxRange step_range("pretrain step");
       const int64_t begin = s * config_.batch_size;
       const int64_t m = std::min(config_.batch_size, train.count - begin);
       stage_batch(train, perm, begin, m);
@@ -199,6 +201,7 @@ void Run::pretrain_layer(size_t index) {
 }
 
 double Run::evaluate(const data::Dataset& set, double* mean_loss) {
+  NvtxRange range("evaluate");
   const int64_t batch = config_.batch_size;
   std::vector<int32_t> order(static_cast<size_t>(set.count));
   for (int64_t i = 0; i < set.count; ++i) order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
@@ -230,6 +233,7 @@ void Run::train_supervised() {
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (int64_t s = state_.step_in_epoch; s < steps; ++s) {
+      NvtxRange step_range("train step");
       const int64_t begin = s * batch;
       const int64_t m = std::min(batch, train.count - begin);
       stage_batch(train, perm, begin, m);
@@ -243,7 +247,10 @@ void Run::train_supervised() {
                                                   << "); " << kept_checkpoint_note() << "; lower train.lr");
       }
       graph_->backward(m);
-      sgd(params, state_.lr, config_.momentum, config_.weight_decay);
+      {
+        NvtxRange range("optimizer");
+        sgd(params, state_.lr, config_.momentum, config_.weight_decay);
+      }
       state_.lr /= config_.lr_decay;  // the pipeline's per-minibatch exponential decay
       ++state_.step;
       state_.step_in_epoch = s + 1;
