@@ -5,6 +5,7 @@
 #include "engine/core/error.h"
 #include "engine/core/philox.h"
 #include "engine/dict/dictionary.h"
+#include "engine/ops/strategy_cost.h"
 
 namespace uv {
 
@@ -37,7 +38,17 @@ Mlp::Mlp(const RunConfig& config, Backend& backend, int64_t input_features)
       pc.rank = lc.rank > 0 ? lc.rank : std::max<int64_t>(1, static_cast<int64_t>(in * lc.fraction));
       UV_REQUIRE(pc.rank <= in, field << ".rank' = " << pc.rank << " is larger than the layer's "
                                       << in << " inputs");
-      pc.strategy = parse_predicted_strategy(lc.strategy);
+      if (lc.strategy == "auto") {
+        PredictedLinearShape shape;
+        shape.m = config.batch_size;
+        shape.k = pc.in;
+        shape.n = pc.out;
+        shape.rank = pc.rank;
+        shape.columns = pc.columns;
+        pc.strategy = choose_predicted_strategy(shape, roofline_for(backend.device()));
+      } else {
+        pc.strategy = parse_predicted_strategy(lc.strategy);
+      }
       pc.learn_u = lc.type == "lowrank";
       pc.v_init_scale = pc.u_init_scale = static_cast<float>(lc.init_scale);
       pc.max_col_norm = static_cast<float>(config.max_col_norm);
@@ -171,11 +182,13 @@ std::vector<LayerSummary> Mlp::summary() const {
       const int64_t v = pc.rank * pc.out;  // J · r · N/J
       const int64_t u = pc.in * pc.columns * pc.rank;
       s.dictionary = pc.learn_u ? "-" : layer.config.dictionary;
+      s.strategy = predicted_strategy_name(pc.strategy);
       s.learned = v + s.out + (pc.learn_u ? u : 0);
       s.fixed = pc.learn_u ? 0 : u;
     } else {
       s.learned = s.dense_equivalent;
       s.dictionary = "-";
+      s.strategy = "-";
     }
     s.predicted = std::max<int64_t>(0, s.in * s.out - (s.learned - s.out));
     out.push_back(s);

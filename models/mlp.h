@@ -14,7 +14,7 @@
 namespace uv {
 
 struct LayerSummary {
-  std::string name, type, dictionary;
+  std::string name, type, dictionary, strategy;
   int64_t in = 0, out = 0, rank = 0, columns = 1;
   int64_t learned = 0;    // learned numbers: V (+U for LowRank, W for dense) and bias
   int64_t predicted = 0;  // weights predicted rather than learned: K·N − learned weights

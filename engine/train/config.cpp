@@ -26,7 +26,7 @@ json default_config() {
 static json default_layer() {
   return json::parse(R"({
     "type": "dense", "units": 0, "activation": "sigmoid", "dictionary": "se", "fraction": 0.1,
-    "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "strategy": "chain",
+    "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "strategy": "auto",
     "pretrain": false, "init_scale": 0.1
   })");
 }
@@ -63,7 +63,10 @@ json merge_checked(const json& defaults, const json& user, const std::string& pa
       out.push_back(merge_checked(default_layer(), user[i], path + "[" + std::to_string(i) + "]", source));
     return out;
   }
-  if (defaults.is_string() && defaults.get<std::string>() == "auto") {
+  // λ is a number, or "auto" for the dictionary's own default.
+  const std::string ridge_suffix = ".ridge";
+  if (path.size() > ridge_suffix.size() &&
+      path.compare(path.size() - ridge_suffix.size(), ridge_suffix.size(), ridge_suffix) == 0) {
     UV_REQUIRE(user.is_number() || user == "auto",
                "config " << source << ": '" << path << "' must be a number or \"auto\"");
     return user;
@@ -234,7 +237,7 @@ RunConfig parse_config(const std::string& text, const std::string& source,
     };
     one_of("activation", lc.activation, {"sigmoid", "tanh", "relu", "identity"});
     one_of("dictionary", lc.dictionary, {"se", "emp", "emp2", "randkernel", "randfixu", "randcon"});
-    one_of("strategy", lc.strategy, {"materialise", "chain"});
+    one_of("strategy", lc.strategy, {"auto", "materialise", "chain"});
     lc.pretrain = get<bool>(l, "pretrain");
     lc.init_scale = number_in(l, "init_scale", at + "init_scale", 0, kInf, true, "(0, inf)");
     UV_REQUIRE(lc.units % lc.columns == 0, "config " << source << ": '" << at << "units' = "

@@ -386,7 +386,7 @@ json Run::summary(double seconds) {
   const std::vector<LayerSummary> rows = model_->summary();
   for (size_t i = 0; i < rows.size(); ++i) {
     const LayerSummary& s = rows[i];
-    layers.push_back({{"name", s.name}, {"type", s.type}, {"dictionary", s.dictionary},
+    layers.push_back({{"name", s.name}, {"type", s.type}, {"dictionary", s.dictionary}, {"strategy", s.strategy},
                       {"in", s.in}, {"out", s.out}, {"rank", s.rank}, {"columns", s.columns},
                       {"learned", s.learned}, {"predicted", s.predicted}, {"fixed", s.fixed},
                       {"dense_equivalent", s.dense_equivalent}});
@@ -437,15 +437,15 @@ void print_summary(const json& s) {
               s["name"].get<std::string>().c_str(), 100 * s["test_error"].get<double>(),
               100 * s["train_error"].get<double>(), static_cast<long long>(s["epochs"].get<int64_t>()),
               s["device"].get<std::string>().c_str(), s["seconds"].get<double>());
-  std::printf("%-8s %-16s %-10s %9s %6s %4s %10s %10s %10s %8s\n", "layer", "type", "dictionary",
-              "shape", "rank", "J", "learned", "predicted", "fixed U", "learned%");
+  std::printf("%-8s %-16s %-10s %-12s %9s %6s %4s %10s %10s %10s %8s\n", "layer", "type", "dictionary",
+              "strategy", "shape", "rank", "J", "learned", "predicted", "fixed U", "learned%");
   for (const json& l : s["layers"]) {
     char shape[32];
     std::snprintf(shape, sizeof shape, "%lldx%lld", static_cast<long long>(l["in"].get<int64_t>()),
                   static_cast<long long>(l["out"].get<int64_t>()));
-    std::printf("%-8s %-16s %-10s %9s %6lld %4lld %10lld %10lld %10lld %7.1f%%\n",
+    std::printf("%-8s %-16s %-10s %-12s %9s %6lld %4lld %10lld %10lld %10lld %7.1f%%\n",
                 l["name"].get<std::string>().c_str(), l["type"].get<std::string>().c_str(),
-                l["dictionary"].get<std::string>().c_str(), shape,
+                l["dictionary"].get<std::string>().c_str(), l["strategy"].get<std::string>().c_str(), shape,
                 static_cast<long long>(l["rank"].get<int64_t>()),
                 static_cast<long long>(l["columns"].get<int64_t>()),
                 static_cast<long long>(l["learned"].get<int64_t>()),
