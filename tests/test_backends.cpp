@@ -56,11 +56,7 @@ struct Mirror {
   }
 };
 
-struct PredictedCase {
-  PredictedStrategy strategy;
-  int64_t columns;
-  bool learn_u;
-};
+using test::PredictedCase;
 
 class BackendPredictedLinear : public ::testing::TestWithParam<PredictedCase> {};
 
@@ -114,7 +110,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(PredictedCase{PredictedStrategy::Chain, 1, false},
                       PredictedCase{PredictedStrategy::Chain, 3, true},
                       PredictedCase{PredictedStrategy::Materialise, 1, false},
-                      PredictedCase{PredictedStrategy::Materialise, 3, true}));
+                      PredictedCase{PredictedStrategy::Materialise, 3, true}),
+    test::predicted_case_name);
 
 TEST(BackendElementwise, EveryOpMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);

@@ -43,11 +43,7 @@ double dot(const Vec& a, const Vec& b) {
   return s;
 }
 
-struct PredictedCase {
-  PredictedStrategy strategy;
-  int64_t columns;
-  bool learn_u;
-};
+using test::PredictedCase;
 
 class PredictedLinearGradient : public ::testing::TestWithParam<PredictedCase> {};
 
@@ -97,7 +93,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PredictedCase{PredictedStrategy::Chain, 3, true},
                       PredictedCase{PredictedStrategy::Materialise, 1, false},
                       PredictedCase{PredictedStrategy::Materialise, 3, false},
-                      PredictedCase{PredictedStrategy::Materialise, 3, true}));
+                      PredictedCase{PredictedStrategy::Materialise, 3, true}),
+    test::predicted_case_name);
 
 TEST(OpsPredictedLinear, MaterialiseAndChainAgreeInFloat32) {
   std::mt19937_64 rng(test::fresh_seed());

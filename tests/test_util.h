@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/predicted_linear_args.h"
+
 namespace uv::test {
 
 // A seed that differs on every run (fresh inputs) but is printed, so a failure can be replayed
@@ -90,6 +92,23 @@ class TempDirTest : public ::testing::Test {
 
   std::filesystem::path dir_;
 };
+
+// One case of the predicted-layer tests: strategy, columns J, and whether U is learned (LowRank).
+struct PredictedCase {
+  PredictedStrategy strategy;
+  int64_t columns;
+  bool learn_u;
+};
+
+// Readable test names and parameter printing: chain_J3_learnU instead of a byte dump.
+inline std::string predicted_case_string(const PredictedCase& c) {
+  return std::string(predicted_strategy_name(c.strategy)) + "_J" + std::to_string(c.columns) +
+         (c.learn_u ? "_learnU" : "");
+}
+inline std::string predicted_case_name(const ::testing::TestParamInfo<PredictedCase>& info) {
+  return predicted_case_string(info.param);
+}
+inline void PrintTo(const PredictedCase& c, std::ostream* out) { *out << predicted_case_string(c); }
 
 inline double max_abs(const std::vector<double>& v) {
   double m = 0;
