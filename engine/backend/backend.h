@@ -50,6 +50,9 @@ class Backend {
   // Peak bytes this backend's allocator has handed out at once.
   virtual size_t peak_allocated_bytes() const = 0;
   virtual size_t allocated_bytes() const = 0;
+  // Bytes in use on the whole device (cudaMemGetInfo: total − free, other processes included);
+  // −1 where the backend has no such figure (the CPU).
+  virtual int64_t device_bytes_in_use() const { return -1; }
 
   // --- dense algebra -------------------------------------------------------------------------
   // C(M×N) = alpha·op(A)·op(B) + beta·C with op(A) M×K, op(B) K×N; lda/ldb/ldc are row strides.

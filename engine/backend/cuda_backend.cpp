@@ -79,6 +79,11 @@ class CudaBackend final : public Backend {
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
   size_t peak_allocated_bytes() const override { return peak_.load(); }
   size_t allocated_bytes() const override { return allocated_.load(); }
+  int64_t device_bytes_in_use() const override {
+    size_t free = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    return static_cast<int64_t>(total - free);
+  }
 
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {

@@ -80,6 +80,7 @@ class Run {
   std::vector<int32_t> host_y_;   // (batch)
   TrainState state_;
   int64_t last_good_step_ = -1;
+  int64_t device_in_use_peak_ = -1;  // highest cudaMemGetInfo reading, sampled once per epoch
   double test_error_ = NAN, train_error_ = NAN, test_loss_ = NAN;
   json timings_ = json::object();
   fs::path out_;
@@ -232,7 +233,8 @@ void Run::train_supervised() {
     const std::vector<int32_t> perm = data::epoch_permutation(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
-    for (int64_t s = state_.step_in_epoch; s < steps; ++s) {
+    const int64_t first_step = state_.step_in_epoch;
+    for (int64_t s = first_step; s < steps; ++s) {
       NvtxRange step_range("train step");
       const int64_t begin = s * batch;
       const int64_t m = std::min(batch, train.count - begin);
@@ -258,6 +260,8 @@ void Run::train_supervised() {
       correct += loss.correct;
       seen += m;
       progress.step(state_.epoch, s + 1, loss_sum / seen, static_cast<double>(correct) / seen);
+      // One sample an epoch, mid-step state included: buffers are all allocated by the first step.
+      if (s == first_step) device_in_use_peak_ = std::max(device_in_use_peak_, backend_->device_bytes_in_use());
       if (state_.step % config_.log_every_steps == 0)
         log_metrics({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.epoch + 1},
                      {"loss", loss_sum / seen}, {"accuracy", static_cast<double>(correct) / seen},
@@ -414,6 +418,7 @@ json Run::summary(double seconds) {
       // A dense model of the same shape learns K·N + N per layer, with gradients and momentum.
       {"dense_equivalent_total", 3 * dense_total * f + activations},
       {"backend_peak_allocated", static_cast<int64_t>(backend_->peak_allocated_bytes())}};
+  if (device_in_use_peak_ >= 0) memory["device_in_use_peak"] = device_in_use_peak_;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   memory["process_peak_rss"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;
@@ -464,6 +469,8 @@ void print_summary(const json& s) {
               mib("optimizer_state"), mib("activations"), mib("activations_unplanned"),
               mib("materialised_weights"), mib("total"), mib("dense_equivalent_total"),
               mib("backend_peak_allocated"), mib("process_peak_rss"));
+  if (m.contains("device_in_use_peak"))
+    std::printf("device memory in use (cudaMemGetInfo, whole device): peak %.1f MiB\n", mib("device_in_use_peak"));
 }
 
 json Run::execute() {
