@@ -189,6 +189,30 @@ TEST(BackendOptimizer, SgdNormAndInitMatchTheCpu) {
   EXPECT_EQ(std::get<2>(out), std::get<2>(ref));  // Philox streams are bit-identical
 }
 
+TEST(BackendData, GatherMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t rows = 53, features = 37, m = 19;
+  const auto src = test::random_vector<float>(rows * features, rng);
+  std::vector<int32_t> labels(rows), index(m);
+  for (int64_t i = 0; i < rows; ++i) labels[i] = static_cast<int32_t>(i * 3 % 10);
+  for (int64_t i = 0; i < m; ++i) index[i] = static_cast<int32_t>((i * 17 + 5) % rows);
+  auto run = [&](Backend& be) {
+    Mirror d{be, {}};
+    float* x = d.put(test::poisoned<float>(m * features));
+    std::vector<int32_t> y_host(m, -1);
+    int32_t* y = d.put(y_host);
+    be.gather_rows(d.put(src), d.put(index), m, features, x);
+    be.gather_labels(d.put(labels), d.put(index), m, y);
+    be.copy_to_host(y_host.data(), y, y_host.size() * sizeof(int32_t));
+    return std::make_pair(d.get(x, m * features), y_host);
+  };
+  const auto ref = run(*cpu), out = run(*device);
+  EXPECT_EQ(out.first, ref.first);  // copies are exact
+  EXPECT_EQ(out.second, ref.second);
+}
+
 #ifdef UV_WITH_CUDA
 TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
   for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {

@@ -47,6 +47,8 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* x, int64_t n, float value) = 0;
   virtual void synchronize() {}
+  // Whether allocate() returns host memory (host data can then be used in place, uncopied).
+  virtual bool shares_host_memory() const { return false; }
   // Peak bytes this backend's allocator has handed out at once.
   virtual size_t peak_allocated_bytes() const = 0;
   virtual size_t allocated_bytes() const = 0;
@@ -76,6 +78,13 @@ class Backend {
                                      float* scratch, float* dh, float* dv, float* dbias, float* du,
                                      GradientMode dv_mode, GradientMode dbias_mode,
                                      GradientMode du_mode) = 0;
+
+  // --- data -----------------------------------------------------------------------------------
+  // dst (m×features) = rows index[0..m) of src (rows×features); labels likewise. Both on the
+  // device, so a resident data set is batched without a host copy per step.
+  virtual void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
+                           float* dst) = 0;
+  virtual void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) = 0;
 
   // --- elementwise, losses ---------------------------------------------------------------------
   virtual void activation_forward(Activation act, const float* x, float* y, int64_t n) = 0;

@@ -62,6 +62,7 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
   void fill(float* x, int64_t n, float value) override { std::fill(x, x + n, value); }
+  bool shares_host_memory() const override { return true; }
   size_t peak_allocated_bytes() const override { return peak_.load(); }
   size_t allocated_bytes() const override { return allocated_.load(); }
 
@@ -92,6 +93,14 @@ class CpuBackend final : public Backend {
                              GradientMode dbias_mode, GradientMode du_mode) override {
     cpu::tied_decoder_backward(s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
                                dbias_mode, du_mode);
+  }
+
+  void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
+                   float* dst) override {
+    cpu::gather_rows(src, index, m, features, dst);
+  }
+  void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
+    cpu::gather_labels(src, index, m, dst);
   }
 
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {

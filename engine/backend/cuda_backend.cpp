@@ -118,6 +118,14 @@ class CudaBackend final : public Backend {
                                      dbias_mode, du_mode);
   }
 
+  void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
+                   float* dst) override {
+    cuda::gather_rows(src, index, m, features, dst, stream_);
+  }
+  void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
+    cuda::gather_labels(src, index, m, dst, stream_);
+  }
+
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cuda::activation_forward(act, x, y, n, stream_);
   }

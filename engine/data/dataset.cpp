@@ -149,18 +149,4 @@ std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, uint64_t epoch)
   return perm;
 }
 
-void gather_batch(const Dataset& data, const std::vector<int32_t>& perm, int64_t begin, int64_t batch,
-                  float* x, int32_t* y) {
-  UV_CHECK(x != nullptr && y != nullptr, "gather_batch needs output buffers");
-  const int64_t perm_size = static_cast<int64_t>(perm.size());
-  UV_CHECK(begin >= 0 && batch >= 0 && begin <= perm_size - batch,
-           "batch [" << begin << ", " << begin + batch << ") is outside a permutation of " << perm_size);
-  const int64_t features = data.features();
-  for (int64_t b = 0; b < batch; ++b) {
-    const int32_t example = perm[begin + b];
-    std::copy_n(data.image(example), features, x + b * features);
-    y[b] = data.labels[example];
-  }
-}
-
 }  // namespace uv::data

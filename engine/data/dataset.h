@@ -1,5 +1,6 @@
-// In-memory image classification data sets (MNIST, Fashion-MNIST), seeded epoch shuffles and batch
-// gathering. Pixels are stored as float in [0, 1] once, at load time, so a batch is a row copy.
+// In-memory image classification data sets (MNIST, Fashion-MNIST) and seeded epoch shuffles.
+// Pixels are stored as float in [0, 1] once, at load time, so a batch is a row gather
+// (Backend::gather_rows) from wherever the set is resident.
 #pragma once
 
 #include <cstdint>
@@ -43,9 +44,5 @@ Dataset take_slice(const Dataset& data, int64_t begin, int64_t count);
 // the k-th draw is uv::philox_bits64(seed, rng_stream(kShuffle, epoch), k), reduced to [0, i] without
 // bias by rejection (draws below 2^64 mod (i+1) are redrawn with the next k).
 std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, uint64_t epoch);
-
-// Copies examples perm[begin .. begin + batch) into x (batch, features) and their labels into y (batch).
-void gather_batch(const Dataset& data, const std::vector<int32_t>& perm, int64_t begin, int64_t batch,
-                  float* x, int32_t* y);
 
 }  // namespace uv::data

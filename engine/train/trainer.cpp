@@ -49,6 +49,32 @@ struct TrainState {
   double lr = 0.0;            // learning rate for the next step
 };
 
+// A data set where the backend batches it from: uploaded to the device once, or the host arrays
+// used in place when the backend computes in host memory.
+struct ResidentSet {
+  const data::Dataset* host = nullptr;
+  const float* images = nullptr;    // (count, features)
+  const int32_t* labels = nullptr;  // (count)
+  Buffer owned_images, owned_labels;
+};
+
+ResidentSet make_resident(Backend& backend, const data::Dataset& set) {
+  ResidentSet r;
+  r.host = &set;
+  if (backend.shares_host_memory()) {
+    r.images = set.images.data();
+    r.labels = set.labels.data();
+    return r;
+  }
+  r.owned_images = backend.allocate(set.images.size() * sizeof(float));
+  r.owned_labels = backend.allocate(set.labels.size() * sizeof(int32_t));
+  backend.copy_to_device(r.owned_images.data(), set.images.data(), set.images.size() * sizeof(float));
+  backend.copy_to_device(r.owned_labels.data(), set.labels.data(), set.labels.size() * sizeof(int32_t));
+  r.images = r.owned_images.floats();
+  r.labels = static_cast<const int32_t*>(r.owned_labels.data());
+  return r;
+}
+
 class Run {
  public:
   Run(const RunConfig& config, const TrainOptions& options) : config_(config), options_(options) {}
@@ -59,14 +85,17 @@ class Run {
   void build_model();
   void pretrain_layer(size_t index);
   void train_supervised();
-  double evaluate(const data::Dataset& set, double* mean_loss);
+  double evaluate(const ResidentSet& set, double* mean_loss);
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
   void save_checkpoint(const std::string& stage);
   void load_checkpoint();
   void log_metrics(const json& row);
   std::string kept_checkpoint_note() const;
-  // Gathers examples order[begin, begin + m) into the host staging buffers and copies them to x_/y_.
-  void stage_batch(const data::Dataset& set, const std::vector<int32_t>& order, int64_t begin, int64_t m);
+  // The example order batches are taken in (an epoch's permutation): on the device, or `order`
+  // itself (which must then outlive its use) when the backend shares host memory.
+  void set_order(const std::vector<int32_t>& order);
+  // Gathers examples order[begin, begin + m) of `set` into x_ and y_, on the backend.
+  void stage_batch(const ResidentSet& set, int64_t begin, int64_t m);
   json summary(double seconds);
 
   const RunConfig& config_;
@@ -75,9 +104,10 @@ class Run {
   data::DataSplit data_;
   std::unique_ptr<Mlp> model_;
   std::unique_ptr<Graph> graph_;
-  Buffer x_, y_;  // staged batch on the device: x (batch, features), labels (batch) as int32
-  std::vector<float> host_x_;     // (batch, features)
-  std::vector<int32_t> host_y_;   // (batch)
+  Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
+  ResidentSet train_set_, test_set_;
+  Buffer order_buffer_;             // (max count) on the device
+  const int32_t* order_ = nullptr;  // (count) the current order
   TrainState state_;
   int64_t last_good_step_ = -1;
   int64_t device_in_use_peak_ = -1;  // highest cudaMemGetInfo reading, sampled once per epoch
@@ -108,8 +138,14 @@ void Run::build_model() {
   model_ = std::make_unique<Mlp>(config_, *backend_, data_.train.features());
   x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * data_.train.features()) * sizeof(float));
   y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
-  host_x_.resize(static_cast<size_t>(config_.batch_size * data_.train.features()));
-  host_y_.resize(static_cast<size_t>(config_.batch_size));
+  {
+    NvtxRange range("upload data set");
+    train_set_ = make_resident(*backend_, data_.train);
+    test_set_ = make_resident(*backend_, data_.test);
+    if (!backend_->shares_host_memory())
+      order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
+                                         sizeof(int32_t));
+  }
   graph_ = model_->supervised_graph(config_.batch_size);
   state_.lr = config_.lr;
   if (options_.resume) {
@@ -169,13 +205,14 @@ void Run::pretrain_layer(size_t index) {
     // A stream of its own so pretraining does not shift the supervised epochs' shuffles.
     const std::vector<int32_t> perm =
         data::epoch_permutation(train.count, config_.seed + 0x5052455452414Eull * (index + 1), epoch);
+    set_order(perm);
     double loss_sum = 0;
     int64_t seen = 0;
     for (int64_t s = 0; s < steps; ++s) {
       NvtxRange step_range("pretrain step");
       const int64_t begin = s * config_.batch_size;
       const int64_t m = std::min(config_.batch_size, train.count - begin);
-      stage_batch(train, perm, begin, m);
+      stage_batch(train_set_, begin, m);
       const float* out = graph->forward(x_.floats(), m);
       const LossResult loss = backend_->mean_squared_error(
           out, graph->value(target_value), m, graph->out_features(), graph->output_grad());
@@ -201,16 +238,18 @@ void Run::pretrain_layer(size_t index) {
   timings_["pretrain_" + layer.name] = seconds_since(t0);
 }
 
-double Run::evaluate(const data::Dataset& set, double* mean_loss) {
+double Run::evaluate(const ResidentSet& resident, double* mean_loss) {
+  const data::Dataset& set = *resident.host;
   NvtxRange range("evaluate");
   const int64_t batch = config_.batch_size;
   std::vector<int32_t> order(static_cast<size_t>(set.count));
   for (int64_t i = 0; i < set.count; ++i) order[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  set_order(order);
   int64_t correct = 0;
   double loss = 0;
   for (int64_t begin = 0; begin < set.count; begin += batch) {
     const int64_t m = std::min(batch, set.count - begin);
-    stage_batch(set, order, begin, m);
+    stage_batch(resident, begin, m);
     const float* logits = graph_->forward(x_.floats(), m);
     const LossResult r = backend_->softmax_cross_entropy(
         logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
@@ -231,6 +270,7 @@ void Run::train_supervised() {
   while (state_.epoch < config_.epochs) {
     const auto epoch_t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> perm = data::epoch_permutation(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
+    set_order(perm);
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     const int64_t first_step = state_.step_in_epoch;
@@ -238,7 +278,7 @@ void Run::train_supervised() {
       NvtxRange step_range("train step");
       const int64_t begin = s * batch;
       const int64_t m = std::min(batch, train.count - begin);
-      stage_batch(train, perm, begin, m);
+      stage_batch(train_set_, begin, m);
       const float* logits = graph_->forward(x_.floats(), m);
       const LossResult loss = backend_->softmax_cross_entropy(
           logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
@@ -271,7 +311,7 @@ void Run::train_supervised() {
     }
     train_error_ = seen ? 1.0 - static_cast<double>(correct) / seen : train_error_;
     const double epoch_seconds = seconds_since(epoch_t0);
-    test_error_ = evaluate(data_.test, &test_loss_);
+    test_error_ = evaluate(test_set_, &test_loss_);
     char line[200];
     std::snprintf(line, sizeof line,
                   "epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
@@ -367,10 +407,18 @@ void Run::load_checkpoint() {
                static_cast<long long>(state_.step_in_epoch));
 }
 
-void Run::stage_batch(const data::Dataset& set, const std::vector<int32_t>& order, int64_t begin, int64_t m) {
-  data::gather_batch(set, order, begin, m, host_x_.data(), host_y_.data());
-  backend_->copy_to_device(x_.data(), host_x_.data(), static_cast<size_t>(m * set.features()) * sizeof(float));
-  backend_->copy_to_device(y_.data(), host_y_.data(), static_cast<size_t>(m) * sizeof(int32_t));
+void Run::set_order(const std::vector<int32_t>& order) {
+  if (backend_->shares_host_memory()) {
+    order_ = order.data();
+    return;
+  }
+  backend_->copy_to_device(order_buffer_.data(), order.data(), order.size() * sizeof(int32_t));
+  order_ = static_cast<const int32_t*>(order_buffer_.data());
+}
+
+void Run::stage_batch(const ResidentSet& set, int64_t begin, int64_t m) {
+  backend_->gather_rows(set.images, order_ + begin, m, set.host->features(), x_.floats());
+  backend_->gather_labels(set.labels, order_ + begin, m, static_cast<int32_t*>(y_.data()));
 }
 
 std::string Run::kept_checkpoint_note() const {
@@ -414,6 +462,9 @@ json Run::summary(double seconds) {
       {"activations_unplanned", plan.unplanned_floats * f},
       {"materialised_weights", plan.materialised_weight_floats * f},
       {"batch_staging", static_cast<int64_t>(x_.bytes() + y_.bytes())},
+      {"data_resident", static_cast<int64_t>(train_set_.owned_images.bytes() + train_set_.owned_labels.bytes() +
+                                             test_set_.owned_images.bytes() + test_set_.owned_labels.bytes() +
+                                             order_buffer_.bytes())},
       {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + activations},
       // A dense model of the same shape learns K·N + N per layer, with gradients and momentum.
       {"dense_equivalent_total", 3 * dense_total * f + activations},
@@ -498,7 +549,7 @@ json Run::execute() {
   build_model();
   train_supervised();
   if (std::isnan(test_error_)) {  // no epoch ran (e.g. resumed a finished run)
-    test_error_ = evaluate(data_.test, &test_loss_);
+    test_error_ = evaluate(test_set_, &test_loss_);
   }
   json s = summary(seconds_since(t0));
   std::ofstream(out_ / kSummaryFile) << s.dump(2) << "\n";

@@ -92,6 +92,15 @@ double mean_squared_error(const Scalar* y, const Scalar* target, int64_t m, int6
   return loss;
 }
 
+void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst) {
+  for (int64_t i = 0; i < m; ++i)
+    std::copy(src + index[i] * features, src + (index[i] + 1) * features, dst + i * features);
+}
+
+void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) {
+  for (int64_t i = 0; i < m; ++i) dst[i] = src[index[i]];
+}
+
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
               float momentum, float weight_decay) {
   for (int64_t i = 0; i < n; ++i) {

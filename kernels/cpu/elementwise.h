@@ -24,6 +24,10 @@ double softmax_cross_entropy(const Scalar* logits, const int32_t* labels, int64_
 template <typename Scalar>
 double mean_squared_error(const Scalar* y, const Scalar* target, int64_t m, int64_t n, Scalar* dy);
 
+// dst (m×features) = rows index[0..m) of src; labels likewise.
+void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst);
+void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst);
+
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
               float momentum, float weight_decay);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm);

@@ -117,6 +117,16 @@ __global__ void mean_squared_error_kernel(const float* y, const float* target, i
   if (lane == 0) row_loss[row] = sum;
 }
 
+// Consecutive threads copy consecutive floats of a row: coalesced reads and writes.
+__global__ void gather_rows_kernel(const float* src, const int32_t* index, int64_t m, int64_t features,
+                                   float* dst) {
+  UV_GRID_STRIDE(i, m * features) dst[i] = src[int64_t{index[i / features]} * features + i % features];
+}
+
+__global__ void gather_labels_kernel(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) {
+  UV_GRID_STRIDE(i, m) dst[i] = src[index[i]];
+}
+
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
                            float lr, float momentum, float weight_decay) {
   UV_GRID_STRIDE(i, n) {
@@ -187,6 +197,17 @@ void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m
 void mean_squared_error(const float* y, const float* target, int64_t m, int64_t n, float* dy,
                         float* row_loss, cudaStream_t stream) {
   mean_squared_error_kernel<<<row_blocks_for(m), kThreadsPerBlock, 0, stream>>>(y, target, m, n, dy, row_loss);
+  CUDA_CHECK_LAUNCH();
+}
+
+void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst,
+                 cudaStream_t stream) {
+  gather_rows_kernel<<<blocks_for(m * features), kThreadsPerBlock, 0, stream>>>(src, index, m, features, dst);
+  CUDA_CHECK_LAUNCH();
+}
+
+void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst, cudaStream_t stream) {
+  gather_labels_kernel<<<blocks_for(m), kThreadsPerBlock, 0, stream>>>(src, index, m, dst);
   CUDA_CHECK_LAUNCH();
 }
 

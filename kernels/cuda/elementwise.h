@@ -26,6 +26,9 @@ void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m
 // Per-row ½‖y − t‖² (m); dy = (y − t)/M.
 void mean_squared_error(const float* y, const float* target, int64_t m, int64_t n, float* dy,
                         float* row_loss, cudaStream_t stream);
+void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst,
+                 cudaStream_t stream);
+void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst, cudaStream_t stream);
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
               float momentum, float weight_decay, cudaStream_t stream);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
