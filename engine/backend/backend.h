@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,9 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* x, int64_t n, float value) = 0;
   virtual void synchronize() {}
+  // Milliseconds per call of `work` run `reps` times back to back: a steady clock on the CPU, CUDA
+  // events on the backend's stream on the GPU (for benchmarks).
+  virtual double time_per_call_ms(const std::function<void()>& work, int reps);
   // Whether allocate() returns host memory (host data can then be used in place, uncopied).
   virtual bool shares_host_memory() const { return false; }
   // Peak bytes this backend's allocator has handed out at once.

@@ -2,6 +2,7 @@
 #include <cblas.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -13,6 +14,14 @@
 #include "kernels/cpu/predicted_linear.h"
 
 namespace uv {
+
+double Backend::time_per_call_ms(const std::function<void()>& work, int reps) {
+  synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) work();
+  synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / reps;
+}
 
 Activation parse_activation(const std::string& name) {
   if (name == "identity" || name == "linear" || name == "none") return Activation::Identity;

@@ -77,6 +77,20 @@ class CudaBackend final : public Backend {
   }
   void fill(float* x, int64_t n, float value) override { cuda::fill(x, n, value, stream_); }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  double time_per_call_ms(const std::function<void()>& work, int reps) override {
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    CUDA_CHECK(cudaEventRecord(start, stream_));
+    for (int i = 0; i < reps; ++i) work();
+    CUDA_CHECK(cudaEventRecord(stop, stream_));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(stop));
+    return static_cast<double>(ms) / reps;
+  }
   size_t peak_allocated_bytes() const override { return peak_.load(); }
   size_t allocated_bytes() const override { return allocated_.load(); }
   int64_t device_bytes_in_use() const override {

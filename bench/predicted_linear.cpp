@@ -1,0 +1,164 @@
+// Predicted-linear layer on a backend: forward and forward+backward (dX, dV, db) of each strategy,
+// beside the dense layer of the same size, on the paper's shapes and on large ones.
+//   build/bench_predicted_linear --device=cpu|cuda --benchmark_out=out.json --benchmark_out_format=json
+// Reported per benchmark: time per call (CUDA events on the GPU), TFLOP/s and GB/s from the cost
+// model of engine/ops/strategy_cost.h, and that model's time estimate (what `auto` compares).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/core/philox.h"
+#include "engine/ops/strategy_cost.h"
+
+namespace {
+
+uv::Backend* g_backend = nullptr;
+
+enum class Pass { Forward, Step };
+
+struct Tensors {
+  std::vector<uv::Buffer> owned;
+  float* make(uv::Backend& be, int64_t n, uint64_t stream) {
+    owned.push_back(be.allocate(static_cast<size_t>(n) * sizeof(float)));
+    be.uniform_init(owned.back().floats(), n, -1.f, 1.f, 1, stream);
+    return owned.back().floats();
+  }
+};
+
+// Arguments: M, K, N, r (per column), J.
+void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pass) {
+  uv::Backend& be = *g_backend;
+  uv::PredictedLinearShape s;
+  s.m = state.range(0); s.k = state.range(1); s.n = state.range(2); s.rank = state.range(3);
+  s.columns = state.range(4);
+  Tensors t;
+  uv::PredictedLinearForwardArgs f;
+  f.shape = s; f.strategy = strategy;
+  f.x = t.make(be, s.m * s.k, 1); f.u = t.make(be, s.k * s.t_cols(), 2); f.v = t.make(be, s.rank * s.n, 3);
+  f.bias = t.make(be, s.n, 4); f.saved = t.make(be, uv::predicted_linear_saved_floats(s, strategy), 5);
+  f.y = t.make(be, s.m * s.n, 6);
+  uv::PredictedLinearBackwardArgs b;
+  b.shape = s; b.strategy = strategy; b.x = f.x; b.u = f.u; b.v = f.v; b.saved = f.saved;
+  b.dy = t.make(be, s.m * s.n, 7);
+  b.scratch = t.make(be, uv::predicted_linear_backward_scratch_floats(s, strategy), 8);
+  b.dx = t.make(be, s.m * s.k, 9); b.dv = t.make(be, s.rank * s.n, 10); b.dbias = t.make(be, s.n, 11);
+  auto work = [&] {
+    be.predicted_linear_forward(f);
+    if (pass == Pass::Step) be.predicted_linear_backward(b);
+  };
+  work();  // warm-up: cuBLAS heuristics, first-touch of the pool
+  double total_ms = 0;
+  for (auto _ : state) {
+    const double ms = be.time_per_call_ms(work, 3);
+    state.SetIterationTime(ms / 1e3);
+    total_ms += ms;
+  }
+  const double ms = total_ms / static_cast<double>(state.iterations());  // mean, as the Time column
+  // The cost model counts a whole step; a forward pass is about a third of its FLOPs (1 of 3
+  // products per operand), so the forward counters use that share.
+  const uv::Roofline roofline = uv::roofline_for(be.device());
+  const uv::StrategyCost cost = uv::predicted_step_cost(s, strategy, roofline);
+  const double share = pass == Pass::Step ? 1.0 : 1.0 / 3.0;
+  state.counters["TFLOP/s"] = cost.flops * share / (ms / 1e3) / 1e12;
+  state.counters["GB/s"] = cost.bytes * share / (ms / 1e3) / 1e9;
+  state.counters["model_ms"] = cost.seconds * share * 1e3;  // the auto strategy's estimate
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(s.m) * state.iterations(),
+                                                   benchmark::Counter::kIsRate);
+}
+
+// The dense layer of the same size (what the prediction replaces): Y = X·W + b, and for a step
+// dW = Xᵀ·dY, db, dX = dY·Wᵀ. Arguments as above; r and J are ignored.
+void dense(benchmark::State& state, Pass pass) {
+  uv::Backend& be = *g_backend;
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  Tensors t;
+  float *x = t.make(be, m * k, 1), *w = t.make(be, k * n, 2), *bias = t.make(be, n, 3), *y = t.make(be, m * n, 4),
+        *dy = t.make(be, m * n, 5), *dw = t.make(be, k * n, 6), *db = t.make(be, n, 7), *dx = t.make(be, m * k, 8);
+  auto work = [&] {
+    be.gemm(false, false, m, n, k, 1.f, x, k, w, n, 0.f, y, n);
+    be.bias_add_rows(y, bias, m, n);
+    if (pass == Pass::Forward) return;
+    be.gemm(true, false, k, n, m, 1.f, x, k, dy, n, 0.f, dw, n);
+    be.column_sums(dy, m, n, db, uv::GradientMode::Overwrite);
+    be.gemm(false, true, m, k, n, 1.f, dy, n, w, n, 0.f, dx, k);
+  };
+  work();
+  double total_ms = 0;
+  for (auto _ : state) {
+    const double ms = be.time_per_call_ms(work, 3);
+    state.SetIterationTime(ms / 1e3);
+    total_ms += ms;
+  }
+  const double ms = total_ms / static_cast<double>(state.iterations());  // mean, as the Time column
+  const double flops = 2.0 * m * k * n * (pass == Pass::Step ? 3 : 1);
+  state.counters["TFLOP/s"] = flops / (ms / 1e3) / 1e12;
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(m) * state.iterations(),
+                                                   benchmark::Counter::kIsRate);
+}
+
+void paper_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "r", "J"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+  for (int64_t m : {100, 1024}) {
+    b->Args({m, 784, 500, 78, 1});
+    b->Args({m, 500, 500, 50, 1});
+    b->Args({m, 784, 500, 78, 5});
+  }
+}
+
+// The large shapes of issue 3: M ∈ {4096, 32768}, K = N ∈ {4096, 16384}, fraction ∈ {5, 10, 25,
+// 50}%. Only on a GPU (a 2-core CPU would take minutes per call).
+void large_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "K", "N", "r", "J"})->UseManualTime()->Unit(benchmark::kMillisecond);
+  for (int64_t m : {4096, 32768})
+    for (int64_t k : {4096, 16384})
+      for (int64_t percent : {5, 10, 25, 50}) b->Args({m, k, k, k * percent / 100, 1});
+}
+
+void register_all(bool large) {
+  using uv::PredictedStrategy;
+  for (auto [name, strategy] : {std::pair{"chain", PredictedStrategy::Chain},
+                                std::pair{"materialise", PredictedStrategy::Materialise}})
+    for (auto [pass_name, pass] : {std::pair{"forward", Pass::Forward}, std::pair{"step", Pass::Step}}) {
+      const std::string base = std::string(name) + "/" + pass_name;
+      benchmark::RegisterBenchmark((base + "/paper").c_str(), predicted, strategy, pass)->Apply(paper_shapes);
+      if (large)
+        benchmark::RegisterBenchmark((base + "/large").c_str(), predicted, strategy, pass)->Apply(large_shapes);
+    }
+  for (auto [pass_name, pass] : {std::pair{"forward", Pass::Forward}, std::pair{"step", Pass::Step}}) {
+    const std::string base = std::string("dense/") + pass_name;
+    benchmark::RegisterBenchmark((base + "/paper").c_str(), dense, pass)->Apply(paper_shapes);
+    if (large) benchmark::RegisterBenchmark((base + "/large").c_str(), dense, pass)->Apply(large_shapes);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string device = "auto";
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--device=", 9) == 0)
+      device = argv[i] + 9;
+    else
+      rest.push_back(argv[i]);
+  }
+  int rest_argc = static_cast<int>(rest.size());
+  std::unique_ptr<uv::Backend> backend;
+  try {
+    backend = uv::make_backend(device);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_predicted_linear: %s\n", e.what());
+    return 2;
+  }
+  g_backend = backend.get();
+  benchmark::AddCustomContext("backend", backend->description());
+  register_all(backend->device() == uv::Device::CUDA);
+  benchmark::Initialize(&rest_argc, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
