@@ -166,6 +166,20 @@ std::unique_ptr<Graph> Mlp::pretrain_graph(size_t index, int64_t max_batch) {
   return graph;
 }
 
+ActivationPlan Mlp::plan_if_materialised(const Graph& graph) {
+  std::vector<PredictedStrategy> chosen;
+  for (Layer& layer : layers_)
+    if (layer.predicted) {
+      chosen.push_back(layer.predicted->config().strategy);
+      layer.predicted->set_strategy(PredictedStrategy::Materialise);
+    }
+  const ActivationPlan plan = graph.replan();
+  size_t i = 0;
+  for (Layer& layer : layers_)
+    if (layer.predicted) layer.predicted->set_strategy(chosen[i++]);
+  return plan;
+}
+
 std::vector<LayerSummary> Mlp::summary() const {
   std::vector<LayerSummary> out;
   for (const Layer& layer : layers_) {

@@ -47,6 +47,9 @@ class Mlp {
   std::unique_ptr<Graph> prefix_graph(size_t index, int64_t max_batch);    // layers [0, index)
   std::unique_ptr<Graph> pretrain_graph(size_t index, int64_t max_batch);  // autoencoder of `index`
 
+  // The activation plan `graph` would get with every predicted layer materialised (memory account).
+  ActivationPlan plan_if_materialised(const Graph& graph);
+
   ParameterStore& store() { return store_; }
   const std::vector<Layer>& layers() const { return layers_; }
   std::vector<LayerSummary> summary() const;

@@ -115,6 +115,24 @@ INSTANTIATE_TEST_SUITE_P(GraphStrategies, GraphGradient,
                          ::testing::Combine(::testing::Values("chain", "materialise"),
                                             ::testing::Values(int64_t{1}, int64_t{3})));
 
+TEST(GraphPlanner, MaterialisedAlternativeIsPricedWithoutChangingTheModel) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  const RunConfig config = small_config("chain", 3, false);
+  Mlp model(config, *backend, 10);
+  std::unique_ptr<Graph> graph = model.supervised_graph(8);
+  EXPECT_EQ(graph->plan().materialised_weight_floats, 0);
+  const ActivationPlan materialised = model.plan_if_materialised(*graph);
+  // Layer 1 (10×12) and the LowRank layer 2 (12×9): W saved and dW scratch each.
+  EXPECT_EQ(materialised.materialised_weight_floats, 2 * (10 * 12 + 12 * 9));
+  EXPECT_GT(materialised.arena_floats, graph->plan().arena_floats);
+  for (const Mlp::Layer& layer : model.layers()) {
+    if (layer.predicted) {
+      EXPECT_EQ(layer.predicted->config().strategy, PredictedStrategy::Chain);
+    }
+  }
+  EXPECT_EQ(graph->replan().arena_floats, graph->plan().arena_floats);
+}
+
 TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
   std::unique_ptr<Backend> backend = make_cpu_backend();
   const RunConfig config = small_config("chain", 2, true);

@@ -50,17 +50,17 @@ int64_t plan_offsets(std::vector<PlannedBuffer>& buffers, int64_t align_floats) 
   return arena;
 }
 
-void Graph::finalize() {
-  UV_CHECK(!finalized_ && !ops_.empty(), "finalize on an empty or finalized graph");
-  UV_CHECK(store_.allocated(), "allocate parameters before finalizing a graph");
+ActivationPlan Graph::make_plan(std::vector<int>* value_buf, std::vector<int>* grad_buf,
+                               std::vector<std::vector<int>>* op_buf) const {
   const int n = static_cast<int>(ops_.size());
   const int fb = static_cast<int>(trainable_from_);
   // Timeline: forward of op i at t = i, the loss at t = n, backward of op i at t = 2n − i.
   auto bw = [n](int i) { return 2 * n - i; };
-  plan_ = ActivationPlan{};
-  std::vector<PlannedBuffer>& bufs = plan_.buffers;
-  std::vector<int> value_buf(n), grad_buf(n, -1);
-  std::vector<std::vector<int>> op_buf(n);
+  ActivationPlan plan;
+  std::vector<PlannedBuffer>& bufs = plan.buffers;
+  value_buf->assign(n, -1);
+  grad_buf->assign(n, -1);
+  op_buf->assign(n, {});
   for (int i = 0; i < n; ++i) {
     const Op& op = *ops_[i];
     const bool trains = i >= fb;
@@ -68,11 +68,11 @@ void Graph::finalize() {
     if (trains && op.backward_reads_output()) last = std::max(last, bw(i));
     if (i + 1 < n && i + 1 >= fb && ops_[i + 1]->backward_reads_input()) last = std::max(last, bw(i + 1));
     if (loss_reads_value_ == i + 1) last = std::max(last, n);
-    value_buf[i] = static_cast<int>(bufs.size());
+    (*value_buf)[i] = static_cast<int>(bufs.size());
     bufs.push_back({op.name() + ".out", max_batch_ * op.out_features(), 0, i, last, BufferCategory::Activation});
     if (trains) {
       // dL/d(out of op i): written by op i+1's backward (or the loss), read by op i's backward.
-      grad_buf[i] = static_cast<int>(bufs.size());
+      (*grad_buf)[i] = static_cast<int>(bufs.size());
       const int first = (i + 1 < n) ? bw(i + 1) : n;
       bufs.push_back({op.name() + ".dout", max_batch_ * op.out_features(), 0, first, bw(i), BufferCategory::Activation});
     }
@@ -83,15 +83,33 @@ void Graph::finalize() {
         if (!trains) continue;
         first = end = bw(i);
       }
-      op_buf[i].push_back(static_cast<int>(bufs.size()));
+      (*op_buf)[i].push_back(static_cast<int>(bufs.size()));
       bufs.push_back({op.name() + "." + req.name, req.floats, 0, first, end, req.category});
     }
   }
   for (const PlannedBuffer& b : bufs) {
-    plan_.unplanned_floats += b.floats;
-    if (b.category == BufferCategory::MaterialisedWeight) plan_.materialised_weight_floats += b.floats;
+    plan.unplanned_floats += b.floats;
+    if (b.category == BufferCategory::MaterialisedWeight) plan.materialised_weight_floats += b.floats;
   }
-  plan_.arena_floats = plan_offsets(bufs, 16);
+  plan.arena_floats = plan_offsets(bufs, 16);
+  return plan;
+}
+
+ActivationPlan Graph::replan() const {
+  std::vector<int> value_buf, grad_buf;
+  std::vector<std::vector<int>> op_buf;
+  return make_plan(&value_buf, &grad_buf, &op_buf);
+}
+
+void Graph::finalize() {
+  UV_CHECK(!finalized_ && !ops_.empty(), "finalize on an empty or finalized graph");
+  UV_CHECK(store_.allocated(), "allocate parameters before finalizing a graph");
+  const int n = static_cast<int>(ops_.size());
+  const int fb = static_cast<int>(trainable_from_);
+  std::vector<int> value_buf, grad_buf;
+  std::vector<std::vector<int>> op_buf;
+  plan_ = make_plan(&value_buf, &grad_buf, &op_buf);
+  const std::vector<PlannedBuffer>& bufs = plan_.buffers;
   arena_ = backend_.allocate(static_cast<size_t>(std::max<int64_t>(plan_.arena_floats, 1)) * sizeof(float));
   float* base = arena_.floats();
   values_.assign(n, nullptr);

@@ -47,7 +47,10 @@ class Graph {
   int64_t in_features() const { return ops_.front()->in_features(); }
   int64_t out_features() const { return ops_.back()->out_features(); }
   int64_t max_batch() const { return max_batch_; }
-  const ActivationPlan& plan() const { return plan_; }
+  const ActivationPlan& plan() const { return plan_; }  // what finalize() allocated
+  // The plan the ops' current buffer requests would get (no allocation): lets a caller price an
+  // alternative, e.g. every predicted layer materialised.
+  ActivationPlan replan() const;
   // Learned parameters whose gradient this graph writes (what the optimiser updates).
   std::vector<int> trainable_params() const;
 
@@ -59,6 +62,8 @@ class Graph {
   int loss_reads_value_ = -1;
   bool finalized_ = false;
   std::vector<Op*> ops_;
+  ActivationPlan make_plan(std::vector<int>* value_buf, std::vector<int>* grad_buf,
+                           std::vector<std::vector<int>>* op_buf) const;
   ActivationPlan plan_;
   Buffer arena_;
   const float* input_ = nullptr;

@@ -469,6 +469,12 @@ json Run::summary(double seconds) {
       // A dense model of the same shape learns K·N + N per layer, with gradients and momentum.
       {"dense_equivalent_total", 3 * dense_total * f + activations},
       {"backend_peak_allocated", static_cast<int64_t>(backend_->peak_allocated_bytes())}};
+  // The same model with every predicted layer materialised (W = U·V kept for backward, dW formed).
+  const ActivationPlan materialised = model_->plan_if_materialised(*graph_);
+  memory["if_materialise"] = {
+      {"activations", materialised.arena_floats * f},
+      {"materialised_weights", materialised.materialised_weight_floats * f},
+      {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + materialised.arena_floats * f}};
   if (device_in_use_peak_ >= 0) memory["device_in_use_peak"] = device_in_use_peak_;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -520,6 +526,11 @@ void print_summary(const json& s) {
               mib("optimizer_state"), mib("activations"), mib("activations_unplanned"),
               mib("materialised_weights"), mib("total"), mib("dense_equivalent_total"),
               mib("backend_peak_allocated"), mib("process_peak_rss"));
+  std::printf("with every predicted layer materialised: activation arena %.2f MiB (W and dW requests "
+              "%.2f MiB before reuse), total %.2f MiB\n",
+              m["if_materialise"]["activations"].get<double>() / (1 << 20),
+              m["if_materialise"]["materialised_weights"].get<double>() / (1 << 20),
+              m["if_materialise"]["total"].get<double>() / (1 << 20));
   if (m.contains("device_in_use_peak"))
     std::printf("device memory in use (cudaMemGetInfo, whole device): peak %.1f MiB\n", mib("device_in_use_peak"));
 }
