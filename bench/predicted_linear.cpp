@@ -121,6 +121,7 @@ void large_shapes(benchmark::internal::Benchmark* b) {
 void register_all(bool large) {
   using uv::PredictedStrategy;
   for (auto [name, strategy] : {std::pair{"chain", PredictedStrategy::Chain},
+                                std::pair{"chain_fused", PredictedStrategy::ChainFused},
                                 std::pair{"materialise", PredictedStrategy::Materialise}})
     for (auto [pass_name, pass] : {std::pair{"forward", Pass::Forward}, std::pair{"step", Pass::Step}}) {
       const std::string base = std::string(name) + "/" + pass_name;

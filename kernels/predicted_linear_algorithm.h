@@ -22,7 +22,7 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
-  if (a.strategy == PredictedStrategy::Chain) {
+  if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
     Scalar* t = a.saved;  // (M, J·r)
     ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
     // Y_j = T_j · V_j
@@ -44,7 +44,7 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
   if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
-  if (a.strategy == PredictedStrategy::Chain) {
+  if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
     const Scalar* t = a.saved;  // (M, J·r)
     Scalar* dt = a.scratch;     // (M, J·r)
     // dV_j = T_jᵀ · dY_j

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/core/host_device.h"
+
 namespace uv {
 
 // Whether a backward pass overwrites or adds into a gradient (tiny-cuda-nn's GradientMode): a
@@ -21,6 +23,8 @@ enum class GradientMode { Overwrite, Accumulate };
 enum class PredictedStrategy {
   Materialise,  // W = U·V into a K×N buffer, then ordinary GEMMs (what a framework user writes)
   Chain,        // (X·U)·V through the M×J·r intermediate T; W never exists
+  ChainFused,   // chain with each row tile of T kept on chip (CUDA kernels/cuda/chain_fused.cu);
+                // on the CPU it is the chain
 };
 PredictedStrategy parse_predicted_strategy(const std::string& name);
 const char* predicted_strategy_name(PredictedStrategy strategy);
@@ -31,8 +35,8 @@ struct PredictedLinearShape {
   int64_t n = 0;        // outputs, all columns together
   int64_t rank = 0;     // r = n_α per column
   int64_t columns = 1;  // J; n % J == 0
-  int64_t n_per_column() const { return n / columns; }
-  int64_t t_cols() const { return columns * rank; }
+  UV_HOST_DEVICE int64_t n_per_column() const { return n / columns; }
+  UV_HOST_DEVICE int64_t t_cols() const { return columns * rank; }
 };
 
 // Floats the strategy keeps from forward to backward (T for Chain, W for Materialise).

@@ -12,6 +12,7 @@
 #include "tests/test_util.h"
 
 #ifdef UV_WITH_CUDA
+#include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/elementwise.h"
 #endif
 
@@ -113,7 +114,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(PredictedCase{PredictedStrategy::Chain, 1, false},
                       PredictedCase{PredictedStrategy::Chain, 3, true},
                       PredictedCase{PredictedStrategy::Materialise, 1, false},
-                      PredictedCase{PredictedStrategy::Materialise, 3, true}),
+                      PredictedCase{PredictedStrategy::Materialise, 3, true},
+                      PredictedCase{PredictedStrategy::ChainFused, 1, false},
+                      PredictedCase{PredictedStrategy::ChainFused, 3, false},
+                      PredictedCase{PredictedStrategy::ChainFused, 3, true}),  // dU: the cuBLAS fallback
     test::predicted_case_name);
 
 TEST(BackendElementwise, EveryOpMatchesTheCpu) {
@@ -308,6 +312,28 @@ TEST(BackendTraining, CpuLossCurveIsReproducibleAndLearns) {
 }
 
 #ifdef UV_WITH_CUDA
+TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
+  using Tile = cuda::ChainFusedTile;
+  for (int64_t m : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{100}, int64_t{32768}}) {
+    const int64_t blocks = cuda::chain_fused_blocks(m);
+    int64_t covered = 0;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t rows = cuda::chain_fused_tile_rows(b, m);
+      EXPECT_GE(rows, 1);
+      EXPECT_LE(rows, Tile::kRows);
+      covered += rows;
+    }
+    EXPECT_EQ(covered, m);
+  }
+  // The largest on-chip T fits the 48 KiB every device gives without opting in.
+  EXPECT_LE(cuda::chain_fused_forward_smem_bytes(Tile::kMaxTCols), size_t{48} * 1024);
+  PredictedLinearShape s;
+  s.m = 100; s.k = 784; s.n = 500; s.rank = 78; s.columns = 5;
+  EXPECT_TRUE(cuda::chain_fused_supported(s));  // J·r = 390
+  s.columns = 10;
+  EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the cuBLAS chain
+}
+
 TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
   for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {
     const int blocks = cuda::blocks_for(n);

@@ -93,7 +93,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PredictedCase{PredictedStrategy::Chain, 3, true},
                       PredictedCase{PredictedStrategy::Materialise, 1, false},
                       PredictedCase{PredictedStrategy::Materialise, 3, false},
-                      PredictedCase{PredictedStrategy::Materialise, 3, true}),
+                      PredictedCase{PredictedStrategy::Materialise, 3, true},
+                      PredictedCase{PredictedStrategy::ChainFused, 3, false}),  // the chain on the CPU
     test::predicted_case_name);
 
 TEST(OpsPredictedLinear, MaterialiseAndChainAgreeInFloat32) {

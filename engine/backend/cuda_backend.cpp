@@ -10,6 +10,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
+#include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
@@ -111,12 +112,29 @@ class CudaBackend final : public Backend {
   }
 
   void predicted_linear_forward(const PredictedLinearForwardArgs& args) override {
+    if (args.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(args.shape)) {
+      cuda::chain_fused_forward(args.shape, args.x, args.u, args.v, args.bias, args.saved, args.y, stream_);
+      return;
+    }
     cuda::CublasOps o = ops();
-    algorithm::predicted_linear_forward(o, args);
+    algorithm::predicted_linear_forward(o, args);  // chain_fused beyond the on-chip limit runs the chain
   }
-  void predicted_linear_backward(const PredictedLinearBackwardArgs& args) override {
+  void predicted_linear_backward(const PredictedLinearBackwardArgs& a) override {
+    // dU (LowRank) needs dT in device memory: that case, and shapes beyond the on-chip limit, run
+    // the cuBLAS chain.
+    if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
+      const PredictedLinearShape& s = a.shape;
+      const int64_t nc = s.n_per_column(), r = s.rank;
+      cuda::CublasOps o = ops();
+      if (a.dbias) cuda::column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode, stream_);
+      // dV_j = T_jᵀ · dY_j on the T the forward kernel wrote once
+      o.gemm_batched(s.columns, r, nc, r * nc, true, false, r, nc, s.m, 1.f, a.saved, s.t_cols(), a.dy,
+                     s.n, algorithm::beta_of<float>(a.dv_mode), a.dv, nc);
+      if (a.dx) cuda::chain_fused_backward_data(s, a.dy, a.u, a.v, a.dx, stream_);
+      return;
+    }
     cuda::CublasOps o = ops();
-    algorithm::predicted_linear_backward(o, args);
+    algorithm::predicted_linear_backward(o, a);
   }
   void tied_decoder_forward(const PredictedLinearShape& s, const float* h, const float* u,
                             const float* v, const float* bias, float* s_saved, float* z) override {

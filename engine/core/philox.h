@@ -6,11 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define UV_HOST_DEVICE __host__ __device__
-#else
-#define UV_HOST_DEVICE
-#endif
+#include "engine/core/host_device.h"
 
 namespace uv {
 

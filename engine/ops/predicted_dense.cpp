@@ -59,7 +59,7 @@ PredictedLinearShape PredictedDense::shape(int64_t m) const {
 
 std::vector<BufferRequest> PredictedDense::buffers(int64_t max_batch) const {
   const PredictedLinearShape s = shape(max_batch);
-  const bool chain = config_.strategy == PredictedStrategy::Chain;
+  const bool chain = config_.strategy != PredictedStrategy::Materialise;
   const BufferCategory category =
       chain ? BufferCategory::Activation : BufferCategory::MaterialisedWeight;
   return {{chain ? "T" : "W", predicted_linear_saved_floats(s, config_.strategy), BufferLife::Saved,

@@ -23,7 +23,7 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
   const double r = static_cast<double>(s.rank), nc = static_cast<double>(s.n_per_column()),
                tc = static_cast<double>(s.t_cols()), J = static_cast<double>(s.columns);
   StrategyCost c;
-  if (strategy == PredictedStrategy::Chain) {
+  if (strategy != PredictedStrategy::Materialise) {  // chain_fused: same products, T kept on chip
     add_gemm(c, m, tc, k);        // T = X·U
     for (int pass = 0; pass < 3; ++pass)  // Y_j = T_j·V_j, dV_j = T_jᵀ·dY_j, dT_j = dY_j·V_jᵀ
       for (double j = 0; j < J; ++j) add_gemm(c, m, nc, r);

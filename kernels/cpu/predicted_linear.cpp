@@ -11,20 +11,26 @@ namespace uv {
 PredictedStrategy parse_predicted_strategy(const std::string& name) {
   if (name == "materialise" || name == "materialize") return PredictedStrategy::Materialise;
   if (name == "chain") return PredictedStrategy::Chain;
-  UV_FAIL("unknown strategy '" << name << "' (expected materialise or chain)");
+  if (name == "chain_fused") return PredictedStrategy::ChainFused;
+  UV_FAIL("unknown strategy '" << name << "' (expected materialise, chain or chain_fused)");
 }
 
 const char* predicted_strategy_name(PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Materialise ? "materialise" : "chain";
+  switch (strategy) {
+    case PredictedStrategy::Materialise: return "materialise";
+    case PredictedStrategy::Chain: return "chain";
+    case PredictedStrategy::ChainFused: return "chain_fused";
+  }
+  return "?";
 }
 
 int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Chain ? s.m * s.t_cols() : s.k * s.n;
+  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();
 }
 
 int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
                                                  PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Chain ? s.m * s.t_cols() : s.k * s.n;
+  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();
 }
 
 namespace cpu {
