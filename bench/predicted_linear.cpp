@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,19 @@ struct Tensors {
   }
 };
 
+// Runs the benchmark loop over `work` (after one warm-up call: cuBLAS heuristics, first touch of the
+// pool) and returns the mean milliseconds per call, the figure the Time column shows.
+double timed_loop(benchmark::State& state, uv::Backend& be, const std::function<void()>& work) {
+  work();
+  double total_ms = 0;
+  for (auto _ : state) {
+    const double ms = be.time_per_call_ms(work, 3);
+    state.SetIterationTime(ms / 1e3);
+    total_ms += ms;
+  }
+  return total_ms / static_cast<double>(state.iterations());
+}
+
 // Arguments: M, K, N, r (per column), J.
 void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pass) {
   uv::Backend& be = *g_backend;
@@ -50,14 +64,7 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
     be.predicted_linear_forward(f);
     if (pass == Pass::Step) be.predicted_linear_backward(b);
   };
-  work();  // warm-up: cuBLAS heuristics, first-touch of the pool
-  double total_ms = 0;
-  for (auto _ : state) {
-    const double ms = be.time_per_call_ms(work, 3);
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
-  const double ms = total_ms / static_cast<double>(state.iterations());  // mean, as the Time column
+  const double ms = timed_loop(state, be, work);
   // The cost model counts a whole step; a forward pass is about a third of its FLOPs (1 of 3
   // products per operand), so the forward counters use that share.
   const uv::Roofline roofline = uv::roofline_for(be.device());
@@ -86,14 +93,7 @@ void dense(benchmark::State& state, Pass pass) {
     be.column_sums(dy, m, n, db, uv::GradientMode::Overwrite);
     be.gemm(false, true, m, k, n, 1.f, dy, n, w, n, 0.f, dx, k);
   };
-  work();
-  double total_ms = 0;
-  for (auto _ : state) {
-    const double ms = be.time_per_call_ms(work, 3);
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
-  const double ms = total_ms / static_cast<double>(state.iterations());  // mean, as the Time column
+  const double ms = timed_loop(state, be, work);
   const double flops = 2.0 * m * k * n * (pass == Pass::Step ? 3 : 1);
   state.counters["TFLOP/s"] = flops / (ms / 1e3) / 1e12;
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(m) * state.iterations(),
