@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Markdown table from bench_predicted_linear's JSON: per pass and shape, each strategy's time and
+TFLOP/s, and each strategy's speed-up over the best baseline path measured in the same run
+(chain and materialise are the cuBLAS baselines on the GPU; dense is the layer without prediction).
+
+    build/bench_predicted_linear --benchmark_out=b.json --benchmark_out_format=json
+    tools/bench_table.py b.json
+"""
+import json
+import sys
+from collections import defaultdict
+
+BASELINES = ("chain", "materialise")
+
+
+def main(path):
+    with open(path) as f:
+        report = json.load(f)
+    rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
+    for b in report["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        # name: strategy/pass/set/M:../K:../N:../r:../J:../manual_time
+        parts = b["name"].split("/")
+        strategy, pass_name = parts[0], parts[1]
+        shape = " ".join(p.replace(":", "=") for p in parts[3:] if ":" in p)
+        unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+        rows[(pass_name, shape)][strategy] = (b["real_time"] * unit, b.get("TFLOP/s", float("nan")))
+    strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
+    context = report.get("context", {})
+    print(f"backend: {context.get('backend', '?')}, {context.get('date', '')}\n")
+    header = ["pass", "shape"] + [f"{s} ms (TFLOP/s)" for s in strategies] + \
+             [f"{s} vs best baseline" for s in strategies if s not in BASELINES]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for (pass_name, shape), r in sorted(rows.items()):
+        cells = [pass_name, shape]
+        for s in strategies:
+            cells.append(f"{r[s][0]:.3f} ({r[s][1]:.2f})" if s in r else "")
+        best = min((r[s][0] for s in BASELINES if s in r), default=None)
+        for s in strategies:
+            if s in BASELINES:
+                continue
+            cells.append(f"{best / r[s][0]:.2f}x" if best and s in r else "")
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: tools/bench_table.py BENCH.json")
+    main(sys.argv[1])
