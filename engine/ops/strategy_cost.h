@@ -15,7 +15,7 @@ struct StrategyCost {
 };
 
 // A device's throughput as the model sees it. These are planning figures, not measurements:
-// the CPU figure is the order of what bench_predicted_linear_cpu shows for the dense step on a
+// the CPU figure is the order of what bench_predicted_linear --device=cpu shows for the dense step on a
 // 2-core AVX-512 machine; the GPU figure is an H100's float32 SIMT peak and HBM3 bandwidth.
 struct Roofline {
   double flops_per_second;
