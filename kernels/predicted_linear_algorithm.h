@@ -38,18 +38,26 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   if (a.bias) ops.bias_add_rows(a.y, a.bias, s.m, s.n);
 }
 
+// The chain's weight gradients from the saved T: db = Σ_rows dY and dV_j = T_jᵀ · dY_j. Shared by
+// the chain and by chain_fused, whose data gradient is a kernel of its own.
+template <typename Ops>
+void chain_backward_weights(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a) {
+  using Scalar = typename Ops::Scalar;
+  const PredictedLinearShape& s = a.shape;
+  const int64_t nc = s.n_per_column(), r = s.rank;
+  if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
+  ops.gemm_batched(s.columns, r, nc, r * nc, true, false, r, nc, s.m, Scalar(1), a.saved, s.t_cols(), a.dy,
+                   s.n, beta_of<Scalar>(a.dv_mode), a.dv, nc);
+}
+
 template <typename Ops>
 void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a) {
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
-  if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
-    const Scalar* t = a.saved;  // (M, J·r)
-    Scalar* dt = a.scratch;     // (M, J·r)
-    // dV_j = T_jᵀ · dY_j
-    ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, s.m, Scalar(1), t, tc, a.dy, s.n,
-                     beta_of<Scalar>(a.dv_mode), a.dv, nc);
+    Scalar* dt = a.scratch;  // (M, J·r)
+    chain_backward_weights(ops, a);
     if (!a.dx && !a.du) return;  // a first layer: nothing upstream needs dT
     // dT_j = dY_j · V_jᵀ
     ops.gemm_batched(J, nc, r * nc, r, false, true, s.m, r, nc, Scalar(1), a.dy, s.n, a.v, nc,
@@ -61,6 +69,7 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
   } else {
     const Scalar* w = a.saved;  // (K, N)
     Scalar* dw = a.scratch;     // (K, N) = Xᵀ·dY, what autograd would form
+    if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
     ops.gemm(true, false, s.k, s.n, s.m, Scalar(1), a.x, s.k, a.dy, s.n, Scalar(0), dw, s.n);
     // dV_j = U_jᵀ · dW_j
     ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, s.k, Scalar(1), a.u, tc, dw, s.n,

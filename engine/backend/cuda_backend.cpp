@@ -123,14 +123,9 @@ class CudaBackend final : public Backend {
     // dU (LowRank) needs dT in device memory: that case, and shapes beyond the on-chip limit, run
     // the cuBLAS chain.
     if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
-      const PredictedLinearShape& s = a.shape;
-      const int64_t nc = s.n_per_column(), r = s.rank;
       cuda::CublasOps o = ops();
-      if (a.dbias) cuda::column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode, stream_);
-      // dV_j = T_jᵀ · dY_j on the T the forward kernel wrote once
-      o.gemm_batched(s.columns, r, nc, r * nc, true, false, r, nc, s.m, 1.f, a.saved, s.t_cols(), a.dy,
-                     s.n, algorithm::beta_of<float>(a.dv_mode), a.dv, nc);
-      if (a.dx) cuda::chain_fused_backward_data(s, a.dy, a.u, a.v, a.dx, stream_);
+      algorithm::chain_backward_weights(o, a);  // db, and dV on the T the forward kernel wrote once
+      if (a.dx) cuda::chain_fused_backward_data(a.shape, a.dy, a.u, a.v, a.dx, stream_);
       return;
     }
     cuda::CublasOps o = ops();
