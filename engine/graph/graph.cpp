@@ -50,17 +50,16 @@ int64_t plan_offsets(std::vector<PlannedBuffer>& buffers, int64_t align_floats) 
   return arena;
 }
 
-ActivationPlan Graph::make_plan(std::vector<int>* value_buf, std::vector<int>* grad_buf,
-                               std::vector<std::vector<int>>* op_buf) const {
+ActivationPlan Graph::replan() const {
   const int n = static_cast<int>(ops_.size());
   const int fb = static_cast<int>(trainable_from_);
   // Timeline: forward of op i at t = i, the loss at t = n, backward of op i at t = 2n − i.
   auto bw = [n](int i) { return 2 * n - i; };
   ActivationPlan plan;
   std::vector<PlannedBuffer>& bufs = plan.buffers;
-  value_buf->assign(n, -1);
-  grad_buf->assign(n, -1);
-  op_buf->assign(n, {});
+  plan.value_buffer.assign(n, -1);
+  plan.grad_buffer.assign(n, -1);
+  plan.op_buffers.assign(n, {});
   for (int i = 0; i < n; ++i) {
     const Op& op = *ops_[i];
     const bool trains = i >= fb;
@@ -68,11 +67,11 @@ ActivationPlan Graph::make_plan(std::vector<int>* value_buf, std::vector<int>* g
     if (trains && op.backward_reads_output()) last = std::max(last, bw(i));
     if (i + 1 < n && i + 1 >= fb && ops_[i + 1]->backward_reads_input()) last = std::max(last, bw(i + 1));
     if (loss_reads_value_ == i + 1) last = std::max(last, n);
-    (*value_buf)[i] = static_cast<int>(bufs.size());
+    plan.value_buffer[i] = static_cast<int>(bufs.size());
     bufs.push_back({op.name() + ".out", max_batch_ * op.out_features(), 0, i, last, BufferCategory::Activation});
     if (trains) {
       // dL/d(out of op i): written by op i+1's backward (or the loss), read by op i's backward.
-      (*grad_buf)[i] = static_cast<int>(bufs.size());
+      plan.grad_buffer[i] = static_cast<int>(bufs.size());
       const int first = (i + 1 < n) ? bw(i + 1) : n;
       bufs.push_back({op.name() + ".dout", max_batch_ * op.out_features(), 0, first, bw(i), BufferCategory::Activation});
     }
@@ -83,7 +82,7 @@ ActivationPlan Graph::make_plan(std::vector<int>* value_buf, std::vector<int>* g
         if (!trains) continue;
         first = end = bw(i);
       }
-      (*op_buf)[i].push_back(static_cast<int>(bufs.size()));
+      plan.op_buffers[i].push_back(static_cast<int>(bufs.size()));
       bufs.push_back({op.name() + "." + req.name, req.floats, 0, first, end, req.category});
     }
   }
@@ -95,21 +94,16 @@ ActivationPlan Graph::make_plan(std::vector<int>* value_buf, std::vector<int>* g
   return plan;
 }
 
-ActivationPlan Graph::replan() const {
-  std::vector<int> value_buf, grad_buf;
-  std::vector<std::vector<int>> op_buf;
-  return make_plan(&value_buf, &grad_buf, &op_buf);
-}
-
 void Graph::finalize() {
   UV_CHECK(!finalized_ && !ops_.empty(), "finalize on an empty or finalized graph");
   UV_CHECK(store_.allocated(), "allocate parameters before finalizing a graph");
   const int n = static_cast<int>(ops_.size());
   const int fb = static_cast<int>(trainable_from_);
-  std::vector<int> value_buf, grad_buf;
-  std::vector<std::vector<int>> op_buf;
-  plan_ = make_plan(&value_buf, &grad_buf, &op_buf);
+  plan_ = replan();
   const std::vector<PlannedBuffer>& bufs = plan_.buffers;
+  const std::vector<int>& value_buf = plan_.value_buffer;
+  const std::vector<int>& grad_buf = plan_.grad_buffer;
+  const std::vector<std::vector<int>>& op_buf = plan_.op_buffers;
   arena_ = backend_.allocate(static_cast<size_t>(std::max<int64_t>(plan_.arena_floats, 1)) * sizeof(float));
   float* base = arena_.floats();
   values_.assign(n, nullptr);

@@ -24,6 +24,9 @@ struct ActivationPlan {
   int64_t arena_floats = 0;      // what the planner allocated
   int64_t unplanned_floats = 0;  // what one buffer per request would have needed
   int64_t materialised_weight_floats = 0;  // part of the requests that hold W = U·V
+  // Per op, indices into `buffers`: its output, dL/d(output) (−1 when frozen), its own requests.
+  std::vector<int> value_buffer, grad_buffer;
+  std::vector<std::vector<int>> op_buffers;
 };
 
 class Graph {
@@ -62,8 +65,6 @@ class Graph {
   int loss_reads_value_ = -1;
   bool finalized_ = false;
   std::vector<Op*> ops_;
-  ActivationPlan make_plan(std::vector<int>* value_buf, std::vector<int>* grad_buf,
-                           std::vector<std::vector<int>>* op_buf) const;
   ActivationPlan plan_;
   Buffer arena_;
   const float* input_ = nullptr;
