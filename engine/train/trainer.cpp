@@ -91,8 +91,7 @@ class Run {
   void load_checkpoint();
   void log_metrics(const json& row);
   std::string kept_checkpoint_note() const;
-  // The example order batches are taken in (an epoch's permutation): on the device, or `order`
-  // itself (which must then outlive its use) when the backend shares host memory.
+  // Copies the order batches are taken in (an epoch's permutation) to the backend, once an epoch.
   void set_order(const std::vector<int32_t>& order);
   // Gathers examples order[begin, begin + m) of `set` into x_ and y_, on the backend.
   void stage_batch(const ResidentSet& set, int64_t begin, int64_t m);
@@ -106,8 +105,7 @@ class Run {
   std::unique_ptr<Graph> graph_;
   Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
   ResidentSet train_set_, test_set_;
-  Buffer order_buffer_;             // (max count) on the device
-  const int32_t* order_ = nullptr;  // (count) the current order
+  Buffer order_buffer_;  // (max count) on the backend: the current order of examples
   TrainState state_;
   int64_t last_good_step_ = -1;
   int64_t device_in_use_peak_ = -1;  // highest cudaMemGetInfo reading, sampled once per epoch
@@ -142,9 +140,8 @@ void Run::build_model() {
     NvtxRange range("upload data set");
     train_set_ = make_resident(*backend_, data_.train);
     test_set_ = make_resident(*backend_, data_.test);
-    if (!backend_->shares_host_memory())
-      order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
-                                         sizeof(int32_t));
+    order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
+                                       sizeof(int32_t));
   }
   graph_ = model_->supervised_graph(config_.batch_size);
   state_.lr = config_.lr;
@@ -408,17 +405,13 @@ void Run::load_checkpoint() {
 }
 
 void Run::set_order(const std::vector<int32_t>& order) {
-  if (backend_->shares_host_memory()) {
-    order_ = order.data();
-    return;
-  }
   backend_->copy_to_device(order_buffer_.data(), order.data(), order.size() * sizeof(int32_t));
-  order_ = static_cast<const int32_t*>(order_buffer_.data());
 }
 
 void Run::stage_batch(const ResidentSet& set, int64_t begin, int64_t m) {
-  backend_->gather_rows(set.images, order_ + begin, m, set.host->features(), x_.floats());
-  backend_->gather_labels(set.labels, order_ + begin, m, static_cast<int32_t*>(y_.data()));
+  const int32_t* order = static_cast<const int32_t*>(order_buffer_.data()) + begin;
+  backend_->gather_rows(set.images, order, m, set.host->features(), x_.floats());
+  backend_->gather_labels(set.labels, order, m, static_cast<int32_t*>(y_.data()));
 }
 
 std::string Run::kept_checkpoint_note() const {
