@@ -38,21 +38,14 @@ Mlp::Mlp(const RunConfig& config, Backend& backend, int64_t input_features)
       pc.rank = lc.rank > 0 ? lc.rank : std::max<int64_t>(1, static_cast<int64_t>(in * lc.fraction));
       UV_REQUIRE(pc.rank <= in, field << ".rank' = " << pc.rank << " is larger than the layer's "
                                       << in << " inputs");
-      if (lc.strategy == "auto") {
-        PredictedLinearShape shape;
-        shape.m = config.batch_size;
-        shape.k = pc.in;
-        shape.n = pc.out;
-        shape.rank = pc.rank;
-        shape.columns = pc.columns;
-        pc.strategy = choose_predicted_strategy(shape, roofline_for(backend.device()));
-      } else {
-        pc.strategy = parse_predicted_strategy(lc.strategy);
-      }
+      if (lc.strategy != "auto") pc.strategy = parse_predicted_strategy(lc.strategy);
       pc.learn_u = lc.type == "lowrank";
       pc.v_init_scale = pc.u_init_scale = static_cast<float>(lc.init_scale);
       pc.max_col_norm = static_cast<float>(config.max_col_norm);
       layer.predicted = make<PredictedDense>(layer.name, store_, pc);
+      if (lc.strategy == "auto")  // priced at the training batch size, before any graph exists
+        layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size),
+                                                                roofline_for(backend.device())));
       layer.linear = layer.predicted;
       if (lc.pretrain) {
         layer.decoder = make<TiedDecoder>(layer.name + ".decoder", store_, *layer.predicted);

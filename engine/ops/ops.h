@@ -46,8 +46,8 @@ class PredictedDense final : public Op {
   void backward(OpContext& ctx) override;
 
   const PredictedDenseConfig& config() const { return config_; }
-  // Only between graph plans (Mlp prices the materialise alternative); a finalized graph keeps
-  // the buffers it planned for the strategy it saw.
+  // Before a graph is finalized (Mlp resolves `auto` and prices the materialise alternative); a
+  // finalized graph keeps the buffers it planned for the strategy it saw.
   void set_strategy(PredictedStrategy strategy) { config_.strategy = strategy; }
   PredictedLinearShape shape(int64_t m) const;
   int u() const { return u_; }
