@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   train->add_option("--epochs", epochs, "number of supervised epochs (overrides train.epochs)")
       ->check(CLI::NonNegativeNumber);
   train->add_option("--out", out_dir, "run directory (default runs/<name>-<time>)");
+  int64_t max_steps = -1;
+  train->add_option("--max-steps", max_steps,
+                    "stop after this many optimiser steps in all, keeping a checkpoint to --resume from")
+      ->check(CLI::NonNegativeNumber);
   train->add_option("--resume", resume_dir, "continue the run in this directory");
   CLI::App* info = app.add_subcommand("info", "devices and build options");
 
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
     if (info->parsed()) return run_info();
     uv::TrainOptions options;
     options.device = device;
+    options.max_steps = max_steps;
     if (!resume_dir.empty()) {
       UV_REQUIRE(out_dir.empty() || out_dir == resume_dir, "--resume and --out name different directories");
       options.resume = true;

@@ -84,7 +84,7 @@ class Run {
   void load_data();
   void build_model();
   void pretrain_layer(size_t index);
-  void train_supervised();
+  bool train_supervised();  // false when --max-steps stopped it
   double evaluate(const ResidentSet& set, double* mean_loss);
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
   void save_checkpoint(const std::string& stage);
@@ -257,7 +257,7 @@ double Run::evaluate(const ResidentSet& resident, double* mean_loss) {
   return 1.0 - static_cast<double>(correct) / static_cast<double>(set.count);
 }
 
-void Run::train_supervised() {
+bool Run::train_supervised() {
   const data::Dataset& train = data_.train;
   const int64_t batch = config_.batch_size;
   const int64_t steps = (train.count + batch - 1) / batch;
@@ -303,6 +303,11 @@ void Run::train_supervised() {
         log_metrics({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.epoch + 1},
                      {"loss", loss_sum / seen}, {"accuracy", static_cast<double>(correct) / seen},
                      {"lr", state_.lr}, {"samples_per_s", progress.samples_per_second()}});
+      if (s + 1 < steps && options_.max_steps >= 0 && state_.step >= options_.max_steps) {
+        save_checkpoint("train");
+        log_metrics({{"kind", "stopped"}, {"step", state_.step}});
+        return false;
+      }
       if (config_.checkpoint_every_steps > 0 && state_.step % config_.checkpoint_every_steps == 0 && s + 1 < steps)
         save_checkpoint("train");
     }
@@ -322,8 +327,13 @@ void Run::train_supervised() {
     ++state_.epoch;
     state_.step_in_epoch = 0;
     save_checkpoint("train");
+    if (options_.max_steps >= 0 && state_.step >= options_.max_steps && state_.epoch < config_.epochs) {
+      log_metrics({{"kind", "stopped"}, {"step", state_.step}});
+      return false;
+    }
   }
   timings_["train"] = seconds_since(t0);
+  return true;
 }
 
 void Run::save_checkpoint(const std::string& stage) {
@@ -551,7 +561,11 @@ json Run::execute() {
     std::ofstream(out_ / kConfigFile) << config_.resolved.dump(2) << "\n";
   }
   build_model();
-  train_supervised();
+  if (!train_supervised()) {
+    std::fprintf(stderr, "stopped after step %lld (--max-steps); continue with --resume %s\n",
+                 static_cast<long long>(state_.step), out_.string().c_str());
+    return {{"stopped_at_step", state_.step}};
+  }
   if (std::isnan(test_error_)) {  // no epoch ran (e.g. resumed a finished run)
     test_error_ = evaluate(test_set_, &test_loss_);
   }

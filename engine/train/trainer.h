@@ -15,9 +15,11 @@ struct TrainOptions {
   std::string device = "auto";  // auto | cpu | cuda
   std::string out_dir;          // empty → runs/<name>-<timestamp>
   bool resume = false;          // continue the run in out_dir from its checkpoint
+  int64_t max_steps = -1;       // stop after this many optimiser steps in total (checkpoint kept)
 };
 
-// Runs (or resumes) a training run; returns the summary also written to out_dir/summary.json.
+// Runs (or resumes) a training run; returns the summary also written to out_dir/summary.json, or,
+// when options.max_steps stopped it first, {"stopped_at_step": N} (resume it with resume = true).
 nlohmann::json train(const RunConfig& config, const TrainOptions& options);
 
 // File names inside a run directory.
