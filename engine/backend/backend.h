@@ -10,6 +10,7 @@
 #include <string>
 
 #include "engine/core/tensor.h"
+#include "kernels/conv2d_args.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv {
@@ -82,6 +83,20 @@ class Backend {
                                      float* scratch, float* dh, float* dv, float* dbias, float* du,
                                      GradientMode dv_mode, GradientMode dbias_mode,
                                      GradientMode du_mode) = 0;
+
+  // --- convolution and pooling (NHWC, kernels/conv2d_args.h) ----------------------------------
+  virtual void im2col(const Conv2dShape& s, const float* x, float* cols) = 0;   // cols (rows, patch)
+  virtual void col2im(const Conv2dShape& s, const float* dcols, float* dx) = 0;  // dx = Σ overlaps
+  // A dense or predicted convolution. The default (engine/backend/conv2d.cpp) is
+  // kernels/conv2d_algorithm.h over this backend: im2col, then its GEMMs and predicted-linear
+  // kernels on the im2col rows. A backend may send cases to a library (cuDNN) instead.
+  virtual void conv2d_forward(const Conv2dForwardArgs& args);
+  virtual void conv2d_backward(const Conv2dBackwardArgs& args);
+  // The buffers an op must plan for conv2d_forward/backward on this backend (default: im2col's).
+  virtual Conv2dBuffers conv2d_buffers(const Conv2dLayout& layer) const;
+  virtual void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y) = 0;
+  // dx (overwritten) gets each dy at its window's first maximum.
+  virtual void maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy, float* dx) = 0;
 
   // --- data -----------------------------------------------------------------------------------
   // dst (m×features) = rows index[0..m) of src (rows×features); labels likewise. Both on the

@@ -10,6 +10,7 @@
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/predicted_linear.h"
 
@@ -102,6 +103,15 @@ class CpuBackend final : public Backend {
                              GradientMode dbias_mode, GradientMode du_mode) override {
     cpu::tied_decoder_backward(s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
                                dbias_mode, du_mode);
+  }
+
+  void im2col(const Conv2dShape& s, const float* x, float* cols) override { cpu::im2col(s, x, cols); }
+  void col2im(const Conv2dShape& s, const float* dcols, float* dx) override { cpu::col2im(s, dcols, dx); }
+  void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y) override {
+    cpu::maxpool2d_forward(s, x, y);
+  }
+  void maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy, float* dx) override {
+    cpu::maxpool2d_backward(s, x, dy, dx);
   }
 
   void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,

@@ -11,6 +11,7 @@
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "kernels/cuda/chain_fused.h"
+#include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
@@ -143,6 +144,17 @@ class CudaBackend final : public Backend {
     cuda::CublasOps o = ops();
     algorithm::tied_decoder_backward(o, s, h, u, v, s_saved, dz, scratch, dh, dv, dbias, du, dv_mode,
                                      dbias_mode, du_mode);
+  }
+
+  void im2col(const Conv2dShape& s, const float* x, float* cols) override { cuda::im2col(s, x, cols, stream_); }
+  void col2im(const Conv2dShape& s, const float* dcols, float* dx) override {
+    cuda::col2im(s, dcols, dx, stream_);
+  }
+  void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y) override {
+    cuda::maxpool2d_forward(s, x, y, stream_);
+  }
+  void maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy, float* dx) override {
+    cuda::maxpool2d_backward(s, x, dy, dx, stream_);
   }
 
   void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,

@@ -1,4 +1,5 @@
 #include "engine/core/error.h"
+#include "engine/backend/backend_ops.h"
 #include "engine/ops/ops.h"
 #include "kernels/predicted_linear_algorithm.h"
 
@@ -43,21 +44,6 @@ Dense::Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, f
   gradient_params_ = {weight_, bias_};
 }
 
-namespace {
-// The backend's primitives for kernels/predicted_linear_algorithm.h.
-struct BackendOps {
-  using Scalar = float;
-  Backend& backend;
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-    backend.gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { backend.bias_add_rows(y, bias, m, n); }
-  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
-    backend.column_sums(x, m, n, out, mode);
-  }
-};
-}  // namespace
 
 void Dense::forward(OpContext& ctx) {
   BackendOps ops{*ctx.backend};

@@ -61,6 +61,73 @@ class PredictedDense final : public Op {
   int bias_ = -1;  // (N)
 };
 
+// Feature-map geometry of a batch row (NHWC): rows × cols × channels.
+struct ImageShape {
+  int64_t h = 1, w = 1, c = 1;
+  int64_t features() const { return h * w * c; }
+};
+
+struct Conv2dConfig {
+  ImageShape input;
+  int64_t filters = 0;  // C_out
+  int64_t kernel = 1;   // p
+  int64_t stride = 1;
+  int64_t pad = 0;      // −1: "same"
+  float init_scale = 0.1f;  // W (dense) or V (predicted)
+  float max_col_norm = 0.f;
+  // predicted only: W (p·p·C_in × C_out) = U·V, U fixed unless learn_u (LowRank)
+  int64_t rank = 0, columns = 1;
+  PredictedStrategy strategy = PredictedStrategy::Chain;
+  bool learn_u = false;
+  float u_init_scale = 0.1f;
+  Conv2dShape shape(int64_t batch) const;
+  ImageShape output() const;
+};
+
+// Y = conv(X, W) + b, W (p·p·C_in, C_out) learned: im2col + GEMM, or a library (Backend::conv2d_*).
+// PredictedConv2d: W = U·V with U a fixed dictionary over (row, col, channel) of the filter and V
+// learned; the chain strategy is conv with the n_α dictionary filters, then a 1×1 conv with V.
+class Conv2d final : public Op {
+ public:
+  // `predicted` selects PredictedConv2d's parameters; the backend plans its own buffers.
+  Conv2d(std::string name, ParameterStore& store, const Backend& backend, const Conv2dConfig& config,
+         bool predicted);
+  std::string type() const override;
+  std::vector<BufferRequest> buffers(int64_t max_batch) const override;
+  bool backward_reads_input() const override { return true; }
+  void forward(OpContext& ctx) override;
+  void backward(OpContext& ctx) override;
+
+  const Conv2dConfig& config() const { return config_; }
+  bool predicted() const { return predicted_; }
+  void set_strategy(PredictedStrategy strategy) { config_.strategy = strategy; }
+  Conv2dLayout layout(int64_t batch) const;
+  int weight() const { return weight_; }  // dense: W
+  int u() const { return u_; }
+  int v() const { return v_; }
+  int bias() const { return bias_; }
+
+ private:
+  const Backend& backend_;
+  Conv2dConfig config_;
+  bool predicted_;
+  int weight_ = -1, u_ = -1, v_ = -1, bias_ = -1;
+};
+
+class MaxPool2d final : public Op {
+ public:
+  MaxPool2d(std::string name, ImageShape input, int64_t size, int64_t stride);
+  std::string type() const override { return "maxpool2d"; }
+  bool backward_reads_input() const override { return true; }
+  void forward(OpContext& ctx) override;
+  void backward(OpContext& ctx) override;
+  ImageShape output() const;
+
+ private:
+  ImageShape input_;
+  int64_t size_, stride_;
+};
+
 class ActivationOp final : public Op {
  public:
   ActivationOp(std::string name, int64_t features, Activation activation);

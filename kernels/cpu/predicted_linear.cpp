@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/predicted_linear_algorithm.h"
 
 namespace uv {
@@ -52,27 +53,6 @@ void column_sums(const Scalar* x, int64_t m, int64_t n, Scalar* out, GradientMod
     for (int64_t j = 0; j < n; ++j) out[j] += row[j];
   }
 }
-
-// The CPU's primitives for kernels/predicted_linear_algorithm.h.
-template <typename T>
-struct CpuOps {
-  using Scalar = T;
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-            const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-    cpu::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta,
-                    bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-                    const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-    for (int64_t i = 0; i < count; ++i)
-      cpu::gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
-                c + i * stride_c, ldc);
-  }
-  void bias_add_rows(T* y, const T* bias, int64_t m, int64_t n) { cpu::bias_add_rows(y, bias, m, n); }
-  void column_sums(const T* x, int64_t m, int64_t n, T* out, GradientMode mode) {
-    cpu::column_sums(x, m, n, out, mode);
-  }
-};
 
 template <typename Scalar>
 void predicted_linear_forward(const PredictedLinearForwardArgsT<Scalar>& a) {
