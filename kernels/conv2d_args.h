@@ -148,6 +148,8 @@ struct Conv2dLayout {
   PredictedStrategy strategy = PredictedStrategy::Chain;
   int64_t rank = 0, columns = 1;
   bool learn_u = false;
+  // The predicted-linear layer on the im2col rows.
+  PredictedLinearShape linear() const { return PredictedLinearShape{conv.rows(), conv.patch(), conv.out_c, rank, columns}; }
 };
 
 // Floats of each buffer a conv layer needs; 0 where a path needs none.

@@ -8,7 +8,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/train/config.h"
-#include "models/mlp.h"
+#include "models/network.h"
 #include "tests/test_util.h"
 
 #ifdef UV_WITH_CUDA
@@ -243,7 +243,7 @@ std::vector<double> training_losses(Backend& backend, int steps) {
     for (int p = 0; p < 64; ++p)
       if ((p / 32) * 2 + (p % 8) / 4 == set.labels[i]) set.images[i * 64 + p] = 0.5f + 0.5f * set.images[i * 64 + p];
   }
-  Mlp model(config, backend, 64);
+  Network model(config, backend, ImageShape{8, 8, 1});
   model.init_parameters(config.seed);
   for (size_t i = 0; i < model.layers().size(); ++i) model.build_dictionary(i, set, config.seed, 100);
   std::unique_ptr<Graph> graph = model.supervised_graph(config.batch_size);

@@ -147,6 +147,12 @@ struct ConvLayerCase {
   bool learn_u;
 };
 
+std::string layer_case_name(const ConvLayerCase& c) {
+  return (c.predicted ? std::string(predicted_strategy_name(c.strategy)) : std::string("dense")) + "_J" +
+         std::to_string(c.columns) + (c.learn_u ? "_learnU" : "");
+}
+void PrintTo(const ConvLayerCase& c, std::ostream* out) { *out << case_name(c.conv) << " " << layer_case_name(c); }
+
 class Conv2dGradient : public ::testing::TestWithParam<ConvLayerCase> {};
 
 TEST_P(Conv2dGradient, MatchesFiniteDifferences) {
@@ -238,9 +244,7 @@ std::vector<ConvLayerCase> gradient_cases() {
 
 INSTANTIATE_TEST_SUITE_P(EveryConvOp, Conv2dGradient, ::testing::ValuesIn(gradient_cases()),
                          [](const ::testing::TestParamInfo<ConvLayerCase>& info) {
-                           const ConvLayerCase& c = info.param;
-                           return std::to_string(info.index) + "_" + (c.predicted ? predicted_strategy_name(c.strategy) : "dense") +
-                                  "_J" + std::to_string(c.columns) + (c.learn_u ? "_learnU" : "");
+                           return std::to_string(info.index) + "_" + layer_case_name(info.param);
                          });
 
 // The factored form (conv with the dictionary filters, then a 1×1 conv with V) equals the
@@ -423,9 +427,7 @@ std::vector<ConvLayerCase> device_cases() {
 
 INSTANTIATE_TEST_SUITE_P(EveryConvOp, Conv2dDevice, ::testing::ValuesIn(device_cases()),
                          [](const ::testing::TestParamInfo<ConvLayerCase>& info) {
-                           const ConvLayerCase& c = info.param;
-                           return std::to_string(info.index) + "_" + (c.predicted ? predicted_strategy_name(c.strategy) : "dense") +
-                                  "_J" + std::to_string(c.columns) + (c.learn_u ? "_learnU" : "");
+                           return std::to_string(info.index) + "_" + layer_case_name(info.param);
                          });
 
 TEST(MaxPool2dDevice, MatchesTheCpuExactly) {

@@ -9,7 +9,7 @@
 #include "engine/data/dataset.h"
 #include "engine/graph/graph.h"
 #include "engine/train/config.h"
-#include "models/mlp.h"
+#include "models/network.h"
 #include "tests/test_util.h"
 
 namespace uv {
@@ -96,7 +96,7 @@ TEST_P(GraphGradient, SupervisedNetworkMatchesFiniteDifferences) {
   const auto [strategy, columns] = GetParam();
   std::unique_ptr<Backend> backend = make_cpu_backend();
   const RunConfig config = small_config(strategy, columns, false);
-  Mlp model(config, *backend, 10);
+  Network model(config, *backend, ImageShape{1, 1, 10});
   model.init_parameters(test::fresh_seed());
   std::mt19937_64 rng(test::fresh_seed());
   // RandFixU needs no data; write U for layer 1 from it.
@@ -118,14 +118,14 @@ INSTANTIATE_TEST_SUITE_P(GraphStrategies, GraphGradient,
 TEST(GraphPlanner, MaterialisedAlternativeIsPricedWithoutChangingTheModel) {
   std::unique_ptr<Backend> backend = make_cpu_backend();
   const RunConfig config = small_config("chain", 3, false);
-  Mlp model(config, *backend, 10);
+  Network model(config, *backend, ImageShape{1, 1, 10});
   std::unique_ptr<Graph> graph = model.supervised_graph(8);
   EXPECT_EQ(graph->plan().materialised_weight_floats, 0);
   const ActivationPlan materialised = model.plan_if_materialised(*graph);
   // Layer 1 (10×12) and the LowRank layer 2 (12×9): W saved and dW scratch each.
   EXPECT_EQ(materialised.materialised_weight_floats, 2 * (10 * 12 + 12 * 9));
   EXPECT_GT(materialised.arena_floats, graph->plan().arena_floats);
-  for (const Mlp::Layer& layer : model.layers()) {
+  for (const Network::Layer& layer : model.layers()) {
     if (layer.predicted) {
       EXPECT_EQ(layer.predicted->config().strategy, PredictedStrategy::Chain);
     }
@@ -136,7 +136,7 @@ TEST(GraphPlanner, MaterialisedAlternativeIsPricedWithoutChangingTheModel) {
 TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
   std::unique_ptr<Backend> backend = make_cpu_backend();
   const RunConfig config = small_config("chain", 2, true);
-  Mlp model(config, *backend, 10);
+  Network model(config, *backend, ImageShape{1, 1, 10});
   model.init_parameters(test::fresh_seed());
   data::Dataset none;
   model.build_dictionary(0, none, 7, 1);

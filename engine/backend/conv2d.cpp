@@ -12,7 +12,7 @@ Conv2dBuffers conv2d_im2col_buffers(const Conv2dLayout& l) {
   b.backward_cols = conv2d_backward_reads_cols(l.predicted, l.strategy, l.learn_u) ? cols : 0;
   b.dcols = cols;
   if (l.predicted) {
-    const PredictedLinearShape s{l.conv.rows(), l.conv.patch(), l.conv.out_c, l.rank, l.columns};
+    const PredictedLinearShape s = l.linear();
     b.saved = predicted_linear_saved_floats(s, l.strategy);
     b.backward_scratch = predicted_linear_backward_scratch_floats(s, l.strategy);
   }

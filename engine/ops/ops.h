@@ -46,7 +46,7 @@ class PredictedDense final : public Op {
   void backward(OpContext& ctx) override;
 
   const PredictedDenseConfig& config() const { return config_; }
-  // Before a graph is finalized (Mlp resolves `auto` and prices the materialise alternative); a
+  // Before a graph is finalized (Network resolves `auto` and prices the materialise alternative); a
   // finalized graph keeps the buffers it planned for the strategy it saw.
   void set_strategy(PredictedStrategy strategy) { config_.strategy = strategy; }
   PredictedLinearShape shape(int64_t m) const;

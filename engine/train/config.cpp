@@ -25,9 +25,9 @@ json default_config() {
 
 static json default_layer() {
   return json::parse(R"({
-    "type": "dense", "units": 0, "activation": "sigmoid", "dictionary": "se", "fraction": 0.1,
+    "type": "dense", "units": 0, "activation": "", "dictionary": "se", "fraction": 0.1,
     "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "strategy": "auto",
-    "pretrain": false, "init_scale": 0.1
+    "pretrain": false, "init_scale": 0.1, "kernel": 0, "stride": 1, "padding": 0
   })");
 }
 
@@ -62,6 +62,14 @@ json merge_checked(const json& defaults, const json& user, const std::string& pa
     for (size_t i = 0; i < user.size(); ++i)
       out.push_back(merge_checked(default_layer(), user[i], path + "[" + std::to_string(i) + "]", source));
     return out;
+  }
+  // Convolution padding is a number of pixels, or "same".
+  const std::string padding_suffix = ".padding";
+  if (path.size() > padding_suffix.size() &&
+      path.compare(path.size() - padding_suffix.size(), padding_suffix.size(), padding_suffix) == 0) {
+    UV_REQUIRE((user.is_number_integer() && user.get<int64_t>() >= 0) || user == "same",
+               "config " << source << ": '" << path << "' must be a whole number of pixels >= 0 or \"same\"");
+    return user;
   }
   // λ is a number, or "auto" for the dictionary's own default.
   const std::string ridge_suffix = ".ridge";
@@ -209,11 +217,26 @@ RunConfig parse_config(const std::string& text, const std::string& source,
     const std::string at = "model.layers[" + std::to_string(i) + "].";
     LayerConfig lc;
     lc.type = get<std::string>(l, "type");
-    UV_REQUIRE(lc.type == "dense" || lc.type == "predicted_dense" || lc.type == "lowrank",
+    UV_REQUIRE(lc.type == "dense" || lc.type == "predicted_dense" || lc.type == "lowrank" || lc.type == "conv" ||
+                   lc.type == "predicted_conv" || lc.type == "lowrank_conv" || lc.type == "maxpool",
                "config " << source << ": '" << at << "type' = \"" << lc.type
-                         << "\" is not one of dense, predicted_dense, lowrank");
-    lc.units = positive_int(l, "units", at + "units");
+                         << "\" is not one of dense, predicted_dense, lowrank, conv, predicted_conv, lowrank_conv, maxpool");
+    const bool pool = lc.type == "maxpool", conv = lc.is_conv();
+    // Pooling has no units: its output channels are its input's.
+    lc.units = pool ? nonneg_int(l, "units", at + "units") : positive_int(l, "units", at + "units");
+    UV_REQUIRE(!pool || lc.units == 0, "config " << source << ": '" << at << "units' is not used by maxpool; remove it");
     lc.activation = get<std::string>(l, "activation");
+    // Unset: sigmoid for the paper's fully connected layers, ReLU for its conv layers (spec section 5).
+    if (lc.activation.empty()) lc.activation = pool ? "identity" : (conv ? "relu" : "sigmoid");
+    UV_REQUIRE(!pool || lc.activation == "identity",
+               "config " << source << ": '" << at << "activation' = \"" << lc.activation << "\": maxpool takes none");
+    lc.kernel = nonneg_int(l, "kernel", at + "kernel");
+    UV_REQUIRE(!(pool || conv) || lc.kernel >= 1,
+               "config " << source << ": '" << at << "kernel' must be >= 1 for " << lc.type << " (the window is kernel x kernel)");
+    lc.stride = positive_int(l, "stride", at + "stride");
+    const json& padding = l.at("padding");
+    lc.padding = padding.is_string() ? -1 : padding.get<int64_t>();
+    UV_REQUIRE(lc.padding >= -1, "config " << source << ": '" << at << "padding' must be >= 0 or \"same\"");
     lc.dictionary = get<std::string>(l, "dictionary");
     lc.fraction = number_in(l, "fraction", at + "fraction", 0, 1, true, "(0, 1]");
     lc.rank = nonneg_int(l, "rank", at + "rank");
@@ -240,7 +263,7 @@ RunConfig parse_config(const std::string& text, const std::string& source,
     one_of("strategy", lc.strategy, {"auto", "materialise", "chain", "chain_fused"});
     lc.pretrain = get<bool>(l, "pretrain");
     lc.init_scale = number_in(l, "init_scale", at + "init_scale", 0, kInf, true, "(0, inf)");
-    UV_REQUIRE(lc.units % lc.columns == 0, "config " << source << ": '" << at << "units' = "
+    UV_REQUIRE(pool || lc.units % lc.columns == 0, "config " << source << ": '" << at << "units' = "
                                                      << lc.units << " is not divisible by columns = "
                                                      << lc.columns);
     r.layers.push_back(lc);

@@ -11,9 +11,12 @@
 namespace uv {
 
 struct LayerConfig {
-  std::string type;          // dense | predicted_dense | lowrank
-  int64_t units = 0;
+  std::string type;          // dense | predicted_dense | lowrank | conv | predicted_conv | lowrank_conv | maxpool
+  int64_t units = 0;         // outputs (fully connected) or filters C_out (conv); 0 for maxpool
   std::string activation;    // sigmoid | tanh | relu | identity (the last layer feeds the loss)
+  int64_t kernel = 0;        // conv filter / pooling window: kernel × kernel
+  int64_t stride = 1;
+  int64_t padding = 0;       // pixels on every side, or −1 for "same" (conv only)
   std::string dictionary;    // se | emp | emp2 | randkernel | randfixu | randcon (predicted_dense)
   double fraction = 0.1;     // n_α / n_v, in (0, 1]
   int64_t rank = 0;          // explicit n_α per column; 0 → int(inputs · fraction)
@@ -23,6 +26,10 @@ struct LayerConfig {
   std::string strategy;      // auto | materialise | chain (auto: engine/ops/strategy_cost.h)
   bool pretrain = false;     // autoencoder pretraining of this layer (predicted layers)
   double init_scale = 0.1;   // Uniform(±init_scale) for V (or W)
+
+  bool is_conv() const { return type == "conv" || type == "predicted_conv" || type == "lowrank_conv"; }
+  bool is_predicted() const { return type == "predicted_dense" || type == "predicted_conv"; }
+  bool is_lowrank() const { return type == "lowrank" || type == "lowrank_conv"; }
 };
 
 struct RunConfig {

@@ -17,7 +17,7 @@
 #include "engine/core/nvtx.h"
 #include "engine/data/dataset.h"
 #include "engine/train/progress.h"
-#include "models/mlp.h"
+#include "models/network.h"
 
 namespace uv {
 
@@ -101,7 +101,7 @@ class Run {
   TrainOptions options_;
   std::unique_ptr<Backend> backend_;
   data::DataSplit data_;
-  std::unique_ptr<Mlp> model_;
+  std::unique_ptr<Network> model_;
   std::unique_ptr<Graph> graph_;
   Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
   ResidentSet train_set_, test_set_;
@@ -133,7 +133,7 @@ void Run::load_data() {
 }
 
 void Run::build_model() {
-  model_ = std::make_unique<Mlp>(config_, *backend_, data_.train.features());
+  model_ = std::make_unique<Network>(config_, *backend_, ImageShape{data_.train.rows, data_.train.cols, data_.train.channels});
   x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * data_.train.features()) * sizeof(float));
   y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
   {
@@ -154,15 +154,15 @@ void Run::build_model() {
   // codes of the layers below, which are pretrained first when pretraining is on.
   for (size_t i = 0; i < model_->layers().size(); ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Mlp::Layer& layer = model_->layers()[i];
-    if (layer.predicted && layer.config.type == "predicted_dense") {
+    const Network::Layer& layer = model_->layers()[i];
+    if (layer.config.is_predicted()) {
       model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
       const double s = seconds_since(t0);
       timings_["dictionary_" + layer.name] = s;
       std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns (%.2f s)\n",
                    layer.name.c_str(), layer.config.dictionary.c_str(),
-                   static_cast<long long>(layer.predicted->config().rank),
-                   static_cast<long long>(layer.predicted->config().columns), s);
+                   static_cast<long long>(layer.conv ? layer.conv->config().rank : layer.predicted->config().rank),
+                   static_cast<long long>(layer.conv ? layer.conv->config().columns : layer.predicted->config().columns), s);
     }
     if (layer.decoder && config_.pretrain_epochs > 0) pretrain_layer(i);
   }
@@ -189,7 +189,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
 }
 
 void Run::pretrain_layer(size_t index) {
-  const Mlp::Layer& layer = model_->layers()[index];
+  const Network::Layer& layer = model_->layers()[index];
   std::unique_ptr<Graph> graph = model_->pretrain_graph(index, config_.batch_size);
   const std::vector<int> params = graph->trainable_params();
   const data::Dataset& train = data_.train;

@@ -1,5 +1,6 @@
-// The paper's multilayer perceptron built from a RunConfig: dense, predicted (U fixed, V learned) and
-// LowRank layers, with the graphs its training stages need (supervised, layer-wise pretraining).
+// A network built from a RunConfig: the paper's MLP (dense, predicted (U fixed, V learned) and LowRank
+// fully connected layers) and its convnet (dense, predicted and LowRank convolutions, max-pooling,
+// NHWC), with the graphs its training stages need (supervised, layer-wise pretraining).
 #pragma once
 
 #include <memory>
@@ -22,25 +23,29 @@ struct LayerSummary {
   int64_t dense_equivalent = 0;  // K·N + N
 };
 
-class Mlp {
+class Network {
  public:
   struct Layer {
     LayerConfig config;
     std::string name;                // "layer1"
-    Op* linear = nullptr;
-    PredictedDense* predicted = nullptr;  // null for dense layers
+    Op* op = nullptr;                     // the layer's op before its activation
+    PredictedDense* predicted = nullptr;  // predicted and LowRank fully connected layers
+    Conv2d* conv = nullptr;               // conv layers, dense or predicted
+    ImageShape input;                     // this layer's input geometry (1×1×n when flat)
     Op* activation = nullptr;             // null for identity
     TiedDecoder* decoder = nullptr;       // predicted layers with pretrain = true
     Op* decoder_activation = nullptr;
   };
 
-  Mlp(const RunConfig& config, Backend& backend, int64_t input_features);
-  Mlp(const Mlp&) = delete;
-  Mlp& operator=(const Mlp&) = delete;
+  // `input`: the geometry of one example (rows × cols × channels, NHWC).
+  Network(const RunConfig& config, Backend& backend, ImageShape input);
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
 
   // Uniform(±scale) draws from per-parameter Philox streams; zero biases; U left for the dictionaries.
   void init_parameters(uint64_t seed);
-  // Builds the fixed U of predicted layer `index` (needs the layers below it for Emp/Emp2).
+  // Builds the fixed U of predicted layer `index` (needs the layers below it for Emp/Emp2); a
+  // no-op for layers without a dictionary.
   void build_dictionary(size_t index, const data::Dataset& train, uint64_t seed, int64_t emp_samples);
 
   std::unique_ptr<Graph> supervised_graph(int64_t max_batch);
@@ -57,7 +62,7 @@ class Mlp {
  private:
   Backend& backend_;
   const RunConfig& config_;
-  int64_t input_features_;
+  ImageShape input_;
   ParameterStore store_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<Layer> layers_;
