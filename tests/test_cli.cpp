@@ -257,6 +257,54 @@ TEST_F(CliData, ImageAndLabelCountsDiffer) {
                              std::to_string(kTrainCount) + " images", std::to_string(kTrainCount - 1) + " labels"}));
 }
 
+TEST_F(CliData, Cifar10MissingDirectoryNamesThePathAndSaysNotBundled) {
+  json config = base_config();
+  config["data"]["dataset"] = "cifar10";
+  config["data"]["dir"] = (dir_ / "no_cifar").string();
+  EXPECT_TRUE(is_user_error(train(config, "run"), {(dir_ / "no_cifar").string(), "not bundled"}));
+  // Without a dir the default is data/cifar10, relative to the working directory.
+  config["data"]["dir"] = "";
+  if (!fs::exists("data/cifar10")) {
+    EXPECT_TRUE(is_user_error(train(config, "run_default"), {"'data/cifar10'", "not bundled"}));
+  }
+}
+
+TEST_F(CliData, Stl10MissingFileNamesThePath) {
+  const fs::path stl = dir_ / "stl";
+  fs::create_directories(stl);
+  json config = base_config();
+  config["data"]["dataset"] = "stl10";
+  config["data"]["dir"] = stl.string();
+  EXPECT_TRUE(is_user_error(train(config, "run"), {(stl / "train_X.bin").string(), "not found", "not bundled"}));
+}
+
+// A 32x32x3 set in CIFAR-10's binary layout trains end to end: the SE dictionary of layer 1 is
+// built over (row, col, channel) coordinates of 3072 HWC inputs.
+TEST_F(CliData, Cifar10SyntheticSetTrains) {
+  const fs::path cifar = dir_ / "cifar";
+  fs::create_directories(cifar);
+  std::mt19937 rng(4321);
+  std::uniform_int_distribution<int> byte(0, 255), label(0, 9);
+  const auto write_batch = [&](const std::string& name, int records) {
+    Bytes bytes;
+    for (int i = 0; i < records; ++i) {
+      bytes.push_back(static_cast<uint8_t>(label(rng)));
+      for (int p = 0; p < 3072; ++p) bytes.push_back(static_cast<uint8_t>(byte(rng)));
+    }
+    write_bytes(cifar / name, bytes);
+  };
+  for (int b = 1; b <= 5; ++b) write_batch("data_batch_" + std::to_string(b) + ".bin", kBatch / 5 * 2);
+  write_batch("test_batch.bin", kBatch);
+  json config = base_config();
+  config["data"]["dataset"] = "cifar10";
+  config["data"]["dir"] = cifar.string();
+  const CliResult result = train(config, "run");
+  ASSERT_TRUE(succeeded(result));
+  const json summary = json::parse(read_text(run("run") / "summary.json"));
+  EXPECT_EQ(summary.at("layers")[0].at("in"), 3072);
+  EXPECT_EQ(summary.at("steps"), 2);  // 5 batches of 20 records, minibatch 50
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Config
 // ---------------------------------------------------------------------------------------------------

@@ -470,7 +470,7 @@ TEST_F(DataLoad, FashionAcceptsRaw) {
 
 TEST_F(DataLoad, UnknownName) {
   expect_user_error([&] { uv::data::load_dataset("cifar", dir()); }, "'cifar'",
-                    "accepted names: mnist, fashion_mnist");
+                    "accepted names: mnist, fashion_mnist, cifar10, stl10");
 }
 
 TEST_F(DataLoad, MissingDirectory) {

@@ -9,6 +9,7 @@
 #include "engine/core/error.h"
 #include "engine/core/philox.h"
 #include "engine/data/idx.h"
+#include "engine/data/image_binary.h"
 
 namespace uv::data {
 
@@ -82,17 +83,9 @@ std::string find_data_file(const std::string& dataset, const fs::path& dir, cons
   return second.string();
 }
 
-}  // namespace
-
-DataSplit load_dataset(const std::string& name, const std::string& dir) {
-  IdxCompression preferred;
-  if (name == "mnist") {
-    preferred = IdxCompression::kRaw;
-  } else if (name == "fashion_mnist") {
-    preferred = IdxCompression::kGzip;
-  } else {
-    UV_FAIL("unknown data set '" << name << "'; accepted names: mnist, fashion_mnist");
-  }
+// MNIST and Fashion-MNIST: four IDX files.
+DataSplit load_idx_dataset(const std::string& name, const std::string& dir) {
+  const IdxCompression preferred = name == "mnist" ? IdxCompression::kRaw : IdxCompression::kGzip;
   std::error_code ignored;
   UV_REQUIRE(fs::is_directory(dir, ignored), name << " data directory '" << dir
                                                   << "' does not exist; run `make data` to fetch the data sets");
@@ -109,6 +102,82 @@ DataSplit load_dataset(const std::string& name, const std::string& dir) {
                            << " but images in '" << test_images << "' are " << split.test.rows << "x"
                            << split.test.cols);
   return split;
+}
+
+// A data set distributed as a binary tarball that uvtrain cannot fetch (this project's machines
+// have no route to its host): where its files are expected and where to get them.
+struct BinaryRelease {
+  const char* title;    // "CIFAR-10"
+  const char* folder;   // what the tarball extracts to, accepted inside the data directory
+  const char* source;   // download page
+};
+
+constexpr BinaryRelease kCifar10{"CIFAR-10", "cifar-10-batches-bin", "https://www.cs.toronto.edu/~kriz/cifar.html"};
+constexpr BinaryRelease kStl10{"STL-10", "stl10_binary", "https://cs.stanford.edu/~acoates/stl10/"};
+
+std::string not_bundled(const BinaryRelease& release, const fs::path& dir) {
+  return std::string(release.title) + " is not bundled with uvtrain and `make data` does not fetch it: " +
+         "download the binary version from " + release.source + " and put its files in '" + dir.string() +
+         "' (or its " + release.folder + "/ folder there)";
+}
+
+// The folder holding the release's files: dir itself, or dir/<folder> when `probe` is only there.
+fs::path release_dir(const BinaryRelease& release, const std::string& name, const fs::path& dir,
+                     const char* probe) {
+  std::error_code ignored;
+  UV_REQUIRE(fs::is_directory(dir, ignored),
+             name << " data directory '" << dir.string() << "' does not exist; " << not_bundled(release, dir));
+  const fs::path nested = dir / release.folder;
+  if (!fs::is_regular_file(dir / probe, ignored) && fs::is_regular_file(nested / probe, ignored)) return nested;
+  return dir;
+}
+
+std::string release_file(const BinaryRelease& release, const fs::path& dir, const fs::path& files,
+                         const char* base) {
+  const fs::path path = files / base;
+  std::error_code ignored;
+  UV_REQUIRE(fs::is_regular_file(path, ignored),
+             release.title << " file '" << path.string() << "' not found; " << not_bundled(release, dir));
+  return path.string();
+}
+
+DataSplit load_cifar10_dir(const std::string& dir) {
+  const fs::path files = release_dir(kCifar10, "cifar10", dir, "test_batch.bin");
+  std::vector<std::string> train_paths;
+  for (int batch = 1; batch <= 5; ++batch) {
+    const std::string base = "data_batch_" + std::to_string(batch) + ".bin";
+    train_paths.push_back(release_file(kCifar10, dir, files, base.c_str()));
+  }
+  const std::string test_path = release_file(kCifar10, dir, files, "test_batch.bin");
+  DataSplit split;
+  split.train = load_cifar10_files(train_paths, "cifar10/train");
+  split.test = load_cifar10_files({test_path}, "cifar10/test");
+  return split;
+}
+
+DataSplit load_stl10_dir(const std::string& dir) {
+  const fs::path files = release_dir(kStl10, "stl10", dir, "test_X.bin");
+  const std::string train_x = release_file(kStl10, dir, files, "train_X.bin");
+  const std::string train_y = release_file(kStl10, dir, files, "train_y.bin");
+  const std::string test_x = release_file(kStl10, dir, files, "test_X.bin");
+  const std::string test_y = release_file(kStl10, dir, files, "test_y.bin");
+  DataSplit split;
+  split.train = load_stl10_pair(train_x, train_y, "stl10/train");
+  split.test = load_stl10_pair(test_x, test_y, "stl10/test");
+  return split;
+}
+
+}  // namespace
+
+bool is_dataset_name(const std::string& name) {
+  return name == "mnist" || name == "fashion_mnist" || name == "cifar10" || name == "stl10";
+}
+
+DataSplit load_dataset(const std::string& name, const std::string& dir) {
+  if (name == "mnist" || name == "fashion_mnist") return load_idx_dataset(name, dir);
+  if (name == "cifar10") return load_cifar10_dir(dir);
+  if (name == "stl10") return load_stl10_dir(dir);
+  UV_FAIL("unknown data set '" << name << "'; accepted names: " << kDatasetNames);
 }
 
 Dataset take_slice(const Dataset& data, int64_t begin, int64_t count) {

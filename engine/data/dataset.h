@@ -1,6 +1,12 @@
-// In-memory image classification data sets (MNIST, Fashion-MNIST) and seeded epoch shuffles.
-// Pixels are stored as float in [0, 1] once, at load time, so a batch is a row gather
-// (Backend::gather_rows) from wherever the set is resident.
+// In-memory image classification data sets (MNIST, Fashion-MNIST, CIFAR-10, STL-10) and seeded
+// epoch shuffles. Pixels are stored as float in [0, 1] once, at load time, so a batch is a row
+// gather (Backend::gather_rows) from wherever the set is resident.
+//
+// Image layout: every image is stored HWC, i.e. feature (r * cols + c) * channels + ch holds
+// pixel (row r, col c, channel ch), channel fastest; a batch of them is NHWC. This is the column
+// order of the conv layers' NHWC im2col and of dict::image_coordinates. Readers of formats that
+// store channel planes (CIFAR-10, STL-10: engine/data/image_binary.h) transpose at load time;
+// for one channel (MNIST) HWC is plain row-major.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +20,7 @@ struct Dataset {
   int64_t count = 0;
   int rows = 0, cols = 0, channels = 1;
   int num_classes = 10;
-  std::vector<float> images;    // (count, rows * cols * channels), row-major, pixel / 255
+  std::vector<float> images;    // (count, rows, cols, channels) = NHWC, row-major, pixel / 255
   std::vector<int32_t> labels;  // (count), each in [0, num_classes)
 
   int64_t features() const { return int64_t{rows} * cols * channels; }
@@ -31,10 +37,20 @@ struct DataSplit {
   Dataset train, test;
 };
 
-// Loads a named data set from dir: "mnist" (raw files, or FILE.gz where the raw one is missing) or
-// "fashion_mnist" (FILE.gz, or the raw one). The caller picks the default dir; Fashion-MNIST's
-// standard one is /usr/share/datasets/fashion-mnist. Missing files point the user at `make data`.
+// Loads a named data set from dir:
+//   "mnist"          raw IDX files, or FILE.gz where the raw one is missing;
+//   "fashion_mnist"  FILE.gz, or the raw one (standard dir /usr/share/datasets/fashion-mnist);
+//   "cifar10"        data_batch_1.bin .. data_batch_5.bin (train, in that order) and test_batch.bin,
+//                    in dir or in dir/cifar-10-batches-bin (the binary tarball's folder);
+//   "stl10"          train_X.bin, train_y.bin, test_X.bin, test_y.bin, in dir or in
+//                    dir/stl10_binary (unlabeled_X.bin is not read).
+// The caller picks the default dir. Missing MNIST files point the user at `make data`; missing
+// CIFAR-10 or STL-10 files say that those sets are not bundled and where to put them.
 DataSplit load_dataset(const std::string& name, const std::string& dir);
+
+// The names load_dataset accepts, for messages and config validation.
+constexpr const char* kDatasetNames = "mnist, fashion_mnist, cifar10, stl10";
+bool is_dataset_name(const std::string& name);
 
 // Copy of examples [begin, begin + count); throws uv::UserError when the range is outside `data`.
 Dataset take_slice(const Dataset& data, int64_t begin, int64_t count);

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/data/dataset.h"
 
 namespace uv {
 
@@ -187,9 +188,9 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   r.seed = static_cast<uint64_t>(nonneg_int(c, "seed", "seed"));
   const json& d = c["data"];
   r.dataset = get<std::string>(d, "dataset");
-  UV_REQUIRE(r.dataset == "mnist" || r.dataset == "fashion_mnist",
-             "config " << source << ": 'data.dataset' = \"" << r.dataset
-                       << "\" is not one of mnist, fashion_mnist");
+  UV_REQUIRE(data::is_dataset_name(r.dataset),
+             "config " << source << ": 'data.dataset' = \"" << r.dataset << "\" is not one of "
+                       << data::kDatasetNames);
   r.data_dir = get<std::string>(d, "dir");
   r.train_limit = nonneg_int(d, "train_limit", "data.train_limit");
   r.test_limit = nonneg_int(d, "test_limit", "data.test_limit");

@@ -37,7 +37,7 @@ struct RunConfig {
   std::string source;  // file the config came from, for messages
   uint64_t seed = 1;
   // data
-  std::string dataset;    // mnist | fashion_mnist
+  std::string dataset;    // mnist | fashion_mnist | cifar10 | stl10
   std::string data_dir;   // empty → the dataset's default location
   int64_t train_limit = 0, test_limit = 0;  // 0 = all
   int64_t emp_samples = 10000;  // rows used to estimate an empirical covariance

@@ -30,8 +30,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Where `data.dir = ""` looks: the Debian package's folder for Fashion-MNIST, else data/<name>
+// (MNIST is fetched there by `make data`; CIFAR-10 and STL-10 are placed there by the user).
 std::string default_data_dir(const std::string& dataset) {
-  return dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
+  return dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/" + dataset;
 }
 
 std::string timestamp() {
