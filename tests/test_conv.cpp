@@ -120,6 +120,24 @@ TEST(Conv2dCpu, Im2colGemmEqualsTheDirectConvolution) {
   }
 }
 
+// The shared index function (what the CUDA kernel reads) builds the same matrix as the CPU's
+// run-by-run copy.
+TEST(Conv2dCpu, IndexFunctionAgreesWithTheCpuIm2col) {
+  std::mt19937_64 rng(test::fresh_seed());
+  for (const ConvCase& c : kCases) {
+    const Conv2dShape s = shape_of(c);
+    const auto x = test::random_vector<double>(s.batch * s.in_features(), rng);
+    std::vector<double> cols = test::poisoned<double>(s.rows() * s.patch()), ref(cols.size());
+    cpu::im2col(s, x.data(), cols.data());
+    for (int64_t row = 0; row < s.rows(); ++row)
+      for (int64_t col = 0; col < s.patch(); ++col) {
+        const int64_t at = conv2d_input_offset(s, row, col);
+        ref[row * s.patch() + col] = at < 0 ? 0.0 : x[at];
+      }
+    EXPECT_EQ(cols, ref) << case_name(c);
+  }
+}
+
 // col2im is im2col's adjoint: <im2col(x), g> = <x, col2im(g)> for every x, g.
 TEST(Conv2dCpu, Col2imIsTheAdjointOfIm2col) {
   std::mt19937_64 rng(test::fresh_seed());

@@ -17,6 +17,6 @@ d = json.load(open(f"{out}/dense/summary.json"))
 print()
 print(f"{'model':<34} {'test error':>10} {'learned L1-2':>13} {'time':>8}")
 for s in (p, d):
-    print(f"{s['name']:<34} {100*s['test_error']:>9.2f}% {100*s['learned_fraction_layers_1_2']:>12.1f}% {s['seconds']:>7.1f}s")
+    print(f"{s['name']:<34} {100*s['test_error']:>9.2f}% {100*s['learned_fraction_hidden']:>12.1f}% {s['seconds']:>7.1f}s")
 print(f"\nruns written to {out}/ (summary.json, metrics.jsonl, checkpoint.safetensors)")
 PY

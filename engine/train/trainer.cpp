@@ -439,7 +439,8 @@ void Run::log_metrics(const json& row) {
 
 json Run::summary(double seconds) {
   json layers = json::array();
-  int64_t learned12 = 0, dense12 = 0;
+  // The paper counts the layers it predicts: every layer but the softmax output, which never is.
+  int64_t learned_hidden = 0, dense_hidden = 0;
   const std::vector<LayerSummary> rows = model_->summary();
   for (size_t i = 0; i < rows.size(); ++i) {
     const LayerSummary& s = rows[i];
@@ -447,9 +448,9 @@ json Run::summary(double seconds) {
                       {"in", s.in}, {"out", s.out}, {"rank", s.rank}, {"columns", s.columns},
                       {"learned", s.learned}, {"predicted", s.predicted}, {"fixed", s.fixed},
                       {"dense_equivalent", s.dense_equivalent}});
-    if (i < 2) {
-      learned12 += s.learned;
-      dense12 += s.dense_equivalent;
+    if (i + 1 < rows.size()) {
+      learned_hidden += s.learned;
+      dense_hidden += s.dense_equivalent;
     }
   }
   const ParameterStore& store = model_->store();
@@ -495,7 +496,7 @@ json Run::summary(double seconds) {
           {"seconds", seconds},
           {"timings", timings_},
           {"layers", layers},
-          {"learned_fraction_layers_1_2", dense12 ? static_cast<double>(learned12) / dense12 : 1.0},
+          {"learned_fraction_hidden", dense_hidden ? static_cast<double>(learned_hidden) / dense_hidden : 1.0},
           {"memory_bytes", memory}};
 }
 
@@ -520,8 +521,8 @@ void print_summary(const json& s) {
                 static_cast<long long>(l["fixed"].get<int64_t>()),
                 100.0 * l["learned"].get<double>() / l["dense_equivalent"].get<double>());
   }
-  std::printf("learned parameters of layers 1-2: %.1f%% of the dense layers'\n",
-              100 * s["learned_fraction_layers_1_2"].get<double>());
+  std::printf("learned parameters of the hidden layers (all but the output layer): %.1f%% of the dense layers'\n",
+              100 * s["learned_fraction_hidden"].get<double>());
   const json& m = s["memory_bytes"];
   auto mib = [&](const char* key) { return m[key].get<double>() / (1 << 20); };
   std::printf("memory (MiB): learned %.2f, fixed U %.2f, gradients %.2f, optimizer %.2f, "

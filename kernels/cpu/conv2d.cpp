@@ -58,34 +58,47 @@ Pool2dShape make_pool2d_shape(int64_t batch, int64_t in_h, int64_t in_w, int64_t
 
 namespace cpu {
 
+// Per output pixel and filter row, the filter's p columns × C channels are one contiguous run of
+// the NHWC input (clipped at the left/right edges), so each is one copy instead of p·C lookups.
+template <typename Scalar, typename RunFn>
+void for_each_filter_row_run(const Conv2dShape& s, RunFn&& run) {
+  const int64_t c = s.in_c, p = s.kernel, patch = s.patch();
+  int64_t row = 0;
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t oy = 0; oy < s.out_h; ++oy)
+      for (int64_t ox = 0; ox < s.out_w; ++ox, ++row) {
+        const int64_t ix0 = ox * s.stride - s.pad_left;
+        const int64_t kx_begin = ix0 < 0 ? -ix0 : 0, kx_end = ix0 + p > s.in_w ? s.in_w - ix0 : p;
+        for (int64_t ky = 0; ky < p; ++ky) {
+          const int64_t iy = oy * s.stride - s.pad_top + ky;
+          const int64_t col = ky * p * c;  // first im2col column of this filter row
+          const bool inside = iy >= 0 && iy < s.in_h && kx_begin < kx_end;
+          // (cols offset, input offset or −1, floats before the run, floats in it, floats after)
+          run(row * patch + col, inside ? ((b * s.in_h + iy) * s.in_w + ix0 + kx_begin) * c : int64_t{-1},
+              (inside ? kx_begin : p) * c, inside ? (kx_end - kx_begin) * c : 0, inside ? (p - kx_end) * c : 0);
+        }
+      }
+}
+
 template <typename Scalar>
 void im2col(const Conv2dShape& s, const Scalar* x, Scalar* cols) {
-  const int64_t patch = s.patch(), c = s.in_c;
-  for (int64_t row = 0; row < s.rows(); ++row) {
-    Scalar* out = cols + row * patch;
-    // One filter row-col position reads C contiguous channels (NHWC), or padding.
-    for (int64_t col = 0; col < patch; col += c) {
-      const int64_t at = conv2d_input_offset(s, row, col);
-      if (at < 0)
-        std::fill(out + col, out + col + c, Scalar(0));
-      else
-        std::memcpy(out + col, x + at, sizeof(Scalar) * static_cast<size_t>(c));
-    }
-  }
+  for_each_filter_row_run<Scalar>(s, [&](int64_t at, int64_t in, int64_t before, int64_t count, int64_t after) {
+    Scalar* out = cols + at;
+    std::fill(out, out + before, Scalar(0));
+    if (count > 0) std::memcpy(out + before, x + in, sizeof(Scalar) * static_cast<size_t>(count));
+    std::fill(out + before + count, out + before + count + after, Scalar(0));
+  });
 }
 
 template <typename Scalar>
 void col2im(const Conv2dShape& s, const Scalar* dcols, Scalar* dx) {
   std::fill(dx, dx + s.batch * s.in_features(), Scalar(0));
-  const int64_t patch = s.patch(), c = s.in_c;
-  for (int64_t row = 0; row < s.rows(); ++row) {
-    const Scalar* in = dcols + row * patch;
-    for (int64_t col = 0; col < patch; col += c) {
-      const int64_t at = conv2d_input_offset(s, row, col);
-      if (at < 0) continue;
-      for (int64_t ch = 0; ch < c; ++ch) dx[at + ch] += in[col + ch];
-    }
-  }
+  // Rows in ascending order, as the CUDA kernel sums an input's windows: identical results.
+  for_each_filter_row_run<Scalar>(s, [&](int64_t at, int64_t in, int64_t before, int64_t count, int64_t) {
+    const Scalar* g = dcols + at + before;
+    Scalar* out = dx + in;
+    for (int64_t i = 0; i < count; ++i) out[i] += g[i];
+  });
 }
 
 template <typename Scalar>
