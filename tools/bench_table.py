@@ -1,19 +1,18 @@
 #!/usr/bin/env python3
-"""Markdown table from bench_predicted_linear's JSON: per pass and shape, each strategy's time and
-TFLOP/s, and each strategy's speed-up over the best baseline path measured in the same run
-(chain and materialise are the cuBLAS baselines on the GPU; dense is the layer without prediction).
+"""Markdown table from a benchmark's JSON (bench_predicted_linear, bench_predicted_conv2d): per pass
+and shape, each strategy's time and TFLOP/s, and each other strategy's speed-up over the best
+baseline measured in the same run.
 
     build/bench_predicted_linear --benchmark_out=b.json --benchmark_out_format=json
-    tools/bench_table.py b.json
+    tools/bench_table.py b.json                                   # baselines: chain, materialise (cuBLAS)
+    tools/bench_table.py c.json --baselines dense,materialise     # conv: cuDNN on W
 """
 import json
 import sys
 from collections import defaultdict
 
-BASELINES = ("chain", "materialise")
-
-
-def main(path):
+def main(path, baselines=("chain", "materialise")):
+    BASELINES = tuple(baselines)
     with open(path) as f:
         report = json.load(f)
     rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
@@ -46,6 +45,10 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: tools/bench_table.py BENCH.json")
-    main(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--baselines":
+        main(args[0], args[2].split(","))
+    elif len(args) == 1:
+        main(args[0])
+    else:
+        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b]")
