@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <random>
@@ -686,6 +687,86 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
 
   // The summary is also printed.
   EXPECT_NE(result.output.find("test error"), std::string::npos) << result.output;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Convnets: layer fields validated by name, and a small predicted convnet that trains and reports
+// its conv layers (filter bank shape, learned share).
+// ---------------------------------------------------------------------------------------------------
+
+using CliConv = CliFixture;
+
+json small_convnet(json base) {
+  base["model"]["layers"] = {
+      {{"type", "predicted_conv"}, {"units", 6}, {"kernel", 5}, {"padding", "same"}, {"dictionary", "se"},
+       {"fraction", 0.25}, {"length_scale", 3.0}, {"init_scale", 0.5}},
+      {{"type", "maxpool"}, {"kernel", 2}, {"stride", 2}},
+      {{"type", "conv"}, {"units", 8}, {"kernel", 3}, {"stride", 2}, {"padding", 1}, {"init_scale", 0.3}},
+      {{"type", "maxpool"}, {"kernel", 2}, {"stride", 2}},
+      {{"type", "predicted_dense"}, {"units", 20}, {"activation", "relu"}, {"dictionary", "se"}, {"columns", 2},
+       {"fraction", 0.25}, {"init_scale", 0.3}},
+      {{"type", "dense"}, {"units", 10}, {"activation", "identity"}, {"init_scale", 0.2}}};
+  base["train"]["lr"] = 0.02;
+  return base;
+}
+
+TEST_F(CliConv, SmallPredictedConvnetTrainsAndReportsItsFilterBanks) {
+  const CliResult result = train(small_convnet(base_config()), "run", {"--epochs", "8"});
+  ASSERT_TRUE(succeeded(result));
+  const json summary = json::parse(read_text(run("run") / "summary.json"));
+  const json& layers = summary.at("layers");
+  ASSERT_EQ(layers.size(), 4u);  // pooling layers have no parameters and no row
+  // Layer 1: 5x5x1 filters, 6 of them: W is 25x6 = U (25x6) V (6x6), n_alpha = int(25 * 0.25) = 6.
+  EXPECT_EQ(layers[0].at("type"), "predicted_conv");
+  EXPECT_EQ(layers[0].at("in"), 25);
+  EXPECT_EQ(layers[0].at("out"), 6);
+  EXPECT_EQ(layers[0].at("rank"), 6);
+  EXPECT_EQ(layers[0].at("learned"), 6 * 6 + 6);
+  // Layer 3: 3x3x6 -> 8 dense filters, on 14x14 -> stride 2, pad 1 -> 7x7 -> pool -> 3x3x8 = 72.
+  EXPECT_EQ(layers[1].at("in"), 54);
+  EXPECT_EQ(layers[1].at("learned"), 54 * 8 + 8);
+  EXPECT_EQ(layers[2].at("in"), 72);
+  EXPECT_EQ(layers[2].at("rank"), 18);
+  EXPECT_EQ(layers[2].at("columns"), 2);
+  const double test_error = summary.at("test_error").get<double>();
+  EXPECT_LT(test_error, 0.6) << result.output;  // chance is 0.9: the gradients reach every layer (48 steps)
+}
+
+TEST_F(CliConv, BadLayerFieldsNameTheLayerAndValue) {
+  struct Case {
+    const char* what;
+    std::function<void(json&)> edit;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Case> cases = {
+      {"padding word", [](json& c) { c["model"]["layers"][0]["padding"] = "valid"; },
+       {"'model.layers[0].padding' must be a whole number of pixels >= 0 or \"same\""}},
+      {"no kernel", [](json& c) { c["model"]["layers"][0].erase("kernel"); },
+       {"'model.layers[0].kernel' must be >= 1 for predicted_conv"}},
+      {"filter too big", [](json& c) { c["model"]["layers"][2]["kernel"] = 20; },
+       {"does not fit the 14x14 input"}},
+      {"same with stride", [](json& c) { c["model"]["layers"][2]["padding"] = "same"; },
+       {"padding \"same\" needs stride 1"}},
+      {"maxpool on a flat input",
+       [](json& c) {
+         c["model"]["layers"].insert(c["model"]["layers"].begin() + 5, json{{"type", "maxpool"}, {"kernel", 2}});
+       },
+       {"model.layers[5]' (maxpool) needs a feature map"}},
+      {"maxpool with units", [](json& c) { c["model"]["layers"][1]["units"] = 4; },
+       {"'model.layers[1].units' is not used by maxpool"}},
+      {"empirical conv dictionary", [](json& c) { c["model"]["layers"][0]["dictionary"] = "emp"; },
+       {"'model.layers[0].dictionary' = \"emp\"", "conv layers take data-free dictionaries"}},
+      {"conv rank", [](json& c) { c["model"]["layers"][0]["rank"] = 26; },
+       {"'model.layers[0].rank' = 26", "25 weights"}},
+      {"pretrain a conv", [](json& c) { c["model"]["layers"][0]["pretrain"] = true; },
+       {"'model.layers[0].pretrain' is only for predicted_dense and lowrank"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    json config = small_convnet(base_config());
+    c.edit(config);
+    EXPECT_TRUE(is_user_error(train(config, "run"), c.expected));
+  }
 }
 
 }  // namespace
