@@ -11,8 +11,8 @@
 #include "models/mlp.h"
 #include "tests/test_util.h"
 
+#include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
 #ifdef UV_WITH_CUDA
-#include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/elementwise.h"
 #endif
 
@@ -311,7 +311,6 @@ TEST(BackendTraining, CpuLossCurveIsReproducibleAndLearns) {
       << mean_loss(first, 0, 20) << " -> " << mean_loss(first, 260, 300);
 }
 
-#ifdef UV_WITH_CUDA
 TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   using Tile = cuda::ChainFusedTile;
   for (int64_t m : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{100}, int64_t{32768}}) {
@@ -333,6 +332,8 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   s.columns = 10;
   EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the cuBLAS chain
 }
+
+#ifdef UV_WITH_CUDA
 
 TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
   for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {
