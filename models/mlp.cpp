@@ -45,7 +45,7 @@ Mlp::Mlp(const RunConfig& config, Backend& backend, int64_t input_features)
       layer.predicted = make<PredictedDense>(layer.name, store_, pc);
       if (lc.strategy == "auto")  // priced at the training batch size, before any graph exists
         layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size),
-                                                                roofline_for(backend.device())));
+                                                                backend.device()));
       layer.linear = layer.predicted;
       if (lc.pretrain) {
         layer.decoder = make<TiedDecoder>(layer.name + ".decoder", store_, *layer.predicted);
