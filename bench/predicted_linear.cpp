@@ -118,11 +118,16 @@ void large_shapes(benchmark::internal::Benchmark* b) {
       for (int64_t percent : {5, 10, 25, 50}) b->Args({m, k, k, k * percent / 100, 1});
 }
 
-void register_all(bool large) {
+void register_all(bool cuda) {
   using uv::PredictedStrategy;
-  for (auto [name, strategy] : {std::pair{"chain", PredictedStrategy::Chain},
-                                std::pair{"chain_fused", PredictedStrategy::ChainFused},
-                                std::pair{"materialise", PredictedStrategy::Materialise}})
+  const bool large = cuda;
+  std::vector<std::pair<const char*, PredictedStrategy>> strategies = {
+      {"chain", PredictedStrategy::Chain},
+      {"chain_fused", PredictedStrategy::ChainFused},
+      {"materialise", PredictedStrategy::Materialise}};
+  // On the CPU onthefly_w is materialise's arithmetic (W tiles are a GPU idea): timed on CUDA only.
+  if (cuda) strategies.push_back({"onthefly_w", PredictedStrategy::OnTheFlyW});
+  for (auto [name, strategy] : strategies)
     for (auto [pass_name, pass] : {std::pair{"forward", Pass::Forward}, std::pair{"step", Pass::Step}}) {
       const std::string base = std::string(name) + "/" + pass_name;
       benchmark::RegisterBenchmark((base + "/paper").c_str(), predicted, strategy, pass)->Apply(paper_shapes);

@@ -8,6 +8,9 @@
 // The J columns of a layer are one batched product with constant strides (spec section 3).
 #pragma once
 
+#include <algorithm>
+
+#include "engine/core/error.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv::algorithm {
@@ -22,6 +25,8 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
+  UV_CHECK(a.strategy != PredictedStrategy::OnTheFlyW, "onthefly_w has no full-buffer sequence: "
+                                                       "use materialise_in_panels_forward");
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
     Scalar* t = a.saved;  // (M, J·r)
     ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
@@ -55,6 +60,8 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
+  UV_CHECK(a.strategy != PredictedStrategy::OnTheFlyW, "onthefly_w has no full-buffer sequence: "
+                                                       "use materialise_in_panels_backward");
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
     Scalar* dt = a.scratch;  // (M, J·r)
     chain_backward_weights(ops, a);
@@ -79,6 +86,51 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
       ops.gemm_batched(J, nc, r * nc, r, false, true, s.k, r, nc, Scalar(1), dw, s.n, a.v, nc,
                        beta_of<Scalar>(a.du_mode), a.du, tc);
     if (a.dx) ops.gemm(false, true, s.m, s.k, s.n, Scalar(1), a.dy, s.n, w, s.n, Scalar(0), a.dx, s.k);
+  }
+}
+
+// Materialise's products with W (and dW) formed `panel_rows` rows at a time in `panel`
+// (panel_rows × N), so no K×N buffer exists: onthefly_w on a backend without W tiles in shared
+// memory (the CPU). Rows [k0, k0 + p) of W are W_p = U[k0:k0+p]·V (per column), and
+//   Y = Σ_p X[:, p]·W_p,   dX[:, p] = dY·W_pᵀ,   dW_p = X[:, p]ᵀ·dY,
+//   dV_j = Σ_p U_j[p]ᵀ·dW_p,j,   dU_j[p] = dW_p,j·V_jᵀ.
+template <typename Ops>
+void materialise_in_panels_forward(Ops& ops, const PredictedLinearForwardArgsT<typename Ops::Scalar>& a,
+                                   typename Ops::Scalar* panel, int64_t panel_rows) {
+  using Scalar = typename Ops::Scalar;
+  const PredictedLinearShape& s = a.shape;
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank;
+  for (int64_t k0 = 0; k0 < s.k; k0 += panel_rows) {
+    const int64_t p = std::min(panel_rows, s.k - k0);
+    ops.gemm_batched(s.columns, r, r * nc, nc, false, false, p, nc, r, Scalar(1), a.u + k0 * tc, tc, a.v,
+                     nc, Scalar(0), panel, s.n);
+    ops.gemm(false, false, s.m, s.n, p, Scalar(1), a.x + k0, s.k, panel, s.n, Scalar(k0 == 0 ? 0 : 1),
+             a.y, s.n);
+  }
+  if (a.bias) ops.bias_add_rows(a.y, a.bias, s.m, s.n);
+}
+
+template <typename Ops>
+void materialise_in_panels_backward(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a,
+                                    typename Ops::Scalar* panel, int64_t panel_rows) {
+  using Scalar = typename Ops::Scalar;
+  const PredictedLinearShape& s = a.shape;
+  const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank, J = s.columns;
+  if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
+  for (int64_t k0 = 0; k0 < s.k; k0 += panel_rows) {
+    const int64_t p = std::min(panel_rows, s.k - k0);
+    if (a.dx) {
+      ops.gemm_batched(J, r, r * nc, nc, false, false, p, nc, r, Scalar(1), a.u + k0 * tc, tc, a.v, nc,
+                       Scalar(0), panel, s.n);  // W_p
+      ops.gemm(false, true, s.m, p, s.n, Scalar(1), a.dy, s.n, panel, s.n, Scalar(0), a.dx + k0, s.k);
+    }
+    ops.gemm(true, false, p, s.n, s.m, Scalar(1), a.x + k0, s.k, a.dy, s.n, Scalar(0), panel, s.n);  // dW_p
+    const Scalar dv_beta = k0 == 0 ? beta_of<Scalar>(a.dv_mode) : Scalar(1);
+    ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, p, Scalar(1), a.u + k0 * tc, tc, panel, s.n,
+                     dv_beta, a.dv, nc);
+    if (a.du)
+      ops.gemm_batched(J, nc, r * nc, r, false, true, p, r, nc, Scalar(1), panel, s.n, a.v, nc,
+                       beta_of<Scalar>(a.du_mode), a.du + k0 * tc, tc);
   }
 }
 

@@ -25,6 +25,9 @@ enum class PredictedStrategy {
   Chain,        // (X·U)·V through the M×J·r intermediate T; W never exists
   ChainFused,   // chain with each row tile of T kept on chip (CUDA kernels/cuda/chain_fused.cu);
                 // on the CPU it is the chain
+  OnTheFlyW,    // a tiled GEMM whose W tiles are rebuilt in shared memory from U and V tiles
+                // (CUDA kernels/cuda/onthefly_w.cu); W tiles are a GPU idea, so on the CPU it runs
+                // materialise's products with W formed a panel of rows at a time
 };
 PredictedStrategy parse_predicted_strategy(const std::string& name);
 const char* predicted_strategy_name(PredictedStrategy strategy);
@@ -39,9 +42,11 @@ struct PredictedLinearShape {
   UV_HOST_DEVICE int64_t t_cols() const { return columns * rank; }
 };
 
-// Floats the strategy keeps from forward to backward (T for Chain, W for Materialise).
+// Floats the strategy keeps from forward to backward (T for Chain, W for Materialise, none for
+// OnTheFlyW).
 int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedStrategy strategy);
-// Floats of scratch the backward pass needs (dT for Chain, dW for Materialise).
+// Floats of scratch the backward pass needs (dT for Chain, dW for Materialise, T = X·U recomputed
+// for dV for OnTheFlyW).
 int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
                                                  PredictedStrategy strategy);
 
@@ -65,7 +70,7 @@ struct PredictedLinearBackwardArgsT {
   const Scalar* x = nullptr;      // (M, K)
   const Scalar* u = nullptr;      // (K, J·r)
   const Scalar* v = nullptr;      // (J, r, N/J)
-  const Scalar* saved = nullptr;  // what forward left (T or W)
+  const Scalar* saved = nullptr;  // what forward left (T, W, or nothing for OnTheFlyW)
   const Scalar* dy = nullptr;     // (M, N)
   Scalar* scratch = nullptr;      // predicted_linear_backward_scratch_floats
   Scalar* dx = nullptr;           // (M, K) or null when the input needs no gradient

@@ -20,7 +20,6 @@ T* Network::make(Args&&... args) {
 Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
     : backend_(backend), config_(config), input_(input) {
   ImageShape shape = input;  // what flows into the next layer
-  const Roofline roofline = roofline_for(backend.device());
   for (size_t i = 0; i < config.layers.size(); ++i) {
     const LayerConfig& lc = config.layers[i];
     Layer layer;
@@ -61,7 +60,7 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       }
       layer.conv = make<Conv2d>(layer.name, store_, backend, cc, predicted);
       if (predicted && lc.strategy == "auto")  // priced on the im2col rows at the training batch size
-        layer.conv->set_strategy(choose_predicted_strategy(layer.conv->layout(config.batch_size).linear(), roofline));
+        layer.conv->set_strategy(choose_predicted_strategy(layer.conv->layout(config.batch_size).linear(), backend.device()));
       layer.op = layer.conv;
       shape = cc.output();
     } else if (lc.type == "dense") {
@@ -83,7 +82,7 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       pc.max_col_norm = static_cast<float>(config.max_col_norm);
       layer.predicted = make<PredictedDense>(layer.name, store_, pc);
       if (lc.strategy == "auto")  // priced at the training batch size, before any graph exists
-        layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size), roofline));
+        layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size), backend.device()));
       layer.op = layer.predicted;
       if (lc.pretrain) {
         layer.decoder = make<TiedDecoder>(layer.name + ".decoder", store_, *layer.predicted);

@@ -11,8 +11,8 @@
 #include "models/network.h"
 #include "tests/test_util.h"
 
+#include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
 #ifdef UV_WITH_CUDA
-#include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/elementwise.h"
 #endif
 
@@ -66,46 +66,54 @@ class BackendPredictedLinear : public ::testing::TestWithParam<PredictedCase> {}
 
 // Forward and backward of the predicted layer on the device against the CPU, odd sizes, poisoned
 // outputs. Tolerance: the rule of tests/test_util.h with the reduction length of each product.
+// Two shapes: one inside a single tile of every kernel, and one off every tile grid: M = 150 is
+// 2 row tiles of 64 and 22 rows (chain_fused: 9 of 16 and 6), K = 181 is 11 chunks of 16 and 5
+// (2 tiles of 64 and 53 for dX), r = 37 is 2 slices of 16 and 5, N/J = 83 is 64 + 19 outputs per
+// column block and 5 chunks of 16 and 3.
 TEST_P(BackendPredictedLinear, MatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   const PredictedCase c = GetParam();
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  PredictedLinearShape s;
-  s.m = 37; s.k = 101; s.rank = 13; s.columns = c.columns; s.n = c.columns * 29;
-  const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
-             v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
-             dy = test::random_vector<float>(s.m * s.n, rng);
-  struct Out { std::vector<float> y, dx, dv, db, du; };
-  auto run = [&](Backend& be) {
-    Mirror d{be, {}};
-    const std::vector<float> nan_y = test::poisoned<float>(s.m * s.n), nan_x = test::poisoned<float>(s.m * s.k),
-                             nan_v = test::poisoned<float>(v.size()), nan_b = test::poisoned<float>(b.size()),
-                             nan_u = test::poisoned<float>(u.size()),
-                             nan_saved = test::poisoned<float>(predicted_linear_saved_floats(s, c.strategy)),
-                             nan_scratch = test::poisoned<float>(predicted_linear_backward_scratch_floats(s, c.strategy));
-    PredictedLinearForwardArgs f;
-    f.shape = s; f.strategy = c.strategy;
-    f.x = d.put(x); f.u = d.put(u); f.v = d.put(v); f.bias = d.put(b);
-    f.saved = d.put(nan_saved); f.y = d.put(nan_y);
-    be.predicted_linear_forward(f);
-    PredictedLinearBackwardArgs bw;
-    bw.shape = s; bw.strategy = c.strategy; bw.x = f.x; bw.u = f.u; bw.v = f.v; bw.saved = f.saved;
-    bw.dy = d.put(dy); bw.scratch = d.put(nan_scratch); bw.dx = d.put(nan_x); bw.dv = d.put(nan_v);
-    bw.dbias = d.put(nan_b); bw.du = c.learn_u ? d.put(nan_u) : nullptr;
-    be.predicted_linear_backward(bw);
-    Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}};
-    if (c.learn_u) o.du = d.get(bw.du, u.size());
-    return o;
-  };
-  const Out ref = run(*cpu), out = run(*device);
-  const double r = test::rtol_for<float>(s.k * s.rank);
-  EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
-  EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
-  EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
-  EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
-  if (c.learn_u) {
-    EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+  struct Size { int64_t m, k, rank, n_per_column; };
+  for (const Size size : {Size{37, 101, 13, 29}, Size{150, 181, 37, 83}}) {
+    SCOPED_TRACE("M " + std::to_string(size.m) + " K " + std::to_string(size.k) + " r " + std::to_string(size.rank));
+    PredictedLinearShape s;
+    s.m = size.m; s.k = size.k; s.rank = size.rank; s.columns = c.columns; s.n = c.columns * size.n_per_column;
+    const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
+               v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
+               dy = test::random_vector<float>(s.m * s.n, rng);
+    struct Out { std::vector<float> y, dx, dv, db, du; };
+    auto run = [&](Backend& be) {
+      Mirror d{be, {}};
+      const std::vector<float> nan_y = test::poisoned<float>(s.m * s.n), nan_x = test::poisoned<float>(s.m * s.k),
+                               nan_v = test::poisoned<float>(v.size()), nan_b = test::poisoned<float>(b.size()),
+                               nan_u = test::poisoned<float>(u.size()),
+                               nan_saved = test::poisoned<float>(predicted_linear_saved_floats(s, c.strategy)),
+                               nan_scratch = test::poisoned<float>(predicted_linear_backward_scratch_floats(s, c.strategy));
+      PredictedLinearForwardArgs f;
+      f.shape = s; f.strategy = c.strategy;
+      f.x = d.put(x); f.u = d.put(u); f.v = d.put(v); f.bias = d.put(b);
+      f.saved = d.put(nan_saved); f.y = d.put(nan_y);
+      be.predicted_linear_forward(f);
+      PredictedLinearBackwardArgs bw;
+      bw.shape = s; bw.strategy = c.strategy; bw.x = f.x; bw.u = f.u; bw.v = f.v; bw.saved = f.saved;
+      bw.dy = d.put(dy); bw.scratch = d.put(nan_scratch); bw.dx = d.put(nan_x); bw.dv = d.put(nan_v);
+      bw.dbias = d.put(nan_b); bw.du = c.learn_u ? d.put(nan_u) : nullptr;
+      be.predicted_linear_backward(bw);
+      Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}};
+      if (c.learn_u) o.du = d.get(bw.du, u.size());
+      return o;
+    };
+    const Out ref = run(*cpu), out = run(*device);
+    const double r = test::rtol_for<float>(s.k * s.rank);
+    EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
+    EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
+    EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
+    EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
+    if (c.learn_u) {
+      EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+    }
   }
 }
 
@@ -117,7 +125,11 @@ INSTANTIATE_TEST_SUITE_P(
                       PredictedCase{PredictedStrategy::Materialise, 3, true},
                       PredictedCase{PredictedStrategy::ChainFused, 1, false},
                       PredictedCase{PredictedStrategy::ChainFused, 3, false},
-                      PredictedCase{PredictedStrategy::ChainFused, 3, true}),  // dU: the cuBLAS fallback
+                      PredictedCase{PredictedStrategy::ChainFused, 3, true},  // dU: the cuBLAS fallback
+                      // against the CPU's materialise arithmetic in panels
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 1, false},
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 3, false},
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 3, true}),  // dU: dT with cuBLAS
     test::predicted_case_name);
 
 TEST(BackendElementwise, EveryOpMatchesTheCpu) {
@@ -311,7 +323,6 @@ TEST(BackendTraining, CpuLossCurveIsReproducibleAndLearns) {
       << mean_loss(first, 0, 20) << " -> " << mean_loss(first, 260, 300);
 }
 
-#ifdef UV_WITH_CUDA
 TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   using Tile = cuda::ChainFusedTile;
   for (int64_t m : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{100}, int64_t{32768}}) {
@@ -333,6 +344,8 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   s.columns = 10;
   EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the cuBLAS chain
 }
+
+#ifdef UV_WITH_CUDA
 
 TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
   for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {

@@ -112,7 +112,7 @@ TEST_P(GraphGradient, SupervisedNetworkMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(GraphStrategies, GraphGradient,
-                         ::testing::Combine(::testing::Values("chain", "materialise", "chain_fused"),
+                         ::testing::Combine(::testing::Values("chain", "materialise", "chain_fused", "onthefly_w"),
                                             ::testing::Values(int64_t{1}, int64_t{3})));
 
 TEST(GraphPlanner, MaterialisedAlternativeIsPricedWithoutChangingTheModel) {

@@ -94,8 +94,52 @@ INSTANTIATE_TEST_SUITE_P(
                       PredictedCase{PredictedStrategy::Materialise, 1, false},
                       PredictedCase{PredictedStrategy::Materialise, 3, false},
                       PredictedCase{PredictedStrategy::Materialise, 3, true},
-                      PredictedCase{PredictedStrategy::ChainFused, 3, false}),  // the chain on the CPU
+                      PredictedCase{PredictedStrategy::ChainFused, 3, false},  // the chain on the CPU
+                      // materialise's products in panels of W rows on the CPU
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 1, false},
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 3, false},
+                      PredictedCase{PredictedStrategy::OnTheFlyW, 3, true}),
     test::predicted_case_name);
+
+// onthefly_w on the CPU forms W a panel of 256 rows at a time: with K across three panels (the
+// last short) it must give materialise's results, gradients accumulated into included. Float64,
+// so the only differences are the panels' summation order: the tolerance rule at ε(double).
+TEST(OpsPredictedLinear, OnTheFlyWPanelsMatchMaterialise) {
+  std::mt19937_64 rng(test::fresh_seed());
+  PredictedLinearShape s;
+  s.m = 6; s.k = 2 * 256 + 37; s.rank = 5; s.columns = 2; s.n = 2 * 7;
+  const Vec x = test::random_vector<double>(s.m * s.k, rng), u = test::random_vector<double>(s.k * s.t_cols(), rng),
+            v = test::random_vector<double>(s.rank * s.n, rng), b = test::random_vector<double>(s.n, rng),
+            dy = test::random_vector<double>(s.m * s.n, rng), dv0 = test::random_vector<double>(v.size(), rng),
+            du0 = test::random_vector<double>(u.size(), rng);
+  struct Out { Vec y, dx, dv, db, du; };
+  auto run = [&](PredictedStrategy strategy, GradientMode mode) {
+    Out o{test::poisoned<double>(s.m * s.n), test::poisoned<double>(x.size()), dv0,
+          test::poisoned<double>(b.size()), du0};
+    Vec saved(predicted_linear_saved_floats(s, strategy)), scratch(predicted_linear_backward_scratch_floats(s, strategy));
+    PredictedLinearForwardArgsT<double> f;
+    f.shape = s; f.strategy = strategy; f.x = x.data(); f.u = u.data(); f.v = v.data();
+    f.bias = b.data(); f.saved = saved.data(); f.y = o.y.data();
+    cpu::predicted_linear_forward(f);
+    PredictedLinearBackwardArgsT<double> bw;
+    bw.shape = s; bw.strategy = strategy; bw.x = x.data(); bw.u = u.data(); bw.v = v.data();
+    bw.saved = saved.data(); bw.dy = dy.data(); bw.scratch = scratch.data(); bw.dx = o.dx.data();
+    bw.dv = o.dv.data(); bw.dbias = o.db.data(); bw.du = o.du.data();
+    bw.dv_mode = bw.du_mode = mode;
+    cpu::predicted_linear_backward(bw);
+    return o;
+  };
+  EXPECT_EQ(predicted_linear_saved_floats(s, PredictedStrategy::OnTheFlyW), 0);  // nothing K×N
+  for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
+    const Out ref = run(PredictedStrategy::Materialise, mode), out = run(PredictedStrategy::OnTheFlyW, mode);
+    const double r = test::rtol_for<double>(s.k * s.rank);
+    EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
+    EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
+    EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
+    EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+    EXPECT_TRUE(all_close(out.db, ref.db, 0.0, 0.0));  // the same column sums
+  }
+}
 
 TEST(OpsPredictedLinear, MaterialiseAndChainAgreeInFloat32) {
   std::mt19937_64 rng(test::fresh_seed());

@@ -15,6 +15,7 @@
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/onthefly_w.h"
 #include "kernels/predicted_linear_algorithm.h"
 
 namespace uv {
@@ -113,6 +114,10 @@ class CudaBackend final : public Backend {
   }
 
   void predicted_linear_forward(const PredictedLinearForwardArgs& args) override {
+    if (args.strategy == PredictedStrategy::OnTheFlyW) {  // keeps nothing for backward
+      cuda::onthefly_w_forward(args.shape, args.x, args.u, args.v, args.bias, args.y, stream_);
+      return;
+    }
     if (args.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(args.shape)) {
       cuda::chain_fused_forward(args.shape, args.x, args.u, args.v, args.bias, args.saved, args.y, stream_);
       return;
@@ -121,6 +126,7 @@ class CudaBackend final : public Backend {
     algorithm::predicted_linear_forward(o, args);  // chain_fused beyond the on-chip limit runs the chain
   }
   void predicted_linear_backward(const PredictedLinearBackwardArgs& a) override {
+    if (a.strategy == PredictedStrategy::OnTheFlyW) return onthefly_w_backward(a);
     // dU (LowRank) needs dT in device memory: that case, and shapes beyond the on-chip limit, run
     // the cuBLAS chain.
     if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
@@ -197,6 +203,29 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_}; }
+
+  // onthefly_w's backward: T = X·U recomputed into the scratch (forward kept nothing), db and
+  // dV_j = T_jᵀ·dY_j from it as in the chain, dX by the kernel that rebuilds Wᵀ tiles. LowRank's
+  // dU needs dT = dY·Vᵀ in device memory: that case forms dT with cuBLAS in the same scratch once
+  // dV has read T, and takes dX = dT·Uᵀ from it too.
+  void onthefly_w_backward(const PredictedLinearBackwardArgs& a) {
+    const PredictedLinearShape& s = a.shape;
+    const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank;
+    cuda::CublasOps o = ops();
+    float* t = a.scratch;  // (M, J·r)
+    o.gemm(false, false, s.m, tc, s.k, 1.f, a.x, s.k, a.u, tc, 0.f, t, tc);
+    PredictedLinearBackwardArgs with_t = a;
+    with_t.saved = t;
+    algorithm::chain_backward_weights(o, with_t);
+    if (!a.du) {
+      if (a.dx) cuda::onthefly_w_backward_data(s, a.dy, a.u, a.v, a.dx, stream_);
+      return;
+    }
+    float* dt = a.scratch;  // (M, J·r); stream order puts this after dV's read of T
+    o.gemm_batched(s.columns, nc, r * nc, r, false, true, s.m, r, nc, 1.f, a.dy, s.n, a.v, nc, 0.f, dt, tc);
+    o.gemm(true, false, s.k, tc, s.m, 1.f, a.x, s.k, dt, tc, algorithm::beta_of<float>(a.du_mode), a.du, tc);
+    if (a.dx) o.gemm(false, true, s.m, s.k, tc, 1.f, dt, tc, a.u, tc, 0.f, a.dx, s.k);
+  }
 
   // Per-row loss scratch: the host sums rows in double, as the CPU twin does.
   void reserve_rows(int64_t m) {

@@ -59,13 +59,17 @@ PredictedLinearShape PredictedDense::shape(int64_t m) const {
 
 std::vector<BufferRequest> PredictedDense::buffers(int64_t max_batch) const {
   const PredictedLinearShape s = shape(max_batch);
-  const bool chain = config_.strategy != PredictedStrategy::Materialise;
-  const BufferCategory category =
-      chain ? BufferCategory::Activation : BufferCategory::MaterialisedWeight;
-  return {{chain ? "T" : "W", predicted_linear_saved_floats(s, config_.strategy), BufferLife::Saved,
-           category},
-          {chain ? "dT" : "dW", predicted_linear_backward_scratch_floats(s, config_.strategy),
-           BufferLife::BackwardScratch, category}};
+  const int64_t saved = predicted_linear_saved_floats(s, config_.strategy),
+                scratch = predicted_linear_backward_scratch_floats(s, config_.strategy);
+  switch (config_.strategy) {
+    case PredictedStrategy::Materialise:
+      return {{"W", saved, BufferLife::Saved, BufferCategory::MaterialisedWeight},
+              {"dW", scratch, BufferLife::BackwardScratch, BufferCategory::MaterialisedWeight}};
+    case PredictedStrategy::OnTheFlyW:  // nothing saved (an empty buffer keeps the positions); T in backward
+      return {{"none", saved, BufferLife::Saved}, {"T", scratch, BufferLife::BackwardScratch}};
+    default:
+      return {{"T", saved, BufferLife::Saved}, {"dT", scratch, BufferLife::BackwardScratch}};
+  }
 }
 
 void PredictedDense::forward(OpContext& ctx) {

@@ -1,5 +1,8 @@
 #include "engine/ops/strategy_cost.h"
 
+#include "kernels/cuda/chain_fused_tile.h"  // plain C++: tile shapes, no CUDA headers
+#include "kernels/cuda/onthefly_w_tile.h"
+
 namespace uv {
 
 Roofline roofline_for(Device device) {
@@ -15,6 +18,14 @@ void add_gemm(StrategyCost& c, double m, double n, double k) {
   c.bytes += 4 * (m * k + k * n + m * n);
 }
 
+// One of onthefly_w's kernels: C (m×n) = A (m×k)·B (k×n) with B = F·G rebuilt from F (k×r) and
+// G (r×n) once per row tile of C (spec: 2·M·K·N plus 2·K·N·r per row tile of M); A, F, G read and
+// C written once.
+void add_rebuilt_gemm(StrategyCost& c, double m, double n, double k, double r, double row_tiles) {
+  c.flops += 2 * m * n * k + 2 * k * n * r * row_tiles;
+  c.bytes += 4 * (m * k + k * r + r * n + m * n);
+}
+
 }  // namespace
 
 StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrategy strategy,
@@ -23,26 +34,58 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
   const double r = static_cast<double>(s.rank), nc = static_cast<double>(s.n_per_column()),
                tc = static_cast<double>(s.t_cols()), J = static_cast<double>(s.columns);
   StrategyCost c;
-  if (strategy != PredictedStrategy::Materialise) {  // chain_fused: same products, T kept on chip
-    add_gemm(c, m, tc, k);        // T = X·U
-    for (int pass = 0; pass < 3; ++pass)  // Y_j = T_j·V_j, dV_j = T_jᵀ·dY_j, dT_j = dY_j·V_jᵀ
-      for (double j = 0; j < J; ++j) add_gemm(c, m, nc, r);
-    add_gemm(c, m, k, tc);        // dX = dT·Uᵀ
-  } else {
-    for (double j = 0; j < J; ++j) add_gemm(c, k, nc, r);  // W_j = U_j·V_j
-    add_gemm(c, m, n, k);         // Y = X·W
-    add_gemm(c, k, n, m);         // dW = Xᵀ·dY
-    for (double j = 0; j < J; ++j) add_gemm(c, r, nc, k);  // dV_j = U_jᵀ·dW_j
-    add_gemm(c, m, k, n);         // dX = dY·Wᵀ
+  switch (strategy) {
+    case PredictedStrategy::Chain:
+    case PredictedStrategy::ChainFused:
+      add_gemm(c, m, tc, k);        // T = X·U
+      for (int pass = 0; pass < 3; ++pass)  // Y_j = T_j·V_j, dV_j = T_jᵀ·dY_j, dT_j = dY_j·V_jᵀ
+        for (double j = 0; j < J; ++j) add_gemm(c, m, nc, r);
+      add_gemm(c, m, k, tc);        // dX = dT·Uᵀ
+      // chain_fused: forward reads its T row tile from chip, not memory, and dT never leaves it
+      // (written and read back by the chain): 3 M×J·r transfers fewer.
+      if (strategy == PredictedStrategy::ChainFused) c.bytes -= 4 * 3 * m * tc;
+      break;
+    case PredictedStrategy::Materialise:
+      for (double j = 0; j < J; ++j) add_gemm(c, k, nc, r);  // W_j = U_j·V_j
+      add_gemm(c, m, n, k);         // Y = X·W
+      add_gemm(c, k, n, m);         // dW = Xᵀ·dY
+      for (double j = 0; j < J; ++j) add_gemm(c, r, nc, k);  // dV_j = U_jᵀ·dW_j
+      add_gemm(c, m, k, n);         // dX = dY·Wᵀ
+      break;
+    case PredictedStrategy::OnTheFlyW: {
+      const double row_tiles = static_cast<double>(cuda::onthefly_w_row_tiles(s.m));
+      add_rebuilt_gemm(c, m, n, k, r, row_tiles);  // Y = X·W, W_j tiles = U_j·V_j tiles
+      add_gemm(c, m, tc, k);                       // T = X·U, recomputed for dV
+      for (double j = 0; j < J; ++j) add_gemm(c, r, nc, m);  // dV_j = T_jᵀ·dY_j
+      add_rebuilt_gemm(c, m, k, n, r, row_tiles);  // dX = dY·Wᵀ, Wᵀ tiles = V_jᵀ·U_jᵀ tiles
+      break;
+    }
   }
   c.seconds = c.flops / roofline.flops_per_second + c.bytes / roofline.bytes_per_second;
   return c;
 }
 
-PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, const Roofline& roofline) {
-  const double chain = predicted_step_cost(s, PredictedStrategy::Chain, roofline).seconds;
-  const double materialise = predicted_step_cost(s, PredictedStrategy::Materialise, roofline).seconds;
-  return materialise < chain ? PredictedStrategy::Materialise : PredictedStrategy::Chain;
+std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device) {
+  std::vector<PredictedStrategy> out = {PredictedStrategy::Chain, PredictedStrategy::Materialise};
+  if (device == Device::CUDA) {
+    if (cuda::chain_fused_supported(s)) out.push_back(PredictedStrategy::ChainFused);
+    if (cuda::onthefly_w_supported(s)) out.push_back(PredictedStrategy::OnTheFlyW);
+  }
+  return out;
+}
+
+PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device) {
+  const Roofline roofline = roofline_for(device);
+  PredictedStrategy best = PredictedStrategy::Chain;
+  double best_seconds = predicted_step_cost(s, best, roofline).seconds;
+  for (PredictedStrategy strategy : priced_strategies(s, device)) {
+    const double seconds = predicted_step_cost(s, strategy, roofline).seconds;
+    if (seconds < best_seconds) {
+      best = strategy;
+      best_seconds = seconds;
+    }
+  }
+  return best;
 }
 
 }  // namespace uv

@@ -1,7 +1,9 @@
 // The cost model behind `strategy: "auto"` (spec section 7): FLOPs and bytes of one training step
 // (forward + backward) of a predicted layer under each strategy, turned into a time with a simple
-// roofline, and the cheapest strategy chosen per layer shape.
+// roofline, and the cheapest strategy the device runs chosen per layer shape.
 #pragma once
+
+#include <vector>
 
 #include "engine/core/tensor.h"
 #include "kernels/predicted_linear_args.h"
@@ -10,22 +12,31 @@ namespace uv {
 
 struct StrategyCost {
   double flops = 0;   // multiply-adds counted as 2
-  double bytes = 0;   // float32 traffic of the operands each product reads and writes
+  double bytes = 0;   // float32 traffic of the operands each product or kernel reads and writes
   double seconds = 0; // flops / peak + bytes / bandwidth
 };
 
 // A device's throughput as the model sees it. These are planning figures, not measurements:
 // the CPU figure is the order of what bench_predicted_linear --device=cpu shows for the dense step on a
-// 2-core AVX-512 machine; the GPU figure is an H100's float32 SIMT peak and HBM3 bandwidth.
+// 2-core AVX-512 machine; the GPU figure is an H100's float32 SIMT peak and HBM3 bandwidth. Every
+// product runs at the same peak: cuBLAS and the project's kernels are not told apart.
 struct Roofline {
   double flops_per_second;
   double bytes_per_second;
 };
 Roofline roofline_for(Device device);
 
-// One forward + backward (with dX) of the layer at batch s.m.
+// One forward + backward (with dX) of the layer at batch s.m, as the strategy's CUDA kernels run
+// it: chain_fused moves no T row tile through memory except the one write kept for dV, and
+// onthefly_w rebuilds W once per row tile of OnTheFlyWTile::kRows (forward and backward-data) and
+// recomputes T = X·U for dV. On the CPU chain_fused is the chain and onthefly_w is materialise's
+// arithmetic, so the CPU prices only those two.
 StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrategy strategy,
                                  const Roofline& roofline);
-PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, const Roofline& roofline);
+// The strategies `auto` compares on a device for this shape: CPU chain and materialise; CUDA also
+// chain_fused where its on-chip limit (J·r ≤ ChainFusedTile::kMaxTCols) holds, and onthefly_w.
+std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device);
+// The cheapest of priced_strategies on the device's roofline (ties go to the earlier in the list).
+PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device);
 
 }  // namespace uv

@@ -261,7 +261,7 @@ RunConfig parse_config(const std::string& text, const std::string& source,
     };
     one_of("activation", lc.activation, {"sigmoid", "tanh", "relu", "identity"});
     one_of("dictionary", lc.dictionary, {"se", "emp", "emp2", "randkernel", "randfixu", "randcon"});
-    one_of("strategy", lc.strategy, {"auto", "materialise", "chain", "chain_fused"});
+    one_of("strategy", lc.strategy, {"auto", "materialise", "chain", "chain_fused", "onthefly_w"});
     lc.pretrain = get<bool>(l, "pretrain");
     lc.init_scale = number_in(l, "init_scale", at + "init_scale", 0, kInf, true, "(0, inf)");
     UV_REQUIRE(pool || lc.units % lc.columns == 0, "config " << source << ": '" << at << "units' = "

@@ -23,7 +23,8 @@ struct LayerConfig {
   int64_t columns = 1;       // J
   double length_scale = 2.0; // SE kernel ℓ in pixel units
   double ridge = 0.1;        // λ of the kernel ridge regression
-  std::string strategy;      // auto | materialise | chain (auto: engine/ops/strategy_cost.h)
+  std::string strategy;      // auto | materialise | chain | chain_fused | onthefly_w
+                             // (auto: engine/ops/strategy_cost.h)
   bool pretrain = false;     // autoencoder pretraining of this layer (predicted layers)
   double init_scale = 0.1;   // Uniform(±init_scale) for V (or W)
 

@@ -1,6 +1,8 @@
 #include "kernels/cpu/predicted_linear.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "kernels/cpu/blas.h"
@@ -13,7 +15,8 @@ PredictedStrategy parse_predicted_strategy(const std::string& name) {
   if (name == "materialise" || name == "materialize") return PredictedStrategy::Materialise;
   if (name == "chain") return PredictedStrategy::Chain;
   if (name == "chain_fused") return PredictedStrategy::ChainFused;
-  UV_FAIL("unknown strategy '" << name << "' (expected materialise, chain or chain_fused)");
+  if (name == "onthefly_w") return PredictedStrategy::OnTheFlyW;
+  UV_FAIL("unknown strategy '" << name << "' (expected materialise, chain, chain_fused or onthefly_w)");
 }
 
 const char* predicted_strategy_name(PredictedStrategy strategy) {
@@ -21,21 +24,36 @@ const char* predicted_strategy_name(PredictedStrategy strategy) {
     case PredictedStrategy::Materialise: return "materialise";
     case PredictedStrategy::Chain: return "chain";
     case PredictedStrategy::ChainFused: return "chain_fused";
+    case PredictedStrategy::OnTheFlyW: return "onthefly_w";
   }
   return "?";
 }
 
 int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();
+  switch (strategy) {
+    case PredictedStrategy::Materialise: return s.k * s.n;  // W
+    case PredictedStrategy::OnTheFlyW: return 0;            // forward keeps nothing
+    default: return s.m * s.t_cols();                       // T
+  }
 }
 
+// OnTheFlyW recomputes T = X·U in backward rather than keeping it from forward: the same
+// 2·M·K·J·r FLOPs either way, but a backward scratch lives only during this layer's backward while
+// a saved buffer lives from forward to backward beside every other layer's, and a forward-only
+// pass (evaluation) never computes it.
 int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
                                                  PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();
+  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();  // dW, dT or T
 }
 
 namespace cpu {
 
+namespace {
+// Rows of W the CPU forms at a time for onthefly_w: deep enough for efficient BLAS products,
+// small enough that the panel (kPanelRows × N) is a fraction of W.
+constexpr int64_t kPanelRows = 256;
+int64_t panel_rows(const PredictedLinearShape& s) { return std::min(kPanelRows, s.k); }
+}  // namespace
 
 template <typename Scalar>
 void bias_add_rows(Scalar* y, const Scalar* bias, int64_t m, int64_t n) {
@@ -54,15 +72,28 @@ void column_sums(const Scalar* x, int64_t m, int64_t n, Scalar* out, GradientMod
   }
 }
 
+// onthefly_w: W tiles in shared memory are a GPU idea; the CPU runs materialise's products with W
+// formed a panel of rows at a time, in a panel of its own (the CPU has no T to recompute, so the
+// layer's backward scratch goes unused here).
 template <typename Scalar>
 void predicted_linear_forward(const PredictedLinearForwardArgsT<Scalar>& a) {
   CpuOps<Scalar> ops;
+  if (a.strategy == PredictedStrategy::OnTheFlyW) {
+    std::vector<Scalar> panel(static_cast<size_t>(panel_rows(a.shape) * a.shape.n));
+    algorithm::materialise_in_panels_forward(ops, a, panel.data(), panel_rows(a.shape));
+    return;
+  }
   algorithm::predicted_linear_forward(ops, a);
 }
 
 template <typename Scalar>
 void predicted_linear_backward(const PredictedLinearBackwardArgsT<Scalar>& a) {
   CpuOps<Scalar> ops;
+  if (a.strategy == PredictedStrategy::OnTheFlyW) {
+    std::vector<Scalar> panel(static_cast<size_t>(panel_rows(a.shape) * a.shape.n));
+    algorithm::materialise_in_panels_backward(ops, a, panel.data(), panel_rows(a.shape));
+    return;
+  }
   algorithm::predicted_linear_backward(ops, a);
 }
 

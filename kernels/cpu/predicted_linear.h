@@ -1,4 +1,5 @@
-// CPU predicted-linear layer: forward and backward for the Materialise and Chain strategies.
+// CPU predicted-linear layer: forward and backward for every strategy (chain_fused runs the chain,
+// onthefly_w materialise's products a panel of W rows at a time).
 // Instantiated for float (training) and double (finite-difference checks).
 #pragma once
 

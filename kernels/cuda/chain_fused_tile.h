@@ -1,0 +1,44 @@
+// chain_fused's tile shape and launch arithmetic, in plain C++ (no CUDA headers): the kernels of
+// kernels/cuda/chain_fused.cu use it, and so do CPU code (the `auto` cost model prices chain_fused
+// only where chain_fused_supported holds) and CPU tests, in builds with or without CUDA.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/core/host_device.h"
+#include "kernels/predicted_linear_args.h"
+
+namespace uv::cuda {
+
+// Tile shape, shared by the kernels and their launchers; tested on the CPU.
+struct ChainFusedTile {
+  static constexpr int kRows = 16;          // rows of X per block
+  static constexpr int kKChunk = 32;        // columns of X staged in shared memory at a time
+  static constexpr int kMaxTCols = 512;     // J·r held on chip: kRows·kMaxTCols floats
+  static constexpr int kThreads = 256;
+  static_assert(kThreads % 32 == 0, "whole warps");
+};
+
+UV_HOST_DEVICE inline int64_t chain_fused_blocks(int64_t m) {
+  return (m + ChainFusedTile::kRows - 1) / ChainFusedTile::kRows;
+}
+// Rows of the tile that starts at block `block` (the last tile may be short).
+UV_HOST_DEVICE inline int64_t chain_fused_tile_rows(int64_t block, int64_t m) {
+  const int64_t left = m - block * ChainFusedTile::kRows;
+  return left < ChainFusedTile::kRows ? left : ChainFusedTile::kRows;
+}
+// Shared memory of the forward kernel: the T tile plus the staged X chunk.
+UV_HOST_DEVICE inline size_t chain_fused_forward_smem_bytes(int64_t t_cols) {
+  return sizeof(float) * static_cast<size_t>(ChainFusedTile::kRows) *
+         static_cast<size_t>(t_cols + ChainFusedTile::kKChunk);
+}
+UV_HOST_DEVICE inline size_t chain_fused_backward_smem_bytes(int64_t t_cols) {
+  return sizeof(float) * static_cast<size_t>(ChainFusedTile::kRows) * static_cast<size_t>(t_cols);
+}
+// Shapes the kernels take; others run the cuBLAS chain.
+inline bool chain_fused_supported(const PredictedLinearShape& s) {
+  return s.t_cols() <= ChainFusedTile::kMaxTCols && s.m > 0;
+}
+
+}  // namespace uv::cuda

@@ -1,0 +1,27 @@
+// onthefly_w: the predicted layer as a tiled GEMM whose W tiles are rebuilt in shared memory from
+// U and V tiles inside the main loop, so no K×N W ever exists in device memory (spec section 7:
+// 2·M·K·N FLOPs plus 2·K·N·r per row tile of M to rebuild W).
+//   forward:         Y = X·W + b, W chunks rebuilt per output tile.
+//   backward-data:   dX = dY·Wᵀ, Wᵀ chunks rebuilt the same way.
+//   backward-weight: dV_j = T_jᵀ·dY_j needs T = X·U; the backend recomputes T with cuBLAS into the
+//                    layer's backward scratch (predicted_linear_backward_scratch_floats) rather
+//                    than keeping it from forward, and db comes from the column sums.
+// Columns (J > 1) live inside the same launch: a forward output tile and a backward reduction
+// chunk each belong to one column block (kernels/cuda/onthefly_w_tile.h).
+// First version: float32 SIMT, 64×64 output tiles, 4×4 register tiles; not yet timed on a GPU.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/onthefly_w_tile.h"
+
+namespace uv::cuda {
+
+// Y (M, N) = X (M, K) · W + bias (N, or null); writes nothing K×N.
+void onthefly_w_forward(const PredictedLinearShape& s, const float* x, const float* u, const float* v,
+                        const float* bias, float* y, cudaStream_t stream);
+// dX (M, K) = dY (M, N) · Wᵀ.
+void onthefly_w_backward_data(const PredictedLinearShape& s, const float* dy, const float* u,
+                              const float* v, float* dx, cudaStream_t stream);
+
+}  // namespace uv::cuda
