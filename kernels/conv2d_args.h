@@ -94,8 +94,10 @@ struct Conv2dForwardArgsT {
   const Scalar* u = nullptr;     // predicted: (p·p·C_in, J·r)
   const Scalar* v = nullptr;     // predicted: (J, r, C_out/J)
   const Scalar* bias = nullptr;  // (C_out)
-  Scalar* saved = nullptr;       // predicted: predicted_linear_saved_floats on the im2col rows
+  Scalar* saved = nullptr;       // predicted: T (B·Ho·Wo, J·r), or the filter bank: W (p·p·C_in, C_out) on
+                                 // the im2col path, Wᵀ (C_out, p, p, C_in) on cuDNN's
   Scalar* cols = nullptr;        // (B·Ho·Wo, p·p·C_in) forward scratch
+  Scalar* filter = nullptr;      // (F, p, p, C_in) KRSC filter bank for cuDNN (CUDA backend only)
   Scalar* y = nullptr;           // (B, Ho, Wo, C_out)
   PredictedLinearShape linear() const {
     return PredictedLinearShape{conv.rows(), conv.patch(), conv.out_c, rank, columns};
@@ -117,6 +119,7 @@ struct Conv2dBackwardArgsT {
   Scalar* cols = nullptr;        // (B·Ho·Wo, p·p·C_in): im2col(X) rebuilt where backward reads X
   Scalar* dcols = nullptr;       // (B·Ho·Wo, p·p·C_in) when dx is wanted
   Scalar* scratch = nullptr;     // predicted: predicted_linear_backward_scratch_floats
+  Scalar* filter = nullptr;      // (F, p, p, C_in) KRSC filter bank for cuDNN (CUDA backend only)
   Scalar* dx = nullptr;          // (B, H, W, C_in) or null
   Scalar* dw = nullptr;          // dense
   Scalar* dv = nullptr;          // predicted
@@ -159,6 +162,8 @@ struct Conv2dBuffers {
   int64_t backward_cols = 0;     // BackwardScratch: im2col(X) rebuilt (conv2d_backward_reads_cols)
   int64_t dcols = 0;             // BackwardScratch: d im2col
   int64_t backward_scratch = 0;  // BackwardScratch: dT or dW of the predicted layer
+  int64_t forward_filter = 0;    // ForwardScratch: a KRSC filter bank for cuDNN (Wᵀ or Uᵀ)
+  int64_t backward_filter = 0;   // BackwardScratch: the same, then its gradient
 };
 // The im2col path's buffers (the default of every backend).
 Conv2dBuffers conv2d_im2col_buffers(const Conv2dLayout& layer);

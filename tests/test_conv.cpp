@@ -404,6 +404,7 @@ TEST_P(Conv2dDevice, MatchesTheCpu) {
     f.conv = s; f.predicted = lc.predicted; f.strategy = lc.strategy; f.rank = lc.rank; f.columns = lc.columns;
     f.x = d.put(x); f.w = d.put(w); f.u = d.put(u); f.v = d.put(v); f.bias = d.put(bias);
     f.saved = d.put(test::poisoned<float>(sizes.saved)); f.cols = d.put(test::poisoned<float>(sizes.forward_cols));
+    f.filter = d.put(test::poisoned<float>(sizes.forward_filter));
     f.y = d.put(test::poisoned<float>(dy.size()));
     be.conv2d_forward(f);
     Conv2dBackwardArgs b;
@@ -411,6 +412,7 @@ TEST_P(Conv2dDevice, MatchesTheCpu) {
     b.x = f.x; b.w = f.w; b.u = f.u; b.v = f.v; b.saved = f.saved; b.dy = d.put(dy);
     b.cols = d.put(test::poisoned<float>(sizes.backward_cols)); b.dcols = d.put(test::poisoned<float>(sizes.dcols));
     b.scratch = d.put(test::poisoned<float>(sizes.backward_scratch));
+    b.filter = d.put(test::poisoned<float>(sizes.backward_filter));
     b.dx = d.put(test::poisoned<float>(x.size())); b.dbias = d.put(test::poisoned<float>(bias.size()));
     float* dweight = d.put(test::poisoned<float>(lc.predicted ? v.size() : w.size()));
     if (lc.predicted) b.dv = dweight; else b.dw = dweight;
@@ -439,6 +441,16 @@ std::vector<ConvLayerCase> device_cases() {
   for (const ConvCase& c : kCases) {
     const int64_t rank = std::max<int64_t>(1, c.kernel * c.kernel * c.c / 3);
     cases.push_back({c, true, PredictedStrategy::ChainFused, rank, c.out_c % 2 == 0 ? 2 : 1, false});
+  }
+  // On CUDA these go to cuDNN (kCases[1], "same" with an even filter, stays on im2col): stride 2
+  // with padding and several channels, "same" with an odd filter, three columns, LowRank.
+  for (const ConvCase& c : {ConvCase{3, 10, 9, 4, 6, 3, 2, 1}, ConvCase{2, 6, 7, 2, 9, 5, 1, -1}}) {
+    const int64_t rank = std::max<int64_t>(1, c.kernel * c.kernel * c.c / 4);
+    cases.push_back({c, false, PredictedStrategy::Chain, 0, 1, false});
+    for (PredictedStrategy strategy : {PredictedStrategy::Materialise, PredictedStrategy::Chain}) {
+      cases.push_back({c, true, strategy, rank, 3, false});
+      cases.push_back({c, true, strategy, rank, 3, true});
+    }
   }
   return cases;
 }

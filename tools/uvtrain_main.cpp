@@ -22,6 +22,7 @@ int run_info() {
 #ifdef UV_WITH_CUDA
   std::printf("cuda: built for sm_%s; %d device(s): %s\n", UV_CUDA_ARCHS, report.cuda_devices,
               report.cuda_status.c_str());
+  std::printf("cudnn: %s\n", report.cudnn.c_str());
 #else
   std::printf("cuda: %s\n", report.cuda_status.c_str());
 #endif

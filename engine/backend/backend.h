@@ -136,6 +136,7 @@ struct DeviceReport {
   bool cuda_built = false;
   int cuda_devices = 0;
   std::string cuda_status;  // why there is no device, or the device names
+  std::string cudnn;        // CUDA builds: the loaded cuDNN's version and the headers' it was built with
 };
 DeviceReport query_devices();
 std::unique_ptr<Backend> make_backend(const std::string& device_flag);

@@ -1,10 +1,12 @@
-// CUDA backend: a stream, a cuBLAS handle, a stream-ordered memory pool (cudaMallocAsync, never
-// managed memory), the kernels of kernels/cuda and the cuBLAS baselines of the predicted layer.
+// CUDA backend: a stream, a cuBLAS handle, a cuDNN handle, a stream-ordered memory pool
+// (cudaMallocAsync, never managed memory), the kernels of kernels/cuda, the cuBLAS baselines of the
+// predicted layer and the cuDNN convolutions (kernels/cuda/cudnn_conv.h).
 #ifdef UV_WITH_CUDA
 
 #include <cuda_runtime_api.h>
 
 #include <atomic>
+#include <memory>
 #include <sstream>
 #include <vector>
 
@@ -14,8 +16,10 @@
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cudnn_conv.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/onthefly_w.h"
+#include "kernels/cudnn_conv_shape.h"
 #include "kernels/predicted_linear_algorithm.h"
 
 namespace uv {
@@ -36,10 +40,12 @@ class CudaBackend final : public Backend {
     uint64_t threshold = UINT64_MAX;
     CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+    cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, [this](size_t bytes) { return allocate(bytes); });
   }
   ~CudaBackend() override {
     // Destructors must not throw: report nothing, release what can be released.
     cudaStreamSynchronize(stream_);
+    cudnn_.reset();  // its workspace goes back to the pool, then its handle
     if (row_loss_) cudaFree(row_loss_);
     if (row_correct_) cudaFree(row_correct_);
     cublasDestroy(cublas_);
@@ -152,6 +158,20 @@ class CudaBackend final : public Backend {
                                      dbias_mode, du_mode);
   }
 
+  // Dense, materialise and chain convolutions go to cuDNN where cuda_conv2d_route allows (not
+  // chain_fused, not the asymmetric "same" padding of an even filter); the rest take the im2col default.
+  void conv2d_forward(const Conv2dForwardArgs& a) override {
+    if (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns) == Conv2dRoute::Im2col)
+      return Backend::conv2d_forward(a);
+    cuda::cudnn_conv2d_forward(*cudnn_, ops(), a);
+  }
+  void conv2d_backward(const Conv2dBackwardArgs& a) override {
+    if (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns) == Conv2dRoute::Im2col)
+      return Backend::conv2d_backward(a);
+    cuda::cudnn_conv2d_backward(*cudnn_, ops(), a);
+  }
+  Conv2dBuffers conv2d_buffers(const Conv2dLayout& layer) const override { return cuda_conv2d_buffers(layer); }
+
   void im2col(const Conv2dShape& s, const float* x, float* cols) override { cuda::im2col(s, x, cols, stream_); }
   void col2im(const Conv2dShape& s, const float* dcols, float* dx) override {
     cuda::col2im(s, dcols, dx, stream_);
@@ -257,6 +277,7 @@ class CudaBackend final : public Backend {
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

@@ -7,6 +7,7 @@
 
 #ifdef UV_WITH_CUDA
 #include <cuda_runtime_api.h>
+#include <cudnn.h>
 #endif
 
 namespace uv {
@@ -31,6 +32,11 @@ DeviceReport query_devices() {
     report.cuda_status = count ? names.str() : "no CUDA device";
   }
   report.cuda_devices = count;
+  // cudnnGetVersion needs no device: it shows which libcudnn the dynamic loader found.
+  auto version = [](size_t v) {  // cuDNN 9: major·10000 + minor·100 + patch
+    return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
+  };
+  report.cudnn = version(cudnnGetVersion()) + " (built with " + version(CUDNN_VERSION) + ")";
 #else
   report.cuda_status = "this build has no CUDA support (configured without a CUDA toolkit)";
 #endif

@@ -92,12 +92,15 @@ std::vector<BufferRequest> Conv2d::buffers(int64_t max_batch) const {
   const Conv2dBuffers b = backend_.conv2d_buffers(layout(max_batch));
   const bool materialised = predicted_ && config_.strategy == PredictedStrategy::Materialise;
   const BufferCategory weights = materialised ? BufferCategory::MaterialisedWeight : BufferCategory::Activation;
-  // Order is the index into OpContext::buffers used below.
+  // Order is the index into OpContext::buffers used below. The filter copies (cuDNN's KRSC Wᵀ or
+  // Uᵀ) count as activations: they are op scratch, not a W = U·V the strategy chose to form.
   return {{materialised ? "W" : "T", b.saved, BufferLife::Saved, weights},
           {"cols", b.forward_cols, BufferLife::ForwardScratch, BufferCategory::Activation},
           {"cols.backward", b.backward_cols, BufferLife::BackwardScratch, BufferCategory::Activation},
           {"dcols", b.dcols, BufferLife::BackwardScratch, BufferCategory::Activation},
-          {materialised ? "dW" : "dT", b.backward_scratch, BufferLife::BackwardScratch, weights}};
+          {materialised ? "dW" : "dT", b.backward_scratch, BufferLife::BackwardScratch, weights},
+          {"filter", b.forward_filter, BufferLife::ForwardScratch, BufferCategory::Activation},
+          {"filter.backward", b.backward_filter, BufferLife::BackwardScratch, BufferCategory::Activation}};
 }
 
 void Conv2d::forward(OpContext& ctx) {
@@ -118,6 +121,7 @@ void Conv2d::forward(OpContext& ctx) {
   a.bias = p.at(bias_).value;
   a.saved = ctx.buffers.at(0);
   a.cols = ctx.buffers.at(1);
+  a.filter = ctx.buffers.at(5);
   a.y = ctx.y;
   ctx.backend->conv2d_forward(a);
 }
@@ -136,6 +140,7 @@ void Conv2d::backward(OpContext& ctx) {
   a.cols = ctx.buffers.at(2);
   a.dcols = ctx.buffers.at(3);
   a.scratch = ctx.buffers.at(4);
+  a.filter = ctx.buffers.at(6);
   a.dx = ctx.dx;
   if (predicted_) {
     a.u = p.at(u_).value;

@@ -1,7 +1,8 @@
-// CUDA im2col / col2im / max-pooling kernels, then their launchers.
+// CUDA im2col / col2im / max-pooling / filter-bank transpose kernels, then their launchers.
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cudnn_conv_shape.h"
 
 namespace uv::cuda {
 
@@ -62,6 +63,15 @@ __global__ void maxpool2d_backward_kernel(Pool2dShape s, const float* x, const f
   }
 }
 
+// One thread per output element: consecutive threads write consecutive outputs (coalesced) and
+// read a column of `a` (strided); filter banks are small next to the activations.
+__global__ void transpose_kernel(const float* a, int64_t rows, int64_t cols, float* out, bool accumulate) {
+  UV_GRID_STRIDE(i, rows * cols) {
+    const float value = a[transpose_source(i, rows, cols)];
+    out[i] = accumulate ? out[i] + value : value;
+  }
+}
+
 void im2col(const Conv2dShape& s, const float* x, float* cols, cudaStream_t stream) {
   im2col_kernel<<<blocks_for(s.rows() * s.patch()), kThreadsPerBlock, 0, stream>>>(s, x, cols);
   CUDA_CHECK(cudaGetLastError());
@@ -76,6 +86,11 @@ void maxpool2d_forward(const Pool2dShape& s, const float* x, float* y, cudaStrea
 }
 void maxpool2d_backward(const Pool2dShape& s, const float* x, const float* dy, float* dx, cudaStream_t stream) {
   maxpool2d_backward_kernel<<<blocks_for(s.batch * s.in_features()), kThreadsPerBlock, 0, stream>>>(s, x, dy, dx);
+  CUDA_CHECK(cudaGetLastError());
+}
+void transpose(const float* a, int64_t rows, int64_t cols, float* out, GradientMode mode, cudaStream_t stream) {
+  transpose_kernel<<<blocks_for(rows * cols), kThreadsPerBlock, 0, stream>>>(a, rows, cols, out,
+                                                                             mode == GradientMode::Accumulate);
   CUDA_CHECK(cudaGetLastError());
 }
 
