@@ -5,8 +5,9 @@
 //   tools/bench_table.py out.json --baselines dense,materialise
 // On the GPU `dense` and `materialise` are cuDNN on a learned and on a materialised filter bank (the
 // baselines), `chain` is cuDNN with the n_alpha dictionary filters then a GEMM with V, `chain_fused`
-// the im2col rows through the fused predicted-linear kernels. Counters: TFLOP/s of the dense
-// convolution's 2·rows·K·N per product (the work the layer stands for), samples/s.
+// the im2col rows through the fused predicted-linear kernels, `onthefly_w` the implicit-GEMM kernels
+// (im2col tiles gathered from the input, filter tiles rebuilt from U and V on chip). Counters:
+// TFLOP/s of the dense convolution's 2·rows·K·N per product (the work the layer stands for), samples/s.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -116,8 +117,10 @@ void register_all(bool gpu) {
         ->Apply(layers);
     for (auto [name, strategy] : {std::pair{"chain", PredictedStrategy::Chain},
                                   std::pair{"chain_fused", PredictedStrategy::ChainFused},
+                                  std::pair{"onthefly_w", PredictedStrategy::OnTheFlyW},
                                   std::pair{"materialise", PredictedStrategy::Materialise}}) {
-      if (!gpu && strategy == PredictedStrategy::ChainFused) continue;  // the chain on the CPU
+      // CUDA kernels: the CPU runs chain_fused as the chain, onthefly_w as materialise in panels.
+      if (!gpu && (strategy == PredictedStrategy::ChainFused || strategy == PredictedStrategy::OnTheFlyW)) continue;
       benchmark::RegisterBenchmark((std::string(name) + "/" + pass_name + "/convnet").c_str(), conv, true, strategy, pass)
           ->Apply(layers);
     }
