@@ -71,6 +71,7 @@ void conv(benchmark::State& state, bool predicted, uv::PredictedStrategy strateg
   f.bias = t.make(be, s.out_c, 4);
   f.saved = t.make(be, sizes.saved, 5);
   f.cols = t.make(be, sizes.forward_cols, 6);
+  f.filter = t.make(be, sizes.forward_filter, 15);  // cuDNN's KRSC copy of W or U
   f.y = t.make(be, s.rows() * s.out_c, 7);
   uv::Conv2dBackwardArgs b;
   b.conv = s; b.predicted = predicted; b.strategy = strategy; b.rank = layout.rank; b.columns = layout.columns;
@@ -79,6 +80,7 @@ void conv(benchmark::State& state, bool predicted, uv::PredictedStrategy strateg
   b.cols = t.make(be, sizes.backward_cols, 9);
   b.dcols = t.make(be, sizes.dcols, 10);
   b.scratch = t.make(be, sizes.backward_scratch, 11);
+  b.filter = t.make(be, sizes.backward_filter, 16);
   b.dx = t.make(be, s.batch * s.in_features(), 12);
   if (predicted) b.dv = t.make(be, layout.rank * s.out_c, 13); else b.dw = t.make(be, s.patch() * s.out_c, 13);
   b.dbias = t.make(be, s.out_c, 14);
