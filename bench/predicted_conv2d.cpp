@@ -5,8 +5,9 @@
 //   tools/bench_table.py out.json --baselines dense,materialise
 // On the GPU `dense` and `materialise` are cuDNN on a learned and on a materialised filter bank (the
 // baselines), `chain` is cuDNN with the n_alpha dictionary filters then a GEMM with V, `chain_fused`
-// the im2col rows through the fused predicted-linear kernels. Counters: TFLOP/s of the dense
-// convolution's 2·rows·K·N per product (the work the layer stands for), samples/s.
+// the im2col rows through the fused predicted-linear kernels, `onthefly_w` the implicit-GEMM kernels
+// (im2col tiles gathered from the input, filter tiles rebuilt from U and V on chip). Counters:
+// TFLOP/s of the dense convolution's 2·rows·K·N per product (the work the layer stands for), samples/s.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -70,6 +71,7 @@ void conv(benchmark::State& state, bool predicted, uv::PredictedStrategy strateg
   f.bias = t.make(be, s.out_c, 4);
   f.saved = t.make(be, sizes.saved, 5);
   f.cols = t.make(be, sizes.forward_cols, 6);
+  f.filter = t.make(be, sizes.forward_filter, 15);  // cuDNN's KRSC copy of W or U
   f.y = t.make(be, s.rows() * s.out_c, 7);
   uv::Conv2dBackwardArgs b;
   b.conv = s; b.predicted = predicted; b.strategy = strategy; b.rank = layout.rank; b.columns = layout.columns;
@@ -78,6 +80,7 @@ void conv(benchmark::State& state, bool predicted, uv::PredictedStrategy strateg
   b.cols = t.make(be, sizes.backward_cols, 9);
   b.dcols = t.make(be, sizes.dcols, 10);
   b.scratch = t.make(be, sizes.backward_scratch, 11);
+  b.filter = t.make(be, sizes.backward_filter, 16);
   b.dx = t.make(be, s.batch * s.in_features(), 12);
   if (predicted) b.dv = t.make(be, layout.rank * s.out_c, 13); else b.dw = t.make(be, s.patch() * s.out_c, 13);
   b.dbias = t.make(be, s.out_c, 14);
@@ -116,8 +119,10 @@ void register_all(bool gpu) {
         ->Apply(layers);
     for (auto [name, strategy] : {std::pair{"chain", PredictedStrategy::Chain},
                                   std::pair{"chain_fused", PredictedStrategy::ChainFused},
+                                  std::pair{"onthefly_w", PredictedStrategy::OnTheFlyW},
                                   std::pair{"materialise", PredictedStrategy::Materialise}}) {
-      if (!gpu && strategy == PredictedStrategy::ChainFused) continue;  // the chain on the CPU
+      // CUDA kernels: the CPU runs chain_fused as the chain, onthefly_w as materialise in panels.
+      if (!gpu && (strategy == PredictedStrategy::ChainFused || strategy == PredictedStrategy::OnTheFlyW)) continue;
       benchmark::RegisterBenchmark((std::string(name) + "/" + pass_name + "/convnet").c_str(), conv, true, strategy, pass)
           ->Apply(layers);
     }

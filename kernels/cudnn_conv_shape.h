@@ -9,7 +9,8 @@
 //   chain        T = conv(x, Uᵀ), Y_j = T_j·V_j        Uᵀ (J·r, p, p, C_in): the n_α·J dictionary filters
 // W (p·p·C_in, C_out) has its rows in (filter row, filter col, channel) order, so its transpose is
 // cuDNN's KRSC filter layout (CUDNN_TENSOR_NHWC filters) with no reordering beyond the transpose.
-// chain_fused keeps the im2col path (its rows go through the fused predicted-linear kernels).
+// chain_fused keeps the im2col path (its rows go through the fused predicted-linear kernels);
+// onthefly_w takes its implicit-GEMM form (kernels/conv2d_onthefly_w_algorithm.h).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@ namespace uv {
 enum class Conv2dRoute {
   Im2col,  // Backend's default: kernels/conv2d_algorithm.h
   Cudnn,   // cuDNN convolution forward / backward-data / backward-filter
+  OnTheFlyWImplicit,  // onthefly_w's implicit-GEMM kernels (kernels/cuda/onthefly_w.h, conv form)
 };
 
 // cuDNN's output extent with `pad` on both sides (cudnnGetConvolution2dForwardOutputDim, dilation 1).
@@ -77,7 +79,12 @@ CudnnConvDims cudnn_conv_dims(const Conv2dShape& s, int64_t filters);
 //   chain        saved = backward_scratch = B·Ho·Wo·J·r (T; dT),
 //                forward_filter = backward_filter = p·p·C_in·J·r (Uᵀ; backward: Uᵀ, then dUᵀ)
 Conv2dBuffers cudnn_conv2d_buffers(const Conv2dLayout& layer);
-// What the CUDA backend plans: the cuDNN buffers where cuda_conv2d_route says Cudnn, else im2col's.
+// The buffers of onthefly_w's implicit-GEMM route: no im2col matrix forward, nothing saved;
+// backward_scratch = B·Ho·Wo·J·r (T = im2col(X)·U, recomputed), dcols = B·Ho·Wo·p·p·C_in (dY·Wᵀ
+// before col2im). LowRank (learn_u) backward falls back to the im2col route and also gets its
+// backward_cols.
+Conv2dBuffers onthefly_w_implicit_conv2d_buffers(const Conv2dLayout& layer);
+// What the CUDA backend plans: each route's buffers (cuda_conv2d_route).
 Conv2dBuffers cuda_conv2d_buffers(const Conv2dLayout& layer);
 
 }  // namespace uv

@@ -379,7 +379,8 @@ struct Mirror {
 
 class Conv2dDevice : public ::testing::TestWithParam<ConvLayerCase> {};
 
-// conv2d_forward/backward (im2col, col2im and each strategy; cuDNN where the backend uses it) on
+// conv2d_forward/backward (im2col, col2im and each strategy; cuDNN and onthefly_w's implicit GEMM
+// where the backend uses them) on
 // the device against the CPU backend, poisoned outputs. Tolerance: the suite's rule with the
 // longest reduction of each output.
 TEST_P(Conv2dDevice, MatchesTheCpu) {
@@ -452,6 +453,17 @@ std::vector<ConvLayerCase> device_cases() {
       cases.push_back({c, true, strategy, rank, 3, true});
     }
   }
+  // onthefly_w's implicit-GEMM kernels (every padding: the route is not cuDNN's): each kCases
+  // geometry (asymmetric "same", stride 2 with padding, one channel), three columns, LowRank (its
+  // backward on the im2col route), and a layer past one tile each way (B·Ho·Wo = 286 rows: 5 row
+  // tiles; p·p·C_in = 45: 3 K chunks; C_out/J = 70: 2 column tiles; r = 20: 2 rank slices).
+  for (const ConvCase& c : kCases) {
+    const int64_t rank = std::max<int64_t>(1, c.kernel * c.kernel * c.c / 3);
+    cases.push_back({c, true, PredictedStrategy::OnTheFlyW, rank, c.out_c % 2 == 0 ? 2 : 1, false});
+  }
+  cases.push_back({ConvCase{3, 10, 9, 4, 6, 3, 2, 1}, true, PredictedStrategy::OnTheFlyW, 9, 3, false});
+  cases.push_back({ConvCase{3, 10, 9, 4, 6, 3, 2, 1}, true, PredictedStrategy::OnTheFlyW, 9, 3, true});
+  cases.push_back({ConvCase{2, 13, 11, 5, 70, 3, 1, 1}, true, PredictedStrategy::OnTheFlyW, 20, 1, false});
   return cases;
 }
 

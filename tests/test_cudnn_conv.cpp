@@ -10,6 +10,7 @@
 
 #include "engine/core/error.h"
 #include "kernels/conv2d_krsc_algorithm.h"
+#include "kernels/conv2d_onthefly_w_algorithm.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cudnn_conv_shape.h"
@@ -41,6 +42,9 @@ TEST(CudnnConvRoute, SymmetricPaddingGoesToCudnnAsymmetricStaysOnIm2col) {
   EXPECT_EQ(cuda_conv2d_route(even_same, false, PredictedStrategy::Chain, 0, 1), Conv2dRoute::Im2col);
   // chain_fused routes its im2col rows through the fused predicted-linear kernels.
   EXPECT_EQ(cuda_conv2d_route(symmetric, true, PredictedStrategy::ChainFused, 5, 2), Conv2dRoute::Im2col);
+  // onthefly_w takes its implicit-GEMM kernels, whatever the padding.
+  for (const Conv2dShape& s : {symmetric, even_same})
+    EXPECT_EQ(cuda_conv2d_route(s, true, PredictedStrategy::OnTheFlyW, 5, 2), Conv2dRoute::OnTheFlyWImplicit);
   // The route ignores the batch, so a plan made at the maximum batch holds for every smaller one.
   for (int64_t batch : {1, 7, 1000})
     EXPECT_EQ(cuda_conv2d_route(make_conv2d_shape(batch, 7, 9, 3, 6, 3, 2, 1), false, PredictedStrategy::Chain, 0, 1),
@@ -86,6 +90,17 @@ TEST(CudnnConvRoute, BuffersOfEachRoute) {
   EXPECT_EQ(chain.backward_scratch, s.rows() * rank * columns);  // dT
   EXPECT_EQ(chain.forward_filter, patch * rank * columns);       // Uᵀ
   EXPECT_EQ(chain.backward_filter, patch * rank * columns);      // Uᵀ, then dUᵀ
+  // onthefly_w's implicit GEMM: no im2col matrix forward, nothing saved, T recomputed in backward,
+  // dcols for col2im; LowRank's backward runs the im2col route and gets its rebuilt im2col matrix.
+  for (bool learn_u : {false, true}) {
+    const Conv2dBuffers implicit = cuda_conv2d_buffers({s, true, PredictedStrategy::OnTheFlyW, rank, columns, learn_u});
+    EXPECT_EQ(implicit.forward_cols + implicit.saved + implicit.forward_filter + implicit.backward_filter, 0);
+    EXPECT_EQ(implicit.backward_scratch, s.rows() * rank * columns);  // T
+    EXPECT_EQ(implicit.dcols, s.rows() * patch);
+    EXPECT_EQ(implicit.backward_cols, learn_u ? s.rows() * patch : 0);
+    const Conv2dBuffers im2col = conv2d_im2col_buffers({s, true, PredictedStrategy::OnTheFlyW, rank, columns, learn_u});
+    EXPECT_EQ(implicit.backward_scratch, im2col.backward_scratch);  // the fallback's scratch fits too
+  }
   // Where the route is im2col, im2col's buffers, and no filter copies.
   for (const Conv2dLayout& l : {Conv2dLayout{s, true, PredictedStrategy::ChainFused, rank, columns, false},
                                 Conv2dLayout{make_conv2d_shape(4, 8, 8, 3, 6, 2, 1, -1), false,
@@ -146,6 +161,55 @@ struct CudnnReferenceOps : cpu::CpuOps<double> {
   }
 };
 
+// onthefly_w's conv kernels (kernels/cuda/onthefly_w.h) by their definitions: im2col(X) read element
+// by element where conv2d_input_offset says, W = U·V formed in full.
+struct OnTheFlyWReferenceOps : cpu::CpuOps<double> {
+  static std::vector<double> filter_bank(const PredictedLinearShape& l, const double* u, const double* v) {
+    const int64_t nc = l.n_per_column(), r = l.rank, tc = l.t_cols();
+    std::vector<double> w(static_cast<size_t>(l.k * l.n), 0.0);  // (K, N)
+    for (int64_t k = 0; k < l.k; ++k)
+      for (int64_t j = 0; j < l.columns; ++j)
+        for (int64_t c = 0; c < nc; ++c)
+          for (int64_t q = 0; q < r; ++q) w[k * l.n + j * nc + c] += u[k * tc + j * r + q] * v[(j * r + q) * nc + c];
+    return w;
+  }
+  static double im2col_at(const Conv2dShape& s, const double* x, int64_t row, int64_t col) {
+    const int64_t at = conv2d_input_offset(s, row, col);
+    return at < 0 ? 0.0 : x[at];
+  }
+  void onthefly_w_conv2d_forward(const Conv2dShape& s, int64_t rank, int64_t columns, const double* x, const double* u,
+                                 const double* v, const double* bias, double* y) {
+    const PredictedLinearShape l{s.rows(), s.patch(), s.out_c, rank, columns};
+    const std::vector<double> w = filter_bank(l, u, v);
+    for (int64_t m = 0; m < l.m; ++m)
+      for (int64_t n = 0; n < l.n; ++n) {
+        double sum = bias ? bias[n] : 0.0;
+        for (int64_t k = 0; k < l.k; ++k) sum += im2col_at(s, x, m, k) * w[static_cast<size_t>(k * l.n + n)];
+        y[m * l.n + n] = sum;
+      }
+  }
+  void onthefly_w_conv2d_t(const Conv2dShape& s, int64_t rank, int64_t columns, const double* x, const double* u,
+                           double* t) {
+    const int64_t tc = rank * columns;
+    for (int64_t m = 0; m < s.rows(); ++m)
+      for (int64_t q = 0; q < tc; ++q) {
+        double sum = 0.0;
+        for (int64_t k = 0; k < s.patch(); ++k) sum += im2col_at(s, x, m, k) * u[k * tc + q];
+        t[m * tc + q] = sum;
+      }
+  }
+  void onthefly_w_backward_data(const PredictedLinearShape& l, const double* dy, const double* u, const double* v,
+                                double* dx) {
+    const std::vector<double> w = filter_bank(l, u, v);
+    for (int64_t m = 0; m < l.m; ++m)
+      for (int64_t k = 0; k < l.k; ++k) {
+        double sum = 0.0;
+        for (int64_t n = 0; n < l.n; ++n) sum += dy[m * l.n + n] * w[static_cast<size_t>(k * l.n + n)];
+        dx[m * l.k + k] = sum;
+      }
+  }
+};
+
 struct KrscCase {
   int64_t batch, h, w, c, out_c, kernel, stride, pad;
   bool predicted;
@@ -170,12 +234,15 @@ std::string krsc_case_name(const ::testing::TestParamInfo<KrscCase>& info) {
 
 class Conv2dKrsc : public ::testing::TestWithParam<KrscCase> {};
 
-// The cuDNN route's forward and backward (kernels/conv2d_krsc_algorithm.h) over the reference
-// above equal the im2col form (cpu::conv2d_*, itself checked by finite differences), float64.
+// The cuDNN route's forward and backward (kernels/conv2d_krsc_algorithm.h) and onthefly_w's
+// implicit-GEMM route (kernels/conv2d_onthefly_w_algorithm.h), over the references above and only
+// the buffers each route plans (the rest are null), equal the im2col form (cpu::conv2d_*, itself
+// checked by finite differences), float64.
 TEST_P(Conv2dKrsc, MatchesTheIm2colForm) {
   const KrscCase kc = GetParam();
   const Conv2dShape s = make_conv2d_shape(kc.batch, kc.h, kc.w, kc.c, kc.out_c, kc.kernel, kc.stride, kc.pad);
-  ASSERT_EQ(cuda_conv2d_route(s, kc.predicted, kc.strategy, kc.rank, kc.columns), Conv2dRoute::Cudnn);
+  const Conv2dRoute route = cuda_conv2d_route(s, kc.predicted, kc.strategy, kc.rank, kc.columns);
+  ASSERT_NE(route, Conv2dRoute::Im2col);
   const Conv2dLayout layout{s, kc.predicted, kc.strategy, kc.rank, kc.columns, kc.learn_u};
   std::mt19937_64 rng(test::fresh_seed());
   const int64_t tc = std::max<int64_t>(kc.rank, 1) * kc.columns;
@@ -215,11 +282,20 @@ TEST_P(Conv2dKrsc, MatchesTheIm2colForm) {
     backward(b);
     return o;
   };
-  CudnnReferenceOps ops;
   const Out ref = run(conv2d_im2col_buffers(layout), [](const auto& a) { cpu::conv2d_forward(a); },
                       [](const auto& a) { cpu::conv2d_backward(a); });
-  const Out out = run(cudnn_conv2d_buffers(layout), [&](const auto& a) { algorithm::conv2d_krsc_forward(ops, a); },
-                      [&](const auto& a) { algorithm::conv2d_krsc_backward(ops, a); });
+  Out out;
+  if (route == Conv2dRoute::Cudnn) {
+    CudnnReferenceOps ops;
+    out = run(cudnn_conv2d_buffers(layout), [&](const auto& a) { algorithm::conv2d_krsc_forward(ops, a); },
+              [&](const auto& a) { algorithm::conv2d_krsc_backward(ops, a); });
+  } else {
+    ASSERT_FALSE(kc.learn_u) << "LowRank's backward takes the im2col route";
+    OnTheFlyWReferenceOps ops;
+    out = run(onthefly_w_implicit_conv2d_buffers(layout),
+              [&](const auto& a) { algorithm::conv2d_onthefly_w_forward(ops, a); },
+              [&](const auto& a) { algorithm::conv2d_onthefly_w_backward(ops, a); });
+  }
   // Same products, summed in another order: float64 rounding of the longest reduction, the suite's
   // rule with each reference's magnitude as the scale.
   const double r = test::rtol_for<double>(s.rows() * s.patch() * tc);
@@ -258,8 +334,13 @@ std::vector<KrscCase> krsc_cases() {
         cases.push_back({g.batch, g.h, g.w, g.c, g.out_c, g.kernel, g.stride, g.pad, true, strategy, rank, columns,
                          true, mode});
       }
+      cases.push_back({g.batch, g.h, g.w, g.c, g.out_c, g.kernel, g.stride, g.pad, true, PredictedStrategy::OnTheFlyW,
+                       rank, columns, false, mode});
     }
   }
+  // onthefly_w also where cuDNN is not used: "same" with an even filter (padding bottom/right only).
+  for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate})
+    cases.push_back({3, 8, 6, 5, 7, 4, 1, -1, true, PredictedStrategy::OnTheFlyW, 26, 1, false, mode});
   return cases;
 }
 

@@ -51,6 +51,7 @@ bool cudnn_sample_fits_int(const Conv2dShape& s, int64_t filters) {
 
 Conv2dRoute cuda_conv2d_route(const Conv2dShape& s, bool predicted, PredictedStrategy strategy, int64_t rank,
                               int64_t columns) {
+  if (predicted && strategy == PredictedStrategy::OnTheFlyW) return Conv2dRoute::OnTheFlyWImplicit;
   if (predicted && strategy == PredictedStrategy::ChainFused) return Conv2dRoute::Im2col;
   // ASSUMPTION: cuDNN pads both sides of a dimension alike; the asymmetric "same" of an even filter
   // stays on im2col rather than padding a copy of the input.
@@ -98,10 +99,22 @@ Conv2dBuffers cudnn_conv2d_buffers(const Conv2dLayout& l) {
   return b;
 }
 
+Conv2dBuffers onthefly_w_implicit_conv2d_buffers(const Conv2dLayout& l) {
+  Conv2dBuffers b;
+  const int64_t cols = l.conv.rows() * l.conv.patch();
+  b.backward_scratch = predicted_linear_backward_scratch_floats(l.linear(), l.strategy);  // T
+  b.dcols = cols;
+  if (l.learn_u) b.backward_cols = cols;  // LowRank's backward runs the im2col route
+  return b;
+}
+
 Conv2dBuffers cuda_conv2d_buffers(const Conv2dLayout& l) {
-  return cuda_conv2d_route(l.conv, l.predicted, l.strategy, l.rank, l.columns) == Conv2dRoute::Cudnn
-             ? cudnn_conv2d_buffers(l)
-             : conv2d_im2col_buffers(l);
+  switch (cuda_conv2d_route(l.conv, l.predicted, l.strategy, l.rank, l.columns)) {
+    case Conv2dRoute::Cudnn: return cudnn_conv2d_buffers(l);
+    case Conv2dRoute::OnTheFlyWImplicit: return onthefly_w_implicit_conv2d_buffers(l);
+    case Conv2dRoute::Im2col: break;
+  }
+  return conv2d_im2col_buffers(l);
 }
 
 }  // namespace uv

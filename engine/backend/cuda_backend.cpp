@@ -19,6 +19,7 @@
 #include "kernels/cuda/cudnn_conv.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/onthefly_w.h"
+#include "kernels/conv2d_onthefly_w_algorithm.h"
 #include "kernels/cudnn_conv_shape.h"
 #include "kernels/predicted_linear_algorithm.h"
 
@@ -158,17 +159,31 @@ class CudaBackend final : public Backend {
                                      dbias_mode, du_mode);
   }
 
-  // Dense, materialise and chain convolutions go to cuDNN where cuda_conv2d_route allows (not
-  // chain_fused, not the asymmetric "same" padding of an even filter); the rest take the im2col default.
+  // Routes (cuda_conv2d_route): onthefly_w takes its implicit-GEMM kernels (LowRank's backward the
+  // im2col default); dense, materialise and chain convolutions go to cuDNN where it allows (not the
+  // asymmetric "same" padding of an even filter); the rest, chain_fused included, the im2col default.
   void conv2d_forward(const Conv2dForwardArgs& a) override {
-    if (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns) == Conv2dRoute::Im2col)
-      return Backend::conv2d_forward(a);
-    cuda::cudnn_conv2d_forward(*cudnn_, ops(), a);
+    switch (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns)) {
+      case Conv2dRoute::OnTheFlyWImplicit: {
+        ImplicitConvOps o{ops()};
+        return algorithm::conv2d_onthefly_w_forward(o, a);
+      }
+      case Conv2dRoute::Cudnn: return cuda::cudnn_conv2d_forward(*cudnn_, ops(), a);
+      case Conv2dRoute::Im2col: break;
+    }
+    Backend::conv2d_forward(a);
   }
   void conv2d_backward(const Conv2dBackwardArgs& a) override {
-    if (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns) == Conv2dRoute::Im2col)
-      return Backend::conv2d_backward(a);
-    cuda::cudnn_conv2d_backward(*cudnn_, ops(), a);
+    switch (cuda_conv2d_route(a.conv, a.predicted, a.strategy, a.rank, a.columns)) {
+      case Conv2dRoute::OnTheFlyWImplicit: {
+        if (a.du) break;  // dU needs dT in memory: the im2col route (its buffers are planned)
+        ImplicitConvOps o{ops()};
+        return algorithm::conv2d_onthefly_w_backward(o, a);
+      }
+      case Conv2dRoute::Cudnn: return cuda::cudnn_conv2d_backward(*cudnn_, ops(), a);
+      case Conv2dRoute::Im2col: break;
+    }
+    Backend::conv2d_backward(a);
   }
   Conv2dBuffers conv2d_buffers(const Conv2dLayout& layer) const override { return cuda_conv2d_buffers(layer); }
 
@@ -223,6 +238,24 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_}; }
+
+  // kernels/conv2d_onthefly_w_algorithm.h's Ops: the onthefly_w kernels' conv form, col2im, and
+  // cuBLAS for dV.
+  struct ImplicitConvOps : cuda::CublasOps {
+    void onthefly_w_conv2d_forward(const Conv2dShape& c, int64_t rank, int64_t columns, const float* x,
+                                   const float* u, const float* v, const float* bias, float* y) {
+      cuda::onthefly_w_conv2d_forward(c, rank, columns, x, u, v, bias, y, stream);
+    }
+    void onthefly_w_conv2d_t(const Conv2dShape& c, int64_t rank, int64_t columns, const float* x, const float* u,
+                             float* t) {
+      cuda::onthefly_w_conv2d_t(c, rank, columns, x, u, t, stream);
+    }
+    void onthefly_w_backward_data(const PredictedLinearShape& s, const float* dy, const float* u, const float* v,
+                                  float* dx) {
+      cuda::onthefly_w_backward_data(s, dy, u, v, dx, stream);
+    }
+    void col2im(const Conv2dShape& s, const float* dcols, float* dx) { cuda::col2im(s, dcols, dx, stream); }
+  };
 
   // onthefly_w's backward: T = X·U recomputed into the scratch (forward kept nothing), db and
   // dV_j = T_jᵀ·dY_j from it as in the chain, dX by the kernel that rebuilds Wᵀ tiles. LowRank's

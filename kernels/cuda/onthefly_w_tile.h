@@ -9,12 +9,19 @@
 // step stages A's chunk (kChunk × kRows, transposed) and builds B's chunk (kChunk × kCols) from
 // kRankChunk-wide slices of the two factors. A reduction chunk and a forward output tile never
 // straddle a column block, so every B chunk comes from one U_j and one V_j.
+//
+// The forward kernel's A operand is an `A` type (the kernel's template parameter, two
+// instantiations): DenseRowsA reads X (M×K) row-major; Im2colRowsA gathers the rows of im2col(X)
+// straight from the NHWC input (implicit GEMM: the predicted convolution with no im2col matrix in
+// memory). Each thread stages the same kAPerThread rows of A in every chunk (onthefly_w_a_entry),
+// so it resolves its rows once (A::row) and only the column part per chunk (A::offset).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "engine/core/host_device.h"
+#include "kernels/conv2d_args.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv::cuda {
@@ -111,6 +118,74 @@ UV_HOST_DEVICE inline ColumnSpan onthefly_w_backward_chunk(int64_t chunk, int64_
   span.first = (chunk % per_column) * OnTheFlyWTile::kChunk;
   span.extent = onthefly_w_min(OnTheFlyWTile::kChunk, n_per_column - span.first);
   return span;
+}
+
+
+// ---- the A operand ------------------------------------------------------------------------------
+
+// Entry e of thread `thread` in the staged A chunk: tile row `row`, chunk column `l` (l fastest,
+// so a warp reads consecutive columns of a dense row).
+struct AEntry {
+  int row = 0;
+  int l = 0;
+};
+UV_HOST_DEVICE inline AEntry onthefly_w_a_entry(int thread, int e) {
+  const int entry = thread + OnTheFlyWTile::kThreads * e;
+  return AEntry{entry / OnTheFlyWTile::kChunk, entry % OnTheFlyWTile::kChunk};
+}
+
+// A (M×K) row-major with leading dimension `ld`: X forward, dY (ld = N) in backward-data.
+struct DenseRowsA {
+  int64_t ld = 0;
+  struct Row {
+    int64_t base = 0;  // offset of the row's first element
+  };
+  UV_HOST_DEVICE Row row(int64_t m) const { return Row{m * ld}; }
+  UV_HOST_DEVICE int64_t offset(const Row& r, int64_t col) const { return r.base + col; }
+};
+
+// im2col(X) (B·Ho·Wo × p·p·C_in) read in place from X (B, H, W, C_in): element (m, col) is
+// conv2d_input_offset(conv, m, col), split into a per-row part (image, window origin) and a
+// per-column part (ky, kx, c). −1 where the window reads padding (the loader stages a zero).
+struct Im2colRowsA {
+  Conv2dShape conv;
+  struct Row {
+    int64_t image = 0;         // offset of image b in X: b·H·W·C_in
+    int64_t iy0 = 0, ix0 = 0;  // the window's top-left input pixel (negative inside top/left padding)
+  };
+  UV_HOST_DEVICE Row row(int64_t m) const {
+    const int64_t ox = m % conv.out_w, oy = (m / conv.out_w) % conv.out_h, b = m / (conv.out_w * conv.out_h);
+    return Row{b * conv.in_h * conv.in_w * conv.in_c, oy * conv.stride - conv.pad_top, ox * conv.stride - conv.pad_left};
+  }
+  UV_HOST_DEVICE int64_t offset(const Row& r, int64_t col) const {
+    const int64_t c = col % conv.in_c, kx = (col / conv.in_c) % conv.kernel, ky = col / (conv.in_c * conv.kernel);
+    const int64_t iy = r.iy0 + ky, ix = r.ix0 + kx;
+    if (iy < 0 || iy >= conv.in_h || ix < 0 || ix >= conv.in_w) return -1;
+    return r.image + (iy * conv.in_w + ix) * conv.in_c + c;
+  }
+};
+
+// Where a staged A element comes from: the offset of entry (row, l) of the chunk at columns
+// [col0, col0 + depth) of a tile of `rows` rows, or −1 where the loader stages a zero (past the
+// last row or column, or padding). `origin` is a.row(row0 + row).
+template <typename A>
+UV_HOST_DEVICE inline int64_t onthefly_w_a_source(const A& a, const typename A::Row& origin, AEntry entry,
+                                                  int64_t rows, int64_t col0, int64_t depth) {
+  if (entry.row >= rows || entry.l >= depth) return -1;
+  return a.offset(origin, col0 + entry.l);
+}
+
+// ---- the conv form --------------------------------------------------------------------------------
+
+// The predicted-linear shape of a conv layer's im2col rows.
+inline PredictedLinearShape onthefly_w_conv2d_linear(const Conv2dShape& c, int64_t rank, int64_t columns) {
+  return PredictedLinearShape{c.rows(), c.patch(), c.out_c, rank, columns};
+}
+
+// T (B·Ho·Wo × J·r) = im2col(X)·U, the dictionary responses dV needs: output tiles of kCols
+// columns of T (gridDim.x; T's columns need no column-block split: U is one K × J·r matrix).
+UV_HOST_DEVICE inline int64_t onthefly_w_t_col_tiles(int64_t t_cols) {
+  return onthefly_w_ceil_div(t_cols, OnTheFlyWTile::kCols);
 }
 
 // Shapes the kernels take (every J and r; M up to the grid's y limit). LowRank's dU needs
