@@ -344,6 +344,7 @@ TEST_F(SweepRun, RunsResumesAndRerunsOnlyUnfinishedCells) {
 TEST_F(SweepRun, MaxCellsRunsTheGridsFirstCells) {
   const CliResult result = run_sweep(write_sweep(sweep()), {"--max-cells", "1"});
   ASSERT_TRUE(succeeded(result));
+  EXPECT_NE(result.output.find("1 cells (the first of the grid's 4, --max-cells)"), std::string::npos) << result.output;
   EXPECT_EQ(count_of(result.output, "test error"), 1u) << result.output;
   ASSERT_EQ(result_rows().size(), 1u);
   EXPECT_EQ(result_rows()[0].at("pair"), "SE-Emp");

@@ -446,8 +446,10 @@ SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
   report.out_dir = options.out_dir.empty() ? (fs::path("runs") / ("sweep-" + sweep.name)).string() : options.out_dir;
   const fs::path out = report.out_dir;
   std::vector<SweepCell> cells = sweep_cells(sweep);
+  const size_t grid = cells.size();
   if (options.max_cells >= 0 && static_cast<size_t>(options.max_cells) < cells.size()) cells.resize(options.max_cells);
   report.cells = static_cast<int64_t>(cells.size());
+  const std::string of_grid = cells.size() < grid ? " (the first of the grid's " + std::to_string(grid) + ", --max-cells)" : "";
 
   std::error_code ec;
   fs::create_directories(out / "cells", ec);
@@ -481,12 +483,12 @@ SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
                                              static_cast<int>(std::max<size_t>(1, todo.size()))));
   const long blas_threads = std::max(1L, cores / jobs);
   if (todo.empty()) {
-    std::printf("sweep %s: all %lld cells already finished (skipped); rewriting the results\n", sweep.name.c_str(),
-                static_cast<long long>(report.cells));
+    std::printf("sweep %s: all %lld cells%s already finished (skipped); rewriting the results\n", sweep.name.c_str(),
+                static_cast<long long>(report.cells), of_grid.c_str());
   } else {
-    std::printf("sweep %s: %lld cells: %lld already finished (skipped), %lld to resume, %lld to run; "
+    std::printf("sweep %s: %lld cells%s: %lld already finished (skipped), %lld to resume, %lld to run; "
                 "%d at a time, OPENBLAS_NUM_THREADS=%ld; writing %s\n",
-                sweep.name.c_str(), static_cast<long long>(report.cells), static_cast<long long>(report.skipped),
+                sweep.name.c_str(), static_cast<long long>(report.cells), of_grid.c_str(), static_cast<long long>(report.skipped),
                 static_cast<long long>(to_resume), static_cast<long long>(todo.size() - to_resume), jobs, blas_threads,
                 out.string().c_str());
   }
