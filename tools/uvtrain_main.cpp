@@ -1,5 +1,6 @@
-// uvtrain command line: `uvtrain train ...` and `uvtrain info`. Only main() decides exit codes:
-// 0 success, 1 internal error, 2 bad input (config, flags, data, checkpoint, device).
+// uvtrain command line: `uvtrain train ...`, `uvtrain sweep ...` and `uvtrain info`. Only main()
+// decides exit codes: 0 success, 1 internal error, 2 bad input (config, flags, data, checkpoint,
+// device), 3 a sweep ran but some of its cells failed.
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "engine/train/config.h"
+#include "engine/train/sweep.h"
 #include "engine/train/trainer.h"
 
 namespace {
@@ -52,6 +54,18 @@ int main(int argc, char** argv) {
                     "stop after this many optimiser steps in all, keeping a checkpoint to --resume from")
       ->check(CLI::NonNegativeNumber);
   train->add_option("--resume", resume_dir, "continue the run in this directory");
+  CLI::App* sweep = app.add_subcommand("sweep", "run a grid of training runs from a sweep config (sweeps/*.json)");
+  std::string sweep_path, sweep_device = "auto", sweep_out;
+  int jobs = 0;
+  int64_t max_cells = -1;
+  sweep->add_option("--config", sweep_path, "sweep config (sweeps/*.json)")->required()->check(CLI::ExistingFile);
+  sweep->add_option("--jobs", jobs, "cells run at once (default: one per two cores, here " +
+                                        std::to_string(uv::default_sweep_jobs()) + ")")
+      ->check(CLI::PositiveNumber);
+  sweep->add_option("--device", sweep_device, "auto | cpu | cuda, for every cell")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sweep->add_option("--out", sweep_out, "sweep directory (default runs/sweep-<name>)");
+  sweep->add_option("--max-cells", max_cells, "run only the grid's first K cells")->check(CLI::NonNegativeNumber);
   CLI::App* info = app.add_subcommand("info", "devices and build options");
 
   try {
@@ -64,6 +78,17 @@ int main(int argc, char** argv) {
 
   try {
     if (info->parsed()) return run_info();
+    if (sweep->parsed()) {
+      const uv::SweepConfig config = uv::load_sweep_config(sweep_path);
+      uv::SweepOptions options;
+      options.executable = std::filesystem::read_symlink("/proc/self/exe").string();
+      options.out_dir = sweep_out;
+      options.device = sweep_device;
+      options.jobs = jobs;
+      options.max_cells = max_cells;
+      const uv::SweepReport report = uv::run_sweep(config, options);
+      return report.failed > 0 ? 3 : 0;
+    }
     uv::TrainOptions options;
     options.device = device;
     options.max_steps = max_steps;

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Paper-style figure of a `uvtrain sweep`: test error (%) against the fraction of parameters learned.
+
+    tools/plot_results.py runs/sweep-mnist_mlp/results.csv -o docs/mnist_sweep.png [--title TEXT]
+
+One panel per column count J. In each, one line per pair through the mean over seeds of every
+requested fraction, error bars one standard deviation over seeds (none for a single seed). The x
+position is the fraction the run actually learned (results.csv's learned_fraction: the learned
+weights and biases of every layer but the output, over the dense model's), averaged over seeds.
+Pairs that ignore J (an empty `columns`, e.g. LowRank) are drawn in every panel; pairs that ignore
+the fraction too (an empty `fraction`: Dense) are a dashed horizontal line at their mean test error.
+Runs headless (matplotlib's Agg backend); needs python3-matplotlib.
+"""
+import argparse
+import csv
+import math
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+
+def mean_std(values):
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))  # sample std over seeds
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    need = {"pair", "columns", "fraction", "seed", "learned_fraction", "test_error"}
+    if rows and not need.issubset(rows[0].keys()):
+        sys.exit(f"plot_results: {path}: missing columns {sorted(need - set(rows[0].keys()))}")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("csv", help="a sweep's results.csv")
+    parser.add_argument("-o", "--output", required=True, help="PNG to write")
+    parser.add_argument("--title", default=None, help="figure title (default: the sweep's name)")
+    args = parser.parse_args()
+
+    rows = read_rows(args.csv)
+    if not rows:
+        sys.exit(f"plot_results: {args.csv}: no finished cells to plot")
+
+    # pair -> J ("" when the pair ignores J) -> requested fraction -> [(learned fraction, test error %)]
+    points = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    flat = defaultdict(list)  # pairs that ignore the fraction: test errors (%) over seeds
+    pairs = []  # in the table's order, for stable colours and markers
+    for r in rows:
+        pair = r["pair"]
+        if pair not in pairs:
+            pairs.append(pair)
+        error = 100.0 * float(r["test_error"])
+        if r["fraction"] == "":
+            flat[pair].append(error)
+        else:
+            points[pair][r["columns"]][float(r["fraction"])].append((float(r["learned_fraction"]), error))
+
+    panels = sorted({int(j) for p in points.values() for j in p if j != ""}) or [None]
+    style = {p: (f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, p in enumerate(pairs)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.2), sharey=True, squeeze=False)
+    for ax, j in zip(axes[0], panels):
+        for pair in pairs:
+            colour, marker = style[pair]
+            if pair in flat:
+                m, _ = mean_std(flat[pair])
+                ax.axhline(m, color=colour, linestyle="--", linewidth=1.2, label=f"{pair} ({m:.2f}%)")
+                continue
+            by_j = points[pair]
+            series = by_j.get(str(j)) if j is not None else None
+            if series is None:
+                series = by_j.get("")  # a pair that ignores J: the same line in every panel
+            if not series:
+                continue
+            xs, ys, es = [], [], []
+            for fraction in sorted(series):
+                learned = [x for x, _ in series[fraction]]
+                m, s = mean_std([e for _, e in series[fraction]])
+                xs.append(sum(learned) / len(learned))
+                ys.append(m)
+                es.append(s)
+            ax.errorbar(xs, ys, yerr=es, color=colour, marker=marker, markersize=5, linewidth=1.2,
+                        capsize=3, label=pair)
+        ax.set_title(f"J = {j}" if j is not None else "")
+        ax.set_xlabel("fraction of parameters learned")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("test error (%)")
+    axes[0][-1].legend(fontsize=8, loc="best")
+    sweep = rows[0].get("sweep", "")
+    fig.suptitle(args.title if args.title is not None else f"sweep {sweep}")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=120)
+    print(f"plot_results: wrote {args.output} ({len(rows)} cells, {len(panels)} panel(s))")
+
+
+if __name__ == "__main__":
+    main()
