@@ -151,6 +151,26 @@ void dense_backward(Ops& ops, const Scalar* x, const Scalar* w, const Scalar* dy
   if (dx) ops.gemm(false, true, m, k, n, Scalar(1), dy, n, w, n, Scalar(0), dx, k);
 }
 
+// Tied decoder of a dense encoder Y = X·W + b (W: K×N): Z (M×K) = H (M×N) · Wᵀ + c. The
+// autoencoder that builds an `ae` dictionary (engine/dict/autoencoder.h) decodes with it.
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void tied_dense_decoder_forward(Ops& ops, const Scalar* h, const Scalar* w, const Scalar* bias, Scalar* z,
+                                int64_t m, int64_t k, int64_t n) {
+  ops.gemm(false, true, m, k, n, Scalar(1), h, n, w, n, Scalar(0), z, k);
+  if (bias) ops.bias_add_rows(z, bias, m, k);
+}
+
+// dW (K×N) (+)= dZᵀ·H, dc (+)= Σ_rows dZ, dH = dZ·W. The encoder writes dW too: the graph gives
+// whichever of the two runs backward first Overwrite and the other Accumulate.
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void tied_dense_decoder_backward(Ops& ops, const Scalar* h, const Scalar* w, const Scalar* dz, Scalar* dh,
+                                 Scalar* dw, Scalar* dbias, int64_t m, int64_t k, int64_t n,
+                                 GradientMode dw_mode, GradientMode dbias_mode) {
+  ops.gemm(true, false, k, n, m, Scalar(1), dz, k, h, n, beta_of<Scalar>(dw_mode), dw, n);
+  if (dbias) ops.column_sums(dz, m, k, dbias, dbias_mode);
+  if (dh) ops.gemm(false, false, m, n, k, Scalar(1), dz, k, w, n, Scalar(0), dh, n);
+}
+
 // Tied decoder of a predicted encoder: Z (M×K) = H (M×N) · (U·V)ᵀ + c = S·Uᵀ + c with
 // S = [H_j·V_jᵀ] (M×J·r), so W is never formed.
 template <typename Ops, typename Scalar = typename Ops::Scalar>

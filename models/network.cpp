@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/philox.h"
+#include "engine/dict/autoencoder.h"
 #include "engine/dict/dictionary.h"
 #include "engine/ops/strategy_cost.h"
 
@@ -52,9 +53,9 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
         cc.rank = lc.rank > 0 ? lc.rank : std::max<int64_t>(1, static_cast<int64_t>(patch * lc.fraction));
         UV_REQUIRE(cc.rank <= patch, field << ".rank' = " << cc.rank << " is larger than the filter's " << patch
                                            << " weights (kernel*kernel*channels)");
-        UV_REQUIRE(lc.is_lowrank() || (lc.dictionary != "emp" && lc.dictionary != "emp2"),
+        UV_REQUIRE(lc.is_lowrank() || (lc.dictionary != "emp" && lc.dictionary != "emp2" && lc.dictionary != "ae"),
                    field << ".dictionary' = \"" << lc.dictionary
-                         << "\": conv layers take data-free dictionaries (se, randkernel, randfixu, randcon)");
+                         << "\": conv layers take data-free dictionaries (se, randkernel, randfixu, randcon, dct)");
         cc.learn_u = lc.is_lowrank();
         if (lc.strategy != "auto") cc.strategy = parse_predicted_strategy(lc.strategy);
       }
@@ -76,6 +77,9 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       pc.rank = lc.rank > 0 ? lc.rank : std::max<int64_t>(1, static_cast<int64_t>(in * lc.fraction));
       UV_REQUIRE(pc.rank <= in, field << ".rank' = " << pc.rank << " is larger than the layer's "
                                       << in << " inputs");
+      UV_REQUIRE(lc.is_lowrank() || lc.dictionary != "ae" || pc.rank <= lc.ae_atoms,
+                 field << ".ae_atoms' = " << lc.ae_atoms << " is fewer than the " << pc.rank
+                       << " atoms (n_alpha) each column draws from the autoencoder");
       if (lc.strategy != "auto") pc.strategy = parse_predicted_strategy(lc.strategy);
       pc.learn_u = lc.is_lowrank();
       pc.v_init_scale = pc.u_init_scale = static_cast<float>(lc.init_scale);
@@ -110,10 +114,31 @@ void Network::init_parameters(uint64_t seed) {
   }
 }
 
-void Network::build_dictionary(size_t index, const data::Dataset& train, uint64_t seed,
-                               int64_t emp_samples) {
+std::vector<float> Network::layer_inputs(size_t index, const data::Dataset& train, int64_t rows) {
+  const int64_t n_v = layers_.at(index).input.features();
+  std::vector<float> inputs(static_cast<size_t>(rows * n_v));  // (rows, n_v)
+  if (index == 0) {
+    std::copy(train.images.begin(), train.images.begin() + rows * n_v, inputs.begin());
+    return inputs;
+  }
+  const int64_t batch = std::min<int64_t>(1000, rows);
+  std::unique_ptr<Graph> prefix = prefix_graph(index, batch);
+  const int64_t features = input_.features();
+  Buffer x = backend_.allocate(static_cast<size_t>(batch * features) * sizeof(float));
+  for (int64_t begin = 0; begin < rows; begin += batch) {
+    const int64_t m = std::min(batch, rows - begin);
+    backend_.copy_to_device(x.data(), train.image(begin), static_cast<size_t>(m * features) * sizeof(float));
+    const float* out = prefix->forward(x.floats(), m);
+    backend_.copy_to_host(inputs.data() + begin * n_v, out, static_cast<size_t>(m * n_v) * sizeof(float));
+  }
+  return inputs;
+}
+
+DictionaryReport Network::build_dictionary(size_t index, const data::Dataset& train, uint64_t seed,
+                                           int64_t emp_samples) {
   const Layer& layer = layers_.at(index);
-  if (!layer.config.is_predicted()) return;  // dense, LowRank (U learned) and pooling layers
+  DictionaryReport report;
+  if (!layer.config.is_predicted()) return report;  // dense, LowRank (U learned) and pooling layers
   dict::DictionarySpec spec;
   spec.kind = dict::parse_dictionary_kind(layer.config.dictionary);
   spec.length_scale = layer.config.length_scale;
@@ -123,7 +148,7 @@ void Network::build_dictionary(size_t index, const data::Dataset& train, uint64_
   int u_param = -1;
   if (layer.conv) {
     // A filter's index space is (filter row, filter col, channel): SE over (row, col), channels
-    // independent (spec section 4).
+    // independent (spec section 4); DCT atoms over the same p × p × C_in grid.
     const Conv2dConfig& cc = layer.conv->config();
     spec.n_inputs = static_cast<int>(cc.kernel * cc.kernel * cc.input.c);
     spec.n_alpha = static_cast<int>(cc.rank);
@@ -143,34 +168,39 @@ void Network::build_dictionary(size_t index, const data::Dataset& train, uint64_
                                   : dict::flat_coordinates(static_cast<int>(pc.in));
     u_param = layer.predicted->u();
   }
-  const int64_t n_v = spec.n_inputs;
+  const bool empirical = spec.kind == dict::DictionaryKind::Emp || spec.kind == dict::DictionaryKind::Emp2;
+  const bool autoencoder = spec.kind == dict::DictionaryKind::AE;
   std::vector<float> inputs;  // (rows, n_v): this layer's inputs over the first training examples
-  if (spec.kind == dict::DictionaryKind::Emp || spec.kind == dict::DictionaryKind::Emp2) {
-    UV_CHECK(!layer.conv, "empirical dictionaries of conv layers are refused when the network is built");
-    const int64_t rows = std::min<int64_t>(emp_samples, train.count);
-    inputs.resize(static_cast<size_t>(rows * n_v));
-    if (index == 0) {
-      std::copy(train.images.begin(), train.images.begin() + rows * n_v, inputs.begin());
-    } else {
-      const int64_t batch = std::min<int64_t>(1000, rows);
-      std::unique_ptr<Graph> prefix = prefix_graph(index, batch);
-      const int64_t features = input_.features();
-      Buffer x = backend_.allocate(static_cast<size_t>(batch * features) * sizeof(float));
-      for (int64_t begin = 0; begin < rows; begin += batch) {
-        const int64_t m = std::min(batch, rows - begin);
-        backend_.copy_to_device(x.data(), train.image(begin),
-                                static_cast<size_t>(m * features) * sizeof(float));
-        const float* out = prefix->forward(x.floats(), m);
-        backend_.copy_to_host(inputs.data() + begin * n_v, out, static_cast<size_t>(m * n_v) * sizeof(float));
-      }
-    }
+  dict::AutoencoderResult ae;
+  if (empirical || autoencoder) {
+    UV_CHECK(!layer.conv, "data-driven dictionaries of conv layers are refused when the network is built");
+    report.data_rows = std::min<int64_t>(emp_samples, train.count);
+    inputs = layer_inputs(index, train, report.data_rows);
+  }
+  if (empirical) {
     spec.data = inputs.data();
-    spec.data_rows = rows;
+    spec.data_rows = report.data_rows;
+  }
+  if (autoencoder) {
+    dict::AutoencoderConfig ac;
+    ac.atoms = layer.config.ae_atoms;
+    ac.epochs = layer.config.ae_epochs;
+    ac.batch_size = config_.batch_size;
+    ac.lr = layer.config.ae_lr;
+    ac.momentum = layer.config.ae_momentum;
+    ac.seed = seed;
+    ac.layer_index = index;
+    ae = dict::train_autoencoder(backend_, inputs.data(), report.data_rows, spec.n_inputs, ac);
+    report.ae_loss_before = ae.loss_before;
+    report.ae_loss_after = ae.loss_after;
+    spec.atoms = ae.encoder.data();
+    spec.atom_count = static_cast<int>(ac.atoms);
   }
   const std::vector<float> u = dict::build_dictionary(spec);  // (K, J·r)
   Parameter& up = store_.at(u_param);
   UV_CHECK(static_cast<int64_t>(u.size()) == up.numel(), "dictionary size mismatch for " << layer.name);
   backend_.copy_to_device(up.value, u.data(), u.size() * sizeof(float));
+  return report;
 }
 
 std::unique_ptr<Graph> Network::prefix_graph(size_t index, int64_t max_batch) {

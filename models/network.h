@@ -3,6 +3,7 @@
 // NHWC), with the graphs its training stages need (supervised, layer-wise pretraining).
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,13 @@ struct LayerSummary {
   int64_t predicted = 0;  // weights predicted rather than learned: K·N − learned weights
   int64_t fixed = 0;      // static numbers stored: U (J·K·r)
   int64_t dense_equivalent = 0;  // K·N + N
+};
+
+// What building one layer's dictionary did beyond U itself (for the log and metrics).
+struct DictionaryReport {
+  int64_t data_rows = 0;  // examples whose layer inputs were gathered (emp, emp2, ae); 0 otherwise
+  // ae only: the autoencoder's mean reconstruction loss before and after its training
+  double ae_loss_before = NAN, ae_loss_after = NAN;
 };
 
 class Network {
@@ -44,9 +52,11 @@ class Network {
 
   // Uniform(±scale) draws from per-parameter Philox streams; zero biases; U left for the dictionaries.
   void init_parameters(uint64_t seed);
-  // Builds the fixed U of predicted layer `index` (needs the layers below it for Emp/Emp2); a
+  // Builds the fixed U of predicted layer `index` (needs the layers below it for the data-driven
+  // kinds emp, emp2 and ae, which read the layer's inputs over the first emp_samples examples); a
   // no-op for layers without a dictionary.
-  void build_dictionary(size_t index, const data::Dataset& train, uint64_t seed, int64_t emp_samples);
+  DictionaryReport build_dictionary(size_t index, const data::Dataset& train, uint64_t seed,
+                                    int64_t emp_samples);
 
   std::unique_ptr<Graph> supervised_graph(int64_t max_batch);
   std::unique_ptr<Graph> prefix_graph(size_t index, int64_t max_batch);    // layers [0, index)
@@ -68,6 +78,9 @@ class Network {
   std::vector<Layer> layers_;
   template <typename T, typename... Args>
   T* make(Args&&... args);
+  // Layer `index`'s inputs (rows × its input features) over the first `rows` training examples:
+  // the images for layer 0, else their codes through the layers below.
+  std::vector<float> layer_inputs(size_t index, const data::Dataset& train, int64_t rows);
 };
 
 }  // namespace uv

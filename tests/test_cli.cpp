@@ -592,10 +592,69 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
   }
   EXPECT_EQ(epoch_rows, 2);
   EXPECT_EQ(summary_rows, 1);
-  EXPECT_EQ(rows, 2 * kTrainCount / kBatch + 2 + 1);  // a train row per step (log every step)
+  // A dictionary row for layer 1, a train row per step (log every step), two epoch rows, the summary.
+  EXPECT_EQ(rows, 1 + 2 * kTrainCount / kBatch + 2 + 1);
 
   // The summary is also printed.
   EXPECT_NE(result.output.find("test error"), std::string::npos) << result.output;
+}
+
+// The SE-AE pair of the paper's MLP, small: layer 1 SE, layer 2 an ae dictionary drawn from an
+// autoencoder trained on layer 1's codes; the run logs the autoencoder's losses and trains.
+TEST_F(CliRun, SeAeMlpTrainsEndToEnd) {
+  json config = base_config();
+  config["model"]["layers"] = {
+      {{"type", "predicted_dense"}, {"units", 32}, {"dictionary", "se"}, {"fraction", 0.1}},
+      {{"type", "predicted_dense"}, {"units", 24}, {"dictionary", "ae"}, {"fraction", 0.25},
+       {"ae_atoms", 40}, {"ae_epochs", 40}, {"ae_lr", 2.0}},
+      {{"type", "dense"}, {"units", 10}, {"activation", "identity"}}};
+  config["data"]["emp_samples"] = 200;
+  // The atoms start at ±0.001 (the authors' init) and grow slowly on codes that vary little, so W =
+  // U·V starts near zero: at ae_lr 0.1 or train.lr 0.1 this run sits on that plateau for all its 48
+  // steps (on MNIST's 600 steps an epoch it leaves it within the first), hence the larger steps.
+  config["train"]["lr"] = 0.5;
+  const CliResult result = train(config, "run", {"--epochs", "8"});
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_NE(result.output.find("dictionary: layer2 ae, n_alpha 8 x 1 columns, from 200 examples, autoencoder "
+                               "40 atoms, 40 epochs: reconstruction loss"),
+            std::string::npos)
+      << result.output;
+  const json summary = json::parse(read_text(run("run") / "summary.json"));
+  const json& layers = summary.at("layers");
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[1].at("dictionary"), "ae");
+  EXPECT_EQ(layers[1].at("rank"), 8);  // int(32 * 0.25)
+  EXPECT_EQ(layers[1].at("learned"), 8 * 24 + 24);
+  EXPECT_LT(summary.at("test_error").get<double>(), 0.5) << result.output;  // chance is 0.9
+
+  std::ifstream metrics(run("run") / "metrics.jsonl");
+  std::string line;
+  int dictionary_rows = 0;
+  std::vector<double> epoch_losses;
+  while (std::getline(metrics, line)) {
+    const json row = json::parse(line);
+    if (row["kind"] == "epoch") epoch_losses.push_back(row["train_loss"].get<double>());
+    if (row["kind"] != "dictionary") continue;
+    ++dictionary_rows;
+    if (row["layer"] == "layer2") {
+      EXPECT_EQ(row["data_rows"], 200);
+      EXPECT_EQ(row["ae_atoms"], 40);
+      EXPECT_LT(row["ae_loss_after"].get<double>(), row["ae_loss_before"].get<double>());
+    }
+  }
+  EXPECT_EQ(dictionary_rows, 2);
+  ASSERT_EQ(epoch_losses.size(), 8u);
+  EXPECT_LT(epoch_losses.back(), epoch_losses.front() - 0.3) << result.output;  // it learns
+
+  // Fewer atoms than a column draws: exit 2 naming the field.
+  config["model"]["layers"][1]["ae_atoms"] = 7;
+  EXPECT_TRUE(is_user_error(train(config, "few_atoms"), {"'model.layers[1].ae_atoms' = 7", "8 atoms"}));
+  config["model"]["layers"][1]["ae_atoms"] = 40;
+  config["model"]["layers"][1]["ae_epochs"] = 0;
+  EXPECT_TRUE(is_user_error(train(config, "no_epochs"), {"'model.layers[1].ae_epochs' = 0"}));
+  config["model"]["layers"][1]["ae_epochs"] = 40;
+  config["model"]["layers"][1]["ae_momentum"] = 1.5;
+  EXPECT_TRUE(is_user_error(train(config, "momentum"), {"'model.layers[1].ae_momentum' = 1.5"}));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -641,6 +700,18 @@ TEST_F(CliConv, SmallPredictedConvnetTrainsAndReportsItsFilterBanks) {
   EXPECT_LT(test_error, 0.6) << result.output;  // chance is 0.9: the gradients reach every layer (48 steps)
 }
 
+// The DCT dictionary on conv filters: p x p x C_in atoms, channels independent.
+TEST_F(CliConv, DctDictionaryTrainsAConvnet) {
+  json config = small_convnet(base_config());
+  config["model"]["layers"][0]["dictionary"] = "dct";
+  config["model"]["layers"][4]["dictionary"] = "dct";
+  const CliResult result = train(config, "run", {"--epochs", "2"});
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_NE(result.output.find("dictionary: layer1 dct, n_alpha 6 x 1 columns"), std::string::npos) << result.output;
+  const json summary = json::parse(read_text(run("run") / "summary.json"));
+  EXPECT_EQ(summary.at("layers")[0].at("dictionary"), "dct");
+}
+
 TEST_F(CliConv, BadLayerFieldsNameTheLayerAndValue) {
   struct Case {
     const char* what;
@@ -665,6 +736,8 @@ TEST_F(CliConv, BadLayerFieldsNameTheLayerAndValue) {
        {"'model.layers[1].units' is not used by maxpool"}},
       {"empirical conv dictionary", [](json& c) { c["model"]["layers"][0]["dictionary"] = "emp"; },
        {"'model.layers[0].dictionary' = \"emp\"", "conv layers take data-free dictionaries"}},
+      {"autoencoder conv dictionary", [](json& c) { c["model"]["layers"][0]["dictionary"] = "ae"; },
+       {"'model.layers[0].dictionary' = \"ae\"", "conv layers take data-free dictionaries"}},
       {"conv rank", [](json& c) { c["model"]["layers"][0]["rank"] = 26; },
        {"'model.layers[0].rank' = 26", "25 weights"}},
       {"pretrain a conv", [](json& c) { c["model"]["layers"][0]["pretrain"] = true; },

@@ -11,6 +11,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -22,7 +23,8 @@ namespace {
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 constexpr DictionaryKind kAllKinds[] = {DictionaryKind::SE,       DictionaryKind::Emp,
                                         DictionaryKind::Emp2,     DictionaryKind::RandKernel,
-                                        DictionaryKind::RandFixU, DictionaryKind::RandCon};
+                                        DictionaryKind::RandFixU, DictionaryKind::RandCon,
+                                        DictionaryKind::DCT,      DictionaryKind::AE};
 
 uint64_t test_stream(uint64_t sub) { return rng_stream(RngStream::kTest, sub); }
 
@@ -344,6 +346,165 @@ TEST(DictionaryRandCon, IsExactlyTheIdentityColumnsAtAlpha) {
     for (int j = 0; j < 11; ++j) EXPECT_EQ(u[i * 11 + j], i == alpha[j] ? 1.0 : 0.0);
 }
 
+// ---- DCT -----------------------------------------------------------------------------------------
+
+// UᵀU (n_alpha × n_alpha) of a row-major U (n_v × n_alpha), in float64.
+std::vector<double> gram_of_columns(const std::vector<double>& u, int n_v, int n_alpha) {
+  std::vector<double> gram(static_cast<size_t>(n_alpha) * n_alpha, 0.0);
+  for (int i = 0; i < n_v; ++i)
+    for (int a = 0; a < n_alpha; ++a)
+      for (int b = 0; b < n_alpha; ++b) gram[a * n_alpha + b] += u[size_t(i) * n_alpha + a] * u[size_t(i) * n_alpha + b];
+  return gram;
+}
+
+// Each entry of UᵀU sums n_v products of entries below 1 in size: rounding stays under n_v·eps (and
+// the cosines themselves are within a few eps), so 4·n_v·eps is generous and far below any real
+// loss of orthogonality.
+void expect_orthonormal(const std::vector<double>& u, int n_v, int n_alpha) {
+  const std::vector<double> gram = gram_of_columns(u, n_v, n_alpha);
+  for (int a = 0; a < n_alpha; ++a)
+    for (int b = 0; b < n_alpha; ++b)
+      EXPECT_NEAR(gram[a * n_alpha + b], a == b ? 1.0 : 0.0, 4.0 * n_v * kEps) << "atoms " << a << ", " << b;
+}
+
+TEST(DictionaryDCT, ColumnsAreOrthonormal) {
+  // Non-square, multi-channel, every atom and a prefix of them; and a flat (1-D) input.
+  const Coordinates image = image_coordinates(7, 6, 2);  // n_v = 84
+  for (int n_alpha : {1, 23, 84}) {
+    SCOPED_TRACE(n_alpha);
+    expect_orthonormal(dct_dictionary(image, n_alpha), 84, n_alpha);
+  }
+  expect_orthonormal(dct_dictionary(flat_coordinates(97), 31), 97, 31);
+}
+
+TEST(DictionaryDCT, FirstAtomIsConstant) {
+  for (const Coordinates& coords : {image_coordinates(5, 9, 1), flat_coordinates(13)}) {
+    const int n_v = static_cast<int>(coords.points.size());
+    const std::vector<double> u = dct_dictionary(coords, 4);  // (n_v, 4)
+    for (int i = 0; i < n_v; ++i) EXPECT_NEAR(u[i * 4], 1.0 / std::sqrt(double(n_v)), 4 * kEps) << i;
+  }
+}
+
+// Atom (u, v) of a rows × cols image is the outer product of the 1-D atoms u (over rows) and v
+// (over cols), in the documented order: u + v, then u.
+TEST(DictionaryDCT, AtomsAreSeparableInTheDocumentedOrder) {
+  constexpr int kRows = 6, kCols = 5, kAtoms = kRows * kCols;
+  const std::vector<double> u = dct_dictionary(image_coordinates(kRows, kCols, 1), kAtoms);  // (30, 30)
+  const std::vector<double> by_row = dct_dictionary(flat_coordinates(kRows), kRows);  // (6, 6)
+  const std::vector<double> by_col = dct_dictionary(flat_coordinates(kCols), kCols);  // (5, 5)
+  const std::vector<std::pair<int, int>> first = {{0, 0}, {0, 1}, {1, 0}, {0, 2}, {1, 1}, {2, 0}, {0, 3}};
+  int atom = 0;
+  std::set<std::pair<int, int>> seen;
+  for (int sum = 0; sum <= kRows + kCols - 2; ++sum)
+    for (int fu = 0; fu < kRows; ++fu) {
+      const int fv = sum - fu;
+      if (fv < 0 || fv >= kCols) continue;
+      if (atom < static_cast<int>(first.size())) {
+        EXPECT_EQ(first[atom], std::make_pair(fu, fv));
+      }
+      seen.insert({fu, fv});
+      for (int r = 0; r < kRows; ++r)
+        for (int c = 0; c < kCols; ++c)
+          EXPECT_NEAR(u[(r * kCols + c) * kAtoms + atom], by_row[r * kRows + fu] * by_col[c * kCols + fv], 4 * kEps)
+              << "atom " << atom << " = (" << fu << ", " << fv << ") at pixel (" << r << ", " << c << ")";
+      ++atom;
+    }
+  EXPECT_EQ(atom, kAtoms);
+  EXPECT_EQ(seen.size(), size_t{kAtoms});
+  // The 1-D atoms are the DCT-II's cosines: atom k at x is √(2/n)·cos(π(2x + 1)k / (2n)) for k > 0.
+  for (int x = 0; x < kRows; ++x)
+    EXPECT_NEAR(by_row[x * kRows + 2], std::sqrt(2.0 / kRows) * std::cos(std::acos(-1.0) * (2 * x + 1) * 2 / (2.0 * kRows)),
+                4 * kEps);
+}
+
+TEST(DictionaryDCT, ChannelsAreIndependent) {
+  constexpr int kRows = 4, kCols = 3, kChannels = 3, kPixels = kRows * kCols, kInputs = kPixels * kChannels;
+  const std::vector<double> u = dct_dictionary(image_coordinates(kRows, kCols, kChannels), kInputs);
+  const std::vector<double> gray = dct_dictionary(image_coordinates(kRows, kCols, 1), kPixels);  // (12, 12)
+  // Atom a is frequency a / channels of channel a % channels: zero on the other channels, and on
+  // its own channel the single-channel atom.
+  for (int a = 0; a < kInputs; ++a) {
+    const int channel = a % kChannels, frequency = a / kChannels;
+    for (int p = 0; p < kPixels; ++p)
+      for (int ch = 0; ch < kChannels; ++ch) {
+        const double got = u[(p * kChannels + ch) * kInputs + a];
+        if (ch == channel)
+          EXPECT_NEAR(got, gray[p * kPixels + frequency], 4 * kEps) << "atom " << a << " pixel " << p;
+        else
+          EXPECT_EQ(got, 0.0) << "atom " << a << " leaks into channel " << ch;
+      }
+  }
+}
+
+TEST(DictionaryDCT, MoreAtomsThanInputsThrowUserErrorNamingTheNumbers) {
+  const std::string message = user_error_message([] { dct_dictionary(image_coordinates(3, 4, 2), 25); });
+  EXPECT_NE(message.find("25"), std::string::npos) << message;
+  EXPECT_NE(message.find("24"), std::string::npos) << message;
+  EXPECT_THROW(dct_dictionary(flat_coordinates(8), 0), UserError);
+  DictionarySpec spec;
+  spec.kind = DictionaryKind::DCT;
+  spec.n_inputs = 8;
+  spec.n_alpha = 9;
+  spec.coords = flat_coordinates(8);
+  EXPECT_THROW(build_dictionary(spec), UserError);
+  // Points that do not fill a grid have no DCT.
+  Coordinates holes = flat_coordinates(5);
+  holes.points[4].col = 7;
+  EXPECT_THROW(dct_dictionary(holes, 2), UserError);
+}
+
+TEST(DictionaryDCT, EveryColumnGetsTheSameLowestAtoms) {
+  DictionarySpec spec;
+  spec.kind = DictionaryKind::DCT;
+  spec.n_inputs = 35;
+  spec.n_alpha = 9;
+  spec.columns = 3;
+  spec.coords = image_coordinates(7, 5, 1);
+  const std::vector<float> u_all = build_dictionary(spec);  // (35, 3·9)
+  const std::vector<double> atoms = dct_dictionary(spec.coords, 9);  // (35, 9)
+  for (int i = 0; i < 35; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int a = 0; a < 9; ++a) EXPECT_EQ(u_all[i * 27 + j * 9 + a], static_cast<float>(atoms[i * 9 + a]));
+  for (const std::vector<int>& alpha : dictionary_alphas(spec)) EXPECT_TRUE(alpha.empty());
+}
+
+// ---- AE (selection; the autoencoder's training is tests/test_autoencoder.cpp) ---------------------
+
+TEST(DictionaryAE, ColumnsAreTheEncoderAtomsAtEachColumnsAlpha) {
+  constexpr int kInputs = 19, kAtoms = 41, kAlpha = 7, kColumns = 3;
+  std::vector<float> encoder(kInputs * kAtoms);  // (19, 41)
+  for (size_t i = 0; i < encoder.size(); ++i) encoder[i] = philox_uniform(3, test_stream(20), i) - 0.5f;
+  DictionarySpec spec;
+  spec.kind = DictionaryKind::AE;
+  spec.n_inputs = kInputs;
+  spec.n_alpha = kAlpha;
+  spec.columns = kColumns;
+  spec.seed = 5;
+  spec.layer_index = 1;
+  spec.atoms = encoder.data();
+  spec.atom_count = kAtoms;
+  const std::vector<float> u_all = build_dictionary(spec);  // (19, 3·7)
+  const auto alphas = dictionary_alphas(spec);
+  ASSERT_EQ(alphas.size(), size_t{kColumns});
+  for (int j = 0; j < kColumns; ++j) {
+    ASSERT_EQ(alphas[j].size(), size_t{kAlpha});
+    // α indexes atoms: the same draw as any kind's, over [0, atom_count) instead of the inputs.
+    EXPECT_EQ(alphas[j], draw_alpha(kAtoms, kAlpha, 5, rng_stream(RngStream::kDictionary, 1 * kMaxColumns + j)));
+    for (int i = 0; i < kInputs; ++i)
+      for (int a = 0; a < kAlpha; ++a)
+        EXPECT_EQ(u_all[i * kColumns * kAlpha + j * kAlpha + a], encoder[i * kAtoms + alphas[j][a]]);
+  }
+  EXPECT_NE(alphas[0], alphas[1]);
+  // More atoms per column than the autoencoder has: a UserError naming both numbers.
+  spec.n_alpha = kAtoms + 1;
+  const std::string message = user_error_message([&] { build_dictionary(spec); });
+  EXPECT_NE(message.find(std::to_string(kAtoms)), std::string::npos) << message;
+  EXPECT_NE(message.find(std::to_string(kAtoms + 1)), std::string::npos) << message;
+  spec.n_alpha = kAlpha;
+  spec.atoms = nullptr;
+  EXPECT_THROW(build_dictionary(spec), UserError);
+}
+
 // ---- build_dictionary ----------------------------------------------------------------------------
 
 TEST(DictionaryBuild, ColumnBlocksAreEachColumnsDictionary) {
@@ -387,6 +548,8 @@ TEST(DictionaryBuild, EveryKindHasTheLayerShape) {
     spec.coords = flat_coordinates(kInputs);
     spec.data = data.data();
     spec.data_rows = 40;
+    spec.atoms = data.data();  // AE: any (23 × 40) matrix serves as the encoder's 40 atoms
+    spec.atom_count = 40;
     const std::vector<float> u_all = build_dictionary(spec);  // (23, 2·6)
     ASSERT_EQ(u_all.size(), size_t{kInputs} * kColumns * kAlpha) << dictionary_kind_name(kind);
     double norm = 0.0;
@@ -422,8 +585,8 @@ TEST(DictionaryBuild, ParsesKindNames) {
   for (DictionaryKind kind : kAllKinds)
     EXPECT_EQ(parse_dictionary_kind(dictionary_kind_name(kind)), kind);
   EXPECT_EQ(parse_dictionary_kind("SE"), DictionaryKind::SE);
-  const std::string message = user_error_message([] { parse_dictionary_kind("dct"); });
-  for (const char* name : {"dct", "se", "emp2", "randkernel", "randfixu", "randcon"})
+  const std::string message = user_error_message([] { parse_dictionary_kind("fourier"); });
+  for (const char* name : {"fourier", "se", "emp2", "randkernel", "randfixu", "randcon", "dct", "ae"})
     EXPECT_NE(message.find(name), std::string::npos) << message;
 }
 

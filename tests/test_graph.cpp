@@ -8,6 +8,7 @@
 #include "engine/backend/backend.h"
 #include "engine/data/dataset.h"
 #include "engine/graph/graph.h"
+#include "engine/ops/ops.h"
 #include "engine/train/config.h"
 #include "models/network.h"
 #include "tests/test_util.h"
@@ -145,6 +146,32 @@ TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
   const int64_t m = 6;
   const auto x = test::random_vector<float>(m * 10, rng, 0, 1);
   check_network_gradient(*graph, model.store(), *backend, x, {}, &x, m);
+}
+
+// The ae dictionary's autoencoder: Dense encoder → sigmoid → TiedDenseDecoder → sigmoid, W written
+// by both (decoder overwrites, encoder accumulates).
+TEST(GraphGradient, TiedDenseAutoencoderAccumulatesTheSharedWeight) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  ParameterStore store;
+  Dense encoder("ae.encoder", store, 11, 7, 0.5f, 0.f);
+  ActivationOp hidden("ae.encoder.sigmoid", 7, Activation::Sigmoid);
+  TiedDenseDecoder decoder("ae.decoder", store, encoder);
+  ActivationOp output("ae.decoder.sigmoid", 11, Activation::Sigmoid);
+  store.allocate(*backend);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (Parameter& p : store.all()) {
+    const std::vector<float> values = test::random_vector<float>(p.numel(), rng, -0.5, 0.5);
+    std::copy(values.begin(), values.end(), p.value);
+  }
+  Graph graph(*backend, store, 6);
+  for (Op* op : std::initializer_list<Op*>{&encoder, &hidden, &decoder, &output}) graph.add(op);
+  graph.keep_value_for_loss(0);
+  graph.finalize();
+  EXPECT_EQ(decoder.gradient_mode(encoder.weight()), GradientMode::Overwrite);
+  EXPECT_EQ(encoder.gradient_mode(encoder.weight()), GradientMode::Accumulate);
+  const int64_t m = 6;
+  const auto x = test::random_vector<float>(m * 11, rng, 0, 1);
+  check_network_gradient(graph, store, *backend, x, {}, &x, m);
 }
 
 TEST(GraphEndToEnd, ShortMnistRunReachesStatedAccuracy) {

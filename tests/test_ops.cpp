@@ -239,6 +239,29 @@ TEST(OpsTiedDecoder, MatchesFiniteDifferencesInFloat64) {
   check_gradient("dU", u, du, loss);
 }
 
+TEST(OpsTiedDenseDecoder, MatchesFiniteDifferencesInFloat64) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 4, k = 9, n = 5;  // encoder K → N; the decoder maps N → K
+  Vec h = test::random_vector<double>(m * n, rng), w = test::random_vector<double>(k * n, rng),
+      c = test::random_vector<double>(k, rng), g = test::random_vector<double>(m * k, rng), z(m * k);
+  auto loss = [&] {
+    cpu::tied_dense_decoder_forward(h.data(), w.data(), c.data(), z.data(), m, k, n);
+    return dot(g, z);
+  };
+  Vec dh = test::poisoned<double>(h.size()), dw = test::poisoned<double>(w.size()),
+      dc = test::poisoned<double>(c.size());
+  cpu::tied_dense_decoder_backward(h.data(), w.data(), g.data(), dh.data(), dw.data(), dc.data(), m, k, n,
+                                   GradientMode::Overwrite, GradientMode::Overwrite);
+  check_gradient("dH", h, dh, loss);
+  check_gradient("dW", w, dw, loss);
+  check_gradient("dc", c, dc, loss);
+  // Accumulate adds this op's dW to what the encoder wrote.
+  Vec dw_twice = dw;
+  cpu::tied_dense_decoder_backward(h.data(), w.data(), g.data(), nullptr, dw_twice.data(), nullptr, m, k, n,
+                                   GradientMode::Accumulate, GradientMode::Overwrite);
+  for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw_twice[i], 2 * dw[i], 1e-12);
+}
+
 class ActivationGradient : public ::testing::TestWithParam<Activation> {};
 
 TEST_P(ActivationGradient, MatchesFiniteDifferencesInFloat64) {

@@ -67,7 +67,47 @@ const std::pair<const char*, DictionaryKind> kKindNames[] = {
     {"randkernel", DictionaryKind::RandKernel},
     {"randfixu", DictionaryKind::RandFixU},
     {"randcon", DictionaryKind::RandCon},
+    {"dct", DictionaryKind::DCT},
+    {"ae", DictionaryKind::AE},
 };
+
+// The grid of a coordinate set: coordinates are whole numbers from 0, and every (row, col, channel)
+// of the rows × cols × channels box appears exactly once (image_coordinates, flat_coordinates).
+struct Grid {
+  int rows = 0, cols = 0, channels = 0;
+};
+
+Grid coordinate_grid(const Coordinates& coords) {
+  Grid grid;
+  for (const Point& p : coords.points) {
+    UV_REQUIRE(p.row >= 0 && p.col >= 0 && p.channel >= 0 && p.row == std::floor(p.row) &&
+                   p.col == std::floor(p.col) && p.channel == std::floor(p.channel),
+               "the dct dictionary needs whole-number grid coordinates, got (" << p.row << ", " << p.col
+                                                                                 << ", " << p.channel << ")");
+    grid.rows = std::max(grid.rows, static_cast<int>(p.row) + 1);
+    grid.cols = std::max(grid.cols, static_cast<int>(p.col) + 1);
+    grid.channels = std::max(grid.channels, static_cast<int>(p.channel) + 1);
+  }
+  const size_t cells = static_cast<size_t>(grid.rows) * grid.cols * grid.channels;
+  UV_REQUIRE(cells == coords.points.size(),
+             "the dct dictionary needs a full rows x cols x channels grid: " << coords.points.size()
+                 << " points span " << grid.rows << "x" << grid.cols << "x" << grid.channels);
+  std::vector<char> seen(cells, 0);
+  for (const Point& p : coords.points) {
+    char& cell = seen[(static_cast<size_t>(p.row) * grid.cols + static_cast<size_t>(p.col)) * grid.channels +
+                      static_cast<size_t>(p.channel)];
+    UV_REQUIRE(!cell, "the dct dictionary got the point (" << p.row << ", " << p.col << ", " << p.channel
+                                                           << ") twice");
+    cell = 1;
+  }
+  return grid;
+}
+
+// The k-th orthonormal DCT-II basis vector of length n at position x: c_k·cos(π(2x + 1)k / (2n)).
+double dct_basis(int k, int n, double x) {
+  const double scale = std::sqrt((k == 0 ? 1.0 : 2.0) / n);
+  return scale * std::cos(kPi * (2.0 * x + 1.0) * k / (2.0 * n));
+}
 
 }  // namespace
 
@@ -256,6 +296,54 @@ std::vector<double> rand_con(int n_v, const std::vector<int>& alpha) {
   return u;
 }
 
+std::vector<double> dct_dictionary(const Coordinates& coords, int n_alpha) {
+  const int n_v = static_cast<int>(coords.points.size());
+  UV_REQUIRE(n_v >= 1, "the dct dictionary needs at least one input");
+  UV_REQUIRE(n_alpha >= 1 && n_alpha <= n_v,
+             "the dct dictionary has " << n_v << " atoms (one per input), so n_alpha = " << n_alpha
+                                       << " must be between 1 and " << n_v);
+  const Grid grid = coordinate_grid(coords);
+
+  struct Frequency {
+    int u, v, channel;
+  };
+  std::vector<Frequency> order;  // (n_v): every atom, lowest frequency first
+  order.reserve(n_v);
+  for (int u = 0; u < grid.rows; ++u)
+    for (int v = 0; v < grid.cols; ++v)
+      for (int ch = 0; ch < grid.channels; ++ch) order.push_back({u, v, ch});
+  std::stable_sort(order.begin(), order.end(), [](const Frequency& a, const Frequency& b) {
+    if (a.u + a.v != b.u + b.v) return a.u + a.v < b.u + b.v;
+    if (a.u != b.u) return a.u < b.u;
+    return a.channel < b.channel;
+  });
+
+  std::vector<double> u(static_cast<size_t>(n_v) * n_alpha);  // (n_v, n_alpha)
+  for (int i = 0; i < n_v; ++i) {
+    const Point& p = coords.points[i];
+    for (int a = 0; a < n_alpha; ++a) {
+      const Frequency& f = order[a];
+      u[size_t(i) * n_alpha + a] = p.channel == f.channel ? dct_basis(f.u, grid.rows, p.row) *
+                                                                dct_basis(f.v, grid.cols, p.col)
+                                                          : 0.0;
+    }
+  }
+  return u;
+}
+
+std::vector<double> autoencoder_dictionary(const float* encoder, int n_v, int atom_count,
+                                           const std::vector<int>& alpha) {
+  UV_REQUIRE(encoder != nullptr && atom_count >= 1,
+             "the ae dictionary needs the trained autoencoder's encoder weights");
+  check_alpha(alpha, atom_count);
+  const size_t n_alpha = alpha.size();
+  std::vector<double> u(static_cast<size_t>(n_v) * n_alpha);  // (n_v, n_alpha)
+  for (int i = 0; i < n_v; ++i)
+    for (size_t a = 0; a < n_alpha; ++a)
+      u[size_t(i) * n_alpha + a] = encoder[size_t(i) * atom_count + size_t(alpha[a])];
+  return u;
+}
+
 // ---- the engine's entry point --------------------------------------------------------------------
 
 DictionaryKind parse_dictionary_kind(const std::string& name) {
@@ -280,10 +368,17 @@ std::vector<std::vector<int>> dictionary_alphas(const DictionarySpec& spec) {
   UV_REQUIRE(spec.columns >= 1 && spec.columns <= kMaxColumns,
              "columns = " << spec.columns << " must be between 1 and " << kMaxColumns);
   UV_CHECK(spec.layer_index <= kMaxLayerIndex, "layer index " << spec.layer_index << " too large");
+  if (spec.kind == DictionaryKind::DCT) return std::vector<std::vector<int>>(spec.columns);
+  // AE picks atoms (the autoencoder's hidden units), every other kind picks inputs.
+  const bool atoms = spec.kind == DictionaryKind::AE;
+  const int population = atoms ? spec.atom_count : spec.n_inputs;
+  UV_REQUIRE(!atoms || (spec.n_alpha >= 1 && spec.n_alpha <= spec.atom_count),
+             "the ae dictionary draws n_alpha = " << spec.n_alpha << " of its " << spec.atom_count
+                                                  << " atoms: n_alpha must be between 1 and ae_atoms");
   std::vector<std::vector<int>> alphas;  // (columns, n_alpha)
   alphas.reserve(spec.columns);
   for (int j = 0; j < spec.columns; ++j)
-    alphas.push_back(draw_alpha(spec.n_inputs, spec.n_alpha, spec.seed, alpha_stream(spec, j)));
+    alphas.push_back(draw_alpha(population, spec.n_alpha, spec.seed, alpha_stream(spec, j)));
   return alphas;
 }
 
@@ -310,10 +405,23 @@ std::vector<float> build_dictionary(const DictionarySpec& spec) {
     case DictionaryKind::RandKernel:
       shared_kernel = rand_kernel(n_v, spec.seed, value_stream(spec, 0));
       break;
+    case DictionaryKind::DCT:
+      UV_REQUIRE(spec.coords.points.size() == static_cast<size_t>(n_v),
+                 "the dct dictionary needs coordinates for all " << n_v << " inputs, got "
+                                                                 << spec.coords.points.size());
+      break;
+    case DictionaryKind::AE:
+      UV_REQUIRE(spec.atoms != nullptr && spec.atom_count >= 1,
+                 "the ae dictionary needs the trained autoencoder's encoder weights (" << n_v
+                                                                                      << " x ae_atoms)");
+      break;
     case DictionaryKind::RandFixU:
     case DictionaryKind::RandCon:
       break;
   }
+  // The DCT atoms are the same for every column: computed once.
+  const std::vector<double> dct =
+      spec.kind == DictionaryKind::DCT ? dct_dictionary(spec.coords, n_alpha) : std::vector<double>{};
 
   const size_t width = static_cast<size_t>(spec.columns) * n_alpha;
   std::vector<float> u_all(static_cast<size_t>(n_v) * width);  // (n_v, columns·n_alpha)
@@ -333,6 +441,12 @@ std::vector<float> build_dictionary(const DictionarySpec& spec) {
         break;
       case DictionaryKind::RandCon:
         u = rand_con(n_v, alphas[j]);
+        break;
+      case DictionaryKind::DCT:
+        u = dct;
+        break;
+      case DictionaryKind::AE:
+        u = autoencoder_dictionary(spec.atoms, n_v, spec.atom_count, alphas[j]);
         break;
     }
     for (int i = 0; i < n_v; ++i)

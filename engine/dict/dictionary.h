@@ -80,11 +80,33 @@ std::vector<double> rand_fix_u(int n_v, int n_alpha, uint64_t seed, uint64_t str
 // (RandCon: each feature sees only its α inputs).
 std::vector<double> rand_con(int n_v, const std::vector<int>& alpha);
 
+// DCT: U (n_v × n_alpha) = the n_alpha lowest-frequency atoms of the orthonormal DCT-II on the grid
+// the coordinates span (rows × cols × channels, as image_coordinates lays them out; flat
+// coordinates are a 1 × n line, so the atoms are the 1-D DCT's). Atom (u, v, ch) is
+//   U[i, ·] = c_u·cos(π(2·row_i + 1)u / (2·rows)) · c_v·cos(π(2·col_i + 1)v / (2·cols)) · [channel_i = ch]
+// with c_0 = √(1/n), c_k = √(2/n): separable in (row, col), zero off its channel (channels
+// independent, as for SE). Atoms are ordered by u + v, then u, then ch: column 0 is channel 0's
+// constant atom, the first `channels` columns are the constants of every channel, then for each
+// channel the lowest horizontal (u = 0, v = 1) and vertical (u = 1, v = 0) cosines, and so on.
+// The columns are orthonormal (UᵀU = I). Throws UserError when n_alpha exceeds the n_v atoms.
+//
+// This is a basis, not kernel ridge: V holds each feature's coefficients on the atoms, not its
+// weights at some α (ŵ = U·v). There is no α; every column of a J-column layer gets the same atoms
+// (see build_dictionary).
+std::vector<double> dct_dictionary(const Coordinates& coords, int n_alpha);
+
+// AE: U (n_v × alpha.size()) = the columns of an autoencoder's encoder weights at alpha:
+// U[i, a] = encoder[i, alpha[a]], with encoder (n_v × atom_count) row-major, one column per atom
+// (hidden unit). engine/dict/autoencoder.h trains the autoencoder.
+std::vector<double> autoencoder_dictionary(const float* encoder, int n_v, int atom_count,
+                                           const std::vector<int>& alpha);
+
 // ---- the engine's entry point --------------------------------------------------------------------
 
-enum class DictionaryKind { SE, Emp, Emp2, RandKernel, RandFixU, RandCon };
+enum class DictionaryKind { SE, Emp, Emp2, RandKernel, RandFixU, RandCon, DCT, AE };
 
-// "se", "emp", "emp2", "randkernel", "randfixu", "randcon"; UserError listing them otherwise.
+// "se", "emp", "emp2", "randkernel", "randfixu", "randcon", "dct", "ae"; UserError listing them
+// otherwise.
 DictionaryKind parse_dictionary_kind(const std::string& name);
 const char* dictionary_kind_name(DictionaryKind kind);
 
@@ -97,21 +119,33 @@ struct DictionarySpec {
   double ridge = 0.1;          // λ for the kernel-ridge kinds (code: 0.1 for SE, 1e-3 for Emp)
   uint64_t seed = 0;
   uint64_t layer_index = 0;    // separates the RNG streams of the layers of one model
-  Coordinates coords;          // SE only: (n_inputs) points
+  Coordinates coords;          // SE and DCT: (n_inputs) points
   const float* data = nullptr; // Emp/Emp2 only: the layer's inputs (data_rows × n_inputs), borrowed
   int64_t data_rows = 0;
+  const float* atoms = nullptr;  // AE only: trained encoder weights (n_inputs × atom_count), borrowed
+  int atom_count = 0;            // AE only: the autoencoder's hidden units; α is drawn from them
 };
 
 // Column streams are layer_index*kMaxColumns + j, so more columns would collide with the next layer.
 inline constexpr int kMaxColumns = 1024;
 
 // The α of each column (columns × n_alpha). Column j draws from
-// rng_stream(kDictionary, layer_index*kMaxColumns + j). RandFixU draws them too but U ignores them.
+// rng_stream(kDictionary, layer_index*kMaxColumns + j). α indexes the inputs [0, n_inputs), except
+// for AE, where it indexes the autoencoder's atoms [0, atom_count). RandFixU draws them too but U
+// ignores them; DCT has no α and gets an empty vector per column.
 std::vector<std::vector<int>> dictionary_alphas(const DictionarySpec& spec);
 
 // U of every column as one row-major float matrix (n_inputs × columns·n_alpha): column block j,
 // i.e. entries [:, j*n_alpha, (j+1)*n_alpha), is U_j. Kernels shared by the columns (covariance,
 // random kernel) are computed once.
+//
+// Columns of a DCT layer all get the same n_alpha lowest-frequency atoms. The paper's columns
+// differ by α because each α is a different, imperfect approximation of one kernel-ridge
+// predictor and the columns' errors differ; a DCT basis has no such approximation to vary: its
+// prior ("features are smooth") ranks the atoms, and any other set (a frequency offset per column,
+// or random atoms as in the authors' DCTDictionary) would hand column j a worse subspace under that
+// prior. So a J-column DCT layer spans the same functions as a one-column one and J only groups V
+// (and stores J copies of U).
 std::vector<float> build_dictionary(const DictionarySpec& spec);
 
 }  // namespace uv::dict

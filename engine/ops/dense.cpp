@@ -59,6 +59,32 @@ void Dense::backward(OpContext& ctx) {
                             gradient_mode(bias_));
 }
 
+TiedDenseDecoder::TiedDenseDecoder(std::string name, ParameterStore& store, const Dense& encoder)
+    : Op(std::move(name), encoder.out_features(), encoder.in_features()), encoder_(encoder) {
+  ParamSpec c;
+  c.name = name_ + ".b";
+  c.shape = {encoder.in_features()};
+  bias_ = store.add(c);
+  gradient_params_ = {encoder.weight(), bias_};
+}
+
+// The encoder maps K = out_features_ inputs to N = in_features_ codes; this op maps them back.
+void TiedDenseDecoder::forward(OpContext& ctx) {
+  BackendOps ops{*ctx.backend};
+  algorithm::tied_dense_decoder_forward(ops, ctx.x, ctx.params->at(encoder_.weight()).value,
+                                        ctx.params->at(bias_).value, ctx.y, ctx.m, out_features_,
+                                        in_features_);
+}
+
+void TiedDenseDecoder::backward(OpContext& ctx) {
+  BackendOps ops{*ctx.backend};
+  const Parameter& w = ctx.params->at(encoder_.weight());
+  algorithm::tied_dense_decoder_backward(ops, ctx.x, w.value, ctx.dy, ctx.dx, w.grad,
+                                         ctx.params->at(bias_).grad, ctx.m, out_features_,
+                                         in_features_, gradient_mode(encoder_.weight()),
+                                         gradient_mode(bias_));
+}
+
 ActivationOp::ActivationOp(std::string name, int64_t features, Activation activation)
     : Op(std::move(name), features, features), activation_(activation) {}
 

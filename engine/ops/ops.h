@@ -24,6 +24,22 @@ class Dense final : public Op {
   int bias_ = -1;    // (N)
 };
 
+// Tied decoder of a Dense encoder: Z = H·Wᵀ + c with W (K×N) the encoder's; own bias c (K). The
+// autoencoder behind the `ae` dictionary is Dense → sigmoid → TiedDenseDecoder → sigmoid.
+class TiedDenseDecoder final : public Op {
+ public:
+  TiedDenseDecoder(std::string name, ParameterStore& store, const Dense& encoder);
+  std::string type() const override { return "tied_dense_decoder"; }
+  bool backward_reads_input() const override { return true; }
+  void forward(OpContext& ctx) override;
+  void backward(OpContext& ctx) override;
+  int bias() const { return bias_; }
+
+ private:
+  const Dense& encoder_;
+  int bias_ = -1;  // (K)
+};
+
 // Y = X·U·V + b with U fixed (a dictionary) and V learned, J columns; or LowRank, where U is learned.
 struct PredictedDenseConfig {
   int64_t in = 0, out = 0;

@@ -28,7 +28,8 @@ static json default_layer() {
   return json::parse(R"({
     "type": "dense", "units": 0, "activation": "", "dictionary": "se", "fraction": 0.1,
     "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "strategy": "auto",
-    "pretrain": false, "init_scale": 0.1, "kernel": 0, "stride": 1, "padding": 0
+    "pretrain": false, "init_scale": 0.1, "kernel": 0, "stride": 1, "padding": 0,
+    "ae_atoms": 1000, "ae_epochs": 50, "ae_lr": 0.1, "ae_momentum": 0.7
   })");
 }
 
@@ -260,7 +261,11 @@ RunConfig parse_config(const std::string& text, const std::string& source,
                         << "\" is not one of " << list);
     };
     one_of("activation", lc.activation, {"sigmoid", "tanh", "relu", "identity"});
-    one_of("dictionary", lc.dictionary, {"se", "emp", "emp2", "randkernel", "randfixu", "randcon"});
+    one_of("dictionary", lc.dictionary, {"se", "emp", "emp2", "randkernel", "randfixu", "randcon", "dct", "ae"});
+    lc.ae_atoms = positive_int(l, "ae_atoms", at + "ae_atoms");
+    lc.ae_epochs = positive_int(l, "ae_epochs", at + "ae_epochs");
+    lc.ae_lr = number_in(l, "ae_lr", at + "ae_lr", 0, kInf, true, "(0, inf)");
+    lc.ae_momentum = number_in(l, "ae_momentum", at + "ae_momentum", 0, 1, false, "[0, 1]");
     one_of("strategy", lc.strategy, {"auto", "materialise", "chain", "chain_fused", "onthefly_w"});
     lc.pretrain = get<bool>(l, "pretrain");
     lc.init_scale = number_in(l, "init_scale", at + "init_scale", 0, kInf, true, "(0, inf)");

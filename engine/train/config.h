@@ -17,12 +17,18 @@ struct LayerConfig {
   int64_t kernel = 0;        // conv filter / pooling window: kernel × kernel
   int64_t stride = 1;
   int64_t padding = 0;       // pixels on every side, or −1 for "same" (conv only)
-  std::string dictionary;    // se | emp | emp2 | randkernel | randfixu | randcon (predicted_dense)
+  std::string dictionary;    // se | emp | emp2 | randkernel | randfixu | randcon | dct | ae
   double fraction = 0.1;     // n_α / n_v, in (0, 1]
   int64_t rank = 0;          // explicit n_α per column; 0 → int(inputs · fraction)
   int64_t columns = 1;       // J
   double length_scale = 2.0; // SE kernel ℓ in pixel units
   double ridge = 0.1;        // λ of the kernel ridge regression
+  // ae dictionary: a tied sigmoid autoencoder with ae_atoms hidden units, trained by SGD on the
+  // layer's inputs over the first data.emp_samples examples (train.batch_size rows a step); α picks
+  // n_α of its atoms per column (engine/dict/autoencoder.h)
+  int64_t ae_atoms = 1000;
+  int64_t ae_epochs = 50;
+  double ae_lr = 0.1, ae_momentum = 0.7;
   std::string strategy;      // auto | materialise | chain | chain_fused | onthefly_w
                              // (auto: engine/ops/strategy_cost.h)
   bool pretrain = false;     // autoencoder pretraining of this layer (predicted layers)

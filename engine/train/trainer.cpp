@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -158,13 +159,32 @@ void Run::build_model() {
     const auto t0 = std::chrono::steady_clock::now();
     const Network::Layer& layer = model_->layers()[i];
     if (layer.config.is_predicted()) {
-      model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
+      const DictionaryReport report = model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
       const double s = seconds_since(t0);
       timings_["dictionary_" + layer.name] = s;
-      std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns (%.2f s)\n",
-                   layer.name.c_str(), layer.config.dictionary.c_str(),
-                   static_cast<long long>(layer.conv ? layer.conv->config().rank : layer.predicted->config().rank),
-                   static_cast<long long>(layer.conv ? layer.conv->config().columns : layer.predicted->config().columns), s);
+      const long long rank = layer.conv ? layer.conv->config().rank : layer.predicted->config().rank;
+      const long long columns = layer.conv ? layer.conv->config().columns : layer.predicted->config().columns;
+      json row = {{"kind", "dictionary"}, {"layer", layer.name}, {"dictionary", layer.config.dictionary},
+                  {"n_alpha", rank}, {"columns", columns}, {"seconds", s}};
+      char detail[200] = "";
+      if (report.data_rows > 0) {
+        std::snprintf(detail, sizeof detail, ", from %lld examples", static_cast<long long>(report.data_rows));
+        row["data_rows"] = report.data_rows;
+      }
+      if (layer.config.dictionary == "ae") {
+        const size_t used = std::strlen(detail);
+        std::snprintf(detail + used, sizeof detail - used,
+                      ", autoencoder %lld atoms, %lld epochs: reconstruction loss %.4f -> %.4f",
+                      static_cast<long long>(layer.config.ae_atoms), static_cast<long long>(layer.config.ae_epochs),
+                      report.ae_loss_before, report.ae_loss_after);
+        row["ae_atoms"] = layer.config.ae_atoms;
+        row["ae_epochs"] = layer.config.ae_epochs;
+        row["ae_loss_before"] = report.ae_loss_before;
+        row["ae_loss_after"] = report.ae_loss_after;
+      }
+      std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns%s (%.2f s)\n", layer.name.c_str(),
+                   layer.config.dictionary.c_str(), rank, columns, detail, s);
+      log_metrics(row);
     }
     if (layer.decoder && config_.pretrain_epochs > 0) pretrain_layer(i);
   }

@@ -113,6 +113,21 @@ void dense_backward(const Scalar* x, const Scalar* w, const Scalar* dy, Scalar* 
 }
 
 template <typename Scalar>
+void tied_dense_decoder_forward(const Scalar* h, const Scalar* w, const Scalar* bias, Scalar* z,
+                                int64_t m, int64_t k, int64_t n) {
+  CpuOps<Scalar> ops;
+  algorithm::tied_dense_decoder_forward(ops, h, w, bias, z, m, k, n);
+}
+
+template <typename Scalar>
+void tied_dense_decoder_backward(const Scalar* h, const Scalar* w, const Scalar* dz, Scalar* dh,
+                                 Scalar* dw, Scalar* dbias, int64_t m, int64_t k, int64_t n,
+                                 GradientMode dw_mode, GradientMode dbias_mode) {
+  CpuOps<Scalar> ops;
+  algorithm::tied_dense_decoder_backward(ops, h, w, dz, dh, dw, dbias, m, k, n, dw_mode, dbias_mode);
+}
+
+template <typename Scalar>
 void tied_decoder_forward(const PredictedLinearShape& s, const Scalar* h, const Scalar* u,
                           const Scalar* v, const Scalar* bias, Scalar* s_saved, Scalar* z) {
   CpuOps<Scalar> ops;
@@ -137,6 +152,11 @@ void tied_decoder_backward(const PredictedLinearShape& s, const Scalar* h, const
   template void dense_backward<Scalar>(const Scalar*, const Scalar*, const Scalar*, Scalar*,      \
                                        Scalar*, Scalar*, int64_t, int64_t, int64_t, GradientMode, \
                                        GradientMode);                                            \
+  template void tied_dense_decoder_forward<Scalar>(const Scalar*, const Scalar*, const Scalar*,   \
+                                                   Scalar*, int64_t, int64_t, int64_t);         \
+  template void tied_dense_decoder_backward<Scalar>(const Scalar*, const Scalar*, const Scalar*,  \
+                                                    Scalar*, Scalar*, Scalar*, int64_t, int64_t,  \
+                                                    int64_t, GradientMode, GradientMode);        \
   template void tied_decoder_forward<Scalar>(const PredictedLinearShape&, const Scalar*,          \
                                              const Scalar*, const Scalar*, const Scalar*, Scalar*, \
                                              Scalar*);                                           \

@@ -22,6 +22,15 @@ void dense_backward(const Scalar* x, const Scalar* w, const Scalar* dy, Scalar* 
                     Scalar* dbias, int64_t m, int64_t k, int64_t n, GradientMode dw_mode,
                     GradientMode dbias_mode);
 
+// Tied decoder of a dense encoder (W: K×N): Z(M×K) = H(M×N)·Wᵀ + c and its backward; dh may be null.
+template <typename Scalar>
+void tied_dense_decoder_forward(const Scalar* h, const Scalar* w, const Scalar* bias, Scalar* z,
+                                int64_t m, int64_t k, int64_t n);
+template <typename Scalar>
+void tied_dense_decoder_backward(const Scalar* h, const Scalar* w, const Scalar* dz, Scalar* dh,
+                                 Scalar* dw, Scalar* dbias, int64_t m, int64_t k, int64_t n,
+                                 GradientMode dw_mode, GradientMode dbias_mode);
+
 // Tied decoder of a predicted encoder (autoencoder pretraining): Z(M×K) = H(M×N)·Wᵀ + c with
 // W = U·V. Uses S = H·Vᵀ blockwise (M×J·r) so W is never formed; `scratch` holds S then dS.
 template <typename Scalar>
