@@ -257,7 +257,7 @@ TEST(OpsTiedDenseDecoder, MatchesFiniteDifferencesInFloat64) {
   check_gradient("dc", c, dc, loss);
   // Accumulate adds this op's dW to what the encoder wrote.
   Vec dw_twice = dw;
-  cpu::tied_dense_decoder_backward(h.data(), w.data(), g.data(), nullptr, dw_twice.data(), nullptr, m, k, n,
+  cpu::tied_dense_decoder_backward<double>(h.data(), w.data(), g.data(), nullptr, dw_twice.data(), nullptr, m, k, n,
                                    GradientMode::Accumulate, GradientMode::Overwrite);
   for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw_twice[i], 2 * dw[i], 1e-12);
 }

@@ -183,8 +183,8 @@ TEST_F(SweepConfigCheck, UnknownPairLayerFieldNamesCellAndField) {
   EXPECT_TRUE(is_user_error(run_sweep(path), {path, "cell SE-SE_J1_f0.1_s1", "'pairs.SE-SE'",
                                               (dir_ / "base.json").string(), "'model.layers[0].dictonary'"}));
   s = sweep();
-  s["pairs"]["SE-SE"]["layers"][1]["dictionary"] = "ae";
-  EXPECT_TRUE(is_user_error(run_sweep(write_sweep(s)), {"'model.layers[1].dictionary' = \"ae\" is not one of"}));
+  s["pairs"]["SE-SE"]["layers"][1]["dictionary"] = "gauss";
+  EXPECT_TRUE(is_user_error(run_sweep(write_sweep(s)), {"'model.layers[1].dictionary' = \"gauss\" is not one of"}));
 }
 
 TEST_F(SweepConfigCheck, GridOwnsFractionAndColumns) {
