@@ -1,7 +1,9 @@
 // The graph executor: the buffer planner, whole-network gradients through the planned arena,
-// tied-autoencoder gradient accumulation, and a short end-to-end training run on real MNIST.
+// tied-autoencoder gradient accumulation, each graph's own gradient modes over shared ops, and a short
+// end-to-end training run on real MNIST.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -146,6 +148,42 @@ TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
   const int64_t m = 6;
   const auto x = test::random_vector<float>(m * 10, rng, 0, 1);
   check_network_gradient(*graph, model.store(), *backend, x, {}, &x, m);
+}
+
+// A layer's op is shared by the supervised graph and its pretraining graph, whose encoder V
+// accumulates onto the decoder's gradient. Finalizing the pretraining graph after the supervised one
+// must not leave the supervised graph accumulating: its backward overwrites V's gradient, so two
+// identical backward passes give identical gradients, the same as before the pretraining graph existed.
+TEST(GraphGradient, SharedOpsKeepEachGraphsGradientModes) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  const RunConfig config = small_config("chain", 2, true);
+  Network model(config, *backend, ImageShape{1, 1, 10});
+  model.init_parameters(test::fresh_seed());
+  data::Dataset none;
+  model.build_dictionary(0, none, 7, 1);
+  std::unique_ptr<Graph> supervised = model.supervised_graph(6);
+  const int64_t m = 6;
+  std::mt19937_64 rng(test::fresh_seed());
+  const auto x = test::random_vector<float>(m * 10, rng, 0, 1);
+  const auto dy = test::random_vector<float>(m * 4, rng, -1, 1);
+  const Parameter& v = model.store().at(model.layers()[0].predicted->v());
+  auto supervised_grad = [&] {
+    supervised->forward(x.data(), m);
+    std::copy(dy.begin(), dy.end(), supervised->output_grad());
+    supervised->backward(m);
+    return std::vector<float>(v.grad, v.grad + v.numel());
+  };
+  const std::vector<float> before = supervised_grad();
+  ASSERT_TRUE(std::any_of(before.begin(), before.end(), [](float g) { return g != 0.f; }));
+
+  std::unique_ptr<Graph> pretrain = model.pretrain_graph(0, m);
+  pretrain->forward(x.data(), m);
+  const auto dz = test::random_vector<float>(m * 10, rng, -1, 1);
+  std::copy(dz.begin(), dz.end(), pretrain->output_grad());
+  pretrain->backward(m);  // leaves its own gradient in V's buffer
+
+  EXPECT_TRUE(supervised_grad() == before) << "the supervised backward added onto a stale gradient";
+  EXPECT_TRUE(supervised_grad() == before);
 }
 
 // The ae dictionary's autoencoder: Dense encoder → sigmoid → TiedDenseDecoder → sigmoid, W written

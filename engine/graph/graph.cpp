@@ -129,10 +129,15 @@ void Graph::finalize() {
   }
   // Gradient modes: walking backward, the first op to write a parameter's gradient overwrites it
   // and later ones accumulate (a tied autoencoder's V is written by decoder then encoder).
+  // The modes are kept per graph and set on the ops again before each backward: the ops are shared,
+  // and a pretraining graph finalized after the supervised one sets its encoder's V to accumulate,
+  // which the supervised graph's single writer must not inherit (it would add up stale gradients).
   std::vector<bool> written(store_.all().size(), false);
+  gradient_modes_.assign(n, {});
   for (int i = n - 1; i >= fb; --i)
     for (int p : ops_[i]->gradient_params()) {
-      ops_[i]->set_gradient_mode(p, written[p] ? GradientMode::Accumulate : GradientMode::Overwrite);
+      gradient_modes_[i].push_back(written[p] ? GradientMode::Accumulate : GradientMode::Overwrite);
+      ops_[i]->set_gradient_mode(p, gradient_modes_[i].back());
       written[p] = true;
     }
   finalized_ = true;
@@ -175,6 +180,8 @@ void Graph::backward(int64_t m) {
     ctx.dy = grads_[i];
     ctx.dx = (i > trainable_from_) ? grads_[i - 1] : nullptr;
     ctx.buffers = op_buffers_[i];
+    const std::vector<int>& params = ops_[i]->gradient_params();
+    for (size_t k = 0; k < params.size(); ++k) ops_[i]->set_gradient_mode(params[k], gradient_modes_[i][k]);
     NvtxRange range(backward_names_[i]);
     ops_[i]->backward(ctx);
   }

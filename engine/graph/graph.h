@@ -38,7 +38,10 @@ class Graph {
   // Ops [0, index) are frozen; keep a forward value (0 = input) alive until the loss reads it.
   void set_trainable_from(size_t index) { trainable_from_ = index; }
   void keep_value_for_loss(size_t value) { loss_reads_value_ = static_cast<int>(value); }
-  void finalize();  // plans buffers, assigns gradient modes; params must be allocated
+  // Plans buffers and assigns gradient modes; params must be allocated. The modes are this graph's:
+  // ops shared with another graph (a layer in the supervised and its pretraining graph) get them
+  // again at the start of every backward().
+  void finalize();
 
   // Runs all ops on `x` (m × in_features); returns the output (m × out_features).
   const float* forward(const float* x, int64_t m);
@@ -71,6 +74,8 @@ class Graph {
   std::vector<float*> values_;               // output of op i: (max_batch, out_features)
   std::vector<float*> grads_;                // dL/d(output of op i), null when frozen
   std::vector<std::vector<float*>> op_buffers_;
+  // Per op, aligned with its gradient_params(): overwrite or accumulate, as this graph writes them.
+  std::vector<std::vector<GradientMode>> gradient_modes_;
   std::vector<std::string> forward_names_, backward_names_;  // NVTX range names, built once
 };
 
