@@ -541,6 +541,179 @@ TEST_F(CliResume, InTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// The pipeline: init, then per layer its dictionary and its autoencoder pretraining, then fine-tuning,
+// each stage ending with a checkpoint. An interruption anywhere must resume to the same bits.
+// ---------------------------------------------------------------------------------------------------
+
+using CliPipeline = CliFixture;
+
+// 784-32(SE, pretrained)-24(Emp from the pretrained layer-1 codes, pretrained)-10. Stages: init,
+// dictionary layer1, pretrain layer1 (optimiser steps 1..12), dictionary layer2, pretrain layer2
+// (13..24), train (fine-tuning, 25..36); every optimiser knob with state or a per-step effect is on.
+constexpr int kPipelineStepsPerEpoch = kTrainCount / kBatch;          // 6
+constexpr int kPretrainStepsPerLayer = 2 * kPipelineStepsPerEpoch;    // 12
+
+json pipeline_config(json config) {
+  config = resume_config(config);
+  config["train"]["momentum"] = 0.7;
+  config["model"]["layers"] = {
+      {{"type", "predicted_dense"}, {"units", 32}, {"dictionary", "se"}, {"fraction", 0.1}, {"pretrain", true}},
+      {{"type", "predicted_dense"}, {"units", 24}, {"dictionary", "emp"}, {"fraction", 0.25}, {"pretrain", true}},
+      {{"type", "dense"}, {"units", 10}, {"activation", "identity"}}};
+  config["data"]["emp_samples"] = 200;
+  config["pretrain"] = {{"epochs", 2}, {"lr", 0.1}, {"momentum", 0.7}};
+  return config;
+}
+
+// "init skipped, dictionary:layer1 ran, ..." from a summary's stages.
+std::string stage_outcomes(const json& summary) {
+  std::string text;
+  for (const json& stage : summary.at("stages")) {
+    text += text.empty() ? "" : ", ";
+    text += stage.at("stage").get<std::string>();
+    if (!stage.at("layer").get<std::string>().empty()) text += ":" + stage.at("layer").get<std::string>();
+    text += " " + stage.at("status").get<std::string>();
+  }
+  return text;
+}
+
+TEST_F(CliPipeline, UninterruptedRunGoesThroughEveryStage) {
+  const CliResult result = train(pipeline_config(base_config()), "a");
+  ASSERT_TRUE(succeeded(result));
+  const json summary = json::parse(read_text(run("a") / "summary.json"));
+  EXPECT_EQ(stage_outcomes(summary),
+            "init ran, dictionary:layer1 ran, pretrain:layer1 ran, dictionary:layer2 ran, pretrain:layer2 ran, "
+            "train ran");
+  EXPECT_EQ(summary.at("pretrain_steps"), 2 * kPretrainStepsPerLayer);
+  EXPECT_EQ(summary.at("steps"), 2 * kPipelineStepsPerEpoch);
+  // The progress output names each stage; training after pretraining is fine-tuning.
+  for (const char* piece : {"stage 1/6: init", "stage 2/6: dictionary layer1, se", "stage 3/6: pretrain layer1",
+                            "stage 4/6: dictionary layer2, emp", "stage 5/6: pretrain layer2", "stage 6/6: fine-tune",
+                            "pretrain layer2 epoch 2/2 reconstruction loss", "fine-tune epoch 2/2",
+                            "stages in this invocation: init ran, dictionary layer1 ran"})
+    EXPECT_NE(result.output.find(piece), std::string::npos) << piece << "\n" << result.output;
+  const uv::ckpt::SafetensorsFile last = uv::ckpt::read_safetensors((run("a") / "checkpoint.safetensors").string());
+  EXPECT_EQ(last.metadata.at("stage"), "train");
+  EXPECT_EQ(last.metadata.at("stage_status"), "done");
+  EXPECT_EQ(last.metadata.at("stages"), "init,dictionary:layer1,pretrain:layer1,dictionary:layer2,pretrain:layer2,train");
+}
+
+// Inside layer 2's pretraining, mid-epoch: step 20 is batch 2 of its epoch 2.
+TEST_F(CliPipeline, ResumedInsideLayer2PretrainingMatchesAnUninterruptedRun) {
+  const json config = pipeline_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "a")));
+  constexpr int kStop = kPretrainStepsPerLayer + kPipelineStepsPerEpoch + 2;  // 20
+  ASSERT_TRUE(succeeded(train(config, "b", {"--max-steps", std::to_string(kStop)})));
+  EXPECT_FALSE(fs::exists(run("b") / "summary.json"));
+  const uv::ckpt::SafetensorsFile stopped = uv::ckpt::read_safetensors((run("b") / "checkpoint.safetensors").string());
+  EXPECT_EQ(stopped.metadata.at("stage"), "pretrain");
+  EXPECT_EQ(stopped.metadata.at("stage_layer"), "layer2");
+  EXPECT_EQ(stopped.metadata.at("stage_index"), "4");
+  EXPECT_EQ(stopped.metadata.at("stage_status"), "running");
+  EXPECT_EQ(stopped.metadata.at("pretrain_step"), std::to_string(kStop));
+  EXPECT_EQ(stopped.metadata.at("pretrain_epoch"), "1");
+  EXPECT_EQ(stopped.metadata.at("pretrain_step_in_epoch"), "2");
+  EXPECT_EQ(stopped.metadata.at("step"), "0");
+
+  const CliResult resumed = run_cli({"train", "--resume", run("b").string()});
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_NE(resumed.output.find("stage 5/6: pretrain layer2, tied sigmoid autoencoder, 2 epochs (resumed at epoch 2, "
+                                "batch 2)"),
+            std::string::npos)
+      << resumed.output;
+  expect_same_checkpoint(run("a") / "checkpoint.safetensors", run("b") / "checkpoint.safetensors");
+  const json summary = json::parse(read_text(run("b") / "summary.json"));
+  EXPECT_EQ(stage_outcomes(summary),
+            "init skipped, dictionary:layer1 skipped, pretrain:layer1 skipped, dictionary:layer2 skipped, "
+            "pretrain:layer2 resumed, train ran");
+  EXPECT_EQ(summary.at("resumed"), true);
+  EXPECT_EQ(summary.at("pretrain_steps"), 2 * kPretrainStepsPerLayer);
+  EXPECT_EQ(json::parse(read_text(run("a") / "summary.json")).at("test_error"), summary.at("test_error"));
+}
+
+// Between stages: --max-steps 12 lands on the last step of layer 1's pretraining, so run B stops
+// after that stage's checkpoint. The resumed run builds layer 2's Emp dictionary from the restored
+// layer-1 codes and must get the uninterrupted run's U (and every other bit).
+TEST_F(CliPipeline, ResumedBetweenStagesMatchesAnUninterruptedRun) {
+  const json config = pipeline_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "a")));
+  ASSERT_TRUE(succeeded(train(config, "b", {"--max-steps", std::to_string(kPretrainStepsPerLayer)})));
+  const uv::ckpt::SafetensorsFile stopped = uv::ckpt::read_safetensors((run("b") / "checkpoint.safetensors").string());
+  EXPECT_EQ(stopped.metadata.at("stage"), "pretrain");
+  EXPECT_EQ(stopped.metadata.at("stage_layer"), "layer1");
+  EXPECT_EQ(stopped.metadata.at("stage_status"), "done");
+  EXPECT_EQ(stopped.metadata.at("pretrain_step"), std::to_string(kPretrainStepsPerLayer));
+
+  const CliResult resumed = run_cli({"train", "--resume", run("b").string()});
+  ASSERT_TRUE(succeeded(resumed));
+  expect_same_checkpoint(run("a") / "checkpoint.safetensors", run("b") / "checkpoint.safetensors");
+  const json summary = json::parse(read_text(run("b") / "summary.json"));
+  EXPECT_EQ(stage_outcomes(summary),
+            "init skipped, dictionary:layer1 skipped, pretrain:layer1 skipped, dictionary:layer2 ran, "
+            "pretrain:layer2 ran, train ran");
+
+  // Over both invocations each dictionary was built once: layer 1's came from the checkpoint.
+  std::ifstream metrics(run("b") / "metrics.jsonl");
+  std::string line;
+  std::vector<std::string> dictionaries;
+  int stopped_rows = 0;
+  while (std::getline(metrics, line)) {
+    const json row = json::parse(line);
+    if (row["kind"] == "dictionary") dictionaries.push_back(row["layer"]);
+    if (row["kind"] == "stopped") {
+      ++stopped_rows;
+      EXPECT_EQ(row["stage"], "pretrain");
+      EXPECT_EQ(row["layer"], "layer1");
+      EXPECT_EQ(row["step"], kPretrainStepsPerLayer);
+    }
+  }
+  EXPECT_EQ(dictionaries, (std::vector<std::string>{"layer1", "layer2"}));
+  EXPECT_EQ(stopped_rows, 1);
+}
+
+// A finished dictionary stage is restored, not rebuilt: a U altered in the checkpoint between
+// stages is the U the resumed run ends with (U is fixed: nothing trains it).
+TEST_F(CliPipeline, SkippedDictionaryIsReadFromTheCheckpoint) {
+  const json config = pipeline_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "b", {"--max-steps", std::to_string(kPretrainStepsPerLayer)})));
+  const std::string path = (run("b") / "checkpoint.safetensors").string();
+  uv::ckpt::SafetensorsFile file = uv::ckpt::read_safetensors(path);
+  std::vector<float> altered;
+  for (uv::ckpt::TensorRecord& tensor : file.tensors) {
+    if (tensor.name != "layer1.U") continue;
+    altered = tensor.to_f32();
+    for (float& v : altered) v *= 0.5f;
+    tensor = uv::ckpt::TensorRecord::from_f32(tensor.name, tensor.shape, altered.data());
+  }
+  ASSERT_FALSE(altered.empty()) << "no layer1.U in the checkpoint";
+  uv::ckpt::write_safetensors_atomic(path, file);
+
+  ASSERT_TRUE(succeeded(run_cli({"train", "--resume", run("b").string()})));
+  const uv::ckpt::SafetensorsFile final_file = uv::ckpt::read_safetensors(path);
+  const uv::ckpt::TensorRecord* u = final_file.find("layer1.U");
+  ASSERT_NE(u, nullptr);
+  EXPECT_TRUE(u->to_f32() == altered) << "layer1.U was rebuilt instead of read from the checkpoint";
+}
+
+// A checkpoint resumed under a config that plans other stages is refused, naming both plans; the
+// pipeline's own knobs are validated by name.
+TEST_F(CliPipeline, ResumeWithADifferentPlanAndBadPretrainFieldsAreRefused) {
+  const json config = pipeline_config(base_config());
+  ASSERT_TRUE(succeeded(train(config, "b", {"--max-steps", "3"})));
+  EXPECT_TRUE(is_user_error(run_cli({"train", "--resume", run("b").string(), "--set", "pretrain.epochs=0"}),
+                            {"belongs to a pipeline with the stages init,dictionary:layer1,pretrain:layer1,",
+                             "but this config plans init,dictionary:layer1,dictionary:layer2,train"}));
+  // Still resumable with its own plan.
+  ASSERT_TRUE(succeeded(run_cli({"train", "--resume", run("b").string()})));
+
+  EXPECT_TRUE(is_user_error(train(config, "lr", {"--set", "pretrain.lr=0"}), {"'pretrain.lr' = 0"}));
+  EXPECT_TRUE(is_user_error(train(config, "momentum", {"--set", "pretrain.momentum=1.5"}), {"'pretrain.momentum' = 1.5"}));
+  EXPECT_TRUE(is_user_error(train(config, "epochs", {"--set", "pretrain.epochs=-1"}), {"'pretrain.epochs' = -1"}));
+  EXPECT_TRUE(is_user_error(train(base_config(), "none", {"--set", "pretrain.epochs=2"}),
+                            {"'pretrain.epochs' = 2 but no layer has \"pretrain\": true"}));
+}
+
+// ---------------------------------------------------------------------------------------------------
 // A finished run's outputs
 // ---------------------------------------------------------------------------------------------------
 
@@ -577,12 +750,15 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
   std::ifstream metrics(run("run") / "metrics.jsonl");
   std::string line;
   int rows = 0, epoch_rows = 0, summary_rows = 0;
+  std::vector<std::string> stage_rows;
   while (std::getline(metrics, line)) {
     SCOPED_TRACE(line);
     json row;
     ASSERT_NO_THROW(row = json::parse(line));
     ASSERT_TRUE(row.contains("kind"));
     ++rows;
+    if (row["kind"] == "stage")
+      stage_rows.push_back(row["stage"].get<std::string>() + " " + row["status"].get<std::string>());
     if (row["kind"] == "epoch") {
       ++epoch_rows;
       EXPECT_GE(row["test_error"].get<double>(), 0.0);
@@ -592,8 +768,15 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
   }
   EXPECT_EQ(epoch_rows, 2);
   EXPECT_EQ(summary_rows, 1);
-  // A dictionary row for layer 1, a train row per step (log every step), two epoch rows, the summary.
-  EXPECT_EQ(rows, 1 + 2 * kTrainCount / kBatch + 2 + 1);
+  // A dictionary row for layer 1, a train row per step (log every step), two epoch rows, a row per
+  // stage (init, dictionary layer1, train), the summary.
+  EXPECT_EQ(rows, 1 + 2 * kTrainCount / kBatch + 2 + 3 + 1);
+  EXPECT_EQ(stage_rows, (std::vector<std::string>{"init ran", "dictionary ran", "train ran"}));
+  const json& stages = summary.at("stages");
+  ASSERT_EQ(stages.size(), 3u);
+  EXPECT_EQ(stages[1].at("layer"), "layer1");
+  EXPECT_EQ(summary.at("pretrain_steps"), 0);
+  EXPECT_EQ(summary.at("resumed"), false);
 
   // The summary is also printed.
   EXPECT_NE(result.output.find("test error"), std::string::npos) << result.output;

@@ -1,5 +1,6 @@
 #include "engine/train/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -274,6 +275,11 @@ RunConfig parse_config(const std::string& text, const std::string& source,
                                                      << lc.columns);
     r.layers.push_back(lc);
   }
+  // Pretraining epochs with no layer to pretrain would silently do nothing.
+  const bool any_pretrained = std::any_of(r.layers.begin(), r.layers.end(), [](const LayerConfig& l) { return l.pretrain; });
+  UV_REQUIRE(r.pretrain_epochs == 0 || any_pretrained,
+             "config " << source << ": 'pretrain.epochs' = " << r.pretrain_epochs
+                       << " but no layer has \"pretrain\": true (set model.layers[i].pretrain, or pretrain.epochs = 0)");
   return r;
 }
 

@@ -44,13 +44,57 @@ std::string timestamp() {
   return text;
 }
 
-// Where the run is in its schedule; saved in the checkpoint's metadata.
-struct TrainState {
-  int64_t step = 0;           // optimiser steps taken in supervised training
-  int64_t epoch = 0;          // current epoch (0-based)
-  int64_t step_in_epoch = 0;  // batches of `epoch` already done
-  double lr = 0.0;            // learning rate for the next step
+// The pipeline, one stage after another (spec section 5): parameters drawn, then layer by layer the
+// layer's dictionary and its autoencoder pretraining, then supervised training (fine-tuning when
+// layers were pretrained). Every stage ends with a checkpoint; a resumed run skips finished ones.
+enum class StageKind { Init, Dictionary, Pretrain, Train };
+
+struct Stage {
+  StageKind kind = StageKind::Init;
+  size_t layer = 0;       // Dictionary, Pretrain: the layer's index
+  std::string layer_name; // "layer2"; empty for Init and Train
+
+  // The name saved in checkpoints ("init", "dictionary", "pretrain", "train").
+  const char* name() const {
+    switch (kind) {
+      case StageKind::Init: return "init";
+      case StageKind::Dictionary: return "dictionary";
+      case StageKind::Pretrain: return "pretrain";
+      case StageKind::Train: return "train";
+    }
+    return "?";
+  }
+  // "dictionary:layer2": one entry of the plan a checkpoint is checked against.
+  std::string id() const { return layer_name.empty() ? name() : std::string(name()) + ":" + layer_name; }
 };
+
+// Where the run is in its pipeline and schedule; saved in the checkpoint's metadata.
+struct TrainState {
+  size_t stage = 0;              // index into the plan: the stage in progress, or the last one finished
+  bool stage_done = false;       // whether `stage` has finished
+  int64_t pretrain_steps = 0;    // optimiser steps taken in pretraining, all layers together
+  int64_t pretrain_epoch = 0;    // position inside the pretraining stage in progress:
+  int64_t pretrain_step_in_epoch = 0;  //   its epoch (0-based) and the batches of it already done
+  int64_t step = 0;              // optimiser steps taken in supervised training
+  int64_t epoch = 0;             // current epoch (0-based)
+  int64_t step_in_epoch = 0;     // batches of `epoch` already done
+  double lr = 0.0;               // learning rate for the next step
+  // Optimiser steps in all, the count --max-steps stops at.
+  int64_t total_steps() const { return pretrain_steps + step; }
+};
+
+// What became of a stage in this invocation (summary.json, metrics, the printed summary).
+enum class StageOutcome { NotReached, Skipped, Ran, Resumed };
+
+const char* outcome_name(StageOutcome o) {
+  switch (o) {
+    case StageOutcome::NotReached: return "not reached";
+    case StageOutcome::Skipped: return "skipped";  // finished before this invocation: from the checkpoint
+    case StageOutcome::Ran: return "ran";          // ran start to end in this invocation
+    case StageOutcome::Resumed: return "resumed";  // begun before this invocation, continued here
+  }
+  return "?";
+}
 
 // A data set where the backend batches it from: uploaded to the device once, or the host arrays
 // used in place when the backend computes in host memory.
@@ -85,19 +129,28 @@ class Run {
 
  private:
   void load_data();
-  void build_model();
-  void pretrain_layer(size_t index);
+  void build_model();  // the network, its buffers and graph, the plan; the checkpoint when resuming
+  void plan_stages();
+  // Runs the plan from where the checkpoint left it; false when --max-steps stopped it.
+  bool run_stages();
+  void build_dictionary(size_t index);
+  bool pretrain_layer(size_t index);  // false when --max-steps stopped it
   bool train_supervised();  // false when --max-steps stopped it
+  bool max_steps_reached() const { return options_.max_steps >= 0 && state_.total_steps() >= options_.max_steps; }
+  void stop_for_max_steps();  // logs the stop (the checkpoint is already written)
   double evaluate(const ResidentSet& set, double* mean_loss);
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
-  void save_checkpoint(const std::string& stage);
+  void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
   void log_metrics(const json& row);
   std::string kept_checkpoint_note() const;
+  std::string stage_label(const Stage& stage) const;  // "pretrain layer2", "fine-tune"
+  std::string position_text() const;  // where state_ stands: "step 12", "pretrain layer2, epoch 1 batch 3"
   // Copies the order batches are taken in (an epoch's permutation) to the backend, once an epoch.
   void set_order(const std::vector<int32_t>& order);
   // Gathers examples order[begin, begin + m) of `set` into x_ and y_, on the backend.
   void stage_batch(const ResidentSet& set, int64_t begin, int64_t m);
+  json stages_json() const;
   json summary(double seconds);
 
   const RunConfig& config_;
@@ -109,8 +162,12 @@ class Run {
   Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
   ResidentSet train_set_, test_set_;
   Buffer order_buffer_;  // (max count) on the backend: the current order of examples
+  std::vector<Stage> plan_;
+  std::vector<StageOutcome> outcomes_;  // (plan_.size()) what this invocation did with each stage
+  std::vector<double> stage_seconds_;   // (plan_.size()) time spent on each stage in this invocation
+  bool pretrained_ = false;             // the plan holds a pretraining stage: training is fine-tuning
   TrainState state_;
-  int64_t last_good_step_ = -1;
+  std::string last_good_;  // where the last checkpoint written stands ("step 12"); empty before one
   int64_t device_in_use_peak_ = -1;  // highest cudaMemGetInfo reading, sampled once per epoch
   double test_error_ = NAN, train_error_ = NAN, test_loss_ = NAN;
   json timings_ = json::object();
@@ -148,47 +205,146 @@ void Run::build_model() {
   }
   graph_ = model_->supervised_graph(config_.batch_size);
   state_.lr = config_.lr;
-  if (options_.resume) {
-    load_checkpoint();
-    return;
-  }
-  model_->init_parameters(config_.seed);
+  plan_stages();
+  if (options_.resume) load_checkpoint();
+}
+
+void Run::plan_stages() {
+  plan_.push_back({StageKind::Init, 0, ""});
   // Layer by layer, as the paper's pipeline: a data-driven dictionary (Emp) of layer i reads the
   // codes of the layers below, which are pretrained first when pretraining is on.
   for (size_t i = 0; i < model_->layers().size(); ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
     const Network::Layer& layer = model_->layers()[i];
-    if (layer.config.is_predicted()) {
-      const DictionaryReport report = model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
-      const double s = seconds_since(t0);
-      timings_["dictionary_" + layer.name] = s;
-      const long long rank = layer.conv ? layer.conv->config().rank : layer.predicted->config().rank;
-      const long long columns = layer.conv ? layer.conv->config().columns : layer.predicted->config().columns;
-      json row = {{"kind", "dictionary"}, {"layer", layer.name}, {"dictionary", layer.config.dictionary},
-                  {"n_alpha", rank}, {"columns", columns}, {"seconds", s}};
-      char detail[200] = "";
-      if (report.data_rows > 0) {
-        std::snprintf(detail, sizeof detail, ", from %lld examples", static_cast<long long>(report.data_rows));
-        row["data_rows"] = report.data_rows;
-      }
-      if (layer.config.dictionary == "ae") {
-        const size_t used = std::strlen(detail);
-        std::snprintf(detail + used, sizeof detail - used,
-                      ", autoencoder %lld atoms, %lld epochs: reconstruction loss %.4f -> %.4f",
-                      static_cast<long long>(layer.config.ae_atoms), static_cast<long long>(layer.config.ae_epochs),
-                      report.ae_loss_before, report.ae_loss_after);
-        row["ae_atoms"] = layer.config.ae_atoms;
-        row["ae_epochs"] = layer.config.ae_epochs;
-        row["ae_loss_before"] = report.ae_loss_before;
-        row["ae_loss_after"] = report.ae_loss_after;
-      }
-      std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns%s (%.2f s)\n", layer.name.c_str(),
-                   layer.config.dictionary.c_str(), rank, columns, detail, s);
-      log_metrics(row);
+    if (layer.config.is_predicted()) plan_.push_back({StageKind::Dictionary, i, layer.name});
+    if (layer.decoder && config_.pretrain_epochs > 0) {
+      plan_.push_back({StageKind::Pretrain, i, layer.name});
+      pretrained_ = true;
     }
-    if (layer.decoder && config_.pretrain_epochs > 0) pretrain_layer(i);
   }
-  save_checkpoint("initial");
+  plan_.push_back({StageKind::Train, 0, ""});
+  outcomes_.assign(plan_.size(), StageOutcome::NotReached);
+  stage_seconds_.assign(plan_.size(), 0.0);
+}
+
+std::string Run::stage_label(const Stage& stage) const {
+  if (stage.kind == StageKind::Train) return pretrained_ ? "fine-tune" : "train";
+  return stage.layer_name.empty() ? stage.name() : std::string(stage.name()) + " " + stage.layer_name;
+}
+
+bool Run::run_stages() {
+  // A fresh run starts stage 0; a resumed one the stage its checkpoint is in (its train stage always
+  // continues: its epochs may have been raised with --epochs), or the one after a finished stage.
+  const size_t resume_at = !options_.resume ? 0
+                           : state_.stage_done && plan_[state_.stage].kind != StageKind::Train ? state_.stage + 1
+                                                                                              : state_.stage;
+  for (size_t k = 0; k < plan_.size(); ++k) {
+    const Stage& stage = plan_[k];
+    char head[64];
+    std::snprintf(head, sizeof head, "stage %zu/%zu: ", k + 1, plan_.size());
+    if (k < resume_at) {
+      outcomes_[k] = StageOutcome::Skipped;
+      std::fprintf(stderr, "%s%s: finished before, restored from the checkpoint (skipped)\n", head,
+                   stage_label(stage).c_str());
+      log_metrics({{"kind", "stage"}, {"stage", stage.name()}, {"layer", stage.layer_name}, {"index", k},
+                   {"status", outcome_name(StageOutcome::Skipped)}});
+      continue;
+    }
+    // Begun in an earlier invocation: the checkpoint stands inside this stage.
+    const bool resumed = options_.resume && k == resume_at &&
+                         (stage.kind == StageKind::Train
+                              ? state_.step > 0 && state_.epoch < config_.epochs
+                              : state_.pretrain_step_in_epoch > 0 || state_.pretrain_epoch > 0);
+    if (!(options_.resume && k == resume_at)) {  // entering the stage from its start
+      state_.pretrain_epoch = 0;
+      state_.pretrain_step_in_epoch = 0;
+    }
+    state_.stage = k;
+    state_.stage_done = false;
+    std::string detail;
+    if (stage.kind == StageKind::Dictionary) detail = ", " + model_->layers()[stage.layer].config.dictionary;
+    if (stage.kind == StageKind::Pretrain)
+      detail = ", tied sigmoid autoencoder, " + std::to_string(config_.pretrain_epochs) + " epochs";
+    if (stage.kind == StageKind::Train) detail = ", " + std::to_string(config_.epochs) + " epochs";
+    if (resumed)
+      detail += stage.kind == StageKind::Train
+                    ? " (resumed at epoch " + std::to_string(state_.epoch + 1) + ", batch " +
+                          std::to_string(state_.step_in_epoch) + ")"
+                    : " (resumed at epoch " + std::to_string(state_.pretrain_epoch + 1) + ", batch " +
+                          std::to_string(state_.pretrain_step_in_epoch) + ")";
+    std::fprintf(stderr, "%s%s%s\n", head, stage_label(stage).c_str(), detail.c_str());
+    const bool all_epochs_done_before = state_.step > 0 && state_.epoch >= config_.epochs;
+    const auto t0 = std::chrono::steady_clock::now();
+    bool finished = true;
+    switch (stage.kind) {
+      case StageKind::Init: model_->init_parameters(config_.seed); break;
+      case StageKind::Dictionary: build_dictionary(stage.layer); break;
+      case StageKind::Pretrain: finished = pretrain_layer(stage.layer); break;
+      case StageKind::Train: finished = train_supervised(); break;
+    }
+    stage_seconds_[k] += seconds_since(t0);
+    outcomes_[k] = resumed ? StageOutcome::Resumed : StageOutcome::Ran;
+    // A resumed run whose epochs were all done already (no larger --epochs) trained nothing.
+    if (stage.kind == StageKind::Train && options_.resume && k == resume_at && all_epochs_done_before)
+      outcomes_[k] = StageOutcome::Skipped;
+    if (!finished) {
+      stop_for_max_steps();
+      return false;
+    }
+    if (stage.kind == StageKind::Train) break;  // the last stage; its epochs write its checkpoints
+    state_.stage_done = true;
+    state_.pretrain_epoch = 0;
+    state_.pretrain_step_in_epoch = 0;
+    save_checkpoint();
+    log_metrics({{"kind", "stage"}, {"stage", stage.name()}, {"layer", stage.layer_name}, {"index", k},
+                 {"status", outcome_name(outcomes_[k])}, {"seconds", stage_seconds_[k]}});
+    // A pretraining stage that reached --max-steps on its last step stops here, between stages.
+    if (stage.kind == StageKind::Pretrain && max_steps_reached()) {
+      stop_for_max_steps();
+      return false;
+    }
+  }
+  const size_t last = plan_.size() - 1;
+  log_metrics({{"kind", "stage"}, {"stage", plan_[last].name()}, {"layer", ""}, {"index", last},
+               {"status", outcome_name(outcomes_[last])}, {"seconds", stage_seconds_[last]}});
+  return true;
+}
+
+void Run::stop_for_max_steps() {
+  const Stage& stage = plan_[state_.stage];
+  log_metrics({{"kind", "stopped"}, {"step", state_.total_steps()}, {"pretrain_steps", state_.pretrain_steps},
+               {"train_steps", state_.step}, {"stage", stage.name()}, {"layer", stage.layer_name},
+               {"stage_done", state_.stage_done}});
+}
+
+void Run::build_dictionary(size_t i) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Network::Layer& layer = model_->layers()[i];
+  const DictionaryReport report = model_->build_dictionary(i, data_.train, config_.seed, config_.emp_samples);
+  const double s = seconds_since(t0);
+  timings_["dictionary_" + layer.name] = s;
+  const long long rank = layer.conv ? layer.conv->config().rank : layer.predicted->config().rank;
+  const long long columns = layer.conv ? layer.conv->config().columns : layer.predicted->config().columns;
+  json row = {{"kind", "dictionary"}, {"layer", layer.name}, {"dictionary", layer.config.dictionary},
+              {"n_alpha", rank}, {"columns", columns}, {"seconds", s}};
+  char detail[200] = "";
+  if (report.data_rows > 0) {
+    std::snprintf(detail, sizeof detail, ", from %lld examples", static_cast<long long>(report.data_rows));
+    row["data_rows"] = report.data_rows;
+  }
+  if (layer.config.dictionary == "ae") {
+    const size_t used = std::strlen(detail);
+    std::snprintf(detail + used, sizeof detail - used,
+                  ", autoencoder %lld atoms, %lld epochs: reconstruction loss %.4f -> %.4f",
+                  static_cast<long long>(layer.config.ae_atoms), static_cast<long long>(layer.config.ae_epochs),
+                  report.ae_loss_before, report.ae_loss_after);
+    row["ae_atoms"] = layer.config.ae_atoms;
+    row["ae_epochs"] = layer.config.ae_epochs;
+    row["ae_loss_before"] = report.ae_loss_before;
+    row["ae_loss_after"] = report.ae_loss_after;
+  }
+  std::fprintf(stderr, "dictionary: %s %s, n_alpha %lld x %lld columns%s (%.2f s)\n", layer.name.c_str(),
+               layer.config.dictionary.c_str(), rank, columns, detail, s);
+  log_metrics(row);
 }
 
 void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay) {
@@ -210,7 +366,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
   }
 }
 
-void Run::pretrain_layer(size_t index) {
+bool Run::pretrain_layer(size_t index) {
   const Network::Layer& layer = model_->layers()[index];
   std::unique_ptr<Graph> graph = model_->pretrain_graph(index, config_.batch_size);
   const std::vector<int> params = graph->trainable_params();
@@ -220,14 +376,16 @@ void Run::pretrain_layer(size_t index) {
   Progress progress("pretrain " + layer.name, config_.pretrain_epochs, steps, config_.batch_size,
                     config_.log_every_steps);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t epoch = 0; epoch < config_.pretrain_epochs; ++epoch) {
+  // From the checkpoint's position when resumed inside this stage, else from epoch 0, batch 0.
+  while (state_.pretrain_epoch < config_.pretrain_epochs) {
+    const int64_t epoch = state_.pretrain_epoch;
     // A stream of its own so pretraining does not shift the supervised epochs' shuffles.
     const std::vector<int32_t> perm =
         data::epoch_permutation(train.count, config_.seed + 0x5052455452414Eull * (index + 1), epoch);
     set_order(perm);
     double loss_sum = 0;
     int64_t seen = 0;
-    for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t s = state_.pretrain_step_in_epoch; s < steps; ++s) {
       NvtxRange step_range("pretrain step");
       const int64_t begin = s * config_.batch_size;
       const int64_t m = std::min(config_.batch_size, train.count - begin);
@@ -235,26 +393,46 @@ void Run::pretrain_layer(size_t index) {
       const float* out = graph->forward(x_.floats(), m);
       const LossResult loss = backend_->mean_squared_error(
           out, graph->value(target_value), m, graph->out_features(), graph->output_grad());
-      UV_REQUIRE(std::isfinite(loss.loss_sum), "pretraining " << layer.name << ": loss is "
-                                                  << loss.loss_sum << " at epoch " << epoch + 1
-                                                  << " step " << s + 1 << "; lower pretrain.lr");
+      if (!std::isfinite(loss.loss_sum)) {
+        log_metrics({{"kind", "error"}, {"stage", "pretrain"}, {"layer", layer.name},
+                     {"pretrain_step", state_.pretrain_steps + 1}, {"loss", "nan"}});
+        UV_FAIL("pretraining " << layer.name << " diverged: the loss is " << loss.loss_sum << " at epoch "
+                               << epoch + 1 << " step " << s + 1 << "; " << kept_checkpoint_note()
+                               << "; lower pretrain.lr");
+      }
       graph->backward(m);
       sgd(params, config_.pretrain_lr, config_.pretrain_momentum, 0.0);
+      ++state_.pretrain_steps;
+      state_.pretrain_step_in_epoch = s + 1;
       loss_sum += loss.loss_sum;
       seen += m;
       progress.step(epoch, s + 1, loss_sum / seen, -1);
+      const bool last_of_epoch = s + 1 == steps;
+      if (!last_of_epoch && max_steps_reached()) {
+        save_checkpoint();
+        return false;
+      }
+      if (config_.checkpoint_every_steps > 0 && state_.pretrain_steps % config_.checkpoint_every_steps == 0 &&
+          !last_of_epoch)
+        save_checkpoint();
     }
     char line[160];
     std::snprintf(line, sizeof line, "pretrain %s epoch %lld/%lld reconstruction loss %.4f",
                   layer.name.c_str(), static_cast<long long>(epoch + 1),
-                  static_cast<long long>(config_.pretrain_epochs), loss_sum / seen);
+                  static_cast<long long>(config_.pretrain_epochs), seen ? loss_sum / seen : NAN);
     progress.end_epoch(line);
     log_metrics({{"kind", "pretrain"}, {"layer", layer.name}, {"epoch", epoch + 1},
-                 {"loss", loss_sum / seen}});
+                 {"pretrain_step", state_.pretrain_steps}, {"loss", seen ? loss_sum / seen : NAN}});
+    state_.pretrain_step_in_epoch = 0;
+    ++state_.pretrain_epoch;
+    if (state_.pretrain_epoch == config_.pretrain_epochs) break;  // the stage's own checkpoint follows
+    save_checkpoint();
+    if (max_steps_reached()) return false;
   }
   // Fine-tuning starts from rest: pretraining's velocities belong to another objective.
   for (int p : params) backend_->fill(model_->store().at(p).momentum, model_->store().at(p).numel(), 0.f);
-  timings_["pretrain_" + layer.name] = seconds_since(t0);
+  timings_["pretrain_" + layer.name] = seconds_since(t0);  // this invocation's share
+  return true;
 }
 
 double Run::evaluate(const ResidentSet& resident, double* mean_loss) {
@@ -284,7 +462,7 @@ bool Run::train_supervised() {
   const int64_t batch = config_.batch_size;
   const int64_t steps = (train.count + batch - 1) / batch;
   const std::vector<int> params = graph_->trainable_params();
-  Progress progress("train", config_.epochs, steps, batch, config_.log_every_steps);
+  Progress progress(stage_label(plan_.back()), config_.epochs, steps, batch, config_.log_every_steps);
   const auto t0 = std::chrono::steady_clock::now();
   while (state_.epoch < config_.epochs) {
     const auto epoch_t0 = std::chrono::steady_clock::now();
@@ -325,21 +503,20 @@ bool Run::train_supervised() {
         log_metrics({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.epoch + 1},
                      {"loss", loss_sum / seen}, {"accuracy", static_cast<double>(correct) / seen},
                      {"lr", state_.lr}, {"samples_per_s", progress.samples_per_second()}});
-      if (s + 1 < steps && options_.max_steps >= 0 && state_.step >= options_.max_steps) {
-        save_checkpoint("train");
-        log_metrics({{"kind", "stopped"}, {"step", state_.step}});
+      if (s + 1 < steps && max_steps_reached()) {
+        save_checkpoint();
         return false;
       }
       if (config_.checkpoint_every_steps > 0 && state_.step % config_.checkpoint_every_steps == 0 && s + 1 < steps)
-        save_checkpoint("train");
+        save_checkpoint();
     }
     train_error_ = seen ? 1.0 - static_cast<double>(correct) / seen : train_error_;
     const double epoch_seconds = seconds_since(epoch_t0);
     test_error_ = evaluate(test_set_, &test_loss_);
     char line[200];
     std::snprintf(line, sizeof line,
-                  "epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
-                  static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
+                  "%s epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
+                  stage_label(plan_.back()).c_str(), static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
                   seen ? loss_sum / seen : NAN, 100 * train_error_, 100 * test_error_,
                   seen / std::max(epoch_seconds, 1e-9), epoch_seconds);
     progress.end_epoch(line);
@@ -348,17 +525,24 @@ bool Run::train_supervised() {
                  {"test_loss", test_loss_}, {"test_error", test_error_}, {"seconds", epoch_seconds}});
     ++state_.epoch;
     state_.step_in_epoch = 0;
-    save_checkpoint("train");
-    if (options_.max_steps >= 0 && state_.step >= options_.max_steps && state_.epoch < config_.epochs) {
-      log_metrics({{"kind", "stopped"}, {"step", state_.step}});
-      return false;
-    }
+    state_.stage_done = state_.epoch >= config_.epochs;
+    save_checkpoint();
+    if (max_steps_reached() && state_.epoch < config_.epochs) return false;
   }
   timings_["train"] = seconds_since(t0);
   return true;
 }
 
-void Run::save_checkpoint(const std::string& stage) {
+// The plan as a checkpoint records it: "init,dictionary:layer1,pretrain:layer1,...,train".
+std::string plan_text(const std::vector<Stage>& plan) {
+  std::string text;
+  for (const Stage& stage : plan) text += (text.empty() ? "" : ",") + stage.id();
+  return text;
+}
+
+void Run::save_checkpoint() {
+  const Stage& stage = plan_.at(state_.stage);
+  const bool pretraining = stage.kind == StageKind::Pretrain;
   ckpt::SafetensorsFile file;
   std::vector<float> host;
   for (const Parameter& p : model_->store().all()) {
@@ -368,7 +552,12 @@ void Run::save_checkpoint(const std::string& stage) {
     // before the loss shows it (e.g. train.lr_decay < 1 drives the rate to inf).
     const auto bad = std::find_if(host.begin(), host.end(), [](float v) { return !std::isfinite(v); });
     if (bad != host.end()) {
-      log_metrics({{"kind", "error"}, {"step", state_.step}, {"parameter", p.spec.name}});
+      log_metrics({{"kind", "error"}, {"step", state_.step}, {"pretrain_step", state_.pretrain_steps},
+                   {"stage", stage.name()}, {"parameter", p.spec.name}});
+      if (pretraining)
+        UV_FAIL("pretraining " << stage.layer_name << " diverged: parameter '" << p.spec.name << "' holds " << *bad
+                               << " at pretraining step " << state_.pretrain_steps << "; "
+                               << kept_checkpoint_note() << "; lower pretrain.lr");
       UV_FAIL("training diverged: parameter '" << p.spec.name << "' holds " << *bad << " at step "
                                                << state_.step << "; " << kept_checkpoint_note()
                                                << "; lower train.lr");
@@ -382,18 +571,39 @@ void Run::save_checkpoint(const std::string& stage) {
   char lr[64];
   std::snprintf(lr, sizeof lr, "%.17g", state_.lr);
   file.metadata = {{"format", "uvtrain-checkpoint-1"},
-                   {"stage", stage},
+                   // The pipeline's position: which stage (its name, layer and index in `stages`)
+                   // and whether it has finished; a resumed run continues it or starts the next.
+                   {"stage", stage.name()},
+                   {"stage_layer", stage.layer_name},
+                   {"stage_index", std::to_string(state_.stage)},
+                   {"stage_status", state_.stage_done ? "done" : "running"},
+                   {"stages", plan_text(plan_)},
+                   // Pretraining: steps in all layers so far, and the position inside the stage.
+                   {"pretrain_step", std::to_string(state_.pretrain_steps)},
+                   {"pretrain_epoch", std::to_string(state_.pretrain_epoch)},
+                   {"pretrain_step_in_epoch", std::to_string(state_.pretrain_step_in_epoch)},
+                   // Supervised training (fine-tuning).
                    {"step", std::to_string(state_.step)},
                    {"epoch", std::to_string(state_.epoch)},
                    {"step_in_epoch", std::to_string(state_.step_in_epoch)},
                    {"lr", lr},
                    // Every random draw is Philox(seed, stream, offset) with streams fixed by the
-                   // epoch, so the RNG state is the seed plus the position above.
+                   // stage, layer and epoch, so the RNG state is the seed plus the position above.
                    {"rng", json{{"generator", "philox4x32-10"}, {"seed", config_.seed},
-                                {"shuffle_epoch", state_.epoch}}.dump()},
+                                {"shuffle_epoch", state_.epoch}, {"pretrain_shuffle_epoch", state_.pretrain_epoch}}
+                               .dump()},
                    {"config", config_.resolved.dump()}};
   ckpt::write_safetensors_atomic((out_ / kCheckpointFile).string(), file);
-  last_good_step_ = state_.step;
+  last_good_ = position_text();
+}
+
+std::string Run::position_text() const {
+  const Stage& stage = plan_.at(state_.stage);
+  if (stage.kind == StageKind::Train) return "step " + std::to_string(state_.step);
+  if (stage.kind == StageKind::Pretrain && !state_.stage_done)
+    return "pretrain " + stage.layer_name + ", epoch " + std::to_string(state_.pretrain_epoch + 1) + " batch " +
+           std::to_string(state_.pretrain_step_in_epoch);
+  return "end of stage " + stage_label(stage);
 }
 
 void Run::load_checkpoint() {
@@ -417,6 +627,32 @@ void Run::load_checkpoint() {
   state_.epoch = static_cast<int64_t>(number("epoch"));
   state_.step_in_epoch = static_cast<int64_t>(number("step_in_epoch"));
   state_.lr = number("lr");
+  if (file.metadata.count("stage_index")) {
+    UV_REQUIRE(meta("stages") == plan_text(plan_),
+               "--resume: checkpoint " << path << " belongs to a pipeline with the stages " << meta("stages")
+                                       << " but this config plans " << plan_text(plan_)
+                                       << " (were pretrain.epochs or a layer's pretrain or type changed?)");
+    const double index = number("stage_index");
+    UV_REQUIRE(index >= 0 && index < static_cast<double>(plan_.size()),
+               "corrupt checkpoint " << path << ": stage_index " << meta("stage_index") << " is outside the plan");
+    state_.stage = static_cast<size_t>(index);
+    UV_REQUIRE(meta("stage") == plan_[state_.stage].name(),
+               "corrupt checkpoint " << path << ": stage '" << meta("stage") << "' at stage_index "
+                                     << state_.stage << " where the plan has '" << plan_[state_.stage].id() << "'");
+    const std::string& status = meta("stage_status");
+    UV_REQUIRE(status == "done" || status == "running",
+               "corrupt checkpoint " << path << ": stage_status '" << status << "' is not done or running");
+    state_.stage_done = status == "done";
+    state_.pretrain_steps = static_cast<int64_t>(number("pretrain_step"));
+    state_.pretrain_epoch = static_cast<int64_t>(number("pretrain_epoch"));
+    state_.pretrain_step_in_epoch = static_cast<int64_t>(number("pretrain_step_in_epoch"));
+  } else {
+    // Written before the pipeline had stages: "initial" (model built) or "train", both in training.
+    UV_REQUIRE(meta("stage") == "initial" || meta("stage") == "train",
+               "corrupt checkpoint " << path << ": stage '" << meta("stage") << "' without a stage_index");
+    state_.stage = plan_.size() - 1;
+    state_.stage_done = false;
+  }
   auto restore = [&](const std::string& name, const std::vector<int64_t>& shape, float* dst) {
     const ckpt::TensorRecord& t = file.at(name, path);
     UV_REQUIRE(t.shape == shape, "checkpoint " << path << ": tensor '" << name << "' has shape "
@@ -425,15 +661,22 @@ void Run::load_checkpoint() {
     const std::vector<float> values = t.to_f32();
     backend_->copy_to_device(dst, values.data(), values.size() * sizeof(float));
   };
+  // Every parameter, the fixed dictionaries U included: a finished dictionary stage is never rebuilt.
   for (const Parameter& p : model_->store().all()) {
     restore(p.spec.name, p.spec.shape, p.value);
     if (p.spec.kind == ParamKind::Learned)
       restore("optimizer.momentum." + p.spec.name, p.spec.shape, p.momentum);
   }
-  last_good_step_ = state_.step;
-  std::fprintf(stderr, "resumed %s at step %lld (epoch %lld, batch %lld)\n", path.c_str(),
-               static_cast<long long>(state_.step), static_cast<long long>(state_.epoch + 1),
-               static_cast<long long>(state_.step_in_epoch));
+  const Stage& stage = plan_[state_.stage];
+  last_good_ = position_text();
+  std::fprintf(stderr, "resumed %s: stage %s (%zu/%zu, %s), ", path.c_str(), stage_label(stage).c_str(),
+               state_.stage + 1, plan_.size(), state_.stage_done ? "done" : "running");
+  if (stage.kind == StageKind::Pretrain && !state_.stage_done)
+    std::fprintf(stderr, "epoch %lld, batch %lld; ", static_cast<long long>(state_.pretrain_epoch + 1),
+                 static_cast<long long>(state_.pretrain_step_in_epoch));
+  std::fprintf(stderr, "%lld pretraining steps, training step %lld (epoch %lld, batch %lld)\n",
+               static_cast<long long>(state_.pretrain_steps), static_cast<long long>(state_.step),
+               static_cast<long long>(state_.epoch + 1), static_cast<long long>(state_.step_in_epoch));
 }
 
 void Run::set_order(const std::vector<int32_t>& order) {
@@ -447,14 +690,22 @@ void Run::stage_batch(const ResidentSet& set, int64_t begin, int64_t m) {
 }
 
 std::string Run::kept_checkpoint_note() const {
-  return last_good_step_ >= 0 ? "the last good checkpoint (step " + std::to_string(last_good_step_) +
-                                    ") is kept in " + (out_ / kCheckpointFile).string()
-                              : "no checkpoint was written";
+  return !last_good_.empty() ? "the last good checkpoint (" + last_good_ + ") is kept in " +
+                                   (out_ / kCheckpointFile).string()
+                             : "no checkpoint was written";
 }
 
 void Run::log_metrics(const json& row) {
   std::ofstream out(out_ / kMetricsFile, std::ios::app);
   out << row.dump() << "\n";
+}
+
+json Run::stages_json() const {
+  json stages = json::array();
+  for (size_t k = 0; k < plan_.size(); ++k)
+    stages.push_back({{"stage", plan_[k].name()}, {"layer", plan_[k].layer_name}, {"label", stage_label(plan_[k])},
+                      {"status", outcome_name(outcomes_[k])}, {"seconds", stage_seconds_[k]}});
+  return stages;
 }
 
 json Run::summary(double seconds) {
@@ -510,6 +761,9 @@ json Run::summary(double seconds) {
           {"dataset", config_.dataset},
           {"epochs", config_.epochs},
           {"steps", state_.step},
+          {"pretrain_steps", state_.pretrain_steps},
+          {"resumed", options_.resume},
+          {"stages", stages_json()},
           {"test_error", test_error_},
           {"train_error", train_error_},
           {"test_loss", test_loss_},
@@ -541,6 +795,10 @@ void print_summary(const json& s) {
                 static_cast<long long>(l["fixed"].get<int64_t>()),
                 100.0 * l["learned"].get<double>() / l["dense_equivalent"].get<double>());
   }
+  std::string stages;
+  for (const json& st : s["stages"])
+    stages += (stages.empty() ? "" : ", ") + st["label"].get<std::string>() + " " + st["status"].get<std::string>();
+  std::printf("stages in this invocation: %s\n", stages.c_str());
   std::printf("learned parameters of the hidden layers (all but the output layer): %.1f%% of the dense layers'\n",
               100 * s["learned_fraction_hidden"].get<double>());
   const json& m = s["memory_bytes"];
@@ -584,17 +842,19 @@ json Run::execute() {
     std::ofstream(out_ / kConfigFile) << config_.resolved.dump(2) << "\n";
   }
   build_model();
-  if (!train_supervised()) {
-    std::fprintf(stderr, "stopped after step %lld (--max-steps); continue with --resume %s\n",
-                 static_cast<long long>(state_.step), out_.string().c_str());
-    return {{"stopped_at_step", state_.step}};
+  if (!run_stages()) {
+    std::fprintf(stderr, "stopped after %lld optimiser steps (--max-steps) at %s; continue with --resume %s\n",
+                 static_cast<long long>(state_.total_steps()), position_text().c_str(), out_.string().c_str());
+    return {{"stopped_at_step", state_.total_steps()}, {"stage", plan_[state_.stage].name()},
+            {"stages", stages_json()}};
   }
   if (std::isnan(test_error_)) {  // no epoch ran (e.g. resumed a finished run)
     test_error_ = evaluate(test_set_, &test_loss_);
   }
   json s = summary(seconds_since(t0));
   std::ofstream(out_ / kSummaryFile) << s.dump(2) << "\n";
-  log_metrics({{"kind", "summary"}, {"test_error", test_error_}, {"steps", state_.step}});
+  log_metrics({{"kind", "summary"}, {"test_error", test_error_}, {"steps", state_.step},
+               {"pretrain_steps", state_.pretrain_steps}, {"stages", s["stages"]}});
   print_summary(s);
   return s;
 }
