@@ -713,6 +713,20 @@ TEST_F(CliPipeline, ResumeWithADifferentPlanAndBadPretrainFieldsAreRefused) {
                             {"'pretrain.epochs' = 2 but no layer has \"pretrain\": true"}));
 }
 
+// The shipped pipeline config end to end on the synthetic set, its epochs cut to one a stage.
+TEST_F(CliPipeline, PaperPipelineConfigRunsEveryStage) {
+  const CliResult result = run_cli(
+      {"train", "--config", std::string(UV_SOURCE_DIR) + "/models/mnist_mlp_paper_pipeline.json", "--device", "cpu",
+       "--out", run("paper").string(), "--set", "data.dir=" + data_dir().string(), "--set", "data.emp_samples=100",
+       "--set", "pretrain.epochs=1", "--set", "train.epochs=1"});
+  ASSERT_TRUE(succeeded(result));
+  const json summary = json::parse(read_text(run("paper") / "summary.json"));
+  EXPECT_EQ(stage_outcomes(summary),
+            "init ran, dictionary:layer1 ran, pretrain:layer1 ran, dictionary:layer2 ran, pretrain:layer2 ran, "
+            "train ran");
+  EXPECT_EQ(summary.at("pretrain_steps"), 2 * (kTrainCount / 100));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // A finished run's outputs
 // ---------------------------------------------------------------------------------------------------
