@@ -1,5 +1,6 @@
-// `uvtrain train`: data, model, dictionaries, optional layer-wise pretraining, supervised training
-// with checkpoints, and the final summary with the memory account.
+// `uvtrain train`: data, model, then the pipeline's stages (init; per layer its dictionary and its
+// optional autoencoder pretraining; supervised training), each ending with a checkpoint a resumed
+// run continues from, and the final summary with the memory account.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +15,10 @@ namespace uv {
 struct TrainOptions {
   std::string device = "auto";  // auto | cpu | cuda
   std::string out_dir;          // empty → runs/<name>-<timestamp>
-  bool resume = false;          // continue the run in out_dir from its checkpoint
-  int64_t max_steps = -1;       // stop after this many optimiser steps in total (checkpoint kept)
+  bool resume = false;          // continue the run in out_dir from its checkpoint, in whatever stage
+  // Stop once this many optimiser steps, pretraining's and training's together, have been taken
+  // (checkpoint kept; a step that ends a pretraining stage stops after the stage's checkpoint).
+  int64_t max_steps = -1;
 };
 
 // Runs (or resumes) a training run; returns the summary also written to out_dir/summary.json, or,
