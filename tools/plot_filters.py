@@ -8,7 +8,10 @@ whitened space; --raw: filters_raw.csv, W·zca, the filters as applied to mean-r
 Panels: the first row holds the settings with the run's base number of filters (100%, 50%, 25%
 learned, ...); a second row, when there is one, the settings with more (predicted) filters at equal
 learned numbers. Each panel shows the first --max-filters filters as p×p tiles, each scaled to its
-own range (grey = 0); three-channel patches are drawn in colour. Runs headless (matplotlib's Agg
+own range (grey = 0); three-channel patches are drawn in colour. Each filter is drawn without its mean
+(over all pixels and channels): the patches have their means removed, so W·x never sees a filter's
+mean, and an overcomplete W parks spare filters in that direction, which would otherwise draw as
+flat black or white tiles (filters_raw.csv has no mean to begin with: zca maps it to 0). Runs headless (matplotlib's Agg
 backend); needs python3-matplotlib.
 """
 import argparse
@@ -47,7 +50,7 @@ def tile_grid(filters, max_filters):
     step = side + 1
     image = np.ones((grid_rows * step + 1, cols * step + 1, channels))
     for i in range(count):
-        f = filters[i]
+        f = filters[i] - filters[i].mean()
         scale = np.max(np.abs(f))
         tile = 0.5 + 0.5 * f / scale if scale > 0 else np.full_like(f, 0.5)
         r, c = divmod(i, cols)
@@ -75,7 +78,7 @@ def main():
     rows = [[s for s in settings if int(s["features"]) == base], [s for s in settings if int(s["features"]) != base]]
     rows = [r for r in rows if r]
     ncols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.2 * ncols, 3.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.2 * ncols, 4.0 * len(rows)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     name = "filters_raw.csv" if args.raw else "filters.csv"
