@@ -1,4 +1,4 @@
-// uvtrain command line: `uvtrain train ...`, `uvtrain sweep ...` and `uvtrain info`. Only main()
+// uvtrain command line: `uvtrain train ...`, `uvtrain sweep ...`, `uvtrain rica ...` and `uvtrain info`. Only main()
 // decides exit codes: 0 success, 1 internal error, 2 bad input (config, flags, data, checkpoint,
 // device), 3 a sweep ran but some of its cells failed.
 #include <cblas.h>
@@ -6,11 +6,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
+#include "engine/rica/rica.h"
 #include "engine/train/config.h"
 #include "engine/train/sweep.h"
 #include "engine/train/trainer.h"
@@ -66,6 +68,40 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sweep->add_option("--out", sweep_out, "sweep directory (default runs/sweep-<name>)");
   sweep->add_option("--max-cells", max_cells, "run only the grid's first K cells")->check(CLI::NonNegativeNumber);
+  CLI::App* rica = app.add_subcommand(
+      "rica", "reconstruction ICA on image patches, filters learned or predicted from an SE dictionary (CPU, float64)");
+  uv::rica::ExperimentOptions rica_options;
+  std::string rica_fractions = "1,0.5,0.25";
+  bool rica_no_equal = false;
+  rica->add_option("--dataset", rica_options.dataset, "mnist | fashion_mnist | cifar10 | stl10")
+      ->capture_default_str();
+  rica->add_option("--data-dir", rica_options.data_dir, "data directory (default: the dataset's usual place)");
+  rica->add_option("--patch", rica_options.patch, "patch side p (p x p x channels)")->capture_default_str();
+  rica->add_option("--features", rica_options.features, "filters k")->capture_default_str();
+  rica->add_option("--fractions", rica_fractions, "fractions learned, comma-separated, each in (0, 1]")
+      ->capture_default_str();
+  rica->add_flag("--no-equal-learned", rica_no_equal,
+                 "skip the settings with features/f filters at each fraction f < 1 (as many learned numbers "
+                 "as --features dense filters)");
+  rica->add_option("--columns", rica_options.columns, "dictionary columns J (each its own alpha)")
+      ->capture_default_str();
+  rica->add_option("--train-patches", rica_options.train_patches, "patches drawn from the training images")
+      ->capture_default_str();
+  rica->add_option("--test-patches", rica_options.test_patches, "held-out patches drawn from the test images")
+      ->capture_default_str();
+  rica->add_option("--min-patch-std", rica_options.min_patch_std, "redraw patches flatter than this pixel std")
+      ->capture_default_str();
+  rica->add_option("--zca-epsilon", rica_options.zca_epsilon, "ZCA regulariser added to the eigenvalues")
+      ->capture_default_str();
+  rica->add_option("--lambda", rica_options.rica.lambda, "sparsity weight")->capture_default_str();
+  rica->add_option("--l1-epsilon", rica_options.rica.l1_epsilon, "epsilon of g(u) = sqrt(u^2 + epsilon)")
+      ->capture_default_str();
+  rica->add_option("--length-scale", rica_options.length_scale, "SE length scale in pixels")->capture_default_str();
+  rica->add_option("--ridge", rica_options.ridge, "kernel-ridge lambda of the SE dictionary")->capture_default_str();
+  rica->add_option("--max-iterations", rica_options.max_iterations, "L-BFGS iterations per setting")
+      ->capture_default_str();
+  rica->add_option("--seed", rica_options.seed, "seed of patches, alpha and initial parameters")->capture_default_str();
+  rica->add_option("--out", rica_options.out_dir, "output directory (default runs/rica-<time>)");
   CLI::App* info = app.add_subcommand("info", "devices and build options");
 
   try {
@@ -78,6 +114,24 @@ int main(int argc, char** argv) {
 
   try {
     if (info->parsed()) return run_info();
+    if (rica->parsed()) {
+      rica_options.fractions.clear();
+      std::stringstream list(rica_fractions);
+      for (std::string item; std::getline(list, item, ',');) {
+        size_t used = 0;
+        double value = 0.0;
+        try {
+          value = std::stod(item, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        UV_REQUIRE(used > 0 && used == item.size(), "--fractions: '" << item << "' is not a number");
+        rica_options.fractions.push_back(value);
+      }
+      rica_options.equal_learned = !rica_no_equal;
+      uv::rica::run_experiment(rica_options);
+      return 0;
+    }
     if (sweep->parsed()) {
       const uv::SweepConfig config = uv::load_sweep_config(sweep_path);
       uv::SweepOptions options;
