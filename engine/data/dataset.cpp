@@ -173,6 +173,10 @@ bool is_dataset_name(const std::string& name) {
   return name == "mnist" || name == "fashion_mnist" || name == "cifar10" || name == "stl10";
 }
 
+std::string default_data_dir(const std::string& name) {
+  return name == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/" + name;
+}
+
 DataSplit load_dataset(const std::string& name, const std::string& dir) {
   if (name == "mnist" || name == "fashion_mnist") return load_idx_dataset(name, dir);
   if (name == "cifar10") return load_cifar10_dir(dir);

@@ -48,6 +48,10 @@ struct DataSplit {
 // CIFAR-10 or STL-10 files say that those sets are not bundled and where to put them.
 DataSplit load_dataset(const std::string& name, const std::string& dir);
 
+// Where a run looks when its data dir is empty: the Debian package's folder for Fashion-MNIST, else
+// data/<name> (MNIST is fetched there by `make data`; CIFAR-10 and STL-10 are placed there by hand).
+std::string default_data_dir(const std::string& name);
+
 // The names load_dataset accepts, for messages and config validation.
 constexpr const char* kDatasetNames = "mnist, fashion_mnist, cifar10, stl10";
 bool is_dataset_name(const std::string& name);

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/clock.h"
 #include "engine/core/error.h"
 #include "engine/core/philox.h"
 #include "engine/dict/dictionary.h"
@@ -39,23 +40,6 @@ uint64_t draw_below(uint64_t bound, uint64_t seed, uint64_t stream, uint64_t& ne
     const uint64_t bits = philox_bits64(seed, stream, next++);
     if (bits >= reject_below) return bits % bound;
   }
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// As `uvtrain train` (engine/train/trainer.cpp): the Debian package's folder for Fashion-MNIST,
-// else data/<name>.
-std::string default_data_dir(const std::string& dataset) {
-  return dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/" + dataset;
-}
-
-std::string timestamp() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return text;
 }
 
 const char* lbfgs_status_name(int code) {
@@ -526,7 +510,7 @@ std::string run_experiment(const ExperimentOptions& options) {
   UV_REQUIRE(!fs::exists(fs::path(out_dir) / "results.csv") && !fs::exists(fs::path(out_dir) / "rica.json"),
              "--out " << out_dir << " already holds a RICA run; uvtrain never overwrites results");
 
-  const std::string dir = options.data_dir.empty() ? default_data_dir(options.dataset) : options.data_dir;
+  const std::string dir = options.data_dir.empty() ? data::default_data_dir(options.dataset) : options.data_dir;
   const data::DataSplit split = data::load_dataset(options.dataset, dir);
   UV_REQUIRE(options.patch <= split.train.rows && options.patch <= split.train.cols,
              "--patch " << options.patch << " is larger than the " << options.dataset << " images ("

@@ -14,6 +14,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/checkpoint/safetensors.h"
+#include "engine/core/clock.h"
 #include "engine/core/error.h"
 #include "engine/core/nvtx.h"
 #include "engine/data/dataset.h"
@@ -26,23 +27,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Where `data.dir = ""` looks: the Debian package's folder for Fashion-MNIST, else data/<name>
-// (MNIST is fetched there by `make data`; CIFAR-10 and STL-10 are placed there by the user).
-std::string default_data_dir(const std::string& dataset) {
-  return dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/" + dataset;
-}
-
-std::string timestamp() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return text;
-}
 
 // The pipeline, one stage after another (spec section 5): parameters drawn, then layer by layer the
 // layer's dictionary and its autoencoder pretraining, then supervised training (fine-tuning when
@@ -176,7 +160,7 @@ class Run {
 
 void Run::load_data() {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string dir = config_.data_dir.empty() ? default_data_dir(config_.dataset) : config_.data_dir;
+  const std::string dir = config_.data_dir.empty() ? data::default_data_dir(config_.dataset) : config_.data_dir;
   data_ = data::load_dataset(config_.dataset, dir);
   if (config_.train_limit > 0 && config_.train_limit < data_.train.count)
     data_.train = data::take_slice(data_.train, 0, config_.train_limit);
