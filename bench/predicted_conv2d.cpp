@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "engine/backend/backend.h"
 
 namespace {
@@ -23,27 +24,9 @@ namespace {
 uv::Backend* g_backend = nullptr;
 bool g_gpu = false;  // the GPU gets a bigger batch and the paper's CIFAR-10 layers too
 
-enum class Pass { Forward, Step };
-
-struct Tensors {
-  std::vector<uv::Buffer> owned;
-  float* make(uv::Backend& be, int64_t n, uint64_t stream) {
-    owned.push_back(be.allocate(static_cast<size_t>(n > 0 ? n : 1) * sizeof(float)));
-    if (n > 0) be.uniform_init(owned.back().floats(), n, -1.f, 1.f, 1, stream);
-    return owned.back().floats();
-  }
-};
-
-double timed_loop(benchmark::State& state, uv::Backend& be, const std::function<void()>& work) {
-  work();  // warm-up: cuDNN/cuBLAS heuristics and the pool's first touch
-  double total_ms = 0;
-  for (auto _ : state) {
-    const double ms = be.time_per_call_ms(work, 3);
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
-  return total_ms / static_cast<double>(state.iterations());
-}
+using uv::bench::Pass;
+using uv::bench::Tensors;
+using uv::bench::timed_loop;
 
 // Arguments: batch B, input H (= W), C_in, C_out, kernel p, rank r (per column; 0 for dense), J.
 // "same" padding, stride 1, as the convnets use.
@@ -132,27 +115,8 @@ void register_all(bool gpu) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string device = "auto";
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--device=", 9) == 0)
-      device = argv[i] + 9;
-    else
-      rest.push_back(argv[i]);
-  }
-  int rest_argc = static_cast<int>(rest.size());
-  std::unique_ptr<uv::Backend> backend;
-  try {
-    backend = uv::make_backend(device);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_predicted_conv2d: %s\n", e.what());
-    return 2;
-  }
-  g_backend = backend.get();
-  benchmark::AddCustomContext("backend", backend->description());
-  register_all(backend->device() == uv::Device::CUDA);
-  benchmark::Initialize(&rest_argc, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uv::bench::run(argc, argv, "bench_predicted_conv2d", [](uv::Backend& backend) {
+    g_backend = &backend;
+    register_all(backend.device() == uv::Device::CUDA);
+  });
 }

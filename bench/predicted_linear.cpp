@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
 #include "engine/ops/strategy_cost.h"
@@ -19,29 +20,9 @@ namespace {
 
 uv::Backend* g_backend = nullptr;
 
-enum class Pass { Forward, Step };
-
-struct Tensors {
-  std::vector<uv::Buffer> owned;
-  float* make(uv::Backend& be, int64_t n, uint64_t stream) {
-    owned.push_back(be.allocate(static_cast<size_t>(n) * sizeof(float)));
-    be.uniform_init(owned.back().floats(), n, -1.f, 1.f, 1, stream);
-    return owned.back().floats();
-  }
-};
-
-// Runs the benchmark loop over `work` (after one warm-up call: cuBLAS heuristics, first touch of the
-// pool) and returns the mean milliseconds per call, the figure the Time column shows.
-double timed_loop(benchmark::State& state, uv::Backend& be, const std::function<void()>& work) {
-  work();
-  double total_ms = 0;
-  for (auto _ : state) {
-    const double ms = be.time_per_call_ms(work, 3);
-    state.SetIterationTime(ms / 1e3);
-    total_ms += ms;
-  }
-  return total_ms / static_cast<double>(state.iterations());
-}
+using uv::bench::Pass;
+using uv::bench::Tensors;
+using uv::bench::timed_loop;
 
 // Arguments: M, K, N, r (per column), J.
 void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pass) {
@@ -144,27 +125,8 @@ void register_all(bool cuda) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string device = "auto";
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--device=", 9) == 0)
-      device = argv[i] + 9;
-    else
-      rest.push_back(argv[i]);
-  }
-  int rest_argc = static_cast<int>(rest.size());
-  std::unique_ptr<uv::Backend> backend;
-  try {
-    backend = uv::make_backend(device);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_predicted_linear: %s\n", e.what());
-    return 2;
-  }
-  g_backend = backend.get();
-  benchmark::AddCustomContext("backend", backend->description());
-  register_all(backend->device() == uv::Device::CUDA);
-  benchmark::Initialize(&rest_argc, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return uv::bench::run(argc, argv, "bench_predicted_linear", [](uv::Backend& backend) {
+    g_backend = &backend;
+    register_all(backend.device() == uv::Device::CUDA);
+  });
 }

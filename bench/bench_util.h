@@ -1,0 +1,71 @@
+// What the backend-generic benchmarks share: operand buffers, the timed loop, and main() with its
+// --device=cpu|cuda|auto flag.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend/backend.h"
+
+namespace uv::bench {
+
+enum class Pass { Forward, Step };
+
+// Buffers on the backend, filled with Uniform(−1, 1) from their own Philox stream; a zero-sized
+// request (a buffer a route does not use) still gets a valid pointer.
+struct Tensors {
+  std::vector<Buffer> owned;
+  float* make(Backend& be, int64_t n, uint64_t stream) {
+    owned.push_back(be.allocate(static_cast<size_t>(n > 0 ? n : 1) * sizeof(float)));
+    if (n > 0) be.uniform_init(owned.back().floats(), n, -1.f, 1.f, 1, stream);
+    return owned.back().floats();
+  }
+};
+
+// Runs the benchmark loop over `work` (after one warm-up call: cuBLAS/cuDNN heuristics, first touch
+// of the pool) and returns the mean milliseconds per call, the figure the Time column shows.
+inline double timed_loop(benchmark::State& state, Backend& be, const std::function<void()>& work) {
+  work();
+  double total_ms = 0;
+  for (auto _ : state) {
+    const double ms = be.time_per_call_ms(work, 3);
+    state.SetIterationTime(ms / 1e3);
+    total_ms += ms;
+  }
+  return total_ms / static_cast<double>(state.iterations());
+}
+
+// main() of a benchmark program: takes --device=..., makes the backend (exit 2 with the reason when
+// it cannot), lets `register_all` register the benchmarks for it, runs them.
+inline int run(int argc, char** argv, const char* program, const std::function<void(Backend&)>& register_all) {
+  std::string device = "auto";
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--device=", 9) == 0)
+      device = argv[i] + 9;
+    else
+      rest.push_back(argv[i]);
+  }
+  int rest_argc = static_cast<int>(rest.size());
+  std::unique_ptr<Backend> backend;
+  try {
+    backend = make_backend(device);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 2;
+  }
+  benchmark::AddCustomContext("backend", backend->description());
+  register_all(*backend);
+  benchmark::Initialize(&rest_argc, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace uv::bench
