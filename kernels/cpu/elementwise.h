@@ -16,6 +16,9 @@ void activation_forward(Activation act, const Scalar* x, Scalar* y, int64_t n);
 template <typename Scalar>
 void activation_backward(Activation act, const Scalar* y, const Scalar* dy, Scalar* dx, int64_t n);
 
+// σ(x) through the vectorised float path activation_forward uses (for tests).
+float sigmoid_f32(float x);
+
 // Returns the summed loss; writes dlogits = (softmax − onehot)/M and counts argmax hits.
 template <typename Scalar>
 double softmax_cross_entropy(const Scalar* logits, const int32_t* labels, int64_t m, int64_t c,
