@@ -214,14 +214,39 @@ std::unique_ptr<Graph> Network::prefix_graph(size_t index, int64_t max_batch) {
   return graph;
 }
 
-std::unique_ptr<Graph> Network::supervised_graph(int64_t max_batch) {
+std::unique_ptr<Graph> Network::supervised_graph(int64_t max_batch, bool project_input) {
   auto graph = std::make_unique<Graph>(backend_, store_, max_batch);
   for (const Layer& layer : layers_) {
-    graph->add(layer.op);
+    if (project_input && &layer == &layers_.front()) {
+      const std::string why = why_no_input_projection();
+      UV_REQUIRE(why.empty(), "cannot project the inputs: " << why);
+      if (!projected_input_) projected_input_ = make<ProjectedInputDense>(*layer.predicted);
+      graph->add(projected_input_);
+    } else {
+      graph->add(layer.op);
+    }
     if (layer.activation) graph->add(layer.activation);
   }
   graph->finalize();
   return graph;
+}
+
+std::string Network::why_no_input_projection() const {
+  const Layer& first = layers_.front();
+  if (!first.predicted) return first.name + " is " + first.config.type + ", not predicted_dense";
+  if (first.predicted->config().learn_u) return first.name + " is lowrank: it learns U";
+  return "";
+}
+
+int64_t Network::projected_features() const {
+  const PredictedDenseConfig& c = layers_.front().predicted->config();
+  return c.columns * c.rank;
+}
+
+void Network::project_inputs(const float* x, int64_t count, float* t) {
+  const PredictedDense& first = *layers_.front().predicted;
+  const int64_t k = first.in_features(), jr = projected_features();
+  backend_.gemm(false, false, count, jr, k, 1.f, x, k, store_.at(first.u()).value, jr, 0.f, t, jr);
 }
 
 std::unique_ptr<Graph> Network::pretrain_graph(size_t index, int64_t max_batch) {

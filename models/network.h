@@ -58,7 +58,14 @@ class Network {
   DictionaryReport build_dictionary(size_t index, const data::Dataset& train, uint64_t seed,
                                     int64_t emp_samples);
 
-  std::unique_ptr<Graph> supervised_graph(int64_t max_batch);
+  // project_input: layer 1 reads T = X·U (see ProjectedInputDense and project_inputs).
+  std::unique_ptr<Graph> supervised_graph(int64_t max_batch, bool project_input = false);
+  // Why layer 1 cannot read projected inputs, or "" when it can: it must be a predicted fully
+  // connected layer with a fixed U.
+  std::string why_no_input_projection() const;
+  int64_t projected_features() const;  // J·r of layer 1
+  // t (count × J·r) = x (count × K)·U of layer 1, both on the backend: one GEMM for the data set.
+  void project_inputs(const float* x, int64_t count, float* t);
   std::unique_ptr<Graph> prefix_graph(size_t index, int64_t max_batch);    // layers [0, index)
   std::unique_ptr<Graph> pretrain_graph(size_t index, int64_t max_batch);  // autoencoder of `index`
 
@@ -76,6 +83,7 @@ class Network {
   ParameterStore store_;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<Layer> layers_;
+  Op* projected_input_ = nullptr;  // layer 1 as a ProjectedInputDense, made on first use
   template <typename T, typename... Args>
   T* make(Args&&... args);
   // Layer `index`'s inputs (rows × its input features) over the first `rows` training examples:

@@ -796,6 +796,52 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
   EXPECT_NE(result.output.find("test error"), std::string::npos) << result.output;
 }
 
+// train.project_input: layer 1 reading T = X·U computed once for the data set trains like layer 1
+// batching X (the same sums in another association: per-step losses within relative 1e-4), says so
+// in the summary, and holds T for the train and test sets instead of gathering 784-wide rows.
+TEST_F(CliRun, ProjectedInputTrainsLikeBatchingX) {
+  json off = base_config(), on = base_config();
+  off["train"]["project_input"] = "off";
+  on["train"]["project_input"] = "on";
+  ASSERT_TRUE(succeeded(train(off, "off", {"--epochs", "2"})));
+  ASSERT_TRUE(succeeded(train(on, "on", {"--epochs", "2"})));
+  auto losses = [&](const std::string& name) {
+    std::vector<double> out;
+    std::ifstream metrics(run(name) / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) {
+      const json row = json::parse(line);
+      if (row["kind"] == "train") out.push_back(row["loss"].get<double>());
+    }
+    return out;
+  };
+  const std::vector<double> a = losses("off"), b = losses("on");
+  ASSERT_EQ(a.size(), static_cast<size_t>(2 * kTrainCount / kBatch));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-4 * std::fabs(a[i])) << "step " << i + 1;
+  const json s_off = json::parse(read_text(run("off") / "summary.json"));
+  const json s_on = json::parse(read_text(run("on") / "summary.json"));
+  EXPECT_TRUE(s_off["project_input"].is_null());
+  EXPECT_EQ(s_on["layers"][0]["strategy"], "projected");
+  EXPECT_EQ(s_on["project_input"]["features"], 78);
+  EXPECT_EQ(s_on["memory_bytes"]["data_projected"], (kTrainCount + kTestCount) * 78 * 4);
+  EXPECT_EQ(s_off["memory_bytes"]["data_projected"], 0);
+  EXPECT_NEAR(s_on["test_error"].get<double>(), s_off["test_error"].get<double>(), 0.011);
+}
+
+TEST_F(CliConfig, ProjectInputValueAndLayerAreChecked) {
+  json config = base_config();
+  config["train"]["project_input"] = "maybe";
+  EXPECT_TRUE(is_user_error(train(config, "bad"), {"train.project_input", "maybe", "auto, on, off"}));
+  config = base_config();
+  config["train"]["project_input"] = "on";
+  config["model"]["layers"][0]["type"] = "dense";
+  EXPECT_TRUE(is_user_error(train(config, "dense"), {"train.project_input", "layer1 is dense"}));
+  config["model"]["layers"][0]["type"] = "lowrank";
+  EXPECT_TRUE(is_user_error(train(config, "lowrank"), {"train.project_input", "learns U"}));
+  config["train"]["project_input"] = "auto";  // auto falls back to batching X
+  EXPECT_TRUE(succeeded(train(config, "auto")));
+}
+
 // The SE-AE pair of the paper's MLP, small: layer 1 SE, layer 2 an ae dictionary drawn from an
 // autoencoder trained on layer 1's codes; the run logs the autoencoder's losses and trains.
 TEST_F(CliRun, SeAeMlpTrainsEndToEnd) {

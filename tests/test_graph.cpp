@@ -212,6 +212,59 @@ TEST(GraphGradient, TiedDenseAutoencoderAccumulatesTheSharedWeight) {
   check_network_gradient(graph, store, *backend, x, {}, &x, m);
 }
 
+// A predicted first layer reading T = X·U (ProjectedInputDense, the trainer's train.project_input)
+// must give the predicted layer's Y, dV and db: J = 3 columns, sizes off any blocking, the
+// parameters' gradients poisoned before each backward so an unwritten element shows. Tolerance: the
+// two compute the same float sums in a different association (X·U once against per batch), so
+// relative 1e-5 of each output's scale.
+TEST(GraphProjectedInput, MatchesThePredictedLayerOnXTimesU) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  ParameterStore store;
+  PredictedDenseConfig c;
+  c.in = 29;
+  c.out = 21;
+  c.rank = 5;
+  c.columns = 3;
+  c.strategy = PredictedStrategy::Chain;
+  PredictedDense layer("layer1", store, c);
+  ProjectedInputDense projected(layer);
+  EXPECT_EQ(projected.in_features(), 15);
+  store.allocate(*backend);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (Parameter& p : store.all()) {
+    const std::vector<float> values = test::random_vector<float>(p.numel(), rng, -0.5, 0.5);
+    std::copy(values.begin(), values.end(), p.value);
+  }
+  const int64_t m = 11;
+  const auto x = test::random_vector<float>(m * c.in, rng, 0, 1);
+  const auto dy = test::random_vector<float>(m * c.out, rng, -1, 1);
+  std::vector<float> t(static_cast<size_t>(m * 15));
+  backend->gemm(false, false, m, 15, c.in, 1.f, x.data(), c.in, store.at(layer.u()).value, 15, 0.f, t.data(), 15);
+
+  struct Result { std::vector<float> y, dv, db; };
+  auto run = [&](Op& op, const std::vector<float>& input) {
+    Graph graph(*backend, store, m);
+    graph.add(&op);
+    graph.finalize();
+    Parameter& v = store.at(layer.v());
+    Parameter& b = store.at(layer.bias());
+    const auto poison_v = test::poisoned<float>(v.numel()), poison_b = test::poisoned<float>(b.numel());
+    std::copy(poison_v.begin(), poison_v.end(), v.grad);
+    std::copy(poison_b.begin(), poison_b.end(), b.grad);
+    const float* y = graph.forward(input.data(), m);
+    Result r{std::vector<float>(y, y + m * c.out), {}, {}};
+    std::copy(dy.begin(), dy.end(), graph.output_grad());
+    graph.backward(m);
+    r.dv.assign(v.grad, v.grad + v.numel());
+    r.db.assign(b.grad, b.grad + b.numel());
+    return r;
+  };
+  const Result want = run(layer, x), got = run(projected, t);
+  EXPECT_TRUE(test::all_close(got.y, want.y, 1e-5, 1e-5));
+  EXPECT_TRUE(test::all_close(got.dv, want.dv, 1e-5, 1e-5));
+  EXPECT_TRUE(test::all_close(got.db, want.db, 1e-5, 1e-5));
+}
+
 TEST(GraphEndToEnd, ShortMnistRunReachesStatedAccuracy) {
   const std::string dir = std::string(UV_SOURCE_DIR) + "/data/mnist";
   if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte"))

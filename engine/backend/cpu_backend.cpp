@@ -49,7 +49,7 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string description() const override {
     std::ostringstream out;
-    out << "cpu (OpenBLAS, " << openblas_get_corename() << " kernels, " << openblas_get_num_threads()
+    out << "cpu (OpenBLAS, " << openblas_get_corename() << " kernels, " << cpu::gemm_threads()
         << " threads)";
     return out.str();
   }

@@ -156,6 +156,23 @@ class ActivationOp final : public Op {
   Activation activation_;
 };
 
+// A predicted first layer that reads T = X·U (m × J·r) in place of X. U is fixed and so is the
+// data set, so the trainer computes T for every example once (Network::project_inputs) and
+// batches T instead of X: the step skips X·U, its largest GEMM, and gathers J·r floats per example
+// instead of K. Forward Y = T·V + b column by column, backward dV = Tᵀ·dY and db; no dX (nothing
+// is upstream). Shares the layer's V and b, so the layer's own op serves pretraining unchanged.
+class ProjectedInputDense final : public Op {
+ public:
+  explicit ProjectedInputDense(const PredictedDense& layer);
+  std::string type() const override { return "projected_input"; }
+  bool backward_reads_input() const override { return true; }
+  void forward(OpContext& ctx) override;
+  void backward(OpContext& ctx) override;
+
+ private:
+  const PredictedDense& layer_;
+};
+
 // Tied decoder of a predicted (or LowRank) encoder for autoencoder pretraining:
 // Z = H·Wᵀ + c with W = U·V of the encoder; own bias c (K).
 class TiedDecoder final : public Op {

@@ -107,6 +107,35 @@ void PredictedDense::backward(OpContext& ctx) {
   ctx.backend->predicted_linear_backward(args);
 }
 
+ProjectedInputDense::ProjectedInputDense(const PredictedDense& layer)
+    : Op(layer.name(), layer.config().columns * layer.config().rank, layer.out_features()), layer_(layer) {
+  UV_REQUIRE(!layer.config().learn_u, name_ << ": a LowRank layer learns U, so X·U cannot be computed once");
+  gradient_params_ = {layer.v(), layer.bias()};
+}
+
+void ProjectedInputDense::forward(OpContext& ctx) {
+  const PredictedDenseConfig& c = layer_.config();
+  const int64_t r = c.rank, jr = c.columns * r, nc = c.out / c.columns;
+  const float* v = ctx.params->at(layer_.v()).value;  // (J, r, N/J)
+  for (int64_t j = 0; j < c.columns; ++j)  // Y[:, block j] (m × N/J) = T[:, block j] (m × r)·V_j
+    ctx.backend->gemm(false, false, ctx.m, nc, r, 1.f, ctx.x + j * r, jr, v + j * r * nc, nc, 0.f,
+                      ctx.y + j * nc, c.out);
+  ctx.backend->bias_add_rows(ctx.y, ctx.params->at(layer_.bias()).value, ctx.m, c.out);
+}
+
+void ProjectedInputDense::backward(OpContext& ctx) {
+  UV_CHECK(ctx.dx == nullptr, name_ << ": a projected input layer must come first (it has no dX)");
+  const PredictedDenseConfig& c = layer_.config();
+  const int64_t r = c.rank, jr = c.columns * r, nc = c.out / c.columns;
+  const float beta = gradient_mode(layer_.v()) == GradientMode::Accumulate ? 1.f : 0.f;
+  float* dv = ctx.params->at(layer_.v()).grad;
+  for (int64_t j = 0; j < c.columns; ++j)  // dV_j (r × N/J) = T_jᵀ·dY_j
+    ctx.backend->gemm(true, false, r, nc, ctx.m, 1.f, ctx.x + j * r, jr, ctx.dy + j * nc, c.out, beta,
+                      dv + j * r * nc, nc);
+  ctx.backend->column_sums(ctx.dy, ctx.m, c.out, ctx.params->at(layer_.bias()).grad,
+                           gradient_mode(layer_.bias()));
+}
+
 TiedDecoder::TiedDecoder(std::string name, ParameterStore& store, const PredictedDense& encoder)
     : Op(std::move(name), encoder.out_features(), encoder.in_features()), encoder_(encoder) {
   ParamSpec c;

@@ -18,7 +18,7 @@ json default_config() {
     "data": {"dataset": "mnist", "dir": "", "train_limit": 0, "test_limit": 0, "emp_samples": 10000},
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-              "lr_decay": 1.0, "max_col_norm": 0.0},
+              "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto"},
     "pretrain": {"epochs": 0, "lr": 0.1, "momentum": 0.7},
     "checkpoint": {"every_steps": 0},
     "log": {"every_steps": 100}
@@ -206,6 +206,10 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   r.weight_decay = number_in(t, "weight_decay", "train.weight_decay", 0, kInf, false, "[0, inf)");
   r.lr_decay = number_in(t, "lr_decay", "train.lr_decay", 0, kInf, true, "(0, inf)");
   r.max_col_norm = number_in(t, "max_col_norm", "train.max_col_norm", 0, kInf, false, "[0, inf)");
+  r.project_input = get<std::string>(t, "project_input");
+  UV_REQUIRE(r.project_input == "auto" || r.project_input == "on" || r.project_input == "off",
+             "config " << source << ": 'train.project_input' = \"" << r.project_input
+                       << "\" is not one of auto, on, off");
   const json& p = c["pretrain"];
   r.pretrain_epochs = nonneg_int(p, "epochs", "pretrain.epochs");
   r.pretrain_lr = number_in(p, "lr", "pretrain.lr", 0, kInf, true, "(0, inf)");

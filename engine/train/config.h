@@ -53,6 +53,9 @@ struct RunConfig {
   // supervised training
   int64_t epochs = 20, batch_size = 100;
   double lr = 0.1, momentum = 0.9, weight_decay = 0.0, lr_decay = 1.0, max_col_norm = 0.0;
+  // T = X·U of a predicted first layer computed once for the whole data set (U is fixed, so is X):
+  // auto (when J·r ≤ the input size, so it also saves memory) | on | off.
+  std::string project_input = "auto";
   // autoencoder pretraining of layers with pretrain = true
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 0.1, pretrain_momentum = 0.7;

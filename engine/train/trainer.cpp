@@ -86,12 +86,14 @@ struct ResidentSet {
   const data::Dataset* host = nullptr;
   const float* images = nullptr;    // (count, features)
   const int32_t* labels = nullptr;  // (count)
+  int64_t features = 0;             // the host's, or J·r for projected inputs
   Buffer owned_images, owned_labels;
 };
 
 ResidentSet make_resident(Backend& backend, const data::Dataset& set) {
   ResidentSet r;
   r.host = &set;
+  r.features = set.features();
   if (backend.shares_host_memory()) {
     r.images = set.images.data();
     r.labels = set.labels.data();
@@ -123,6 +125,11 @@ class Run {
   bool max_steps_reached() const { return options_.max_steps >= 0 && state_.total_steps() >= options_.max_steps; }
   void stop_for_max_steps();  // logs the stop (the checkpoint is already written)
   double evaluate(const ResidentSet& set, double* mean_loss);
+  // What the supervised graph batches from: the data sets, or with projected inputs T = X·U of
+  // every example (computed on first use, once U is built: after the dictionary stages).
+  const ResidentSet& train_input();
+  const ResidentSet& test_input();
+  ResidentSet project(const ResidentSet& set);
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
@@ -145,6 +152,8 @@ class Run {
   std::unique_ptr<Graph> graph_;
   Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
   ResidentSet train_set_, test_set_;
+  bool project_input_ = false;  // layer 1 reads T = X·U (train.project_input)
+  ResidentSet projected_train_, projected_test_;
   Buffer order_buffer_;  // (max count) on the backend: the current order of examples
   std::vector<Stage> plan_;
   std::vector<StageOutcome> outcomes_;  // (plan_.size()) what this invocation did with each stage
@@ -178,7 +187,19 @@ void Run::load_data() {
 
 void Run::build_model() {
   model_ = std::make_unique<Network>(config_, *backend_, ImageShape{data_.train.rows, data_.train.cols, data_.train.channels});
-  x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * data_.train.features()) * sizeof(float));
+  if (config_.project_input != "off") {
+    const std::string why = model_->why_no_input_projection();
+    UV_REQUIRE(config_.project_input == "auto" || why.empty(),
+               "config " << config_.source << ": 'train.project_input' = \"on\" but " << why);
+    // auto: when it also saves memory (J·r ≤ K) and layer 1's strategy was left to the engine (a
+    // named strategy is what the user wants timed).
+    project_input_ = why.empty() && (config_.project_input == "on" ||
+                                     (config_.layers.front().strategy == "auto" &&
+                                      model_->projected_features() <= data_.train.features()));
+  }
+  const int64_t batch_features =
+      std::max(data_.train.features(), project_input_ ? model_->projected_features() : int64_t{0});
+  x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * batch_features) * sizeof(float));
   y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
   {
     NvtxRange range("upload data set");
@@ -187,7 +208,7 @@ void Run::build_model() {
     order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
                                        sizeof(int32_t));
   }
-  graph_ = model_->supervised_graph(config_.batch_size);
+  graph_ = model_->supervised_graph(config_.batch_size, project_input_);
   state_.lr = config_.lr;
   plan_stages();
   if (options_.resume) load_checkpoint();
@@ -446,6 +467,7 @@ bool Run::train_supervised() {
   const int64_t batch = config_.batch_size;
   const int64_t steps = (train.count + batch - 1) / batch;
   const std::vector<int> params = graph_->trainable_params();
+  const ResidentSet& input = train_input();
   Progress progress(stage_label(plan_.back()), config_.epochs, steps, batch, config_.log_every_steps);
   const auto t0 = std::chrono::steady_clock::now();
   while (state_.epoch < config_.epochs) {
@@ -459,7 +481,7 @@ bool Run::train_supervised() {
       NvtxRange step_range("train step");
       const int64_t begin = s * batch;
       const int64_t m = std::min(batch, train.count - begin);
-      stage_batch(train_set_, begin, m);
+      stage_batch(input, begin, m);
       const float* logits = graph_->forward(x_.floats(), m);
       const LossResult loss = backend_->softmax_cross_entropy(
           logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
@@ -496,7 +518,7 @@ bool Run::train_supervised() {
     }
     train_error_ = seen ? 1.0 - static_cast<double>(correct) / seen : train_error_;
     const double epoch_seconds = seconds_since(epoch_t0);
-    test_error_ = evaluate(test_set_, &test_loss_);
+    test_error_ = evaluate(test_input(), &test_loss_);
     char line[200];
     std::snprintf(line, sizeof line,
                   "%s epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
@@ -663,13 +685,40 @@ void Run::load_checkpoint() {
                static_cast<long long>(state_.epoch + 1), static_cast<long long>(state_.step_in_epoch));
 }
 
+ResidentSet Run::project(const ResidentSet& set) {
+  NvtxRange range("project inputs");
+  const auto t0 = std::chrono::steady_clock::now();
+  ResidentSet p;
+  p.host = set.host;
+  p.labels = set.labels;
+  p.features = model_->projected_features();
+  p.owned_images = backend_->allocate(static_cast<size_t>(set.host->count * p.features) * sizeof(float));
+  model_->project_inputs(set.images, set.host->count, p.owned_images.floats());
+  p.images = p.owned_images.floats();
+  backend_->synchronize();
+  timings_["project_input"] = timings_.value("project_input", 0.0) + seconds_since(t0);
+  return p;
+}
+
+const ResidentSet& Run::train_input() {
+  if (!project_input_) return train_set_;
+  if (!projected_train_.images) projected_train_ = project(train_set_);
+  return projected_train_;
+}
+
+const ResidentSet& Run::test_input() {
+  if (!project_input_) return test_set_;
+  if (!projected_test_.images) projected_test_ = project(test_set_);
+  return projected_test_;
+}
+
 void Run::set_order(const std::vector<int32_t>& order) {
   backend_->copy_to_device(order_buffer_.data(), order.data(), order.size() * sizeof(int32_t));
 }
 
 void Run::stage_batch(const ResidentSet& set, int64_t begin, int64_t m) {
   const int32_t* order = static_cast<const int32_t*>(order_buffer_.data()) + begin;
-  backend_->gather_rows(set.images, order, m, set.host->features(), x_.floats());
+  backend_->gather_rows(set.images, order, m, set.features, x_.floats());
   backend_->gather_labels(set.labels, order, m, static_cast<int32_t*>(y_.data()));
 }
 
@@ -726,6 +775,8 @@ json Run::summary(double seconds) {
       {"data_resident", static_cast<int64_t>(train_set_.owned_images.bytes() + train_set_.owned_labels.bytes() +
                                              test_set_.owned_images.bytes() + test_set_.owned_labels.bytes() +
                                              order_buffer_.bytes())},
+      {"data_projected", static_cast<int64_t>(projected_train_.owned_images.bytes() +
+                                              projected_test_.owned_images.bytes())},
       {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + activations},
       // A dense model of the same shape learns K·N + N per layer, with gradients and momentum.
       {"dense_equivalent_total", 3 * dense_total * f + activations},
@@ -737,6 +788,7 @@ json Run::summary(double seconds) {
       {"materialised_weights", materialised.materialised_weight_floats * f},
       {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + materialised.arena_floats * f}};
   if (device_in_use_peak_ >= 0) memory["device_in_use_peak"] = device_in_use_peak_;
+  if (project_input_) layers[0]["strategy"] = "projected";
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   memory["process_peak_rss"] = static_cast<int64_t>(usage.ru_maxrss) * 1024;
@@ -755,6 +807,10 @@ json Run::summary(double seconds) {
           {"timings", timings_},
           {"layers", layers},
           {"learned_fraction_hidden", dense_hidden ? static_cast<double>(learned_hidden) / dense_hidden : 1.0},
+          {"project_input", project_input_ ? json{{"layer", model_->layers().front().name},
+                                                  {"features", model_->projected_features()},
+                                                  {"of", data_.train.features()}}
+                                           : json(nullptr)},
           {"memory_bytes", memory}};
 }
 
@@ -785,6 +841,14 @@ void print_summary(const json& s) {
   std::printf("stages in this invocation: %s\n", stages.c_str());
   std::printf("learned parameters of the hidden layers (all but the output layer): %.1f%% of the dense layers'\n",
               100 * s["learned_fraction_hidden"].get<double>());
+  if (!s["project_input"].is_null())
+    std::printf("%s reads T = X*U, computed once for the data set: %lld features per example instead of %lld "
+                "(%.1f MiB, %.2f s); train.project_input = off batches X\n",
+                s["project_input"]["layer"].get<std::string>().c_str(),
+                static_cast<long long>(s["project_input"]["features"].get<int64_t>()),
+                static_cast<long long>(s["project_input"]["of"].get<int64_t>()),
+                s["memory_bytes"]["data_projected"].get<double>() / (1 << 20),
+                s["timings"].value("project_input", 0.0));
   const json& m = s["memory_bytes"];
   auto mib = [&](const char* key) { return m[key].get<double>() / (1 << 20); };
   std::printf("memory (MiB): learned %.2f, fixed U %.2f, gradients %.2f, optimizer %.2f, "
@@ -833,7 +897,7 @@ json Run::execute() {
             {"stages", stages_json()}};
   }
   if (std::isnan(test_error_)) {  // no epoch ran (e.g. resumed a finished run)
-    test_error_ = evaluate(test_set_, &test_loss_);
+    test_error_ = evaluate(test_input(), &test_loss_);
   }
   json s = summary(seconds_since(t0));
   std::ofstream(out_ / kSummaryFile) << s.dump(2) << "\n";
