@@ -1,5 +1,7 @@
 // CPU backend: OpenBLAS GEMMs and the loops in kernels/cpu.
 #include <cblas.h>
+#include <pmmintrin.h>  // _MM_SET_DENORMALS_ZERO_MODE
+#include <xmmintrin.h>  // _MM_SET_FLUSH_ZERO_MODE
 
 #include <atomic>
 #include <chrono>
@@ -46,11 +48,28 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
+  CpuBackend() {
+    // Flush subnormal floats to zero (FTZ) and read them as zero (DAZ) on this thread. A saturated
+    // sigmoid layer makes outputs and gradients around 1e-39, and x86 cores take a microcode
+    // assist on every subnormal operand: a diverging 4096-wide MLP's step went from 0.53 to 0.97 s
+    // within an epoch. GPUs flush the same way in their fast paths; training loses nothing by it.
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+#ifdef UV_WITH_DNNL
+    omp_set_num_threads(cpu::gemm_threads());  // oneDNN's OpenMP pool follows OPENBLAS_NUM_THREADS
+#endif
+  }
   Device device() const override { return Device::CPU; }
   std::string description() const override {
     std::ostringstream out;
+#ifdef UV_WITH_DNNL
+    const dnnl_version_t* v = dnnl_version();
+    out << "cpu (oneDNN " << v->major << "." << v->minor << "." << v->patch << " sgemm, OpenBLAS "
+        << openblas_get_corename() << " for float64 and LAPACK, " << cpu::gemm_threads() << " threads)";
+#else
     out << "cpu (OpenBLAS, " << openblas_get_corename() << " kernels, " << cpu::gemm_threads()
         << " threads)";
+#endif
     return out.str();
   }
 

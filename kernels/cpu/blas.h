@@ -3,8 +3,14 @@
 #pragma once
 
 #include <cblas.h>
+#ifdef UV_WITH_DNNL
+#include <dnnl.h>
+#include <omp.h>
+#endif
 
 #include <cstdint>
+
+#include "engine/core/error.h"
 
 namespace uv::cpu {
 
@@ -29,6 +35,14 @@ inline void choose_gemm_threads(int64_t m, int64_t n, int64_t k) {
 inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                  int64_t ldc) {
+#ifdef UV_WITH_DNNL
+  if (m == 0 || n == 0) return;
+  const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b,
+                                          ldb, beta, c, ldc);
+  UV_CHECK(status == dnnl_success, "dnnl_sgemm failed with status " << static_cast<int>(status) << " on "
+                                                                    << m << "x" << n << "x" << k);
+  return;
+#endif
   choose_gemm_threads(m, n, k);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
