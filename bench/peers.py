@@ -61,6 +61,8 @@ def run_uvtrain(args, config, batch, epochs, train_limit, out):
     command = [args.uvtrain, "train", "--config", os.path.join(ROOT, config), "--device", args.device,
                "--epochs", str(epochs), "--out", out, "--set", f"train.batch_size={batch}",
                "--set", f"data.train_limit={train_limit}", "--set", "checkpoint.every_steps=0"]
+    if args.data_dir:
+        command += ["--set", f"data.dir={args.data_dir}"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
@@ -263,6 +265,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="OpenBLAS and PyTorch threads (CPU)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--epochs", type=int, default=0, help="epochs per run (default: the model's)")
+    parser.add_argument("--train-limit", type=int, default=-1,
+                        help="training images per epoch (default: the model's; a smoke test uses a few hundred)")
+    parser.add_argument("--data-dir", default="", help="the data set's directory (default: the config's)")
     parser.add_argument("--uvtrain", default=os.path.join(ROOT, "build/uvtrain"))
     parser.add_argument("--json", help="write every row here")
     parser.add_argument("--torch-threads", choices=["blas", "intra"], default="blas",
@@ -294,7 +299,8 @@ def main():
             epochs = args.epochs or spec["epochs"]
             for network in ("dense", "predicted"):
                 out = os.path.join(tmp, f"{name}-{network}")
-                uv = run_uvtrain(args, spec[network], spec["batch"], epochs, spec["train_limit"][args.device], out)
+                limit = spec["train_limit"][args.device] if args.train_limit < 0 else args.train_limit
+                uv = run_uvtrain(args, spec[network], spec["batch"], epochs, limit, out)
                 results = [("uvtrain", uv)] + [(f"torch {mode}", run_torch(args, out, mode, epochs))
                                                for mode in ("eager", "compile")]
                 uv_figures = row_figures(uv, spec["batch"])

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build make pkg-config libopenblas-dev liblapacke-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev liblbfgs-dev
-          dataset-fashion-mnist python3-matplotlib)
+          libdnnl-dev dataset-fashion-mnist python3-matplotlib)
 # Tools that may come from outside Debian's packages (a NodeSource Node.js ships its own npm, and
 # its nodejs package conflicts with Debian's npm): install the Debian package only when the command
 # is missing.

@@ -162,7 +162,7 @@ const float* Graph::forward(const float* x, int64_t m) {
   for (size_t i = 0; i < ops_.size(); ++i) {
     ctx.x = value(i);
     ctx.y = values_[i];
-    ctx.buffers = op_buffers_[i];
+    ctx.buffers = {op_buffers_[i].data(), op_buffers_[i].size()};
     NvtxRange range(forward_names_[i]);
     ops_[i]->forward(ctx);
   }
@@ -179,7 +179,7 @@ void Graph::backward(int64_t m) {
     ctx.y = values_[i];
     ctx.dy = grads_[i];
     ctx.dx = (i > trainable_from_) ? grads_[i - 1] : nullptr;
-    ctx.buffers = op_buffers_[i];
+    ctx.buffers = {op_buffers_[i].data(), op_buffers_[i].size()};
     const std::vector<int>& params = ops_[i]->gradient_params();
     for (size_t k = 0; k < params.size(); ++k) ops_[i]->set_gradient_mode(params[k], gradient_modes_[i][k]);
     NvtxRange range(backward_names_[i]);

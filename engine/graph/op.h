@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/core/error.h"
 #include "engine/graph/parameters.h"
 
 namespace uv {
@@ -27,6 +28,18 @@ struct BufferRequest {
   BufferCategory category = BufferCategory::Activation;
 };
 
+// One op's planned buffers: a view into the graph's plan, so handing them to an op copies nothing
+// (a training step allocates nothing, tests/test_step_allocations.cpp).
+struct OpBuffers {
+  float* const* data = nullptr;
+  size_t count = 0;
+  float* at(size_t i) const {
+    UV_CHECK(i < count, "op buffer " << i << " of " << count);
+    return data[i];
+  }
+  size_t size() const { return count; }
+};
+
 struct OpContext {
   Backend* backend = nullptr;
   ParameterStore* params = nullptr;
@@ -35,7 +48,7 @@ struct OpContext {
   float* y = nullptr;             // (m, out_features)
   const float* dy = nullptr;      // (m, out_features), backward only
   float* dx = nullptr;            // (m, in_features), null when the input needs no gradient
-  std::vector<float*> buffers;    // one per BufferRequest, in order
+  OpBuffers buffers;              // one per BufferRequest, in order
 };
 
 class Op {

@@ -204,17 +204,22 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
 }
 
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) {
-  std::vector<double> norm2(static_cast<size_t>(cols));
+  // Columns in blocks of kBlock with their squared norms on the stack: no allocation per step.
+  constexpr int64_t kBlock = 256;
+  double norm2[kBlock];
   for (int64_t b = 0; b < count; ++b) {
     float* mat = v + b * rows * cols;
-    std::fill(norm2.begin(), norm2.end(), 0.0);
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < cols; ++j) norm2[j] += double(mat[i * cols + j]) * mat[i * cols + j];
-    for (int64_t j = 0; j < cols; ++j) {
-      const double norm = std::sqrt(norm2[j]);
-      if (norm <= max_norm) continue;
-      const float scale = static_cast<float>(max_norm / norm);
-      for (int64_t i = 0; i < rows; ++i) mat[i * cols + j] *= scale;
+    for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
+      const int64_t width = std::min(kBlock, cols - j0);
+      std::fill(norm2, norm2 + width, 0.0);
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < width; ++j) norm2[j] += double(mat[i * cols + j0 + j]) * mat[i * cols + j0 + j];
+      for (int64_t j = 0; j < width; ++j) {
+        const double norm = std::sqrt(norm2[j]);
+        if (norm <= max_norm) continue;
+        const float scale = static_cast<float>(max_norm / norm);
+        for (int64_t i = 0; i < rows; ++i) mat[i * cols + j0 + j] *= scale;
+      }
     }
   }
 }

@@ -74,13 +74,21 @@ void column_sums(const Scalar* x, int64_t m, int64_t n, Scalar* out, GradientMod
 
 // onthefly_w: W tiles in shared memory are a GPU idea; the CPU runs materialise's products with W
 // formed a panel of rows at a time, in a panel of its own (the CPU has no T to recompute, so the
-// layer's backward scratch goes unused here).
+// layer's backward scratch goes unused here). The panel is kept per thread and only ever grows, so
+// steps after the first allocate nothing.
+template <typename Scalar>
+static Scalar* panel_buffer(const PredictedLinearShape& s) {
+  thread_local std::vector<Scalar> panel;
+  const size_t need = static_cast<size_t>(panel_rows(s) * s.n);
+  if (panel.size() < need) panel.resize(need);
+  return panel.data();
+}
+
 template <typename Scalar>
 void predicted_linear_forward(const PredictedLinearForwardArgsT<Scalar>& a) {
   CpuOps<Scalar> ops;
   if (a.strategy == PredictedStrategy::OnTheFlyW) {
-    std::vector<Scalar> panel(static_cast<size_t>(panel_rows(a.shape) * a.shape.n));
-    algorithm::materialise_in_panels_forward(ops, a, panel.data(), panel_rows(a.shape));
+    algorithm::materialise_in_panels_forward(ops, a, panel_buffer<Scalar>(a.shape), panel_rows(a.shape));
     return;
   }
   algorithm::predicted_linear_forward(ops, a);
@@ -90,8 +98,7 @@ template <typename Scalar>
 void predicted_linear_backward(const PredictedLinearBackwardArgsT<Scalar>& a) {
   CpuOps<Scalar> ops;
   if (a.strategy == PredictedStrategy::OnTheFlyW) {
-    std::vector<Scalar> panel(static_cast<size_t>(panel_rows(a.shape) * a.shape.n));
-    algorithm::materialise_in_panels_backward(ops, a, panel.data(), panel_rows(a.shape));
+    algorithm::materialise_in_panels_backward(ops, a, panel_buffer<Scalar>(a.shape), panel_rows(a.shape));
     return;
   }
   algorithm::predicted_linear_backward(ops, a);

@@ -1,0 +1,108 @@
+// bench/peers.py (uvtrain against PyTorch) end to end on a small synthetic MNIST-layout set: the
+// uvtrain rows always, the PyTorch rows where torch is importable (otherwise they say skipped), the
+// JSON it writes, and its bad-flag errors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/cli_util.h"
+#include "tests/test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using uv::test::shell_quote;
+
+struct Output {
+  int exit_code = -1;
+  std::string text;
+};
+
+Output run_shell(const std::string& command) {
+  Output out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  char buffer[4096];
+  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.text.append(buffer, got);
+  const int status = ::pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// Debian's python3 first: it is where python3-torch installs.
+std::string python() {
+  for (const char* candidate : {"/usr/bin/python3", "python3"})
+    if (run_shell(std::string(candidate) + " -c 'import json'").exit_code == 0) return candidate;
+  return "";
+}
+
+class Peers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    interpreter_ = python();
+    if (interpreter_.empty()) GTEST_SKIP() << "no python3";
+    dir_ = fs::temp_directory_path() / ("uv_peers_" + std::to_string(uv::test::fresh_seed()));
+    fs::create_directories(dir_ / "data");
+    uv::test::write_synthetic_mnist(dir_ / "data", 11);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  Output peers(const std::string& flags) const {
+    return run_shell(interpreter_ + " " + shell_quote(std::string(UV_SOURCE_DIR) + "/bench/peers.py") +
+                     " --uvtrain " + shell_quote(UV_CLI_PATH) + " --data-dir " + shell_quote((dir_ / "data").string()) +
+                     " " + flags);
+  }
+  std::string interpreter_;
+  fs::path dir_;
+};
+
+TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
+  const fs::path out = dir_ / "peers.json";
+  const Output result = peers("--models mnist-b100 --epochs 1 --threads 1 --train-limit 300 --json " +
+                              shell_quote(out.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.text;
+  EXPECT_NE(result.text.find("uvtrain speed-up"), std::string::npos) << result.text;
+  std::ifstream in(out);
+  const json report = json::parse(in);
+  int uvtrain_rows = 0, torch_rows = 0;
+  for (const json& row : report.at("rows")) {
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(row.at("model"), "mnist-b100");
+    EXPECT_EQ(row.at("batch"), 100);
+    if (row.contains("skipped")) {
+      EXPECT_NE(row.at("implementation").get<std::string>().find("torch"), std::string::npos);
+      continue;
+    }
+    EXPECT_GT(row.at("ms_per_step").get<double>(), 0.0);
+    EXPECT_GT(row.at("samples_per_s").get<double>(), 0.0);
+    EXPECT_GT(row.at("peak_mib").get<double>(), 0.0);
+    EXPECT_GE(row.at("test_accuracy").get<double>(), 0.0);
+    EXPECT_LE(row.at("test_accuracy").get<double>(), 1.0);
+    if (row.at("implementation") == "uvtrain") {
+      ++uvtrain_rows;
+      EXPECT_DOUBLE_EQ(row.at("uvtrain_speedup").get<double>(), 1.0);
+    } else {
+      ++torch_rows;
+    }
+  }
+  EXPECT_EQ(uvtrain_rows, 2);  // dense and predicted
+  if (torch_rows == 0) std::printf("(PyTorch not importable here: its rows were skipped)\n");
+}
+
+TEST_F(Peers, BadFlagsAreNamed) {
+  Output result = peers("--models mnist-b100,nope");
+  EXPECT_EQ(result.exit_code, 2) << result.text;
+  EXPECT_NE(result.text.find("unknown model 'nope'"), std::string::npos) << result.text;
+  result = peers("--threads 0");
+  EXPECT_EQ(result.exit_code, 2) << result.text;
+  EXPECT_NE(result.text.find("--threads"), std::string::npos) << result.text;
+}
+
+}  // namespace
