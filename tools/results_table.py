@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Markdown tables of a `uvtrain sweep`'s results.csv: test error (%) as mean ± sample standard
+deviation over seeds, one row per pair and column count J, one column per requested fraction.
+
+    tools/results_table.py runs/sweep-mnist_mlp/results.csv
+    tools/results_table.py runs/sweep-mnist_mlp_10pct/results.csv --against Dense --within 0.5
+
+--against PAIR adds, per pair and J, the gap to that pair's mean (a pair that ignores the fraction,
+such as Dense), and --within X marks the gaps of at most X points and names the best pair. Cells
+list how many seeds they average ("n=3"); a missing cell is "–". Also prints the sweep's cell time
+(the sum of its cells' own seconds) and the cell count. Standard library only.
+"""
+import argparse
+import csv
+import math
+import sys
+from collections import defaultdict
+
+
+def mean_std(values):
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, float("nan")
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def cell_text(values):
+    if not values:
+        return "–"
+    m, s = mean_std([100 * v for v in values])
+    spread = "" if math.isnan(s) else f" ± {s:.2f}"
+    return f"{m:.2f}{spread} (n={len(values)})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("csv", help="a sweep's results.csv")
+    parser.add_argument("--against", help="a fraction-free pair to compare every pair with (e.g. Dense)")
+    parser.add_argument("--within", type=float, default=None, help="mark gaps of at most this many points")
+    args = parser.parse_args()
+    try:
+        with open(args.csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        print(f"results_table: {args.csv}: {e.strerror}", file=sys.stderr)
+        return 2
+    need = {"pair", "columns", "fraction", "seed", "test_error", "seconds"}
+    if rows and not need.issubset(rows[0].keys()):
+        print(f"results_table: {args.csv}: missing columns {sorted(need - set(rows[0].keys()))}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(f"results_table: {args.csv}: no finished cells yet")
+        return 0
+
+    pairs = list(dict.fromkeys(r["pair"] for r in rows))  # the sweep's order
+    fractions = sorted({float(r["fraction"]) for r in rows if r["fraction"]})
+    errors = defaultdict(list)  # (pair, J, fraction) -> test errors over seeds
+    for r in rows:
+        key = (r["pair"], r["columns"], float(r["fraction"]) if r["fraction"] else None)
+        errors[key].append(float(r["test_error"]))
+
+    reference = None
+    if args.against:
+        ref = [v for (p, _, f), vs in errors.items() if p == args.against for v in vs]
+        if not ref:
+            print(f"results_table: no finished '{args.against}' cells in {args.csv}", file=sys.stderr)
+            return 2
+        reference = mean_std(ref)[0]
+
+    header = ["pair", "J"] + [f"f = {f:g}" for f in fractions]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    best = None
+    for pair in pairs:
+        js = sorted({j for (p, j, _) in errors if p == pair}, key=lambda j: (j == "", int(j) if j else 0))
+        for j in js:
+            if any(f is None for (p, jj, f) in errors if p == pair and jj == j):
+                vs = errors[(pair, j, None)]
+                print(f"| {pair} | {j or '–'} | " + " | ".join([cell_text(vs)] * len(fractions)) + " |")
+                continue
+            cells = []
+            for f in fractions:
+                vs = errors.get((pair, j, f), [])
+                text = cell_text(vs)
+                if reference is not None and vs:
+                    gap = 100 * (mean_std(vs)[0] - reference)
+                    mark = " ✓" if args.within is not None and gap <= args.within else ""
+                    text += f" [{gap:+.2f}{mark}]"
+                    if best is None or gap < best[0]:
+                        best = (gap, pair, j, f, len(vs))
+                cells.append(text)
+            print(f"| {pair} | {j or '–'} | " + " | ".join(cells) + " |")
+
+    seconds = sum(float(r["seconds"]) for r in rows if r["seconds"] not in ("", "nan"))
+    print(f"\n{len(rows)} finished cells; their own times add up to {seconds / 3600:.2f} h "
+          f"({seconds:.0f} s)")
+    if reference is not None:
+        print(f"{args.against}: {100 * reference:.2f}% mean test error; [gap] = pair mean − that, in points")
+        if best:
+            gap, pair, j, f, n = best
+            verdict = "" if args.within is None else (
+                f" — within {args.within} points" if gap <= args.within else f" — NOT within {args.within} points")
+            print(f"best: {pair} J={j or '–'} f={f:g} ({n} seeds), {gap:+.2f} points{verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
