@@ -20,13 +20,6 @@ Conv2d::Conv2d(std::string name, ParameterStore& store, const Backend& backend, 
       predicted_(predicted) {
   const Conv2dShape s = config.shape(1);
   const int64_t patch = s.patch();
-  auto bounded = [&](ParamSpec& spec, int64_t count, int64_t rows, int64_t cols) {
-    if (config.max_col_norm <= 0.f) return;
-    spec.max_col_norm = true;
-    spec.norm_count = count;
-    spec.norm_rows = rows;
-    spec.norm_cols = cols;
-  };
   if (!predicted) {
     ParamSpec w;
     w.name = name_ + ".W";
@@ -34,35 +27,23 @@ Conv2d::Conv2d(std::string name, ParameterStore& store, const Backend& backend, 
     w.init = ParamInit::Uniform;
     w.init_scale = config.init_scale;
     w.weight_decay = true;
-    bounded(w, 1, patch, config.filters);
+    if (config.max_col_norm > 0.f) {
+      w.max_col_norm = true;
+      w.norm_count = 1;
+      w.norm_rows = patch;
+      w.norm_cols = config.filters;
+    }
     weight_ = store.add(w);
   } else {
     UV_REQUIRE(config.columns >= 1 && config.filters % config.columns == 0,
                name_ << ": filters (" << config.filters << ") must be divisible by columns (" << config.columns << ")");
     UV_REQUIRE(config.rank >= 1 && config.rank <= patch,
                name_ << ": rank n_alpha = " << config.rank << " must be in [1, " << patch << "] (p*p*C_in)");
-    ParamSpec u;
-    u.name = name_ + ".U";
-    u.shape = {patch, config.columns * config.rank};
-    if (config.learn_u) {
-      u.kind = ParamKind::Learned;
-      u.init = ParamInit::Uniform;
-      u.init_scale = config.u_init_scale;
-      u.weight_decay = true;
-    } else {
-      u.kind = ParamKind::Fixed;
-      u.init = ParamInit::External;
-    }
-    u_ = store.add(u);
-    const int64_t nc = config.filters / config.columns;
-    ParamSpec v;
-    v.name = name_ + ".V";
-    v.shape = {config.columns, config.rank, nc};
-    v.init = ParamInit::Uniform;
-    v.init_scale = config.init_scale;
-    v.weight_decay = true;
-    bounded(v, config.columns, config.rank, nc);
-    v_ = store.add(v);
+    const FactoredParamIds ids = add_factored_params(store, name_, patch, config.filters, config.rank, config.columns,
+                                                     config.learn_u, config.u_init_scale, config.init_scale,
+                                                     config.max_col_norm);
+    u_ = ids.u;
+    v_ = ids.v;
   }
   ParamSpec b;
   b.name = name_ + ".b";

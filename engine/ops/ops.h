@@ -52,6 +52,16 @@ struct PredictedDenseConfig {
   float max_col_norm = 0.f;   // 0: no constraint
 };
 
+// The parameters of W = U·V shared by the predicted fully connected and conv layers: U (K, J·r),
+// fixed (filled by a dictionary) unless learn_u (LowRank); V (J, r, N/J) ~ Uniform(±v_init_scale),
+// its columns bounded in norm when max_col_norm > 0.
+struct FactoredParamIds {
+  int u = -1, v = -1;
+};
+FactoredParamIds add_factored_params(ParameterStore& store, const std::string& name, int64_t k, int64_t n,
+                                     int64_t rank, int64_t columns, bool learn_u, float u_init_scale,
+                                     float v_init_scale, float max_col_norm);
+
 class PredictedDense final : public Op {
  public:
   PredictedDense(std::string name, ParameterStore& store, const PredictedDenseConfig& config);

@@ -3,6 +3,40 @@
 
 namespace uv {
 
+FactoredParamIds add_factored_params(ParameterStore& store, const std::string& name, int64_t k, int64_t n,
+                                     int64_t rank, int64_t columns, bool learn_u, float u_init_scale,
+                                     float v_init_scale, float max_col_norm) {
+  FactoredParamIds ids;
+  ParamSpec u;
+  u.name = name + ".U";
+  u.shape = {k, columns * rank};
+  if (learn_u) {
+    u.kind = ParamKind::Learned;
+    u.init = ParamInit::Uniform;
+    u.init_scale = u_init_scale;
+    u.weight_decay = true;
+  } else {
+    u.kind = ParamKind::Fixed;
+    u.init = ParamInit::External;
+  }
+  ids.u = store.add(u);
+  const int64_t nc = n / columns;
+  ParamSpec v;
+  v.name = name + ".V";
+  v.shape = {columns, rank, nc};
+  v.init = ParamInit::Uniform;
+  v.init_scale = v_init_scale;
+  v.weight_decay = true;
+  if (max_col_norm > 0.f) {
+    v.max_col_norm = true;
+    v.norm_count = columns;
+    v.norm_rows = rank;
+    v.norm_cols = nc;
+  }
+  ids.v = store.add(v);
+  return ids;
+}
+
 PredictedDense::PredictedDense(std::string name, ParameterStore& store,
                                const PredictedDenseConfig& config)
     : Op(std::move(name), config.in, config.out), config_(config) {
@@ -12,33 +46,11 @@ PredictedDense::PredictedDense(std::string name, ParameterStore& store,
   UV_REQUIRE(config.rank >= 1 && config.rank <= config.in,
              name_ << ": rank n_alpha = " << config.rank << " must be in [1, " << config.in
                    << "] (the layer's input size)");
-  const int64_t nc = config.out / config.columns;
-  ParamSpec u;
-  u.name = name_ + ".U";
-  u.shape = {config.in, config.columns * config.rank};
-  if (config.learn_u) {
-    u.kind = ParamKind::Learned;
-    u.init = ParamInit::Uniform;
-    u.init_scale = config.u_init_scale;
-    u.weight_decay = true;
-  } else {
-    u.kind = ParamKind::Fixed;
-    u.init = ParamInit::External;
-  }
-  u_ = store.add(u);
-  ParamSpec v;
-  v.name = name_ + ".V";
-  v.shape = {config.columns, config.rank, nc};
-  v.init = ParamInit::Uniform;
-  v.init_scale = config.v_init_scale;
-  v.weight_decay = true;
-  if (config.max_col_norm > 0.f) {
-    v.max_col_norm = true;
-    v.norm_count = config.columns;
-    v.norm_rows = config.rank;
-    v.norm_cols = nc;
-  }
-  v_ = store.add(v);
+  const FactoredParamIds ids = add_factored_params(store, name_, config.in, config.out, config.rank, config.columns,
+                                                   config.learn_u, config.u_init_scale, config.v_init_scale,
+                                                   config.max_col_norm);
+  u_ = ids.u;
+  v_ = ids.v;
   ParamSpec b;
   b.name = name_ + ".b";
   b.shape = {config.out};
