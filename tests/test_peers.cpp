@@ -1,6 +1,7 @@
 // bench/peers.py (uvtrain against PyTorch) end to end on a small synthetic MNIST-layout set: the
 // uvtrain rows always, the PyTorch rows where torch is importable (otherwise they say skipped), the
-// JSON it writes, and its bad-flag errors.
+// JSON it writes, and its bad-flag errors. tools/profile.sh's CPU mode (the two runs and the memory
+// comparison; nsys and the GPU only on a GPU machine) likewise.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -103,6 +104,27 @@ TEST_F(Peers, BadFlagsAreNamed) {
   result = peers("--threads 0");
   EXPECT_EQ(result.exit_code, 2) << result.text;
   EXPECT_NE(result.text.find("--threads"), std::string::npos) << result.text;
+}
+
+TEST_F(Peers, ProfileScriptComparesAutoWithMaterialiseOnTheCpu) {
+  const std::string script = std::string(UV_SOURCE_DIR) + "/tools/profile.sh";
+  const fs::path out = dir_ / "profile";
+  const Output result = run_shell("bash " + shell_quote(script) + " --device cpu --steps 3 --uvtrain " +
+                                  shell_quote(UV_CLI_PATH) + " --data-dir " + shell_quote((dir_ / "data").string()) +
+                                  " --out " + shell_quote(out.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.text;
+  const std::string text = uv::test::read_text(out / "comparison.txt");
+  EXPECT_NE(text.find("account vs pool: consistent"), std::string::npos) << text;
+  EXPECT_NE(text.find("materialised_weights"), std::string::npos) << text;
+  for (const char* run : {"run-auto", "run-materialise"}) EXPECT_TRUE(fs::exists(out / run / "summary.json")) << run;
+  const json materialised = json::parse(uv::test::read_text(out / "run-materialise" / "summary.json"));
+  EXPECT_GT(materialised["memory_bytes"]["materialised_weights"].get<int64_t>(), 0);
+
+  Output bad = run_shell("bash " + shell_quote(script) + " --device gpu");
+  EXPECT_EQ(bad.exit_code, 2) << bad.text;
+  EXPECT_NE(bad.text.find("--device must be cpu or cuda"), std::string::npos) << bad.text;
+  bad = run_shell("bash " + shell_quote(script) + " --steps 0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.text;
 }
 
 }  // namespace
