@@ -265,6 +265,87 @@ TEST(GraphProjectedInput, MatchesThePredictedLayerOnXTimesU) {
   EXPECT_TRUE(test::all_close(got.db, want.db, 1e-5, 1e-5));
 }
 
+// The trainer's single optimiser call over the learned arena (decayed tensors first, SgdArgs::
+// decay_end) must update every tensor bit for bit as one call per tensor does, and leave the
+// arena's alignment padding at zero.
+TEST(ParameterArena, OneOptimiserCallMatchesOnePerTensor) {
+  std::unique_ptr<Backend> backend = make_cpu_backend();
+  auto make = [&](ParameterStore& store) {
+    const std::vector<std::pair<int64_t, bool>> tensors = {{37, false}, {23 * 5, true}, {1, false}, {17 * 3, true}};
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      ParamSpec spec;
+      spec.name = "p" + std::to_string(i);
+      spec.shape = {tensors[i].first};
+      spec.weight_decay = tensors[i].second;
+      store.add(spec);
+    }
+    ParamSpec fixed;
+    fixed.name = "U";
+    fixed.shape = {9};
+    fixed.kind = ParamKind::Fixed;
+    store.add(fixed);
+    store.allocate(*backend);
+  };
+  ParameterStore a, b;
+  make(a);
+  make(b);
+  EXPECT_GT(a.decayed_floats(), 0);
+  EXPECT_LT(a.decayed_floats(), a.learned_floats());
+  std::mt19937_64 rng(test::fresh_seed());
+  for (size_t i = 0; i < a.all().size(); ++i) {
+    Parameter& pa = a.all()[i];
+    Parameter& pb = b.all()[i];
+    if (pa.spec.kind != ParamKind::Learned) continue;
+    EXPECT_EQ(pa.spec.weight_decay, pa.offset < a.decayed_floats()) << pa.spec.name;
+    for (float* dst : {pa.value, pa.grad, pa.momentum}) {
+      const auto v = test::random_vector<float>(pa.numel(), rng, -1, 1);
+      std::copy(v.begin(), v.end(), dst);
+    }
+    std::copy(pa.value, pa.value + pa.numel(), pb.value);
+    std::copy(pa.grad, pa.grad + pa.numel(), pb.grad);
+    std::copy(pa.momentum, pa.momentum + pa.numel(), pb.momentum);
+  }
+  const float lr = 0.05f, momentum = 0.9f, decay = 0.01f;
+  SgdArgs arena;
+  arena.params = a.learned_arena();
+  arena.grads = a.grad_arena();
+  arena.momentum_buffer = a.momentum_arena();
+  arena.n = a.learned_floats();
+  arena.lr = lr;
+  arena.momentum = momentum;
+  arena.weight_decay = decay;
+  arena.decay_end = a.decayed_floats();
+  backend->sgd_step(arena);
+  for (Parameter& p : b.all()) {
+    if (p.spec.kind != ParamKind::Learned) continue;
+    SgdArgs one;
+    one.params = p.value;
+    one.grads = p.grad;
+    one.momentum_buffer = p.momentum;
+    one.n = p.numel();
+    one.lr = lr;
+    one.momentum = momentum;
+    one.weight_decay = p.spec.weight_decay ? decay : 0.f;
+    backend->sgd_step(one);
+  }
+  for (size_t i = 0; i < a.all().size(); ++i) {
+    const Parameter& pa = a.all()[i];
+    const Parameter& pb = b.all()[i];
+    if (pa.spec.kind != ParamKind::Learned) continue;
+    EXPECT_TRUE(std::equal(pa.value, pa.value + pa.numel(), pb.value)) << pa.spec.name;
+    EXPECT_TRUE(std::equal(pa.momentum, pa.momentum + pa.numel(), pb.momentum)) << pa.spec.name;
+  }
+  std::vector<bool> used(static_cast<size_t>(a.learned_floats()), false);
+  for (const Parameter& p : a.all())
+    if (p.spec.kind == ParamKind::Learned)
+      for (int64_t k = 0; k < p.numel(); ++k) used[static_cast<size_t>(p.offset + k)] = true;
+  for (int64_t k = 0; k < a.learned_floats(); ++k)
+    if (!used[static_cast<size_t>(k)]) {
+      ASSERT_EQ(a.learned_arena()[k], 0.f) << "padding at " << k;
+      ASSERT_EQ(a.momentum_arena()[k], 0.f) << "padding at " << k;
+    }
+}
+
 TEST(GraphEndToEnd, ShortMnistRunReachesStatedAccuracy) {
   const std::string dir = std::string(UV_SOURCE_DIR) + "/data/mnist";
   if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte"))

@@ -361,7 +361,7 @@ TEST(OpsLosses, MeanSquaredErrorMatchesFiniteDifferencesInFloat64) {
 
 TEST(OpsOptimizer, SgdMomentumAndWeightDecay) {
   std::vector<float> p = {1.f, -2.f}, g = {0.5f, 0.25f}, m = {0.1f, 0.f};
-  cpu::sgd_step(p.data(), g.data(), m.data(), 2, 0.1f, 0.9f, 0.01f);
+  cpu::sgd_step(p.data(), g.data(), m.data(), 2, 0.1f, 0.9f, 0.01f, 2);
   // m = 0.9·m − 0.1·(g + 0.01·p);  p += m
   EXPECT_FLOAT_EQ(m[0], 0.9f * 0.1f - 0.1f * (0.5f + 0.01f));
   EXPECT_FLOAT_EQ(p[0], 1.f + m[0]);

@@ -29,6 +29,9 @@ struct SgdArgs {
   float lr = 0.f;
   float momentum = 0.f;
   float weight_decay = 0.f;
+  // Weight decay applies to elements [0, decay_end) only; −1: to all n. Lets one call cover the
+  // whole learned arena, whose decayed tensors (weights) come before the rest (biases).
+  int64_t decay_end = -1;
 };
 
 struct LossResult {

@@ -2,6 +2,8 @@
 
 #include "engine/core/error.h"
 
+#include <algorithm>
+
 namespace uv {
 
 namespace {
@@ -27,10 +29,21 @@ int ParameterStore::find(const std::string& name) const {
 void ParameterStore::allocate(Backend& backend) {
   UV_CHECK(!allocated_, "parameter store allocated twice");
   learned_floats_ = fixed_floats_ = 0;
+  // Learned tensors with weight decay first, then those without, each group in the order added.
+  for (const bool decayed : {true, false})
+    for (Parameter& p : params_) {
+      if (p.spec.kind != ParamKind::Learned || p.spec.weight_decay != decayed) continue;
+      p.offset = learned_floats_;
+      learned_floats_ += align_up(p.numel());
+    }
+  decayed_floats_ = 0;
+  for (const Parameter& p : params_)
+    if (p.spec.kind == ParamKind::Learned && p.spec.weight_decay)
+      decayed_floats_ = std::max(decayed_floats_, p.offset + align_up(p.numel()));
   for (Parameter& p : params_) {
-    int64_t& cursor = p.spec.kind == ParamKind::Learned ? learned_floats_ : fixed_floats_;
-    p.offset = cursor;
-    cursor += align_up(p.numel());
+    if (p.spec.kind != ParamKind::Fixed) continue;
+    p.offset = fixed_floats_;
+    fixed_floats_ += align_up(p.numel());
   }
   auto bytes = [](int64_t floats) { return static_cast<size_t>(floats) * sizeof(float); };
   learned_ = backend.allocate(bytes(learned_floats_));

@@ -354,6 +354,30 @@ void Run::build_dictionary(size_t i) {
 
 void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay) {
   ParameterStore& store = model_->store();
+  // Every learned tensor trains (supervised training): one call over the contiguous arena, weight
+  // decay on its leading decayed part. The arena's alignment padding is zero with zero gradients,
+  // so it stays zero. Pretraining trains a subset: one call per tensor.
+  int64_t learned_tensors = 0;
+  for (const Parameter& p : store.all()) learned_tensors += p.spec.kind == ParamKind::Learned;
+  if (static_cast<int64_t>(params.size()) == learned_tensors) {
+    SgdArgs args;
+    args.params = store.learned_arena();
+    args.grads = store.grad_arena();
+    args.momentum_buffer = store.momentum_arena();
+    args.n = store.learned_floats();
+    args.lr = static_cast<float>(lr);
+    args.momentum = static_cast<float>(momentum);
+    args.weight_decay = static_cast<float>(weight_decay);
+    args.decay_end = store.decayed_floats();
+    backend_->sgd_step(args);
+    for (int index : params) {
+      Parameter& p = store.at(index);
+      if (p.spec.max_col_norm && config_.max_col_norm > 0)
+        backend_->max_column_norm(p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols,
+                                  static_cast<float>(config_.max_col_norm));
+    }
+    return;
+  }
   for (int index : params) {
     Parameter& p = store.at(index);
     SgdArgs args;

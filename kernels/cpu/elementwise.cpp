@@ -193,10 +193,11 @@ void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t*
 }
 
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay) {
+              float momentum, float weight_decay, int64_t decay_end) {
   parallel_chunks(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const float m = momentum * momentum_buffer[i] - lr * (grads[i] + weight_decay * params[i]);
+      const float wd = i < decay_end ? weight_decay : 0.f;
+      const float m = momentum * momentum_buffer[i] - lr * (grads[i] + wd * params[i]);
       momentum_buffer[i] = m;
       params[i] += m;
     }

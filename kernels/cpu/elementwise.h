@@ -31,8 +31,9 @@ double mean_squared_error(const Scalar* y, const Scalar* target, int64_t m, int6
 void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst);
 void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst);
 
+// Weight decay on elements [0, decay_end) (decay_end = n: all).
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay);
+              float momentum, float weight_decay, int64_t decay_end);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream);
 

@@ -128,9 +128,10 @@ __global__ void gather_labels_kernel(const int32_t* src, const int32_t* index, i
 }
 
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
-                           float lr, float momentum, float weight_decay) {
+                           float lr, float momentum, float weight_decay, int64_t decay_end) {
   UV_GRID_STRIDE(i, n) {
-    const float m = momentum * momentum_buffer[i] - lr * (grads[i] + weight_decay * params[i]);
+    const float wd = i < decay_end ? weight_decay : 0.f;
+    const float m = momentum * momentum_buffer[i] - lr * (grads[i] + wd * params[i]);
     momentum_buffer[i] = m;
     params[i] += m;
   }
@@ -212,9 +213,9 @@ void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t*
 }
 
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay, cudaStream_t stream) {
+              float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream) {
   sgd_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(params, grads, momentum_buffer, n, lr,
-                                                             momentum, weight_decay);
+                                                             momentum, weight_decay, decay_end);
   CUDA_CHECK_LAUNCH();
 }
 

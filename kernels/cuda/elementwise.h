@@ -29,8 +29,9 @@ void mean_squared_error(const float* y, const float* target, int64_t m, int64_t 
 void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst,
                  cudaStream_t stream);
 void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst, cudaStream_t stream);
+// Weight decay on elements [0, decay_end) (decay_end = n: all).
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay, cudaStream_t stream);
+              float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
