@@ -18,6 +18,7 @@ chain at the widest width both ran is written on the panel.
 """
 import argparse
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -141,7 +142,11 @@ def plot(context, rows, out, title):
     except ValueError:
         pass
     heading = title or "one predicted fully connected layer"
-    backend = context.get("backend", "?").split(" (")[0]  # "cpu", "cuda:0"
+    description = context.get("backend", "?")
+    backend = description.split(" (")[0]  # "cpu", "cuda:0"
+    threads = re.search(r"(\d+) threads?\b", description)
+    if threads:
+        backend += f", {threads.group(1)} thread" + ("" if threads.group(1) == "1" else "s")
     fig.suptitle(f"{heading} (K = N, r = int(f·K)): fraction f = {fraction}, batch M = {batch}, {backend}",
                  fontsize=10)
     fig.tight_layout()
