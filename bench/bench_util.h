@@ -29,12 +29,13 @@ struct Tensors {
 };
 
 // Runs the benchmark loop over `work` (after one warm-up call: cuBLAS/cuDNN heuristics, first touch
-// of the pool) and returns the mean milliseconds per call, the figure the Time column shows.
-inline double timed_loop(benchmark::State& state, Backend& be, const std::function<void()>& work) {
+// of the pool) and returns the mean milliseconds per call, the figure the Time column shows. Each
+// iteration times `reps` calls back to back.
+inline double timed_loop(benchmark::State& state, Backend& be, const std::function<void()>& work, int reps = 3) {
   work();
   double total_ms = 0;
   for (auto _ : state) {
-    const double ms = be.time_per_call_ms(work, 3);
+    const double ms = be.time_per_call_ms(work, reps);
     state.SetIterationTime(ms / 1e3);
     total_ms += ms;
   }
