@@ -351,6 +351,22 @@ TEST_F(SweepRun, MaxCellsRunsTheGridsFirstCells) {
   EXPECT_FALSE(fs::exists(out() / "cells" / "SE-SE_J1_f0.1_s1"));
 }
 
+// --collect runs nothing and rewrites the table from every finished cell of the whole grid (a sweep
+// run with --max-cells 1 wrote a one-row table; a second finished cell appears in the collected one).
+TEST_F(SweepRun, CollectRewritesTheTableFromFinishedCellsOnly) {
+  const std::string path = write_sweep(sweep());
+  ASSERT_TRUE(succeeded(run_sweep(path, {"--max-cells", "2"})));
+  fs::remove(out() / "results.csv");
+  const CliResult collected = run_sweep(path, {"--collect"});
+  ASSERT_TRUE(succeeded(collected));
+  EXPECT_NE(collected.output.find("2 of 4 cells finished"), std::string::npos) << collected.output;
+  EXPECT_EQ(count_of(collected.output, "test error"), 0u) << collected.output;
+  EXPECT_EQ(result_rows().size(), 2u);
+  EXPECT_FALSE(fs::exists(out() / "cells" / "SE-SE_J1_f0.1_s1"));
+  const CliResult missing = run_cli({"sweep", "--config", path, "--collect", "--out", (out() / "nope").string()});
+  EXPECT_TRUE(is_user_error(missing, {"--collect", "no sweep directory"}));
+}
+
 // A rank larger than the layer's inputs passes the config checks but fails when the network is
 // built: the cell is reported with its log, the other cells finish, the exit code is 3.
 TEST_F(SweepRun, FailingCellIsReportedAndTheRestFinish) {
@@ -390,6 +406,23 @@ TEST_F(SweepRun, SmokeSweepRunsAndPlots) {
   EXPECT_EQ(rows.back().at("pair"), "Dense");
   EXPECT_TRUE(rows.back().at("fraction").is_null());
   EXPECT_DOUBLE_EQ(rows.back().at("learned_fraction").get<double>(), 1.0);
+
+  // tools/results_table.py (standard library only): one row per pair and J, the gap to Dense.
+  {
+    const std::string command = "python3 " + uv::test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "results_table.py").string()) +
+                                " " + uv::test::shell_quote((out() / "results.csv").string()) +
+                                " --against Dense --within 100 2>&1";
+    FILE* pipe = ::popen(command.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    std::string table;
+    char buffer[4096];
+    for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) table.append(buffer, got);
+    ASSERT_EQ(::pclose(pipe), 0) << table;
+    EXPECT_NE(table.find("| pair | J | f = 0.1 | f = 0.25 |"), std::string::npos) << table;
+    EXPECT_NE(table.find("| SE-Emp | 5 |"), std::string::npos) << table;
+    EXPECT_NE(table.find("5 finished cells"), std::string::npos) << table;
+    EXPECT_NE(table.find("— within 100"), std::string::npos) << table;
+  }
 
   // The python3 on PATH, else Debian's (where tools/setup.sh installs python3-matplotlib).
   std::string python;

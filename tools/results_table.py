@@ -62,10 +62,10 @@ def main():
     reference = None
     if args.against:
         ref = [v for (p, _, f), vs in errors.items() if p == args.against for v in vs]
-        if not ref:
-            print(f"results_table: no finished '{args.against}' cells in {args.csv}", file=sys.stderr)
-            return 2
-        reference = mean_std(ref)[0]
+        if ref:
+            reference = mean_std(ref)[0]
+        else:
+            print(f"(no finished '{args.against}' cells yet: no gaps)")
 
     header = ["pair", "J"] + [f"f = {f:g}" for f in fractions]
     print("| " + " | ".join(header) + " |")
@@ -100,7 +100,7 @@ def main():
             gap, pair, j, f, n = best
             verdict = "" if args.within is None else (
                 f" — within {args.within} points" if gap <= args.within else f" — NOT within {args.within} points")
-            print(f"best: {pair} J={j or '–'} f={f:g} ({n} seeds), {gap:+.2f} points{verdict}")
+            print(f"best: {pair} J={j or '–'} f={f:g} ({n} seed{'s' if n != 1 else ''}), {gap:+.2f} points{verdict}")
     return 0
 
 

@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sweep->add_option("--out", sweep_out, "sweep directory (default runs/sweep-<name>)");
   sweep->add_option("--max-cells", max_cells, "run only the grid's first K cells")->check(CLI::NonNegativeNumber);
+  bool collect = false;
+  sweep->add_flag("--collect", collect,
+                  "run nothing: rewrite results.csv/jsonl from the cells finished so far (safe while the sweep runs)");
   CLI::App* rica = app.add_subcommand(
       "rica", "reconstruction ICA on image patches, filters learned or predicted from an SE dictionary (CPU, float64)");
   uv::rica::ExperimentOptions rica_options;
@@ -140,6 +143,14 @@ int main(int argc, char** argv) {
       options.device = sweep_device;
       options.jobs = jobs;
       options.max_cells = max_cells;
+      if (collect) {
+        const std::string out = sweep_out.empty() ? "runs/sweep-" + config.name : sweep_out;
+        UV_REQUIRE(std::filesystem::is_directory(out), "--collect: no sweep directory " << out);
+        const int64_t rows = uv::write_sweep_results(config, uv::sweep_cells(config), out);
+        std::printf("sweep %s: %lld of %zu cells finished; results: %s/results.csv\n", config.name.c_str(),
+                    static_cast<long long>(rows), uv::sweep_cells(config).size(), out.c_str());
+        return 0;
+      }
       const uv::SweepReport report = uv::run_sweep(config, options);
       return report.failed > 0 ? 3 : 0;
     }
