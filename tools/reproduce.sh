@@ -7,9 +7,10 @@
 #   tools/reproduce.sh --plots-only    # no training: figures and tables from what has finished
 #   tools/reproduce.sh --jobs 2 --device cpu
 #
-# Sweeps: sweeps/mnist_mlp.json (the paper's MNIST grid, 573 cells), sweeps/mnist_mlp_10pct.json
-# (every pair at 10% learned, 60 cells), sweeps/convnet_fashion.json (the SE convnet at 4
-# fractions and dense, 15 cells). Figures: docs/mnist_sweep.png, docs/convnet_sweep.png.
+# Sweeps: sweeps/mnist_mlp_10pct.json (every pair at 10% learned, 60 cells), mnist_mlp_dense.json
+# (the unbounded dense baseline, 3), mnist_mlp_pipeline.json (the pretraining pipeline, 12),
+# mnist_mlp.json (the paper's MNIST grid, 573), convnet_fashion.json (the SE convnet at 4
+# fractions and dense, 15). Figures: docs/mnist_sweep.png, docs/convnet_sweep.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ python3 -c 'import matplotlib' 2>/dev/null || python=/usr/bin/python3
 
 if [ "$plots_only" -eq 0 ]; then
   make build >/dev/null
-  for sweep in mnist_mlp_10pct mnist_mlp convnet_fashion; do
+  for sweep in mnist_mlp_10pct mnist_mlp_dense mnist_mlp_pipeline mnist_mlp convnet_fashion; do
     echo "== sweep $sweep"
     # Exit 3 means some cells failed: report and go on to the plots of what finished.
     build/uvtrain sweep --config "sweeps/$sweep.json" --jobs "$jobs" --device "$device" || [ $? -eq 3 ]
@@ -52,11 +53,13 @@ plot() {  # sweep name, PNG, title
   if [ -s "$csv" ]; then "$python" tools/plot_results.py "$csv" -o "$2" --title "$3" || true; fi
 }
 # The tables from every cell finished so far, also while a sweep is still running.
-for sweep in mnist_mlp_10pct mnist_mlp convnet_fashion; do
+for sweep in mnist_mlp_10pct mnist_mlp_dense mnist_mlp_pipeline mnist_mlp convnet_fashion; do
   if [ -d "runs/sweep-$sweep" ]; then build/uvtrain sweep --config "sweeps/$sweep.json" --collect; fi
 done
 plot mnist_mlp docs/mnist_sweep.png "MNIST 784-500-500-10, plain supervised, 60 epochs"
 plot convnet_fashion docs/convnet_sweep.png "Fashion-MNIST convnet, SE, 12 epochs"
 table mnist_mlp_10pct --against Dense --within 0.5
+table mnist_mlp_10pct --against Dense-unbounded --reference-csv runs/sweep-mnist_mlp_dense/results.csv --within 0.5
+table mnist_mlp_pipeline --against Dense-unbounded --reference-csv runs/sweep-mnist_mlp_dense/results.csv
 table mnist_mlp --against Dense
 table convnet_fashion --against Dense

@@ -6,7 +6,8 @@ deviation over seeds, one row per pair and column count J, one column per reques
     tools/results_table.py runs/sweep-mnist_mlp_10pct/results.csv --against Dense --within 0.5
 
 --against PAIR adds, per pair and J, the gap to that pair's mean (a pair that ignores the fraction,
-such as Dense), and --within X marks the gaps of at most X points and names the best pair. Cells
+such as Dense), and --within X marks the gaps of at most X points and names the best pair.
+--reference-csv FILE takes that pair from another sweep's table (the unbounded dense baseline). Cells
 list how many seeds they average ("n=3"); a missing cell is "–". Also prints the sweep's cell time
 (the sum of its cells' own seconds) and the cell count. Standard library only.
 """
@@ -37,6 +38,8 @@ def main():
     parser.add_argument("csv", help="a sweep's results.csv")
     parser.add_argument("--against", help="a fraction-free pair to compare every pair with (e.g. Dense)")
     parser.add_argument("--within", type=float, default=None, help="mark gaps of at most this many points")
+    parser.add_argument("--reference-csv", help="take the --against pair from this results.csv instead "
+                                                 "(e.g. runs/sweep-mnist_mlp_dense/results.csv)")
     args = parser.parse_args()
     try:
         with open(args.csv, newline="") as f:
@@ -61,7 +64,18 @@ def main():
 
     reference = None
     if args.against:
-        ref = [v for (p, _, f), vs in errors.items() if p == args.against for v in vs]
+        ref_errors = errors
+        if args.reference_csv:
+            try:
+                with open(args.reference_csv, newline="") as f:
+                    ref_rows = list(csv.DictReader(f))
+            except OSError as e:
+                print(f"results_table: {args.reference_csv}: {e.strerror}", file=sys.stderr)
+                return 2
+            ref_errors = defaultdict(list)
+            for r in ref_rows:
+                ref_errors[(r["pair"], r["columns"], None)].append(float(r["test_error"]))
+        ref = [v for (p, _, f), vs in ref_errors.items() if p == args.against for v in vs]
         if ref:
             reference = mean_std(ref)[0]
         else:
@@ -95,7 +109,10 @@ def main():
     print(f"\n{len(rows)} finished cells; their own times add up to {seconds / 3600:.2f} h "
           f"({seconds:.0f} s)")
     if reference is not None:
-        print(f"{args.against}: {100 * reference:.2f}% mean test error; [gap] = pair mean − that, in points")
+        n_ref = len([v for (p, _, f), vs in ref_errors.items() if p == args.against for v in vs])
+        where = f" ({args.reference_csv})" if args.reference_csv else ""
+        print(f"{args.against}{where}: {100 * reference:.2f}% mean test error over {n_ref} seed"
+              f"{'s' if n_ref != 1 else ''}; [gap] = pair mean − that, in points")
         if best:
             gap, pair, j, f, n = best
             verdict = "" if args.within is None else (
