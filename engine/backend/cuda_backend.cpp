@@ -205,6 +205,10 @@ class CudaBackend final : public Backend {
   void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
     cuda::gather_labels(src, index, m, dst, stream_);
   }
+  void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                    int64_t m, int64_t features, float* dst, int32_t* dst_labels) override {
+    cuda::gather_batch(src, src_labels, order, state, m, features, dst, dst_labels, stream_);
+  }
 
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cuda::activation_forward(act, x, y, n, stream_);
@@ -219,6 +223,12 @@ class CudaBackend final : public Backend {
     cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
     return reduce_rows(m, true);
   }
+  void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                        float* dlogits, StepState* state) override {
+    reserve_rows(m);
+    cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
+    cuda::accumulate_rows(row_loss_, row_correct_, m, state, stream_);
+  }
   LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
                                 float* dy) override {
     reserve_rows(m);
@@ -227,14 +237,17 @@ class CudaBackend final : public Backend {
   }
 
   void sgd_step(const SgdArgs& a) override {
-    cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.momentum, a.weight_decay,
-                   a.decay_end < 0 ? a.n : a.decay_end, stream_);
+    cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.lr_from ? &a.lr_from->lr : nullptr,
+                   a.momentum, a.weight_decay, a.decay_end < 0 ? a.n : a.decay_end, stream_);
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);
   }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);
+  }
+  void advance_step(StepState* state, int64_t batch, double lr_decay) override {
+    cuda::advance_step(state, batch, lr_decay, stream_);
   }
 
  private:
@@ -281,7 +294,7 @@ class CudaBackend final : public Backend {
     if (a.dx) o.gemm(false, true, s.m, s.k, tc, 1.f, dt, tc, a.u, tc, 0.f, a.dx, s.k);
   }
 
-  // Per-row loss scratch: the host sums rows in double, as the CPU twin does.
+  // Per-row loss scratch: the host (or accumulate_rows) sums rows in double, as the CPU twin does.
   void reserve_rows(int64_t m) {
     if (m <= rows_) return;
     if (row_loss_) CUDA_CHECK(cudaFree(row_loss_));
