@@ -486,6 +486,12 @@ TEST(BackendStepState, CpuOpsMatchStraightforwardReferences) {
   EXPECT_EQ(r.after_advance.correct, r.after_loss.correct);
 }
 
+TEST(BackendStepState, CpuCannotCapture) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  EXPECT_FALSE(cpu->can_capture());
+  EXPECT_THROW(cpu->capture([] {}), Error);
+}
+
 // The CUDA twins against the CPU ops. The loss rows are summed over 2500 rows too, more than one
 // chunk of accumulate_rows' shared memory (cuda::kAccumulateChunk rows).
 TEST(BackendStepState, DeviceOpsMatchTheCpu) {
@@ -515,6 +521,63 @@ TEST(BackendStepState, DeviceOpsMatchTheCpu) {
     EXPECT_EQ(out.after_advance.begin, ref.after_advance.begin);
     EXPECT_EQ(out.after_advance.lr, ref.after_advance.lr);  // IEEE double division on both
   }
+}
+
+// A captured sequence of step-state ops (batch, loss, SGD with the state's rate, advance) replayed
+// k times gives, bit for bit, what the same calls made directly k times give: the state's begin and
+// rate move on between replays although every argument was frozen at capture.
+TEST(BackendStepState, CapturedStepsReplayAsDirectOnes) {
+  UV_REQUIRE_DEVICE(device);
+  ASSERT_TRUE(device->can_capture());
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t rows = 203, c = 13, m = 16, k = 12;  // k·m ≤ rows
+  const auto src = test::random_vector<float>(rows * c, rng, -3, 3), p0 = test::random_vector<float>(c * c, rng);
+  std::vector<int32_t> labels(rows), order(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    labels[i] = static_cast<int32_t>(rng() % c);
+    order[i] = static_cast<int32_t>(i);
+  }
+  std::shuffle(order.begin(), order.end(), rng);
+  StepState init;
+  init.lr = 0.05;
+  auto run = [&](bool captured) {
+    Mirror d{*device, {}};
+    DeviceState state(*device, init);
+    const float* s = d.put(src);
+    const int32_t* l = d.put(labels);
+    const int32_t* o = d.put(order);
+    float* x = d.put(test::poisoned<float>(m * c));
+    int32_t* y = d.put(std::vector<int32_t>(m, -1));
+    float* dl = d.put(test::poisoned<float>(m * c));
+    float* p = d.put(p0);
+    float* mom = d.put(std::vector<float>(c * c, 0.f));
+    auto step = [&] {
+      device->gather_batch(s, l, o, state.get(), m, c, x, y);
+      device->softmax_cross_entropy_accumulate(x, y, m, c, dl, state.get());
+      // The gradient of a c×c "layer": dl's first c rows as a c×c matrix.
+      SgdArgs a;
+      a.params = p; a.grads = dl; a.momentum_buffer = mom; a.n = c * c;
+      a.momentum = 0.9f; a.lr_from = state.get();
+      device->sgd_step(a);
+      device->advance_step(state.get(), m, 1.01);
+    };
+    // One direct step first in both runs: the warm-up the trainer makes before capturing.
+    step();
+    if (captured) {
+      std::unique_ptr<Backend::Captured> graph = device->capture(step);
+      for (int64_t i = 1; i < k; ++i) graph->replay();
+    } else {
+      for (int64_t i = 1; i < k; ++i) step();
+    }
+    return std::make_pair(state.read(), d.get(p, c * c));
+  };
+  const auto direct = run(false), replayed = run(true);
+  EXPECT_EQ(direct.first.begin, k * m);
+  EXPECT_EQ(replayed.first.begin, direct.first.begin);
+  EXPECT_EQ(replayed.first.lr, direct.first.lr);
+  EXPECT_EQ(replayed.first.loss_sum, direct.first.loss_sum);
+  EXPECT_EQ(replayed.first.correct, direct.first.correct);
+  EXPECT_EQ(replayed.second, direct.second);
 }
 
 TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {

@@ -143,6 +143,21 @@ class Backend {
                             uint64_t stream) = 0;
   // End of a training step, on the device: state->begin += batch; state->lr /= lr_decay (double).
   virtual void advance_step(StepState* state, int64_t batch, double lr_decay) = 0;
+
+  // --- capture (CUDA graphs) -----------------------------------------------------------------
+  // A recorded sequence of backend calls, run again as one launch by replay().
+  class Captured {
+   public:
+    virtual ~Captured() = default;
+    virtual void replay() = 0;
+  };
+  // Whether capture() works here (the CUDA backend: stream capture into a CUDA graph).
+  virtual bool can_capture() const { return false; }
+  // Records the backend calls `work` makes instead of running them, and returns them for replay.
+  // Every pointer and by-value argument is frozen into the recording, so what changes between
+  // replays must live in backend memory (StepState); `work` must not allocate, copy to or from the
+  // host, or synchronise. Backends that cannot capture throw.
+  virtual std::unique_ptr<Captured> capture(const std::function<void()>& work);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -26,6 +26,10 @@ double Backend::time_per_call_ms(const std::function<void()>& work, int reps) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / reps;
 }
 
+std::unique_ptr<Backend::Captured> Backend::capture(const std::function<void()>&) {
+  UV_CHECK(false, "the " << description() << " backend cannot capture work for replay (see can_capture())");
+}
+
 Activation parse_activation(const std::string& name) {
   if (name == "identity" || name == "linear" || name == "none") return Activation::Identity;
   if (name == "sigmoid") return Activation::Sigmoid;
