@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
+#include <tuple>
 
 #include "engine/backend/backend.h"
 #include "engine/train/config.h"
@@ -322,6 +324,260 @@ TEST(BackendTraining, CpuLossCurveIsReproducibleAndLearns) {
   EXPECT_EQ(first, second);
   EXPECT_LT(mean_loss(first, 260, 300), 0.8 * mean_loss(first, 0, 20))
       << mean_loss(first, 0, 20) << " -> " << mean_loss(first, 260, 300);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The training step's device-side state (kernels/step_state.h) and the ops that use it
+// ---------------------------------------------------------------------------------------------------
+
+// A StepState in `backend`'s memory, written from and read back to the host.
+struct DeviceState {
+  Backend& backend;
+  Buffer buffer;
+  DeviceState(Backend& be, const StepState& init) : backend(be), buffer(be.allocate(sizeof(StepState))) {
+    backend.copy_to_device(buffer.data(), &init, sizeof init);
+  }
+  StepState* get() { return static_cast<StepState*>(buffer.data()); }
+  StepState read() {
+    StepState host;
+    backend.copy_to_host(&host, buffer.data(), sizeof host);
+    return host;
+  }
+};
+
+// Inputs of the step-state ops: a data set, an order, logits, SGD operands (odd sizes).
+struct StepOpsCase {
+  int64_t rows = 53, features = 37, m = 19, begin = 11, c = 11;
+  std::vector<float> src, logits, p, g, mom;
+  std::vector<int32_t> labels, order, logit_labels;
+  StepState init;
+  explicit StepOpsCase(std::mt19937_64& rng, int64_t logit_rows = 37) {
+    src = test::random_vector<float>(rows * features, rng);
+    labels.resize(rows);
+    for (int32_t& l : labels) l = static_cast<int32_t>(rng() % 10);
+    order.resize(rows);
+    for (int64_t i = 0; i < rows; ++i) order[i] = static_cast<int32_t>(i);
+    std::shuffle(order.begin(), order.end(), rng);
+    logits = test::random_vector<float>(logit_rows * c, rng, -4, 4);
+    logit_labels.resize(logit_rows);
+    for (int32_t& l : logit_labels) l = static_cast<int32_t>(rng() % c);
+    const int64_t n = 3 * 13 * 29;
+    p = test::random_vector<float>(n, rng);
+    g = test::random_vector<float>(n, rng);
+    mom = test::random_vector<float>(n, rng);
+    init.begin = begin;
+    init.lr = 0.3 + 0.01 * static_cast<double>(rng() % 100);  // not a float: the cast to float is tested
+    init.loss_sum = 1.25;
+    init.correct = 3;
+  }
+  int64_t logit_rows() const { return static_cast<int64_t>(logit_labels.size()); }
+};
+
+// What every step-state op computes on `be` from `in`.
+struct StepOpsResult {
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  StepState after_loss;
+  std::vector<float> dlogits;
+  LossResult plain;  // the returning loss op on the same logits, from zero
+  std::vector<float> p, mom;  // SGD with the rate read from the state
+  std::vector<float> p_explicit;  // SGD with the same rate passed by value
+  StepState after_advance;
+};
+
+StepOpsResult run_step_ops(Backend& be, const StepOpsCase& in) {
+  Mirror d{be, {}};
+  StepOpsResult r;
+  DeviceState state(be, in.init);
+  float* x = d.put(test::poisoned<float>(in.m * in.features));
+  std::vector<int32_t> y_host(in.m, -1);
+  int32_t* y = d.put(y_host);
+  be.gather_batch(d.put(in.src), d.put(in.labels), d.put(in.order), state.get(), in.m, in.features, x, y);
+  r.x = d.get(x, in.m * in.features);
+  be.copy_to_host(y_host.data(), y, y_host.size() * sizeof(int32_t));
+  r.y = y_host;
+
+  const int64_t lm = in.logit_rows(), n = static_cast<int64_t>(in.p.size());
+  float* logits = d.put(in.logits);
+  int32_t* logit_labels = d.put(in.logit_labels);
+  float* dl = d.put(test::poisoned<float>(lm * in.c));
+  be.softmax_cross_entropy_accumulate(logits, logit_labels, lm, in.c, dl, state.get());
+  r.after_loss = state.read();
+  r.dlogits = d.get(dl, lm * in.c);
+  r.plain = be.softmax_cross_entropy(logits, logit_labels, lm, in.c, d.put(test::poisoned<float>(lm * in.c)));
+
+  auto sgd = [&](bool from_state) {
+    float* pp = d.put(in.p);
+    float* mm = d.put(in.mom);
+    SgdArgs a;
+    a.params = pp; a.grads = d.put(in.g); a.momentum_buffer = mm; a.n = n;
+    a.momentum = 0.9f; a.weight_decay = 0.01f; a.decay_end = n / 2 + 3;
+    if (from_state) {
+      a.lr = std::numeric_limits<float>::quiet_NaN();  // must be ignored
+      a.lr_from = state.get();
+    } else {
+      a.lr = static_cast<float>(in.init.lr);
+    }
+    be.sgd_step(a);
+    return std::make_pair(d.get(pp, n), d.get(mm, n));
+  };
+  std::tie(r.p, r.mom) = sgd(true);
+  r.p_explicit = sgd(false).first;
+  be.advance_step(state.get(), in.m, 1.000064);
+  r.after_advance = state.read();
+  return r;
+}
+
+// Each op against a straightforward reference on the CPU backend, and against the ops it replaces
+// (gather_rows/labels at order + begin, the returning loss, SGD with the rate by value), bit for bit.
+TEST(BackendStepState, CpuOpsMatchStraightforwardReferences) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const StepOpsCase in(rng);
+  const StepOpsResult r = run_step_ops(*cpu, in);
+
+  for (int64_t i = 0; i < in.m; ++i) {
+    const int32_t example = in.order[in.begin + i];
+    EXPECT_EQ(r.y[i], in.labels[example]) << "row " << i;
+    for (int64_t f = 0; f < in.features; ++f)
+      ASSERT_EQ(r.x[i * in.features + f], in.src[example * in.features + f]) << "row " << i << " feature " << f;
+  }
+
+  // Loss: log Σ_j exp(z_j) − z_label per row in double, summed; hits: the first maximal logit.
+  const int64_t lm = in.logit_rows();
+  double loss = 0;
+  int64_t hits = 0;
+  std::vector<double> dref(lm * in.c);
+  for (int64_t i = 0; i < lm; ++i) {
+    const float* z = in.logits.data() + i * in.c;
+    double sum = 0;
+    for (int64_t j = 0; j < in.c; ++j) sum += std::exp(static_cast<double>(z[j]));
+    loss += std::log(sum) - z[in.logit_labels[i]];
+    hits += std::max_element(z, z + in.c) - z == in.logit_labels[i];
+    for (int64_t j = 0; j < in.c; ++j)
+      dref[i * in.c + j] = (std::exp(static_cast<double>(z[j])) / sum - (j == in.logit_labels[i])) / lm;
+  }
+  EXPECT_NEAR(r.after_loss.loss_sum, in.init.loss_sum + loss, test::rtol_for<float>(lm * in.c) * loss);
+  EXPECT_EQ(r.after_loss.correct, in.init.correct + hits);
+  EXPECT_TRUE(all_close(r.dlogits, dref, test::rtol_for<float>(in.c), 1e-7));
+  // The trainer's earlier sum: the returning op's batch sum added to the running total.
+  EXPECT_EQ(r.after_loss.loss_sum, in.init.loss_sum + r.plain.loss_sum);
+  EXPECT_EQ(r.after_loss.correct, in.init.correct + r.plain.correct);
+  EXPECT_EQ(r.after_loss.begin, in.init.begin);  // the loss touches only its totals
+  EXPECT_EQ(r.after_loss.lr, in.init.lr);
+
+  // SGD: m = 0.9·m − lr·(g + wd·p) with lr = float(state.lr); p += m.
+  const int64_t n = static_cast<int64_t>(in.p.size());
+  const float lr = static_cast<float>(in.init.lr);
+  std::vector<float> p_ref = in.p, m_ref = in.mom;
+  for (int64_t i = 0; i < n; ++i) {
+    const float wd = i < n / 2 + 3 ? 0.01f : 0.f;
+    m_ref[i] = 0.9f * m_ref[i] - lr * (in.g[i] + wd * p_ref[i]);
+    p_ref[i] += m_ref[i];
+  }
+  EXPECT_TRUE(all_close(r.p, p_ref, 4 * std::numeric_limits<float>::epsilon(), 1e-7));
+  EXPECT_TRUE(all_close(r.mom, m_ref, 4 * std::numeric_limits<float>::epsilon(), 1e-7));
+  EXPECT_EQ(r.p, r.p_explicit);
+
+  // advance_step: the host's double arithmetic, exactly; the totals untouched.
+  EXPECT_EQ(r.after_advance.begin, in.init.begin + in.m);
+  EXPECT_EQ(r.after_advance.lr, in.init.lr / 1.000064);
+  EXPECT_EQ(r.after_advance.loss_sum, r.after_loss.loss_sum);
+  EXPECT_EQ(r.after_advance.correct, r.after_loss.correct);
+}
+
+TEST(BackendStepState, CpuCannotCapture) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  EXPECT_FALSE(cpu->can_capture());
+  EXPECT_THROW(cpu->capture([] {}), Error);
+}
+
+// The CUDA twins against the CPU ops. The loss rows are summed over 2500 rows too, more than one
+// chunk of accumulate_rows' shared memory (cuda::kAccumulateChunk rows).
+TEST(BackendStepState, DeviceOpsMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int64_t logit_rows : {int64_t{37}, int64_t{2500}}) {
+    SCOPED_TRACE("loss rows " + std::to_string(logit_rows));
+    const StepOpsCase in(rng, logit_rows);
+    const StepOpsResult ref = run_step_ops(*cpu, in), out = run_step_ops(*device, in);
+    EXPECT_EQ(out.x, ref.x);  // copies are exact
+    EXPECT_EQ(out.y, ref.y);
+    // Per-row losses in float (expf, logf) against the CPU's double: as BackendElementwise.
+    const double batch_loss = ref.after_loss.loss_sum - in.init.loss_sum;
+    EXPECT_NEAR(out.after_loss.loss_sum, ref.after_loss.loss_sum, 1e-4 * std::fabs(batch_loss));
+    EXPECT_EQ(out.after_loss.correct, ref.after_loss.correct);
+    // The device's accumulate adds exactly what its returning op gives the host.
+    EXPECT_EQ(out.after_loss.loss_sum, in.init.loss_sum + out.plain.loss_sum);
+    EXPECT_EQ(out.after_loss.correct, in.init.correct + out.plain.correct);
+    const double ulp8 = 8 * std::numeric_limits<float>::epsilon();
+    EXPECT_TRUE(all_close(out.dlogits, ref.dlogits, ulp8 * in.c, 1e-7));
+    // nvcc may contract the update into FMAs (--fmad=true), the CPU build never does: a few ulp.
+    const double ulp4 = 4 * std::numeric_limits<float>::epsilon();
+    EXPECT_TRUE(all_close(out.p, ref.p, ulp4, 1e-7));
+    EXPECT_TRUE(all_close(out.mom, ref.mom, ulp4, 1e-7));
+    EXPECT_EQ(out.p, out.p_explicit);
+    EXPECT_EQ(out.after_advance.begin, ref.after_advance.begin);
+    EXPECT_EQ(out.after_advance.lr, ref.after_advance.lr);  // IEEE double division on both
+  }
+}
+
+// A captured sequence of step-state ops (batch, loss, SGD with the state's rate, advance) replayed
+// k times gives, bit for bit, what the same calls made directly k times give: the state's begin and
+// rate move on between replays although every argument was frozen at capture.
+TEST(BackendStepState, CapturedStepsReplayAsDirectOnes) {
+  UV_REQUIRE_DEVICE(device);
+  ASSERT_TRUE(device->can_capture());
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t rows = 203, c = 13, m = 16, k = 12;  // k·m ≤ rows
+  const auto src = test::random_vector<float>(rows * c, rng, -3, 3), p0 = test::random_vector<float>(c * c, rng);
+  std::vector<int32_t> labels(rows), order(rows);
+  for (int64_t i = 0; i < rows; ++i) {
+    labels[i] = static_cast<int32_t>(rng() % c);
+    order[i] = static_cast<int32_t>(i);
+  }
+  std::shuffle(order.begin(), order.end(), rng);
+  StepState init;
+  init.lr = 0.05;
+  auto run = [&](bool captured) {
+    Mirror d{*device, {}};
+    DeviceState state(*device, init);
+    const float* s = d.put(src);
+    const int32_t* l = d.put(labels);
+    const int32_t* o = d.put(order);
+    float* x = d.put(test::poisoned<float>(m * c));
+    int32_t* y = d.put(std::vector<int32_t>(m, -1));
+    float* dl = d.put(test::poisoned<float>(m * c));
+    float* p = d.put(p0);
+    float* mom = d.put(std::vector<float>(c * c, 0.f));
+    auto step = [&] {
+      device->gather_batch(s, l, o, state.get(), m, c, x, y);
+      device->softmax_cross_entropy_accumulate(x, y, m, c, dl, state.get());
+      // The gradient of a c×c "layer": dl's first c rows as a c×c matrix.
+      SgdArgs a;
+      a.params = p; a.grads = dl; a.momentum_buffer = mom; a.n = c * c;
+      a.momentum = 0.9f; a.lr_from = state.get();
+      device->sgd_step(a);
+      device->advance_step(state.get(), m, 1.01);
+    };
+    // One direct step first in both runs: the warm-up the trainer makes before capturing.
+    step();
+    if (captured) {
+      std::unique_ptr<Backend::Captured> graph = device->capture(step);
+      for (int64_t i = 1; i < k; ++i) graph->replay();
+    } else {
+      for (int64_t i = 1; i < k; ++i) step();
+    }
+    return std::make_pair(state.read(), d.get(p, c * c));
+  };
+  const auto direct = run(false), replayed = run(true);
+  EXPECT_EQ(direct.first.begin, k * m);
+  EXPECT_EQ(replayed.first.begin, direct.first.begin);
+  EXPECT_EQ(replayed.first.lr, direct.first.lr);
+  EXPECT_EQ(replayed.first.loss_sum, direct.first.loss_sum);
+  EXPECT_EQ(replayed.first.correct, direct.first.correct);
+  EXPECT_EQ(replayed.second, direct.second);
 }
 
 TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {

@@ -455,6 +455,34 @@ TEST_F(CliDiverge, ParametersOverflowBeforeTheLossKeepsTheGoodCheckpoint) {
   expect_divergence_keeps_last_good_checkpoint(result, run("run"));
 }
 
+// The loss lives on the device and is read back only where a value is shown or a checkpoint is
+// due: with no checkpoint inside the epoch and a log line every 4 steps, a NaN is found at the next
+// read, and the message names the steps since the read before (or the one step, where they are
+// one). Nothing was written after the stages before training, whose checkpoint stays.
+TEST_F(CliDiverge, NanLossBetweenReadsNamesTheStepsSinceTheLastRead) {
+  json config = base_config();
+  config["log"]["every_steps"] = 4;
+  const CliResult result = train(config, "run", {"--set", "train.lr=1e38"});
+  ASSERT_TRUE(is_user_error(result, {"training diverged", "the loss is", "last good checkpoint (end of stage",
+                                     "is kept in", "log.every_steps"}));
+  // 6 steps an epoch: reads after steps 4 and 6; the first loss (step 1) is finite.
+  const bool first_read = result.output.find("between steps 1 and 4 (epoch 1, batches 1 to 4;") != std::string::npos;
+  const bool second_read = result.output.find("between steps 5 and 6 (epoch 1, batches 5 to 6;") != std::string::npos;
+  EXPECT_TRUE(first_read || second_read) << result.output;
+  const uv::ckpt::SafetensorsFile file = uv::ckpt::read_safetensors((run("run") / "checkpoint.safetensors").string());
+  EXPECT_EQ(file.metadata.at("step"), "0");
+  int error_rows = 0;
+  std::ifstream metrics(run("run") / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const json row = json::parse(line);
+    if (row["kind"] != "error") continue;
+    ++error_rows;
+    EXPECT_EQ(row["from_step"], first_read ? 1 : 5);
+    EXPECT_EQ(row["step"], first_read ? 4 : 6);
+  }
+  EXPECT_EQ(error_rows, 1);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // --out
 // ---------------------------------------------------------------------------------------------------
@@ -840,6 +868,68 @@ TEST_F(CliConfig, ProjectInputValueAndLayerAreChecked) {
   EXPECT_TRUE(is_user_error(train(config, "lowrank"), {"train.project_input", "learns U"}));
   config["train"]["project_input"] = "auto";  // auto falls back to batching X
   EXPECT_TRUE(succeeded(train(config, "auto")));
+}
+
+// train.cuda_graph: checked like every field; the CPU backend runs the step directly and says so.
+TEST_F(CliConfig, CudaGraphValueIsChecked) {
+  json config = base_config();
+  config["train"]["cuda_graph"] = "on";
+  EXPECT_TRUE(is_user_error(train(config, "bad"), {"train.cuda_graph", "\"on\"", "auto, off"}));
+  config["train"]["cuda_graph"] = 1;
+  EXPECT_TRUE(is_user_error(train(config, "number"), {"train.cuda_graph"}));
+}
+
+TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
+  ASSERT_TRUE(succeeded(train(base_config(), "run")));
+  const json s = json::parse(read_text(run("run") / "summary.json"));
+  EXPECT_EQ(s["cuda_graph"]["setting"], "auto");
+  EXPECT_EQ(s["cuda_graph"]["captured"], false);
+  EXPECT_EQ(s["cuda_graph"]["replays"], 0);
+  EXPECT_EQ(s["cuda_graph"]["note"], "the CPU backend runs the step directly");
+}
+
+// On a GPU: the training step captured once and replayed for every full batch gives the same
+// numbers as the step run directly, bit for bit (the same kernels with the same arguments on the
+// same stream, cuBLAS with the same preallocated workspace). 300 steps: batch 64 over 300 examples
+// is 4 full batches and a partial one of 44 (run directly) an epoch, for 60 epochs.
+TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
+  if (uv::query_devices().cuda_devices == 0) GTEST_SKIP() << "no CUDA device";
+  json config = base_config();
+  config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
+                     {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}};
+  json off = config;
+  off["train"]["cuda_graph"] = "off";
+  ASSERT_TRUE(succeeded(train(config, "graph", {"--device", "cuda"})));
+  ASSERT_TRUE(succeeded(train(off, "direct", {"--device", "cuda"})));
+  auto rows = [&](const std::string& name) {
+    std::vector<json> out;
+    std::ifstream metrics(run(name) / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) {
+      json row = json::parse(line);
+      if (row["kind"] != "train" && row["kind"] != "epoch") continue;
+      row.erase("seconds");
+      row.erase("samples_per_s");
+      out.push_back(row);
+    }
+    return out;
+  };
+  const std::vector<json> graph = rows("graph"), direct = rows("direct");
+  ASSERT_EQ(graph.size(), size_t{60 * 5 + 60});
+  ASSERT_EQ(graph.size(), direct.size());
+  for (size_t i = 0; i < graph.size(); ++i) EXPECT_EQ(graph[i], direct[i]) << "row " << i;
+  const uv::ckpt::SafetensorsFile a = uv::ckpt::read_safetensors((run("graph") / "checkpoint.safetensors").string());
+  const uv::ckpt::SafetensorsFile b = uv::ckpt::read_safetensors((run("direct") / "checkpoint.safetensors").string());
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (const uv::ckpt::TensorRecord& t : a.tensors) {
+    ASSERT_NE(b.find(t.name), nullptr) << t.name;
+    EXPECT_TRUE(t.bytes == b.find(t.name)->bytes) << t.name;
+  }
+  const json s_graph = json::parse(read_text(run("graph") / "summary.json"));
+  const json s_direct = json::parse(read_text(run("direct") / "summary.json"));
+  EXPECT_EQ(s_graph["cuda_graph"]["captured"], true) << s_graph["cuda_graph"].dump();
+  EXPECT_EQ(s_graph["cuda_graph"]["replays"], 60 * 4 - 1);  // every full batch but the warm-up
+  EXPECT_EQ(s_direct["cuda_graph"]["captured"], false);
+  EXPECT_EQ(s_direct["cuda_graph"]["note"], "off (train.cuda_graph)");
 }
 
 // The SE-AE pair of the paper's MLP, small: layer 1 SE, layer 2 an ae dictionary drawn from an

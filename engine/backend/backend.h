@@ -12,6 +12,7 @@
 #include "engine/core/tensor.h"
 #include "kernels/conv2d_args.h"
 #include "kernels/predicted_linear_args.h"
+#include "kernels/step_state.h"
 
 namespace uv {
 
@@ -32,6 +33,9 @@ struct SgdArgs {
   // Weight decay applies to elements [0, decay_end) only; −1: to all n. Lets one call cover the
   // whole learned arena, whose decayed tensors (weights) come before the rest (biases).
   int64_t decay_end = -1;
+  // Set: the rate is read on the device, static_cast<float>(lr_from->lr), and `lr` is ignored (a
+  // captured training step cannot take a rate that changes every step by value).
+  const StepState* lr_from = nullptr;
 };
 
 struct LossResult {
@@ -107,6 +111,11 @@ class Backend {
   virtual void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
                            float* dst) = 0;
   virtual void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) = 0;
+  // The training step's batch: rows and labels of examples order[state->begin, state->begin + m),
+  // begin read on the device (the pointer arguments stay the same from step to step).
+  virtual void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order,
+                            const StepState* state, int64_t m, int64_t features, float* dst,
+                            int32_t* dst_labels) = 0;
 
   // --- elementwise, losses ---------------------------------------------------------------------
   virtual void activation_forward(Activation act, const float* x, float* y, int64_t n) = 0;
@@ -116,6 +125,10 @@ class Backend {
   // Mean softmax cross-entropy over M rows of C logits; dlogits = (softmax − onehot)/M.
   virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m,
                                            int64_t c, float* dlogits) = 0;
+  // The same, with the batch's summed loss (in double, rows in order, as the LossResult) and hits
+  // added to state->loss_sum and state->correct on the device: nothing returns to the host.
+  virtual void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m,
+                                                int64_t c, float* dlogits, StepState* state) = 0;
   // loss = (1/M)·Σ ½‖y − t‖² ; dy = (y − t)/M.
   virtual LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
                                         float* dy) = 0;
@@ -128,6 +141,23 @@ class Backend {
   // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
   virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,
                             uint64_t stream) = 0;
+  // End of a training step, on the device: state->begin += batch; state->lr /= lr_decay (double).
+  virtual void advance_step(StepState* state, int64_t batch, double lr_decay) = 0;
+
+  // --- capture (CUDA graphs) -----------------------------------------------------------------
+  // A recorded sequence of backend calls, run again as one launch by replay().
+  class Captured {
+   public:
+    virtual ~Captured() = default;
+    virtual void replay() = 0;
+  };
+  // Whether capture() works here (the CUDA backend: stream capture into a CUDA graph).
+  virtual bool can_capture() const { return false; }
+  // Records the backend calls `work` makes instead of running them, and returns them for replay.
+  // Every pointer and by-value argument is frozen into the recording, so what changes between
+  // replays must live in backend memory (StepState); `work` must not allocate, copy to or from the
+  // host, or synchronise. Backends that cannot capture throw.
+  virtual std::unique_ptr<Captured> capture(const std::function<void()>& work);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

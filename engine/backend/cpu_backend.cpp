@@ -26,6 +26,10 @@ double Backend::time_per_call_ms(const std::function<void()>& work, int reps) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / reps;
 }
 
+std::unique_ptr<Backend::Captured> Backend::capture(const std::function<void()>&) {
+  UV_CHECK(false, "the " << description() << " backend cannot capture work for replay (see can_capture())");
+}
+
 Activation parse_activation(const std::string& name) {
   if (name == "identity" || name == "linear" || name == "none") return Activation::Identity;
   if (name == "sigmoid") return Activation::Sigmoid;
@@ -140,6 +144,10 @@ class CpuBackend final : public Backend {
   void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
     cpu::gather_labels(src, index, m, dst);
   }
+  void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                    int64_t m, int64_t features, float* dst, int32_t* dst_labels) override {
+    cpu::gather_batch(src, src_labels, order, state, m, features, dst, dst_labels);
+  }
 
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cpu::activation_forward(act, x, y, n);
@@ -154,6 +162,10 @@ class CpuBackend final : public Backend {
     result.loss_sum = cpu::softmax_cross_entropy(logits, labels, m, c, dlogits, &result.correct);
     return result;
   }
+  void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                        float* dlogits, StepState* state) override {
+    cpu::softmax_cross_entropy_accumulate(logits, labels, m, c, dlogits, state);
+  }
   LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
                                 float* dy) override {
     LossResult result;
@@ -162,7 +174,9 @@ class CpuBackend final : public Backend {
   }
 
   void sgd_step(const SgdArgs& a) override {
-    cpu::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.momentum, a.weight_decay,
+    // Backend memory is host memory here: the state's rate is read in place.
+    const float lr = a.lr_from ? static_cast<float>(a.lr_from->lr) : a.lr;
+    cpu::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, lr, a.momentum, a.weight_decay,
                   a.decay_end < 0 ? a.n : a.decay_end);
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
@@ -170,6 +184,9 @@ class CpuBackend final : public Backend {
   }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cpu::uniform_init(x, n, lo, hi, seed, stream);
+  }
+  void advance_step(StepState* state, int64_t batch, double lr_decay) override {
+    cpu::advance_step(state, batch, lr_decay);
   }
 
  private:

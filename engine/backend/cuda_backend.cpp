@@ -1,6 +1,7 @@
 // CUDA backend: a stream, a cuBLAS handle, a cuDNN handle, a stream-ordered memory pool
 // (cudaMallocAsync, never managed memory), the kernels of kernels/cuda, the cuBLAS baselines of the
-// predicted layer and the cuDNN convolutions (kernels/cuda/cudnn_conv.h).
+// predicted layer and the cuDNN convolutions (kernels/cuda/cudnn_conv.h); capture of work on the
+// stream into CUDA graphs (kernels/cuda/cuda_graph.h).
 #ifdef UV_WITH_CUDA
 
 #include <cuda_runtime_api.h>
@@ -16,6 +17,7 @@
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/cudnn_conv.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/onthefly_w.h"
@@ -34,13 +36,20 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&cublas_));
     CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
+    // cuBLAS gets its workspace up front, at the size its documentation recommends (32 MiB on
+    // Hopper and later, 4 MiB before), so a captured GEMM never allocates one, and captured and
+    // uncaptured runs use the same workspace and so the same kernels. Outside the pool: it lives
+    // as long as the handle.
+    cublas_workspace_bytes_ = (prop_.major >= 9 ? size_t{32} : size_t{4}) << 20;
+    CUDA_CHECK(cudaMalloc(&cublas_workspace_, cublas_workspace_bytes_));
+    CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, cublas_workspace_bytes_));
     // Keep freed blocks in the pool instead of returning them at every synchronisation, so a
     // training step that frees and re-allocates never reaches cudaMalloc.
     cudaMemPool_t pool;
     CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
     uint64_t threshold = UINT64_MAX;
     CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
-    CUDA_CHECK(cudaGetDeviceProperties(&prop_, device_));
     cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, [this](size_t bytes) { return allocate(bytes); });
   }
   ~CudaBackend() override {
@@ -50,6 +59,7 @@ class CudaBackend final : public Backend {
     if (row_loss_) cudaFree(row_loss_);
     if (row_correct_) cudaFree(row_correct_);
     cublasDestroy(cublas_);
+    if (cublas_workspace_) cudaFree(cublas_workspace_);
     cudaStreamDestroy(stream_);
   }
 
@@ -205,6 +215,10 @@ class CudaBackend final : public Backend {
   void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
     cuda::gather_labels(src, index, m, dst, stream_);
   }
+  void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                    int64_t m, int64_t features, float* dst, int32_t* dst_labels) override {
+    cuda::gather_batch(src, src_labels, order, state, m, features, dst, dst_labels, stream_);
+  }
 
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cuda::activation_forward(act, x, y, n, stream_);
@@ -219,6 +233,12 @@ class CudaBackend final : public Backend {
     cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
     return reduce_rows(m, true);
   }
+  void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                        float* dlogits, StepState* state) override {
+    reserve_rows(m);
+    cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
+    cuda::accumulate_rows(row_loss_, row_correct_, m, state, stream_);
+  }
   LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
                                 float* dy) override {
     reserve_rows(m);
@@ -227,14 +247,34 @@ class CudaBackend final : public Backend {
   }
 
   void sgd_step(const SgdArgs& a) override {
-    cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.momentum, a.weight_decay,
-                   a.decay_end < 0 ? a.n : a.decay_end, stream_);
+    cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.lr_from ? &a.lr_from->lr : nullptr,
+                   a.momentum, a.weight_decay, a.decay_end < 0 ? a.n : a.decay_end, stream_);
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);
   }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);
+  }
+  void advance_step(StepState* state, int64_t batch, double lr_decay) override {
+    cuda::advance_step(state, batch, lr_decay, stream_);
+  }
+
+  bool can_capture() const override { return true; }
+  std::unique_ptr<Captured> capture(const std::function<void()>& work) override {
+    struct Graph final : Captured {
+      Graph(cudaStream_t stream, const std::function<void()>& work) : graph(stream, work) {}
+      void replay() override { graph.launch(); }
+      cuda::StreamGraph graph;
+    };
+    // An allocation inside the capture would become a graph-owned block that the Buffer freeing
+    // it later knows nothing of; none is expected once a step has run uncaptured (warm-up).
+    const size_t before = allocated_.load();
+    captured_ = true;
+    auto graph = std::make_unique<Graph>(stream_, work);
+    UV_CHECK(allocated_.load() == before, "the captured work allocated " << allocated_.load() - before
+                                              << " bytes from the pool; run it once uncaptured first");
+    return graph;
   }
 
  private:
@@ -281,9 +321,11 @@ class CudaBackend final : public Backend {
     if (a.dx) o.gemm(false, true, s.m, s.k, tc, 1.f, dt, tc, a.u, tc, 0.f, a.dx, s.k);
   }
 
-  // Per-row loss scratch: the host sums rows in double, as the CPU twin does.
+  // Per-row loss scratch: the host (or accumulate_rows) sums rows in double, as the CPU twin does.
   void reserve_rows(int64_t m) {
     if (m <= rows_) return;
+    // A captured loss kernel writes the scratch it was recorded with: it must never move.
+    UV_CHECK(!captured_, "loss over " << m << " rows after a capture that reserved " << rows_);
     if (row_loss_) CUDA_CHECK(cudaFree(row_loss_));
     if (row_correct_) CUDA_CHECK(cudaFree(row_correct_));
     CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&row_loss_), static_cast<size_t>(m) * sizeof(float)));
@@ -311,6 +353,9 @@ class CudaBackend final : public Backend {
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  void* cublas_workspace_ = nullptr;
+  size_t cublas_workspace_bytes_ = 0;
+  bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)

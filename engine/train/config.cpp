@@ -18,7 +18,8 @@ json default_config() {
     "data": {"dataset": "mnist", "dir": "", "train_limit": 0, "test_limit": 0, "emp_samples": 10000},
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
-              "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto"},
+              "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto",
+              "cuda_graph": "auto"},
     "pretrain": {"epochs": 0, "lr": 0.1, "momentum": 0.7},
     "checkpoint": {"every_steps": 0},
     "log": {"every_steps": 100}
@@ -210,6 +211,9 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   UV_REQUIRE(r.project_input == "auto" || r.project_input == "on" || r.project_input == "off",
              "config " << source << ": 'train.project_input' = \"" << r.project_input
                        << "\" is not one of auto, on, off");
+  r.cuda_graph = get<std::string>(t, "cuda_graph");
+  UV_REQUIRE(r.cuda_graph == "auto" || r.cuda_graph == "off",
+             "config " << source << ": 'train.cuda_graph' = \"" << r.cuda_graph << "\" is not one of auto, off");
   const json& p = c["pretrain"];
   r.pretrain_epochs = nonneg_int(p, "epochs", "pretrain.epochs");
   r.pretrain_lr = number_in(p, "lr", "pretrain.lr", 0, kInf, true, "(0, inf)");

@@ -56,6 +56,9 @@ struct RunConfig {
   // T = X·U of a predicted first layer computed once for the whole data set (U is fixed, so is X):
   // auto (when J·r ≤ the input size, so it also saves memory) | on | off.
   std::string project_input = "auto";
+  // The supervised step captured once as a CUDA graph and replayed for every full batch: auto (on
+  // the CUDA backend; the CPU runs it directly) | off.
+  std::string cuda_graph = "auto";
   // autoencoder pretraining of layers with pretrain = true
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 0.1, pretrain_momentum = 0.7;

@@ -36,6 +36,10 @@ double Progress::samples_per_second() const {
 }
 
 void Progress::step(int64_t epoch, int64_t step_in_epoch, double loss, double accuracy) {
+  step(epoch, step_in_epoch, [&] { return std::make_pair(loss, accuracy); });
+}
+
+void Progress::step(int64_t epoch, int64_t step_in_epoch, const std::function<std::pair<double, double>()>& means) {
   ++steps_done_;
   const auto now = std::chrono::steady_clock::now();
   const double elapsed = std::chrono::duration<double>(now - start_).count();
@@ -43,11 +47,14 @@ void Progress::step(int64_t epoch, int64_t step_in_epoch, double loss, double ac
   const int64_t done = epoch * steps_per_epoch_ + step_in_epoch;
   const int64_t remaining_steps = total - done;
   const double eta = steps_done_ ? elapsed / steps_done_ * remaining_steps : 0.0;
+  const bool draw = tty_ ? std::chrono::duration<double>(now - last_draw_).count() >= 0.1 ||
+                              step_in_epoch == steps_per_epoch_  // redraw at most ten times a second
+                        : step_in_epoch % plain_every_ == 0;
+  if (!draw) return;
+  const auto [loss, accuracy] = means();
   char acc[32] = "";
   if (accuracy >= 0) std::snprintf(acc, sizeof acc, " acc %5.1f%%", 100.0 * accuracy);
   if (tty_) {
-    if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && step_in_epoch != steps_per_epoch_)
-      return;  // redraw at most ten times a second
     last_draw_ = now;
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(kWidth * step_in_epoch / std::max<int64_t>(1, steps_per_epoch_));
@@ -59,7 +66,7 @@ void Progress::step(int64_t epoch, int64_t step_in_epoch, double loss, double ac
                  bar.c_str(), static_cast<long long>(step_in_epoch),
                  static_cast<long long>(steps_per_epoch_), loss, acc, samples_per_second(),
                  format_duration(eta).c_str());
-  } else if (step_in_epoch % plain_every_ == 0) {
+  } else {
     std::fprintf(stderr, "%s epoch %lld/%lld step %lld/%lld loss %.4f%s %.0f samples/s ETA %s\n",
                  stage_.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(epochs_),
                  static_cast<long long>(step_in_epoch), static_cast<long long>(steps_per_epoch_), loss,

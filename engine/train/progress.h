@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 namespace uv {
 
@@ -13,6 +15,9 @@ class Progress {
            int64_t plain_every_steps);
   // Called after every step with running means over the epoch so far.
   void step(int64_t epoch, int64_t step_in_epoch, double loss, double accuracy);
+  // The same with the means (loss, accuracy) fetched only when this step draws or prints a line:
+  // training keeps them on the device and reads them back only when they are shown.
+  void step(int64_t epoch, int64_t step_in_epoch, const std::function<std::pair<double, double>()>& means);
   void end_epoch(const std::string& line);  // finishes the bar and prints the epoch's line
   double samples_per_second() const;
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "engine/backend/backend.h"
 #include "engine/checkpoint/safetensors.h"
@@ -130,7 +131,9 @@ class Run {
   const ResidentSet& train_input();
   const ResidentSet& test_input();
   ResidentSet project(const ResidentSet& set);
-  void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay);
+  // lr_from set: the rate is read on the backend from the step state and `lr` is ignored.
+  void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
+           const StepState* lr_from = nullptr);
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
   void log_metrics(const json& row);
@@ -141,6 +144,17 @@ class Run {
   void set_order(const std::vector<int32_t>& order);
   // Gathers examples order[begin, begin + m) of `set` into x_ and y_, on the backend.
   void stage_batch(const ResidentSet& set, int64_t begin, int64_t m);
+  // --- the supervised step, its values in step_state_ so that the CUDA backend can capture it --
+  StepState* step_state() { return static_cast<StepState*>(step_state_.data()); }
+  // Batch, forward, loss added into the step state, backward, optimiser, the schedule's advance.
+  void step_body(const ResidentSet& input, const std::vector<int>& params, int64_t m);
+  // step_body, or for a full batch its captured graph once one step has run directly (warm-up).
+  void train_step(const ResidentSet& input, const std::vector<int>& params, int64_t m);
+  // Step state ← TrainState at the start of an epoch or a resumed run: begin, lr, zero totals.
+  void reset_step_state();
+  // Reads the totals back (one small copy; a sync on the GPU) as epoch_totals_, for `seen`
+  // examples; a non-finite loss stops the run, naming the steps since the last read.
+  void read_step_totals(int64_t seen);
   json stages_json() const;
   json summary(double seconds);
 
@@ -155,6 +169,19 @@ class Run {
   bool project_input_ = false;  // layer 1 reads T = X·U (train.project_input)
   ResidentSet projected_train_, projected_test_;
   Buffer order_buffer_;  // (max count) on the backend: the current order of examples
+  Buffer step_state_;    // one StepState on the backend
+  // The epoch's totals as last read from the step state: what progress lines and metrics show.
+  struct EpochTotals {
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+  } epoch_totals_;
+  int64_t totals_step_ = 0;  // state_.step when they were read; the loss was finite up to it
+  // train.cuda_graph: whether full batches run as one captured graph, and if not, why.
+  bool capture_step_ = false;
+  std::string capture_note_;
+  bool step_warmed_up_ = false;  // a full batch has run uncaptured (sizes lazy scratch)
+  std::unique_ptr<Backend::Captured> step_graph_;
+  int64_t step_replays_ = 0;
   std::vector<Stage> plan_;
   std::vector<StageOutcome> outcomes_;  // (plan_.size()) what this invocation did with each stage
   std::vector<double> stage_seconds_;   // (plan_.size()) time spent on each stage in this invocation
@@ -209,6 +236,20 @@ void Run::build_model() {
                                        sizeof(int32_t));
   }
   graph_ = model_->supervised_graph(config_.batch_size, project_input_);
+  step_state_ = backend_->allocate(sizeof(StepState));
+  if (config_.cuda_graph == "off") {
+    capture_note_ = "off (train.cuda_graph)";
+  } else if (!backend_->can_capture()) {
+    capture_note_ = backend_->device() == Device::CPU ? "the CPU backend runs the step directly"
+                                                      : "this backend cannot capture";
+  } else if (std::any_of(config_.layers.begin(), config_.layers.end(), [](const LayerConfig& l) {
+               return l.type.find("conv") != std::string::npos;
+             })) {
+    // cuDNN's legacy convolution calls have not been checked under stream capture here.
+    capture_note_ = "off: conv layers (cuDNN under capture not yet verified)";
+  } else {
+    capture_step_ = true;
+  }
   state_.lr = config_.lr;
   plan_stages();
   if (options_.resume) load_checkpoint();
@@ -352,7 +393,8 @@ void Run::build_dictionary(size_t i) {
   log_metrics(row);
 }
 
-void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay) {
+void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
+              const StepState* lr_from) {
   ParameterStore& store = model_->store();
   // Every learned tensor trains (supervised training): one call over the contiguous arena, weight
   // decay on its leading decayed part. The arena's alignment padding is zero with zero gradients,
@@ -366,6 +408,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum_buffer = store.momentum_arena();
     args.n = store.learned_floats();
     args.lr = static_cast<float>(lr);
+    args.lr_from = lr_from;
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
@@ -386,6 +429,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum_buffer = p.momentum;
     args.n = p.numel();
     args.lr = static_cast<float>(lr);
+    args.lr_from = lr_from;
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = p.spec.weight_decay ? static_cast<float>(weight_decay) : 0.f;
     backend_->sgd_step(args);
@@ -486,6 +530,77 @@ double Run::evaluate(const ResidentSet& resident, double* mean_loss) {
   return 1.0 - static_cast<double>(correct) / static_cast<double>(set.count);
 }
 
+void Run::step_body(const ResidentSet& input, const std::vector<int>& params, int64_t m) {
+  StepState* state = step_state();
+  int32_t* labels = static_cast<int32_t*>(y_.data());
+  backend_->gather_batch(input.images, input.labels, static_cast<const int32_t*>(order_buffer_.data()), state, m,
+                         input.features, x_.floats(), labels);
+  const float* logits = graph_->forward(x_.floats(), m);
+  backend_->softmax_cross_entropy_accumulate(logits, labels, m, graph_->out_features(), graph_->output_grad(),
+                                             state);
+  graph_->backward(m);
+  {
+    NvtxRange range("optimizer");
+    sgd(params, 0.0, config_.momentum, config_.weight_decay, state);
+  }
+  backend_->advance_step(state, m, config_.lr_decay);  // the pipeline's per-minibatch decay
+}
+
+void Run::train_step(const ResidentSet& input, const std::vector<int>& params, int64_t m) {
+  // The last batch of an epoch may be partial: it runs directly, as every step off the GPU.
+  if (!capture_step_ || m != config_.batch_size) return step_body(input, params, m);
+  if (!step_graph_) {
+    // The first full step runs directly: it sizes what backends create on first use (the loss's
+    // row scratch, cuBLAS's and the kernels' lazy set-up), none of which a capture may do.
+    if (!step_warmed_up_) {
+      step_body(input, params, m);
+      step_warmed_up_ = true;
+      return;
+    }
+    try {
+      step_graph_ = backend_->capture([&] { step_body(input, params, m); });
+    } catch (const UserError&) {
+      throw;
+    } catch (const Error& e) {
+      UV_CHECK(false, "capturing the training step as a CUDA graph failed: "
+                          << e.what() << " (--set train.cuda_graph=off runs it uncaptured)");
+    }
+  }
+  step_graph_->replay();
+  ++step_replays_;
+}
+
+void Run::reset_step_state() {
+  StepState start;
+  start.begin = state_.step_in_epoch * config_.batch_size;
+  start.lr = state_.lr;
+  backend_->copy_to_device(step_state_.data(), &start, sizeof start);
+  epoch_totals_ = {};
+  totals_step_ = state_.step;
+}
+
+void Run::read_step_totals(int64_t seen) {
+  StepState now;
+  backend_->copy_to_host(&now, step_state_.data(), sizeof now);
+  if (!std::isfinite(now.loss_sum)) {
+    // Some step since the last read made the loss NaN or infinite; the checkpoint written before
+    // that read (if any) predates it and is kept.
+    const int64_t from = totals_step_ + 1, to = state_.step;
+    const int64_t to_batch = state_.step_in_epoch, from_batch = to_batch - (to - from);
+    log_metrics({{"kind", "error"}, {"step", to}, {"from_step", from}, {"loss", "nan"}});
+    std::ostringstream where;
+    if (from == to)
+      where << "at step " << to << " (epoch " << state_.epoch + 1 << ", batch " << to_batch << ")";
+    else
+      where << "between steps " << from << " and " << to << " (epoch " << state_.epoch + 1 << ", batches "
+            << from_batch << " to " << to_batch << "; the loss is read back every log.every_steps)";
+    UV_FAIL("training diverged: the loss is " << now.loss_sum << " " << where.str() << "; "
+                                              << kept_checkpoint_note() << "; lower train.lr");
+  }
+  epoch_totals_ = {now.loss_sum, now.correct, seen};
+  totals_step_ = state_.step;
+}
+
 bool Run::train_supervised() {
   const data::Dataset& train = data_.train;
   const int64_t batch = config_.batch_size;
@@ -498,60 +613,60 @@ bool Run::train_supervised() {
     const auto epoch_t0 = std::chrono::steady_clock::now();
     const std::vector<int32_t> perm = data::epoch_permutation(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
     set_order(perm);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
     const int64_t first_step = state_.step_in_epoch;
+    reset_step_state();  // re-derived from state_, so a resumed run continues the same numbers
+    int64_t seen = 0;
+    // Running means as of the last read; reads happen only where a value is shown or checked.
+    auto means = [&] {
+      if (totals_step_ != state_.step) read_step_totals(seen);
+      const EpochTotals& t = epoch_totals_;
+      return std::make_pair(t.loss_sum / t.seen, static_cast<double>(t.correct) / t.seen);
+    };
     for (int64_t s = first_step; s < steps; ++s) {
       NvtxRange step_range("train step");
-      const int64_t begin = s * batch;
-      const int64_t m = std::min(batch, train.count - begin);
-      stage_batch(input, begin, m);
-      const float* logits = graph_->forward(x_.floats(), m);
-      const LossResult loss = backend_->softmax_cross_entropy(
-          logits, static_cast<const int32_t*>(y_.data()), m, graph_->out_features(), graph_->output_grad());
-      if (!std::isfinite(loss.loss_sum)) {
-        log_metrics({{"kind", "error"}, {"step", state_.step + 1}, {"loss", "nan"}});
-        UV_FAIL("training diverged: the loss is " << loss.loss_sum << " at step " << state_.step + 1
-                                                  << " (epoch " << state_.epoch + 1 << ", batch " << s + 1
-                                                  << "); " << kept_checkpoint_note() << "; lower train.lr");
-      }
-      graph_->backward(m);
-      {
-        NvtxRange range("optimizer");
-        sgd(params, state_.lr, config_.momentum, config_.weight_decay);
-      }
-      state_.lr /= config_.lr_decay;  // the pipeline's per-minibatch exponential decay
+      const int64_t m = std::min(batch, train.count - s * batch);
+      train_step(input, params, m);
+      // The host's copy of the schedule (checkpoints, logs): the same double arithmetic as the
+      // device's copy in the step state.
+      state_.lr /= config_.lr_decay;
       ++state_.step;
       state_.step_in_epoch = s + 1;
-      loss_sum += loss.loss_sum;
-      correct += loss.correct;
       seen += m;
-      progress.step(state_.epoch, s + 1, loss_sum / seen, static_cast<double>(correct) / seen);
+      const bool log_due = state_.step % config_.log_every_steps == 0;
+      const bool stop_due = s + 1 < steps && max_steps_reached();
+      const bool checkpoint_due =
+          config_.checkpoint_every_steps > 0 && state_.step % config_.checkpoint_every_steps == 0 && s + 1 < steps;
+      // Every value shown and every checkpoint comes after a read, which checks the loss.
+      if (log_due || stop_due || checkpoint_due || s + 1 == steps) means();
+      progress.step(state_.epoch, s + 1, means);
       // One sample an epoch, mid-step state included: buffers are all allocated by the first step.
       if (s == first_step) device_in_use_peak_ = std::max(device_in_use_peak_, backend_->device_bytes_in_use());
-      if (state_.step % config_.log_every_steps == 0)
+      if (log_due) {
+        const auto [loss, accuracy] = means();
         log_metrics({{"kind", "train"}, {"step", state_.step}, {"epoch", state_.epoch + 1},
-                     {"loss", loss_sum / seen}, {"accuracy", static_cast<double>(correct) / seen},
+                     {"loss", loss}, {"accuracy", accuracy},
                      {"lr", state_.lr}, {"samples_per_s", progress.samples_per_second()}});
-      if (s + 1 < steps && max_steps_reached()) {
+      }
+      if (stop_due) {
         save_checkpoint();
         return false;
       }
-      if (config_.checkpoint_every_steps > 0 && state_.step % config_.checkpoint_every_steps == 0 && s + 1 < steps)
-        save_checkpoint();
+      if (checkpoint_due) save_checkpoint();
     }
-    train_error_ = seen ? 1.0 - static_cast<double>(correct) / seen : train_error_;
+    const EpochTotals& totals = epoch_totals_;
+    train_error_ = totals.seen ? 1.0 - static_cast<double>(totals.correct) / totals.seen : train_error_;
+    const double train_loss = totals.seen ? totals.loss_sum / totals.seen : NAN;
     const double epoch_seconds = seconds_since(epoch_t0);
     test_error_ = evaluate(test_input(), &test_loss_);
     char line[200];
     std::snprintf(line, sizeof line,
                   "%s epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
                   stage_label(plan_.back()).c_str(), static_cast<long long>(state_.epoch + 1), static_cast<long long>(config_.epochs),
-                  seen ? loss_sum / seen : NAN, 100 * train_error_, 100 * test_error_,
+                  train_loss, 100 * train_error_, 100 * test_error_,
                   seen / std::max(epoch_seconds, 1e-9), epoch_seconds);
     progress.end_epoch(line);
     log_metrics({{"kind", "epoch"}, {"epoch", state_.epoch + 1}, {"step", state_.step},
-                 {"train_loss", seen ? loss_sum / seen : NAN}, {"train_error", train_error_},
+                 {"train_loss", train_loss}, {"train_error", train_error_},
                  {"test_loss", test_loss_}, {"test_error", test_error_}, {"seconds", epoch_seconds}});
     ++state_.epoch;
     state_.step_in_epoch = 0;
@@ -835,7 +950,15 @@ json Run::summary(double seconds) {
                                                   {"features", model_->projected_features()},
                                                   {"of", data_.train.features()}}
                                            : json(nullptr)},
-          {"memory_bytes", memory}};
+          {"memory_bytes", memory},
+          // Whether this invocation's full training batches ran as one captured CUDA graph.
+          {"cuda_graph", {{"setting", config_.cuda_graph},
+                          {"captured", step_graph_ != nullptr},
+                          {"replays", step_replays_},
+                          {"note", !capture_note_.empty() ? capture_note_
+                                   : step_graph_        ? "full batches replay the graph; the first and partial "
+                                                          "batches ran directly"
+                                                        : "no full batch after the first ran in this invocation"}}}};
 }
 
 void print_summary(const json& s) {
@@ -887,6 +1010,12 @@ void print_summary(const json& s) {
               m["if_materialise"]["activations"].get<double>() / (1 << 20),
               m["if_materialise"]["materialised_weights"].get<double>() / (1 << 20),
               m["if_materialise"]["total"].get<double>() / (1 << 20));
+  const json& g = s["cuda_graph"];
+  if (g["captured"].get<bool>())
+    std::printf("training step: captured as a CUDA graph, replayed %lld times (%s)\n",
+                static_cast<long long>(g["replays"].get<int64_t>()), g["note"].get<std::string>().c_str());
+  else
+    std::printf("training step: not captured (%s)\n", g["note"].get<std::string>().c_str());
   if (m.contains("device_in_use_peak"))
     std::printf("device memory in use (cudaMemGetInfo, whole device): peak %.1f MiB\n", mib("device_in_use_peak"));
 }

@@ -192,6 +192,25 @@ void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t*
   for (int64_t i = 0; i < m; ++i) dst[i] = src[index[i]];
 }
 
+void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                  int64_t m, int64_t features, float* dst, int32_t* dst_labels) {
+  gather_rows(src, order + state->begin, m, features, dst);
+  gather_labels(src_labels, order + state->begin, m, dst_labels);
+}
+
+void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                      float* dlogits, StepState* state) {
+  int64_t hits = 0;
+  // The batch's sum first, then one addition: the order the trainer summed in on the host.
+  state->loss_sum += softmax_cross_entropy(logits, labels, m, c, dlogits, &hits);
+  state->correct += hits;
+}
+
+void advance_step(StepState* state, int64_t batch, double lr_decay) {
+  state->begin += batch;
+  state->lr /= lr_decay;
+}
+
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
               float momentum, float weight_decay, int64_t decay_end) {
   parallel_chunks(n, [&](int64_t begin, int64_t end) {

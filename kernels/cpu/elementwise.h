@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/step_state.h"
+
 namespace uv {
 enum class Activation;
 }
@@ -30,6 +32,14 @@ double mean_squared_error(const Scalar* y, const Scalar* target, int64_t m, int6
 // dst (m×features) = rows index[0..m) of src; labels likewise.
 void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst);
 void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst);
+// Both, for examples order[state->begin, state->begin + m).
+void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                  int64_t m, int64_t features, float* dst, int32_t* dst_labels);
+// softmax_cross_entropy with its loss sum and hits added to state->loss_sum and state->correct.
+void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                      float* dlogits, StepState* state);
+// state->begin += batch; state->lr /= lr_decay.
+void advance_step(StepState* state, int64_t batch, double lr_decay);
 
 // Weight decay on elements [0, decay_end) (decay_end = n: all).
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,

@@ -127,8 +127,56 @@ __global__ void gather_labels_kernel(const int32_t* src, const int32_t* index, i
   UV_GRID_STRIDE(i, m) dst[i] = src[index[i]];
 }
 
+// Consecutive threads copy consecutive floats of a row; the first m threads also copy the labels.
+__global__ void gather_batch_kernel(const float* src, const int32_t* src_labels, const int32_t* order,
+                                    const StepState* state, int64_t m, int64_t features, float* dst,
+                                    int32_t* dst_labels) {
+  const int32_t* index = order + state->begin;
+  UV_GRID_STRIDE(i, m * features) {
+    dst[i] = src[int64_t{index[i / features]} * features + i % features];
+    if (i < m) dst_labels[i] = src_labels[index[i]];
+  }
+}
+
+// One block: the per-row values go through shared memory a chunk at a time (coalesced loads),
+// then thread 0 adds them in row order in double, the exact sum the host made of the same floats.
+// A tree reduction would be faster but would round differently from every earlier run; a batch is
+// at most a few thousand rows, so the serial sum costs microseconds.
+__global__ void accumulate_rows_kernel(const float* row_loss, const int32_t* row_correct, int64_t m,
+                                       StepState* state) {
+  __shared__ float loss[kAccumulateChunk];
+  __shared__ int32_t hits[kAccumulateChunk];
+  double sum = 0.0;
+  int64_t correct = 0;
+  for (int64_t c0 = 0; c0 < m; c0 += kAccumulateChunk) {
+    const int64_t count = m - c0 < kAccumulateChunk ? m - c0 : kAccumulateChunk;
+    for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+      loss[i] = row_loss[c0 + i];
+      hits[i] = row_correct[c0 + i];
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+      for (int64_t i = 0; i < count; ++i) {
+        sum += static_cast<double>(loss[i]);
+        correct += hits[i];
+      }
+    __syncthreads();  // before the next chunk overwrites the shared arrays
+  }
+  if (threadIdx.x == 0) {
+    state->loss_sum += sum;
+    state->correct += correct;
+  }
+}
+
+__global__ void advance_step_kernel(StepState* state, int64_t batch, double lr_decay) {
+  state->begin += batch;
+  state->lr /= lr_decay;
+}
+
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
-                           float lr, float momentum, float weight_decay, int64_t decay_end) {
+                           float lr_value, const double* lr_from, float momentum, float weight_decay,
+                           int64_t decay_end) {
+  const float lr = lr_from ? static_cast<float>(*lr_from) : lr_value;
   UV_GRID_STRIDE(i, n) {
     const float wd = i < decay_end ? weight_decay : 0.f;
     const float m = momentum * momentum_buffer[i] - lr * (grads[i] + wd * params[i]);
@@ -212,9 +260,28 @@ void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t*
   CUDA_CHECK_LAUNCH();
 }
 
+void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                  int64_t m, int64_t features, float* dst, int32_t* dst_labels, cudaStream_t stream) {
+  // features ≥ 1, so the m·features threads include the m that copy labels.
+  gather_batch_kernel<<<blocks_for(m * features), kThreadsPerBlock, 0, stream>>>(src, src_labels, order, state, m,
+                                                                                features, dst, dst_labels);
+  CUDA_CHECK_LAUNCH();
+}
+
+void accumulate_rows(const float* row_loss, const int32_t* row_correct, int64_t m, StepState* state,
+                     cudaStream_t stream) {
+  accumulate_rows_kernel<<<1, kThreadsPerBlock, 0, stream>>>(row_loss, row_correct, m, state);
+  CUDA_CHECK_LAUNCH();
+}
+
+void advance_step(StepState* state, int64_t batch, double lr_decay, cudaStream_t stream) {
+  advance_step_kernel<<<1, 1, 0, stream>>>(state, batch, lr_decay);
+  CUDA_CHECK_LAUNCH();
+}
+
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream) {
-  sgd_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(params, grads, momentum_buffer, n, lr,
+              const double* lr_from, float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream) {
+  sgd_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(params, grads, momentum_buffer, n, lr, lr_from,
                                                              momentum, weight_decay, decay_end);
   CUDA_CHECK_LAUNCH();
 }

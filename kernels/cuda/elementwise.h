@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "kernels/predicted_linear_args.h"
+#include "kernels/step_state.h"
 
 namespace uv {
 enum class Activation;
@@ -29,9 +30,19 @@ void mean_squared_error(const float* y, const float* target, int64_t m, int64_t 
 void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features, float* dst,
                  cudaStream_t stream);
 void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst, cudaStream_t stream);
-// Weight decay on elements [0, decay_end) (decay_end = n: all).
+// Rows and labels of examples order[state->begin, state->begin + m), begin read on the device.
+void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
+                  int64_t m, int64_t features, float* dst, int32_t* dst_labels, cudaStream_t stream);
+// state->loss_sum += Σ row_loss (in double, rows in order: the host's sum of the per-row losses);
+// state->correct += Σ row_correct.
+void accumulate_rows(const float* row_loss, const int32_t* row_correct, int64_t m, StepState* state,
+                     cudaStream_t stream);
+// state->begin += batch; state->lr /= lr_decay (IEEE double division, as on the host).
+void advance_step(StepState* state, int64_t batch, double lr_decay, cudaStream_t stream);
+// Weight decay on elements [0, decay_end) (decay_end = n: all). lr_from set: the rate is
+// static_cast<float>(*lr_from), read on the device, and `lr` is ignored.
 void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t n, float lr,
-              float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream);
+              const double* lr_from, float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
@@ -51,5 +62,7 @@ static_assert(kThreadsPerBlock % kWarpSize == 0, "blocks hold whole warps");
 inline int row_blocks_for(int64_t rows) {
   return static_cast<int>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
 }
+// accumulate_rows: one block stages this many per-row values in shared memory at a time.
+constexpr int kAccumulateChunk = 1024;
 
 }  // namespace uv::cuda
