@@ -103,6 +103,16 @@ class CliFixture : public uv::test::TempDirTest {
 
   fs::path run(const std::string& name) const { return dir_ / name; }
 
+  // The rows of run `name`'s metrics.jsonl whose kind is one of `kinds`.
+  std::vector<json> metrics_rows(const std::string& name, const std::vector<std::string>& kinds) const {
+    std::vector<json> out;
+    std::ifstream metrics(run(name) / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) {
+      json row = json::parse(line);
+      if (std::find(kinds.begin(), kinds.end(), row["kind"].get<std::string>()) != kinds.end()) out.push_back(row);
+    }
+    return out;
+  }
 };
 
 using CliData = CliFixture;
@@ -835,11 +845,7 @@ TEST_F(CliRun, ProjectedInputTrainsLikeBatchingX) {
   ASSERT_TRUE(succeeded(train(on, "on", {"--epochs", "2"})));
   auto losses = [&](const std::string& name) {
     std::vector<double> out;
-    std::ifstream metrics(run(name) / "metrics.jsonl");
-    for (std::string line; std::getline(metrics, line);) {
-      const json row = json::parse(line);
-      if (row["kind"] == "train") out.push_back(row["loss"].get<double>());
-    }
+    for (const json& row : metrics_rows(name, {"train"})) out.push_back(row["loss"].get<double>());
     return out;
   };
   const std::vector<double> a = losses("off"), b = losses("on");
@@ -902,14 +908,10 @@ TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
   ASSERT_TRUE(succeeded(train(config, "graph", {"--device", "cuda"})));
   ASSERT_TRUE(succeeded(train(off, "direct", {"--device", "cuda"})));
   auto rows = [&](const std::string& name) {
-    std::vector<json> out;
-    std::ifstream metrics(run(name) / "metrics.jsonl");
-    for (std::string line; std::getline(metrics, line);) {
-      json row = json::parse(line);
-      if (row["kind"] != "train" && row["kind"] != "epoch") continue;
+    std::vector<json> out = metrics_rows(name, {"train", "epoch"});
+    for (json& row : out) {
       row.erase("seconds");
       row.erase("samples_per_s");
-      out.push_back(row);
     }
     return out;
   };

@@ -33,6 +33,29 @@ def cell_text(values):
     return f"{m:.2f}{spread} (n={len(values)})"
 
 
+def read_rows(path):
+    """The rows of a results.csv, or None after saying why not (a missing file or column)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        print(f"results_table: {path}: {e.strerror}", file=sys.stderr)
+        return None
+    need = {"pair", "columns", "fraction", "seed", "test_error", "seconds"}
+    if rows and not need.issubset(rows[0].keys()):
+        print(f"results_table: {path}: missing columns {sorted(need - set(rows[0].keys()))}", file=sys.stderr)
+        return None
+    return rows
+
+
+def errors_by_cell(rows):
+    """(pair, J, fraction or None) -> the test errors over seeds."""
+    errors = defaultdict(list)
+    for r in rows:
+        errors[(r["pair"], r["columns"], float(r["fraction"]) if r["fraction"] else None)].append(float(r["test_error"]))
+    return errors
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", help="a sweep's results.csv")
@@ -41,15 +64,8 @@ def main():
     parser.add_argument("--reference-csv", help="take the --against pair from this results.csv instead "
                                                  "(e.g. runs/sweep-mnist_mlp_dense/results.csv)")
     args = parser.parse_args()
-    try:
-        with open(args.csv, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        print(f"results_table: {args.csv}: {e.strerror}", file=sys.stderr)
-        return 2
-    need = {"pair", "columns", "fraction", "seed", "test_error", "seconds"}
-    if rows and not need.issubset(rows[0].keys()):
-        print(f"results_table: {args.csv}: missing columns {sorted(need - set(rows[0].keys()))}", file=sys.stderr)
+    rows = read_rows(args.csv)
+    if rows is None:
         return 2
     if not rows:
         print(f"results_table: {args.csv}: no finished cells yet")
@@ -57,24 +73,16 @@ def main():
 
     pairs = list(dict.fromkeys(r["pair"] for r in rows))  # the sweep's order
     fractions = sorted({float(r["fraction"]) for r in rows if r["fraction"]})
-    errors = defaultdict(list)  # (pair, J, fraction) -> test errors over seeds
-    for r in rows:
-        key = (r["pair"], r["columns"], float(r["fraction"]) if r["fraction"] else None)
-        errors[key].append(float(r["test_error"]))
+    errors = errors_by_cell(rows)
 
     reference = None
     if args.against:
         ref_errors = errors
         if args.reference_csv:
-            try:
-                with open(args.reference_csv, newline="") as f:
-                    ref_rows = list(csv.DictReader(f))
-            except OSError as e:
-                print(f"results_table: {args.reference_csv}: {e.strerror}", file=sys.stderr)
+            ref_rows = read_rows(args.reference_csv)
+            if ref_rows is None:
                 return 2
-            ref_errors = defaultdict(list)
-            for r in ref_rows:
-                ref_errors[(r["pair"], r["columns"], None)].append(float(r["test_error"]))
+            ref_errors = errors_by_cell(ref_rows)
         ref = [v for (p, _, f), vs in ref_errors.items() if p == args.against for v in vs]
         if ref:
             reference = mean_std(ref)[0]
