@@ -89,7 +89,7 @@ def main():
         else:
             print(f"(no finished '{args.against}' cells yet: no gaps)")
 
-    header = ["pair", "J"] + [f"f = {f:g}" for f in fractions]
+    header = ["pair", "J"] + ([f"f = {f:g}" for f in fractions] if fractions else ["test error"])
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     best = None
@@ -98,7 +98,7 @@ def main():
         for j in js:
             if any(f is None for (p, jj, f) in errors if p == pair and jj == j):
                 vs = errors[(pair, j, None)]
-                print(f"| {pair} | {j or '–'} | " + " | ".join([cell_text(vs)] * len(fractions)) + " |")
+                print(f"| {pair} | {j or '–'} | " + " | ".join([cell_text(vs)] * max(1, len(fractions))) + " |")
                 continue
             cells = []
             for f in fractions:
