@@ -12,33 +12,17 @@ the fraction too (an empty `fraction`: Dense) are a dashed horizontal line at th
 Runs headless (matplotlib's Agg backend); needs python3-matplotlib.
 """
 import argparse
-import csv
-import math
 import sys
 from collections import defaultdict
 
 import matplotlib
 
+from sweep_results import mean_std, read_rows
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
-
-
-def mean_std(values):
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, 0.0
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))  # sample std over seeds
-
-
-def read_rows(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    need = {"pair", "columns", "fraction", "seed", "learned_fraction", "test_error"}
-    if rows and not need.issubset(rows[0].keys()):
-        sys.exit(f"plot_results: {path}: missing columns {sorted(need - set(rows[0].keys()))}")
-    return rows
 
 
 def main():
@@ -48,7 +32,12 @@ def main():
     parser.add_argument("--title", default=None, help="figure title (default: the sweep's name)")
     args = parser.parse_args()
 
-    rows = read_rows(args.csv)
+    try:
+        rows = read_rows(args.csv)
+    except OSError as e:
+        sys.exit(f"plot_results: {args.csv}: {e.strerror}")
+    except ValueError as e:
+        sys.exit(f"plot_results: {e}")
     if not rows:
         sys.exit(f"plot_results: {args.csv}: no finished cells to plot")
 

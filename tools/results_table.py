@@ -12,40 +12,29 @@ list how many seeds they average ("n=3"); a missing cell is "–". Also prints t
 (the sum of its cells' own seconds) and the cell count. Standard library only.
 """
 import argparse
-import csv
-import math
 import sys
 from collections import defaultdict
 
-
-def mean_std(values):
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, float("nan")
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+from sweep_results import mean_std, read_rows
 
 
 def cell_text(values):
     if not values:
         return "–"
     m, s = mean_std([100 * v for v in values])
-    spread = "" if math.isnan(s) else f" ± {s:.2f}"
+    spread = f" ± {s:.2f}" if len(values) > 1 else ""
     return f"{m:.2f}{spread} (n={len(values)})"
 
 
-def read_rows(path):
+def read_table(path):
     """The rows of a results.csv, or None after saying why not (a missing file or column)."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        return read_rows(path)
     except OSError as e:
         print(f"results_table: {path}: {e.strerror}", file=sys.stderr)
-        return None
-    need = {"pair", "columns", "fraction", "seed", "test_error", "seconds"}
-    if rows and not need.issubset(rows[0].keys()):
-        print(f"results_table: {path}: missing columns {sorted(need - set(rows[0].keys()))}", file=sys.stderr)
-        return None
-    return rows
+    except ValueError as e:
+        print(f"results_table: {e}", file=sys.stderr)
+    return None
 
 
 def errors_by_cell(rows):
@@ -64,7 +53,7 @@ def main():
     parser.add_argument("--reference-csv", help="take the --against pair from this results.csv instead "
                                                  "(e.g. runs/sweep-mnist_mlp_dense/results.csv)")
     args = parser.parse_args()
-    rows = read_rows(args.csv)
+    rows = read_table(args.csv)
     if rows is None:
         return 2
     if not rows:
@@ -79,7 +68,7 @@ def main():
     if args.against:
         ref_errors = errors
         if args.reference_csv:
-            ref_rows = read_rows(args.reference_csv)
+            ref_rows = read_table(args.reference_csv)
             if ref_rows is None:
                 return 2
             ref_errors = errors_by_cell(ref_rows)
