@@ -6,8 +6,8 @@
 namespace uv {
 
 Roofline roofline_for(Device device) {
-  if (device == Device::CUDA) return {60e12, 3.0e12};
-  return {150e9, 20e9};
+  if (device == Device::CUDA) return {35e12, 4.0e12, 1.5e12, 5.0e12};
+  return {150e9, 20e9, 150e9, 150e9};
 }
 
 namespace {
@@ -61,7 +61,10 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
       break;
     }
   }
-  c.seconds = c.flops / roofline.flops_per_second + c.bytes / roofline.bytes_per_second;
+  const double rate = strategy == PredictedStrategy::ChainFused  ? roofline.chain_fused_flops_per_second
+                      : strategy == PredictedStrategy::OnTheFlyW ? roofline.onthefly_w_flops_per_second
+                                                                 : roofline.flops_per_second;
+  c.seconds = c.flops / rate + c.bytes / roofline.bytes_per_second;
   return c;
 }
 

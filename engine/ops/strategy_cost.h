@@ -16,13 +16,17 @@ struct StrategyCost {
   double seconds = 0; // flops / peak + bytes / bandwidth
 };
 
-// A device's throughput as the model sees it. These are planning figures, not measurements:
-// the CPU figure is the order of what bench_predicted_linear --device=cpu shows for the dense step on a
-// 2-core AVX-512 machine; the GPU figure is an H100's float32 SIMT peak and HBM3 bandwidth. Every
-// product runs at the same peak: cuBLAS and the project's kernels are not told apart.
+// A device's throughput as the model sees it. The CPU figure is the order of what
+// bench_predicted_linear --device=cpu shows for the dense step on a 2-core AVX-512 machine. The GPU
+// figures were measured on an H200 (2026-11-26, docs/gpu-results.md): cuBLAS float32 GEMMs through
+// the chain at about 35 TFLOP/s, and the project's own float32 SIMT kernels far below that,
+// chain_fused at 1.2 to 1.9 TFLOP/s and onthefly_w at about 5.5 (model FLOPs), so each is priced at
+// its own rate. On the CPU all three rates are one (chain_fused is the chain there).
 struct Roofline {
-  double flops_per_second;
+  double flops_per_second;             // library GEMMs (cuBLAS, oneDNN/OpenBLAS)
   double bytes_per_second;
+  double chain_fused_flops_per_second; // uvtrain's fused T-on-chip kernels
+  double onthefly_w_flops_per_second;  // uvtrain's W-tile-rebuilding kernels
 };
 Roofline roofline_for(Device device);
 

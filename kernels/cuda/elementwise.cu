@@ -179,9 +179,12 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
   const float lr = lr_from ? static_cast<float>(*lr_from) : lr_value;
   UV_GRID_STRIDE(i, n) {
     const float wd = i < decay_end ? weight_decay : 0.f;
-    const float m = momentum * momentum_buffer[i] - lr * (grads[i] + wd * params[i]);
+    // Each product and sum rounded on its own (no FMA contraction), as the CPU twin computes it
+    // under -ffp-contract=off: CPU and GPU runs then update the weights bit for bit alike.
+    const float g = __fadd_rn(grads[i], __fmul_rn(wd, params[i]));
+    const float m = __fsub_rn(__fmul_rn(momentum, momentum_buffer[i]), __fmul_rn(lr, g));
     momentum_buffer[i] = m;
-    params[i] += m;
+    params[i] = __fadd_rn(params[i], m);
   }
 }
 
@@ -201,7 +204,8 @@ __global__ void max_column_norm_kernel(float* v, int64_t count, int64_t rows, in
 }
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
-  UV_GRID_STRIDE(i, n) x[i] = lo + (hi - lo) * philox_uniform(seed, stream_id, static_cast<uint64_t>(i));
+  // Unfused multiply and add, as on the CPU: initial weights are bit-identical across devices.
+  UV_GRID_STRIDE(i, n) x[i] = __fadd_rn(lo, __fmul_rn(hi - lo, philox_uniform(seed, stream_id, static_cast<uint64_t>(i))));
 }
 
 // ------------------------------------------------------------------------------------------------
