@@ -578,6 +578,34 @@ TEST_F(CliResume, InTheMiddleOfAnEpochMatchesAnUninterruptedRun) {
   expect_same_checkpoint(run("a") / "checkpoint.safetensors", run("b") / "checkpoint.safetensors");
 }
 
+// --resume without --device continues on the device the run was on (the checkpoint's "device"):
+// on a machine with a GPU, `auto` would move a CPU run onto it and change its last bits.
+TEST_F(CliResume, ContinuesOnTheRunsOwnDevice) {
+  ASSERT_TRUE(succeeded(train(resume_config(base_config()), "b", {"--epochs", "1"})));
+  const uv::ckpt::SafetensorsFile half = uv::ckpt::read_safetensors((run("b") / "checkpoint.safetensors").string());
+  EXPECT_EQ(half.metadata.at("device"), "cpu");
+  const CliResult resumed = run_cli({"train", "--resume", run("b").string(), "--epochs", "2"});
+  ASSERT_TRUE(succeeded(resumed));
+  EXPECT_NE(resumed.output.find("resuming on cpu, the device the run was on"), std::string::npos) << resumed.output;
+}
+
+// A run that trained on cuda, resumed on a machine without one: a clear error that names the run
+// and the way on, and the run left as it was.
+TEST_F(CliResume, ACudaRunOnAMachineWithoutOneIsRefused) {
+  if (uv::query_devices().cuda_devices > 0) GTEST_SKIP() << "this machine has a CUDA device";
+  ASSERT_TRUE(succeeded(train(resume_config(base_config()), "b", {"--epochs", "1"})));
+  const fs::path path = run("b") / "checkpoint.safetensors";
+  uv::ckpt::SafetensorsFile file = uv::ckpt::read_safetensors(path.string());
+  file.metadata["device"] = "cuda";
+  uv::ckpt::write_safetensors_atomic(path.string(), file);
+  const Bytes before = read_bytes(path);
+  EXPECT_TRUE(is_user_error(run_cli({"train", "--resume", run("b").string(), "--epochs", "2"}),
+                            {run("b").string(), "trained on cuda", "--device cpu"}));
+  EXPECT_TRUE(read_bytes(path) == before) << "the refused resume changed the checkpoint";
+  // Named explicitly, the CPU takes it on.
+  EXPECT_TRUE(succeeded(run_cli({"train", "--resume", run("b").string(), "--epochs", "2", "--device", "cpu"})));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The pipeline: init, then per layer its dictionary and its autoencoder pretraining, then fine-tuning,
 // each stage ending with a checkpoint. An interruption anywhere must resume to the same bits.

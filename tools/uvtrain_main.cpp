@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   train->add_option("--config", config_path, "model/run config (models/*.json)")->check(CLI::ExistingFile);
   train->add_option("--set", overrides, "override a config field: key=value (dotted path)")
       ->allow_extra_args(false);
-  train->add_option("--device", device, "auto | cpu | cuda")
+  train->add_option("--device", device, "auto | cpu | cuda (--resume: the run's own device unless given)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   train->add_option("--epochs", epochs, "number of supervised epochs (overrides train.epochs)")
       ->check(CLI::NonNegativeNumber);
@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
       return report.failed > 0 ? 3 : 0;
     }
     uv::TrainOptions options;
-    options.device = device;
+    // A resumed run continues on its own device unless --device names one.
+    options.device = !resume_dir.empty() && train->count("--device") == 0 ? "" : device;
     options.max_steps = max_steps;
     if (!resume_dir.empty()) {
       UV_REQUIRE(out_dir.empty() || out_dir == resume_dir, "--resume and --out name different directories");

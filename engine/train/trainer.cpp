@@ -139,6 +139,7 @@ class Run {
   void log_metrics(const json& row);
   std::string kept_checkpoint_note() const;
   std::string stage_label(const Stage& stage) const;  // "pretrain layer2", "fine-tune"
+  std::string resolved_device() const;  // the --device to use (TrainOptions::device)
   std::string position_text() const;  // where state_ stands: "step 12", "pretrain layer2, epoch 1 batch 3"
   // Copies the order batches are taken in (an epoch's permutation) to the backend, once an epoch.
   void set_order(const std::vector<int32_t>& order);
@@ -732,6 +733,8 @@ void Run::save_checkpoint() {
                    {"epoch", std::to_string(state_.epoch)},
                    {"step_in_epoch", std::to_string(state_.step_in_epoch)},
                    {"lr", lr},
+                   // The device kind, which a --resume without --device continues on.
+                   {"device", backend_->device() == Device::CUDA ? "cuda" : "cpu"},
                    // Every random draw is Philox(seed, stream, offset) with streams fixed by the
                    // stage, layer and epoch, so the RNG state is the seed plus the position above.
                    {"rng", json{{"generator", "philox4x32-10"}, {"seed", config_.seed},
@@ -1020,6 +1023,24 @@ void print_summary(const json& s) {
     std::printf("device memory in use (cudaMemGetInfo, whole device): peak %.1f MiB\n", mib("device_in_use_peak"));
 }
 
+std::string Run::resolved_device() const {
+  if (!options_.device.empty()) return options_.device;
+  if (!options_.resume) return "auto";
+  const std::string path = (out_ / kCheckpointFile).string();
+  const ckpt::SafetensorsFile file = ckpt::read_safetensors(path);
+  const auto it = file.metadata.find("device");
+  if (it == file.metadata.end()) return "auto";  // written before checkpoints named their device
+  UV_REQUIRE(it->second == "cpu" || it->second == "cuda",
+             "corrupt checkpoint " << path << ": metadata 'device' = '" << it->second << "' (expected cpu or cuda)");
+  if (it->second == "cuda" && query_devices().cuda_devices == 0)
+    UV_FAIL("--resume " << out_.string() << ": the run trained on cuda and this machine has no usable CUDA device ("
+                        << query_devices().cuda_status
+                        << "); pass --device cpu to continue it on the CPU (the results will then differ in the "
+                           "last bits from an uninterrupted run)");
+  std::fprintf(stderr, "uvtrain: resuming on %s, the device the run was on (--device overrides)\n", it->second.c_str());
+  return it->second;
+}
+
 json Run::execute() {
   const auto t0 = std::chrono::steady_clock::now();
   out_ = options_.out_dir.empty() ? fs::path("runs") / (config_.name + "-" + timestamp()) : fs::path(options_.out_dir);
@@ -1032,7 +1053,7 @@ json Run::execute() {
                "--out " << out_.string() << " already holds a run; use --resume " << out_.string()
                         << " to continue it or choose another --out");
   }
-  backend_ = make_backend(options_.device);  // before creating anything: a bad --device leaves no trace
+  backend_ = make_backend(resolved_device());  // before creating anything: a bad --device leaves no trace
   std::error_code ec;
   fs::create_directories(out_, ec);
   UV_REQUIRE(!ec, "--out " << out_.string() << ": cannot create directory: " << ec.message());

@@ -13,7 +13,9 @@
 namespace uv {
 
 struct TrainOptions {
-  std::string device = "auto";  // auto | cpu | cuda
+  // auto | cpu | cuda; empty: auto for a new run, and for --resume the device the run was on (its
+  // checkpoint's "device"), so that a resumed run continues bit for bit as it would have.
+  std::string device = "auto";
   std::string out_dir;          // empty → runs/<name>-<timestamp>
   bool resume = false;          // continue the run in out_dir from its checkpoint, in whatever stage
   // Stop once this many optimiser steps, pretraining's and training's together, have been taken
