@@ -17,6 +17,11 @@ Both train as a PyTorch user would: the data set resident as one tensor on the d
 permutation per epoch, torch.optim.SGD with the config's lr, momentum and weight decay, and the
 config's per-minibatch lr decay.
 
+For the predicted network uvtrain also runs with every predicted layer `materialise` (W = U·V
+formed, no projected input): the memory baseline of issue 6. The line under each predicted model
+gives uvtrain's memory against it three ways: the peak (device pool on cuda, process RSS on the
+CPU), the pool's peak less the data set both hold alike, and the summary's memory account.
+
 Times are the median epoch (training only: evaluation is outside it), so a first epoch that pays for
 start-up or compilation does not count once there are three or more epochs.
 
@@ -57,10 +62,10 @@ def fail(message):
 
 # ---- uvtrain ------------------------------------------------------------------------------------
 
-def run_uvtrain(args, config, batch, epochs, train_limit, out):
+def run_uvtrain(args, config, batch, epochs, train_limit, out, extra=()):
     command = [args.uvtrain, "train", "--config", os.path.join(ROOT, config), "--device", args.device,
                "--epochs", str(epochs), "--out", out, "--set", f"train.batch_size={batch}",
-               "--set", f"data.train_limit={train_limit}", "--set", "checkpoint.every_steps=0"]
+               "--set", f"data.train_limit={train_limit}", "--set", "checkpoint.every_steps=0", *extra]
     if args.data_dir:
         command += ["--set", f"data.dir={args.data_dir}"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
@@ -77,9 +82,24 @@ def run_uvtrain(args, config, batch, epochs, train_limit, out):
                 epochs_rows.append(row)
     memory = summary["memory_bytes"]
     peak = memory.get("backend_peak_allocated") if args.device == "cuda" else memory.get("process_peak_rss")
+    # The training state's own peak: the backend pool's, less the data set both strategies hold
+    # alike (resident images, the projected input T = X·U, the batch staging buffer).
+    model_peak = memory.get("backend_peak_allocated", 0) - sum(
+        memory.get(k, 0) for k in ("data_resident", "data_projected", "batch_staging"))
     return {"epoch_seconds": [r["seconds"] for r in epochs_rows], "steps": summary["steps"],
             "final_loss": epochs_rows[-1]["train_loss"], "test_error": summary["test_error"],
-            "peak_bytes": peak}
+            "peak_bytes": peak, "model_peak_bytes": model_peak, "account_bytes": memory.get("total")}
+
+
+def materialise_overrides(run_dir):
+    """--set arguments that run every predicted layer of run_dir's config as `materialise`."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        layers = json.load(f)["model"]["layers"]
+    extra = ["--set", "train.project_input=off"]
+    for i, layer in enumerate(layers):
+        if layer.get("type", "").startswith("predicted"):
+            extra += ["--set", f"model.layers[{i}].strategy=materialise"]
+    return extra
 
 
 # ---- PyTorch ------------------------------------------------------------------------------------
@@ -301,8 +321,12 @@ def main():
                 out = os.path.join(tmp, f"{name}-{network}")
                 limit = spec["train_limit"][args.device] if args.train_limit < 0 else args.train_limit
                 uv = run_uvtrain(args, spec[network], spec["batch"], epochs, limit, out)
-                results = [("uvtrain", uv)] + [(f"torch {mode}", run_torch(args, out, mode, epochs))
-                                               for mode in ("eager", "compile")]
+                results = [("uvtrain", uv)]
+                if network == "predicted":  # the same net with W materialised: the memory baseline
+                    results.append(("uvtrain material.", run_uvtrain(
+                        args, spec[network], spec["batch"], epochs, limit, out + "-materialise",
+                        materialise_overrides(out))))
+                results += [(f"torch {mode}", run_torch(args, out, mode, epochs)) for mode in ("eager", "compile")]
                 uv_figures = row_figures(uv, spec["batch"])
                 for impl, result in results:
                     row = {"model": name, "network": network, "implementation": impl, "device": args.device,
@@ -316,12 +340,24 @@ def main():
                         row["uvtrain_speedup"] = f["epoch_s"] / uv_figures["epoch_s"]
                         if "torch" in result:
                             row["torch_version"] = result["torch"]
+                        for key in ("model_peak_bytes", "account_bytes"):
+                            if result.get(key) is not None:
+                                row[key.replace("_bytes", "_mib")] = result[key] / 2**20
                         speedup = "" if impl == "uvtrain" else f"{row['uvtrain_speedup']:.2f}x"
                         print(f"{name:12} {network:9} {impl:16} {f['ms_per_step']:8.2f} {f['samples_per_s']:10.0f} "
                               f"{f['epoch_s']:8.2f} {f['peak_mib']:9.1f} {f['final_loss']:7.4f} "
                               f"{100 * f['test_accuracy']:7.2f}% {speedup:>16}")
                     rows.append(row)
                     sys.stdout.flush()
+                if network == "predicted":
+                    auto, mat = uv, results[1][1]
+                    ratio = {k: auto[k] / mat[k] for k in ("peak_bytes", "model_peak_bytes", "account_bytes")
+                             if auto.get(k) and mat.get(k)}
+                    rows[-len(results)]["vs_materialise"] = ratio
+                    print(f"{'':12} {'':9} uvtrain against its materialise run: peak "
+                          f"{100 * ratio.get('peak_bytes', float('nan')):.1f}%, training state's pool peak "
+                          f"(less the data set) {100 * ratio.get('model_peak_bytes', float('nan')):.1f}%, "
+                          f"memory account {100 * ratio.get('account_bytes', float('nan')):.1f}%")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)

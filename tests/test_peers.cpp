@@ -72,7 +72,7 @@ TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
   EXPECT_NE(result.text.find("uvtrain speed-up"), std::string::npos) << result.text;
   std::ifstream in(out);
   const json report = json::parse(in);
-  int uvtrain_rows = 0, torch_rows = 0;
+  int uvtrain_rows = 0, torch_rows = 0, materialise_rows = 0;
   for (const json& row : report.at("rows")) {
     SCOPED_TRACE(row.dump());
     EXPECT_EQ(row.at("model"), "mnist-b100");
@@ -89,11 +89,22 @@ TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
     if (row.at("implementation") == "uvtrain") {
       ++uvtrain_rows;
       EXPECT_DOUBLE_EQ(row.at("uvtrain_speedup").get<double>(), 1.0);
+      EXPECT_GT(row.at("account_mib").get<double>(), 0.0);
+      if (row.at("network") == "predicted") {
+        // Against the same net with W materialised: the account holds no W and no dW.
+        const double account = row.at("vs_materialise").at("account_bytes").get<double>();
+        EXPECT_GT(account, 0.0);
+        EXPECT_LT(account, 1.0);
+      }
+    } else if (row.at("implementation") == "uvtrain material.") {
+      ++materialise_rows;
+      EXPECT_EQ(row.at("network"), "predicted");
     } else {
       ++torch_rows;
     }
   }
   EXPECT_EQ(uvtrain_rows, 2);  // dense and predicted
+  EXPECT_EQ(materialise_rows, 1);  // the predicted net's materialise run
   if (torch_rows == 0) std::printf("(PyTorch not importable here: its rows were skipped)\n");
 }
 
