@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "engine/train/config.h"
 #include "engine/train/sweep.h"
@@ -349,6 +350,15 @@ TEST_F(SweepRun, MaxCellsRunsTheGridsFirstCells) {
   ASSERT_EQ(result_rows().size(), 1u);
   EXPECT_EQ(result_rows()[0].at("pair"), "SE-Emp");
   EXPECT_FALSE(fs::exists(out() / "cells" / "SE-SE_J1_f0.1_s1"));
+}
+
+// --device cuda on a machine without a GPU: refused once, before any cell is created.
+TEST_F(SweepRun, CudaWithoutADeviceIsRefusedBeforeAnyCell) {
+  if (uv::query_devices().cuda_devices > 0) GTEST_SKIP() << "this machine has a CUDA device";
+  const CliResult result =
+      run_cli({"sweep", "--config", write_sweep(sweep()), "--out", out().string(), "--device", "cuda"});
+  EXPECT_TRUE(is_user_error(result, {"--device cuda", "no usable CUDA device"})) << result.output;
+  EXPECT_FALSE(fs::exists(out() / "cells")) << "cells were created";
 }
 
 // --collect runs nothing and rewrites the table from every finished cell of the whole grid (a sweep

@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "engine/train/config.h"
 #include "engine/train/trainer.h"
@@ -442,6 +443,11 @@ int64_t write_sweep_results(const SweepConfig& sweep, const std::vector<SweepCel
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
   UV_CHECK(!options.executable.empty(), "run_sweep needs the uvtrain executable");
   UV_REQUIRE(options.jobs >= 0, "--jobs " << options.jobs << " must be >= 1");
+  if (options.device == "cuda") {  // refused once, before any cell, not in every cell's log
+    const DeviceReport devices = query_devices();
+    UV_REQUIRE(devices.cuda_devices > 0, "--device cuda: no usable CUDA device (" << devices.cuda_status
+                                                                                  << "); use --device cpu or auto");
+  }
   SweepReport report;
   report.out_dir = options.out_dir.empty() ? (fs::path("runs") / ("sweep-" + sweep.name)).string() : options.out_dir;
   const fs::path out = report.out_dir;
