@@ -211,6 +211,25 @@ TEST(BackendOptimizer, SgdNormAndInitMatchTheCpu) {
   EXPECT_EQ(std::get<2>(out), std::get<2>(ref));  // Philox streams are bit-identical
 }
 
+// data.shuffle = device: CUB's radix sort of Philox keys gives the CPU's order exactly, at sizes
+// off every block and radix-pass grid; the output is poisoned first so an unwritten slot shows.
+TEST(BackendData, ShuffledOrderMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int64_t n : {1, 7, 257, 60001}) {
+    const uint64_t seed = rng(), stream = rng();
+    std::vector<int32_t> ref(static_cast<size_t>(n));
+    cpu->shuffled_order(ref.data(), n, seed, stream);
+    Mirror d{*device, {}};
+    int32_t* order = d.put(std::vector<int32_t>(static_cast<size_t>(n), -1));
+    device->shuffled_order(order, n, seed, stream);
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    device->copy_to_host(out.data(), order, out.size() * sizeof(int32_t));
+    EXPECT_EQ(out, ref) << "n = " << n;
+  }
+}
+
 TEST(BackendData, GatherMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();

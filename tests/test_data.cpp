@@ -11,6 +11,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -19,6 +20,7 @@
 #include "tests/test_util.h"
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
+#include "engine/core/philox.h"
 #include "engine/data/dataset.h"
 #include "engine/data/idx.h"
 
@@ -402,6 +404,35 @@ TEST(DataShuffle, RoughlyUniform) {
   for (const auto& [order, times] : seen) {
     EXPECT_NEAR(times, 1000, 145) << order[0] << order[1] << order[2];
   }
+}
+
+// data.shuffle = device: Philox keys sorted, ties by index. A permutation, a pure function of (seed,
+// epoch), not Fisher-Yates's order, and the CPU backend's shuffled_order gives it exactly.
+TEST(DataShuffle, SortedKeyPermutationIsAPureFunctionAndTheCpuBackendsOrder) {
+  for (int64_t n : {0, 1, 2, 7, 1000, 60001}) {
+    std::vector<int32_t> perm = uv::data::sorted_key_permutation(n, 1234, 3);
+    ASSERT_EQ(static_cast<int64_t>(perm.size()), n);
+    std::unique_ptr<uv::Backend> cpu = uv::make_cpu_backend();
+    std::vector<int32_t> from_backend(static_cast<size_t>(n), -1);
+    cpu->shuffled_order(from_backend.data(), n, 1234, uv::rng_stream(uv::RngStream::kShuffle, 3));
+    EXPECT_EQ(from_backend, perm) << "n = " << n;
+    std::sort(perm.begin(), perm.end());
+    std::vector<int32_t> identity(n);
+    std::iota(identity.begin(), identity.end(), 0);
+    EXPECT_EQ(perm, identity) << "n = " << n;
+  }
+  const std::vector<int32_t> first = uv::data::sorted_key_permutation(1000, 42, 5);
+  EXPECT_EQ(uv::data::sorted_key_permutation(1000, 42, 5), first);
+  EXPECT_NE(uv::data::sorted_key_permutation(1000, 42, 6), first);
+  EXPECT_NE(uv::data::sorted_key_permutation(1000, 43, 5), first);
+  EXPECT_NE(uv::data::epoch_permutation(1000, 42, 5), first);
+}
+
+TEST(DataShuffle, SortedKeyPermutationRoughlyUniform) {
+  std::map<std::vector<int32_t>, int> seen;  // as RoughlyUniform: 6 orders, each ~1000 of 6000
+  for (uint64_t epoch = 0; epoch < 6000; ++epoch) ++seen[uv::data::sorted_key_permutation(3, 99, epoch)];
+  EXPECT_EQ(seen.size(), 6u);
+  for (const auto& [order, times] : seen) EXPECT_NEAR(times, 1000, 145) << order[0] << order[1] << order[2];
 }
 
 // ---------------------------------------------------------------------------------------------------

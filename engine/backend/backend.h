@@ -116,6 +116,9 @@ class Backend {
   virtual void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order,
                             const StepState* state, int64_t m, int64_t features, float* dst,
                             int32_t* dst_labels) = 0;
+  // order (n, on the device) = 0..n-1 sorted by philox_bits64(seed, stream, i), ties by index
+  // (data.shuffle = device): the same order on every backend, made without the host.
+  virtual void shuffled_order(int32_t* order, int64_t n, uint64_t seed, uint64_t stream) = 0;
 
   // --- elementwise, losses ---------------------------------------------------------------------
   virtual void activation_forward(Activation act, const float* x, float* y, int64_t n) = 0;

@@ -11,6 +11,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
+#include "engine/core/key_order.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/elementwise.h"
@@ -140,6 +141,9 @@ class CpuBackend final : public Backend {
   void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
                    float* dst) override {
     cpu::gather_rows(src, index, m, features, dst);
+  }
+  void shuffled_order(int32_t* order, int64_t n, uint64_t seed, uint64_t stream) override {
+    philox_key_order(order, n, seed, stream);
   }
   void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
     cpu::gather_labels(src, index, m, dst);

@@ -21,6 +21,7 @@
 #include "kernels/cuda/cudnn_conv.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/onthefly_w.h"
+#include "kernels/cuda/shuffle.h"
 #include "kernels/conv2d_onthefly_w_algorithm.h"
 #include "kernels/cudnn_conv_shape.h"
 #include "kernels/predicted_linear_algorithm.h"
@@ -211,6 +212,12 @@ class CudaBackend final : public Backend {
   void gather_rows(const float* src, const int32_t* index, int64_t m, int64_t features,
                    float* dst) override {
     cuda::gather_rows(src, index, m, features, dst, stream_);
+  }
+  void shuffled_order(int32_t* order, int64_t n, uint64_t seed, uint64_t stream) override {
+    if (n == 0) return;
+    // Keys, their sorted copy, the index values and CUB's scratch: freed stream-ordered after use.
+    Buffer scratch = allocate(cuda::shuffled_order_scratch_bytes(n));
+    cuda::shuffled_order(order, n, seed, stream, scratch.data(), scratch.bytes(), stream_);
   }
   void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t* dst) override {
     cuda::gather_labels(src, index, m, dst, stream_);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "engine/core/error.h"
+#include "engine/core/key_order.h"
 #include "engine/core/philox.h"
 #include "engine/data/idx.h"
 #include "engine/data/image_binary.h"
@@ -219,6 +220,14 @@ std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, uint64_t epoch)
     } while (bits < reject_below);
     std::swap(perm[i], perm[bits % range]);
   }
+  return perm;
+}
+
+std::vector<int32_t> sorted_key_permutation(int64_t n, uint64_t seed, uint64_t epoch) {
+  UV_CHECK(n >= 0 && n <= std::numeric_limits<int32_t>::max(),
+           "cannot permute " << n << " examples with int32 indices");
+  std::vector<int32_t> perm(n);  // (n)
+  philox_key_order(perm.data(), n, seed, rng_stream(RngStream::kShuffle, epoch));
   return perm;
 }
 

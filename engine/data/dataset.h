@@ -65,4 +65,9 @@ Dataset take_slice(const Dataset& data, int64_t begin, int64_t count);
 // bias by rejection (draws below 2^64 mod (i+1) are redrawn with the next k).
 std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, uint64_t epoch);
 
+// data.shuffle = device: 0..n-1 sorted by the key philox_bits64(seed, rng_stream(kShuffle, epoch), i),
+// ties by index. Sorting keys is parallel (Backend::shuffled_order computes it on the device), so
+// this is a different permutation from epoch_permutation's. The reference the backends match.
+std::vector<int32_t> sorted_key_permutation(int64_t n, uint64_t seed, uint64_t epoch);
+
 }  // namespace uv::data

@@ -15,7 +15,8 @@ json default_config() {
   return json::parse(R"({
     "name": "run",
     "seed": 1,
-    "data": {"dataset": "mnist", "dir": "", "train_limit": 0, "test_limit": 0, "emp_samples": 10000},
+    "data": {"dataset": "mnist", "dir": "", "train_limit": 0, "test_limit": 0, "emp_samples": 10000,
+             "shuffle": "host"},
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
               "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto",
@@ -198,6 +199,9 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   r.train_limit = nonneg_int(d, "train_limit", "data.train_limit");
   r.test_limit = nonneg_int(d, "test_limit", "data.test_limit");
   r.emp_samples = positive_int(d, "emp_samples", "data.emp_samples");
+  r.shuffle = get<std::string>(d, "shuffle");
+  UV_REQUIRE(r.shuffle == "host" || r.shuffle == "device",
+             "config " << source << ": 'data.shuffle' = \"" << r.shuffle << "\" is not one of host, device");
 
   const json& t = c["train"];
   r.epochs = nonneg_int(t, "epochs", "train.epochs");

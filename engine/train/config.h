@@ -48,6 +48,10 @@ struct RunConfig {
   std::string data_dir;   // empty → the dataset's default location
   int64_t train_limit = 0, test_limit = 0;  // 0 = all
   int64_t emp_samples = 10000;  // rows used to estimate an empirical covariance
+  // Each epoch's order: host (Fisher-Yates on the host, uploaded once an epoch; the default, and
+  // what every documented run used) | device (indices sorted by Philox keys on the backend: CUB's
+  // radix sort on CUDA, the same order from std::sort on the CPU; nothing crosses from the host).
+  std::string shuffle = "host";
   // model
   std::vector<LayerConfig> layers;
   // supervised training

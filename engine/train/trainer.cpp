@@ -18,6 +18,7 @@
 #include "engine/core/clock.h"
 #include "engine/core/error.h"
 #include "engine/core/nvtx.h"
+#include "engine/core/philox.h"
 #include "engine/data/dataset.h"
 #include "engine/train/progress.h"
 #include "models/network.h"
@@ -141,7 +142,10 @@ class Run {
   std::string stage_label(const Stage& stage) const;  // "pretrain layer2", "fine-tune"
   std::string resolved_device() const;  // the --device to use (TrainOptions::device)
   std::string position_text() const;  // where state_ stands: "step 12", "pretrain layer2, epoch 1 batch 3"
-  // Copies the order batches are taken in (an epoch's permutation) to the backend, once an epoch.
+  // The order batches are taken in, once an epoch, into order_buffer_: data.shuffle = host makes
+  // it on the host (Fisher-Yates) and uploads it; device sorts Philox keys on the backend.
+  void shuffle(int64_t n, uint64_t seed, uint64_t epoch);
+  // Copies an order made on the host (an epoch's permutation, or evaluation's 0..n-1) there.
   void set_order(const std::vector<int32_t>& order);
   // Gathers examples order[begin, begin + m) of `set` into x_ and y_, on the backend.
   void stage_batch(const ResidentSet& set, int64_t begin, int64_t m);
@@ -454,9 +458,7 @@ bool Run::pretrain_layer(size_t index) {
   while (state_.pretrain_epoch < config_.pretrain_epochs) {
     const int64_t epoch = state_.pretrain_epoch;
     // A stream of its own so pretraining does not shift the supervised epochs' shuffles.
-    const std::vector<int32_t> perm =
-        data::epoch_permutation(train.count, config_.seed + 0x5052455452414Eull * (index + 1), epoch);
-    set_order(perm);
+    shuffle(train.count, config_.seed + 0x5052455452414Eull * (index + 1), epoch);
     double loss_sum = 0;
     int64_t seen = 0;
     for (int64_t s = state_.pretrain_step_in_epoch; s < steps; ++s) {
@@ -612,8 +614,7 @@ bool Run::train_supervised() {
   const auto t0 = std::chrono::steady_clock::now();
   while (state_.epoch < config_.epochs) {
     const auto epoch_t0 = std::chrono::steady_clock::now();
-    const std::vector<int32_t> perm = data::epoch_permutation(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
-    set_order(perm);
+    shuffle(train.count, config_.seed, static_cast<uint64_t>(state_.epoch));
     const int64_t first_step = state_.step_in_epoch;
     reset_step_state();  // re-derived from state_, so a resumed run continues the same numbers
     int64_t seen = 0;
@@ -852,6 +853,15 @@ const ResidentSet& Run::test_input() {
   if (!project_input_) return test_set_;
   if (!projected_test_.images) projected_test_ = project(test_set_);
   return projected_test_;
+}
+
+void Run::shuffle(int64_t n, uint64_t seed, uint64_t epoch) {
+  int32_t* order = static_cast<int32_t*>(order_buffer_.data());  // (n)
+  if (config_.shuffle == "device") {
+    backend_->shuffled_order(order, n, seed, rng_stream(RngStream::kShuffle, epoch));
+    return;
+  }
+  set_order(data::epoch_permutation(n, seed, epoch));
 }
 
 void Run::set_order(const std::vector<int32_t>& order) {
