@@ -28,13 +28,14 @@ int ParameterStore::find(const std::string& name) const {
 
 void ParameterStore::allocate(Backend& backend) {
   UV_CHECK(!allocated_, "parameter store allocated twice");
-  learned_floats_ = fixed_floats_ = 0;
+  learned_floats_ = fixed_floats_ = learned_tensors_ = 0;
   // Learned tensors with weight decay first, then those without, each group in the order added.
   for (const bool decayed : {true, false})
     for (Parameter& p : params_) {
       if (p.spec.kind != ParamKind::Learned || p.spec.weight_decay != decayed) continue;
       p.offset = learned_floats_;
       learned_floats_ += align_up(p.numel());
+      ++learned_tensors_;
     }
   decayed_floats_ = 0;
   for (const Parameter& p : params_)

@@ -52,6 +52,7 @@ class ParameterStore {
   std::vector<Parameter>& all() { return params_; }
 
   int64_t learned_floats() const { return learned_floats_; }
+  int64_t learned_tensors() const { return learned_tensors_; }  // set by allocate()
   // The learned arena holds the weight-decayed tensors first: [0, decayed_floats()) (padding
   // included), then the rest (biases), so one optimiser call covers it all (SgdArgs::decay_end).
   int64_t decayed_floats() const { return decayed_floats_; }
@@ -63,7 +64,7 @@ class ParameterStore {
  private:
   std::vector<Parameter> params_;
   bool allocated_ = false;
-  int64_t learned_floats_ = 0, fixed_floats_ = 0, decayed_floats_ = 0;
+  int64_t learned_floats_ = 0, fixed_floats_ = 0, decayed_floats_ = 0, learned_tensors_ = 0;
   Buffer learned_, grads_, momentum_, fixed_;
 };
 

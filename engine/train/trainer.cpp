@@ -404,9 +404,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
   // Every learned tensor trains (supervised training): one call over the contiguous arena, weight
   // decay on its leading decayed part. The arena's alignment padding is zero with zero gradients,
   // so it stays zero. Pretraining trains a subset: one call per tensor.
-  int64_t learned_tensors = 0;
-  for (const Parameter& p : store.all()) learned_tensors += p.spec.kind == ParamKind::Learned;
-  if (static_cast<int64_t>(params.size()) == learned_tensors) {
+  if (static_cast<int64_t>(params.size()) == store.learned_tensors()) {
     SgdArgs args;
     args.params = store.learned_arena();
     args.grads = store.grad_arena();
