@@ -2,7 +2,8 @@
 // beside the dense layer of the same size, on the paper's shapes and on large ones.
 //   build/bench_predicted_linear --device=cpu|cuda --benchmark_out=out.json --benchmark_out_format=json
 // Reported per benchmark: time per call (CUDA events on the GPU), TFLOP/s and GB/s from the cost
-// model of engine/ops/strategy_cost.h, and that model's time estimate (what `auto` compares).
+// model of engine/ops/strategy_cost.h, that model's time estimate (model_ms, what `auto` compares)
+// and the strategy's roofline floor on the chip (floor_ms: its FLOPs at peak or bytes at bandwidth).
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -54,6 +55,8 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
   state.counters["TFLOP/s"] = cost.flops * share / (ms / 1e3) / 1e12;
   state.counters["GB/s"] = cost.bytes * share / (ms / 1e3) / 1e9;
   state.counters["model_ms"] = cost.seconds * share * 1e3;  // the auto strategy's estimate
+  // The hardware floor: the strategy's FLOPs at the float32 peak or its bytes at full bandwidth.
+  state.counters["floor_ms"] = uv::roofline_floor_seconds(cost, uv::peak_roofline(be.device())) * share * 1e3;
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(s.m) * state.iterations(),
                                                    benchmark::Counter::kIsRate);
 }

@@ -131,5 +131,25 @@ TEST(StrategyCost, MeasuredGpuRatesKeepAutoOnCublas) {
       }
 }
 
+// The bench's floor: the larger of FLOPs at peak and bytes at bandwidth, on a chip at least as fast
+// as the planning figures, so no measured time can be under it by much.
+TEST(StrategyCost, RooflineFloorIsTheLargerOfComputeAndMemoryAtPeak) {
+  StrategyCost c;
+  c.flops = 67e12;  // one second at the GPU's float32 peak
+  c.bytes = 2.4e12; // half a second at its bandwidth
+  EXPECT_DOUBLE_EQ(roofline_floor_seconds(c, peak_roofline(Device::CUDA)), 1.0);
+  c.bytes = 9.6e12;  // two seconds
+  EXPECT_DOUBLE_EQ(roofline_floor_seconds(c, peak_roofline(Device::CUDA)), 2.0);
+  for (Device device : {Device::CPU, Device::CUDA}) {
+    const Roofline peak = peak_roofline(device), plan = roofline_for(device);
+    EXPECT_GE(peak.flops_per_second, plan.flops_per_second);
+    EXPECT_GE(peak.bytes_per_second, plan.bytes_per_second);
+    const PredictedLinearShape s = shape(4096, 4096, 4096, 204);
+    for (PredictedStrategy strategy : {PredictedStrategy::Chain, PredictedStrategy::ChainFused})
+      EXPECT_LE(roofline_floor_seconds(predicted_step_cost(s, strategy, peak), peak),
+                predicted_step_cost(s, strategy, plan).seconds);
+  }
+}
+
 }  // namespace
 }  // namespace uv

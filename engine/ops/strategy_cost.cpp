@@ -10,6 +10,16 @@ Roofline roofline_for(Device device) {
   return {150e9, 20e9, 150e9, 150e9};
 }
 
+Roofline peak_roofline(Device device) {
+  if (device == Device::CUDA) return {67e12, 4.8e12, 67e12, 67e12};
+  return roofline_for(Device::CPU);
+}
+
+double roofline_floor_seconds(const StrategyCost& cost, const Roofline& peak) {
+  const double compute = cost.flops / peak.flops_per_second, memory = cost.bytes / peak.bytes_per_second;
+  return compute > memory ? compute : memory;
+}
+
 namespace {
 
 // A row-major product C (m×n) = A (m×k)·B (k×n): 2mnk FLOPs, and each operand read or written once.

@@ -29,6 +29,13 @@ struct Roofline {
   double onthefly_w_flops_per_second;  // uvtrain's W-tile-rebuilding kernels
 };
 Roofline roofline_for(Device device);
+// The hardware floor a strategy's measured time is reported against (bench_predicted_linear's
+// floor_ms). Every product runs at the chip's float32 peak and every byte at its memory bandwidth,
+// and the floor is the larger of the two times. GPU: an H200's float32 SIMT peak (67 TFLOP/s) and
+// HBM3e bandwidth (4.8 TB/s); on an H100 the bandwidth is 3.35 TB/s, so the floor is optimistic
+// there. CPU: roofline_for's figures, since this 2-core guest has no datasheet.
+Roofline peak_roofline(Device device);
+double roofline_floor_seconds(const StrategyCost& cost, const Roofline& peak);
 
 // One forward + backward (with dX) of the layer at batch s.m, as the strategy's CUDA kernels run
 // it: chain_fused moves no T row tile through memory except the one write kept for dV, and
