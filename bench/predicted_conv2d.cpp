@@ -7,7 +7,8 @@
 // baselines), `chain` is cuDNN with the n_alpha dictionary filters then a GEMM with V, `chain_fused`
 // the im2col rows through the fused predicted-linear kernels, `onthefly_w` the implicit-GEMM kernels
 // (im2col tiles gathered from the input, filter tiles rebuilt from U and V on chip). Counters:
-// TFLOP/s of the dense convolution's 2·rows·K·N per product (the work the layer stands for), samples/s.
+// TFLOP/s of the dense convolution's 2·rows·K·N per product (the work the layer stands for), GB/s of
+// its operands, floor_ms (the dense convolution's roofline floor on the chip), samples/s.
 #include <benchmark/benchmark.h>
 
 #include <cstring>
@@ -18,6 +19,7 @@
 
 #include "bench/bench_util.h"
 #include "engine/backend/backend.h"
+#include "engine/ops/strategy_cost.h"
 
 namespace {
 
@@ -74,6 +76,16 @@ void conv(benchmark::State& state, bool predicted, uv::PredictedStrategy strateg
   const double ms = timed_loop(state, be, work);
   const double flops = 2.0 * s.rows() * s.patch() * s.out_c * (pass == Pass::Step ? 3 : 1);
   state.counters["TFLOP/s"] = flops / (ms / 1e3) / 1e12;
+  // The dense convolution's floor on this chip, for every strategy: its FLOPs at the float32 peak,
+  // or its input, output and filter bank read or written once (each again for a step's backward)
+  // at full bandwidth, the larger.
+  const double bytes = 4.0 * (static_cast<double>(s.batch) * s.in_features() + static_cast<double>(s.rows()) * s.out_c +
+                              static_cast<double>(s.patch()) * s.out_c) * (pass == Pass::Step ? 2 : 1);
+  state.counters["GB/s"] = bytes / (ms / 1e3) / 1e9;
+  uv::StrategyCost floor_cost;
+  floor_cost.flops = flops;
+  floor_cost.bytes = bytes;
+  state.counters["floor_ms"] = uv::roofline_floor_seconds(floor_cost, uv::peak_roofline(be.device())) * 1e3;
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(s.batch) * state.iterations(),
                                                    benchmark::Counter::kIsRate);
 }
