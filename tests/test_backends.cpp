@@ -230,6 +230,32 @@ TEST(BackendData, ShuffledOrderMatchesTheCpu) {
   }
 }
 
+// The column reductions at sizes off their tile grid, with more rows than the 8-warp split takes
+// (5000 rows: 32 warps), in both gradient modes; outputs poisoned before the run.
+TEST(BackendElementwise, ColumnReductionsMatchTheCpuOffTheTileGrid) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  for (auto [m, n] : {std::pair<int64_t, int64_t>{3, 33}, {100, 500}, {5000, 70}}) {
+    const auto x = test::random_vector<float>(m * n, rng), base = test::random_vector<float>(n, rng);
+    auto run = [&](Backend& be) {
+      Mirror d{be, {}};
+      float* dx = d.put(x);
+      float* sums = d.put(test::poisoned<float>(n));
+      be.column_sums(dx, m, n, sums, GradientMode::Overwrite);
+      float* acc = d.put(base);
+      be.column_sums(dx, m, n, acc, GradientMode::Accumulate);
+      be.max_column_norm(dx, 1, m, n, 0.5f);  // most columns are longer than 0.5: rescaled
+      return std::make_tuple(d.get(sums, n), d.get(acc, n), d.get(dx, m * n));
+    };
+    const auto ref = run(*cpu), out = run(*device);
+    const double r = test::rtol_for<float>(m);
+    EXPECT_TRUE(all_close(std::get<0>(out), std::get<0>(ref), r, 4 * r)) << m << "x" << n;
+    EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), r, 4 * r)) << m << "x" << n;
+    EXPECT_TRUE(all_close(std::get<2>(out), std::get<2>(ref), r, r)) << m << "x" << n;
+  }
+}
+
 TEST(BackendData, GatherMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
@@ -622,6 +648,22 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
 }
 
 #ifdef UV_WITH_CUDA
+
+// column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the
+// block (kColumnTile lanes × row groups) fits the shared partial sums and CUDA's 1024 threads.
+TEST(BackendLaunchGeometry, ColumnTilesCoverEveryColumnWithinTheBlockLimits) {
+  for (int64_t cols : {int64_t{1}, int64_t{31}, int64_t{32}, int64_t{33}, int64_t{500}, int64_t{4096}}) {
+    const int tiles = cuda::column_tiles_for(cols);
+    EXPECT_GE(int64_t{tiles} * cuda::kColumnTile, cols);
+    EXPECT_LT(int64_t{tiles - 1} * cuda::kColumnTile, cols);
+  }
+  for (int64_t rows : {int64_t{0}, int64_t{1}, int64_t{78}, int64_t{100}, int64_t{4096}, int64_t{4097}, int64_t{100352}}) {
+    const int groups = cuda::column_row_groups(rows);
+    EXPECT_GE(groups, 1);
+    EXPECT_LE(groups, cuda::kMaxColumnRowGroups);
+    EXPECT_LE(groups * cuda::kColumnTile, 1024);
+  }
+}
 
 TEST(BackendLaunchGeometry, GridsCoverEveryElementWithinLimits) {
   for (int64_t n : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{1} << 20, int64_t{1} << 34}) {

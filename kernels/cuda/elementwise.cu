@@ -23,12 +23,22 @@ __global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int
   UV_GRID_STRIDE(i, m * n) y[i] += bias[i % n];
 }
 
-// One thread per column: adjacent threads read adjacent floats of a row, so loads coalesce.
+// Block (kColumnTile, groups): lane x owns column blockIdx.x·kColumnTile + x, warp y sums rows
+// y, y + groups, ... of it (a warp reads 32 adjacent floats of a row: coalesced), and warp 0 adds
+// the groups' partial sums in order. It had been one thread per column walking all m rows: 16
+// blocks for a 500-wide layer, and one block of 32 threads for a conv's 100k-row bias gradient.
 __global__ void column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
-  UV_GRID_STRIDE(j, n) {
-    float sum = 0.f;
-    for (int64_t i = 0; i < m; ++i) sum += x[i * n + j];
-    out[j] = accumulate ? out[j] + sum : sum;
+  __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
+  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  float sum = 0.f;
+  if (j < n)
+    for (int64_t i = threadIdx.y; i < m; i += blockDim.y) sum += x[i * n + j];
+  partial[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < n) {
+    float total = 0.f;
+    for (unsigned g = 0; g < blockDim.y; ++g) total += partial[g][threadIdx.x];
+    out[j] = accumulate ? out[j] + total : total;
   }
 }
 
@@ -189,18 +199,27 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
 }
 
 // One thread per (matrix, column); adjacent threads walk adjacent columns of each row.
-__global__ void max_column_norm_kernel(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) {
-  UV_GRID_STRIDE(t, count * cols) {
-    float* mat = v + (t / cols) * rows * cols;
-    const int64_t j = t % cols;
-    float norm2 = 0.f;
-    for (int64_t i = 0; i < rows; ++i) norm2 += mat[i * cols + j] * mat[i * cols + j];
-    const float norm = sqrtf(norm2);
-    if (norm > max_norm) {
-      const float scale = max_norm / norm;
-      for (int64_t i = 0; i < rows; ++i) mat[i * cols + j] *= scale;
-    }
+// Matrix blockIdx.y, columns of tile blockIdx.x; the rows split among warps as in column_sums.
+__global__ void max_column_norm_kernel(float* v, int64_t rows, int64_t cols, float max_norm) {
+  __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
+  __shared__ float scale[kColumnTile];
+  float* mat = v + blockIdx.y * rows * cols;
+  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  float norm2 = 0.f;
+  if (j < cols)
+    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) norm2 += mat[i * cols + j] * mat[i * cols + j];
+  partial[threadIdx.y][threadIdx.x] = norm2;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    float total = 0.f;
+    for (unsigned g = 0; g < blockDim.y; ++g) total += partial[g][threadIdx.x];
+    const float norm = sqrtf(total);
+    scale[threadIdx.x] = norm > max_norm ? max_norm / norm : 1.f;
   }
+  __syncthreads();
+  const float s = scale[threadIdx.x];
+  if (j < cols && s != 1.f)
+    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) mat[i * cols + j] *= s;
 }
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
@@ -224,8 +243,9 @@ void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n, cudaStream
 }
 
 void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode, cudaStream_t stream) {
-  column_sums_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, m, n, out,
-                                                                     mode == GradientMode::Accumulate);
+  if (n == 0) return;
+  const dim3 block(kColumnTile, static_cast<unsigned>(column_row_groups(m)));
+  column_sums_kernel<<<column_tiles_for(n), block, 0, stream>>>(x, m, n, out, mode == GradientMode::Accumulate);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -292,8 +312,10 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
 
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream) {
-  max_column_norm_kernel<<<blocks_for(count * cols), kThreadsPerBlock, 0, stream>>>(v, count, rows, cols,
-                                                                                   max_norm);
+  if (count == 0 || cols == 0) return;
+  const dim3 block(kColumnTile, static_cast<unsigned>(column_row_groups(rows)));
+  const dim3 grid(static_cast<unsigned>(column_tiles_for(cols)), static_cast<unsigned>(count));
+  max_column_norm_kernel<<<grid, block, 0, stream>>>(v, rows, cols, max_norm);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -64,5 +64,13 @@ inline int row_blocks_for(int64_t rows) {
 }
 // accumulate_rows: one block stages this many per-row values in shared memory at a time.
 constexpr int kAccumulateChunk = 1024;
+// Column reductions (column_sums, max_column_norm): a block owns kColumnTile adjacent columns, one
+// per lane, and splits the rows among column_row_groups(rows) warps; the warps' partial sums meet
+// in shared memory in a fixed order, so the result is the same on every run.
+constexpr int kColumnTile = kWarpSize;
+constexpr int kMaxColumnRowGroups = 32;
+inline int column_tiles_for(int64_t cols) { return static_cast<int>((cols + kColumnTile - 1) / kColumnTile); }
+// 8 warps for the MLPs' few hundred rows; 32 for the tens of thousands of a conv's bias gradient.
+inline int column_row_groups(int64_t rows) { return rows > 4096 ? kMaxColumnRowGroups : 8; }
 
 }  // namespace uv::cuda
