@@ -136,18 +136,25 @@ TEST(GraphPlanner, MaterialisedAlternativeIsPricedWithoutChangingTheModel) {
   EXPECT_EQ(graph->replan().arena_floats, graph->plan().arena_floats);
 }
 
+// A 10-input net whose predicted layer 1 (chain, 2 columns) pretrains, initialised and with its
+// dictionary built: where the tests of tied and shared ops start.
+struct PretrainableNet {
+  std::unique_ptr<Backend> backend = make_cpu_backend();  // before the model, which keeps a reference
+  Network model{small_config("chain", 2, true), *backend, ImageShape{1, 1, 10}};
+  PretrainableNet() {
+    model.init_parameters(test::fresh_seed());
+    data::Dataset none;
+    model.build_dictionary(0, none, 7, 1);
+  }
+};
+
 TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
-  std::unique_ptr<Backend> backend = make_cpu_backend();
-  const RunConfig config = small_config("chain", 2, true);
-  Network model(config, *backend, ImageShape{1, 1, 10});
-  model.init_parameters(test::fresh_seed());
-  data::Dataset none;
-  model.build_dictionary(0, none, 7, 1);
-  std::unique_ptr<Graph> graph = model.pretrain_graph(0, 6);
+  PretrainableNet net;
+  std::unique_ptr<Graph> graph = net.model.pretrain_graph(0, 6);
   std::mt19937_64 rng(test::fresh_seed());
   const int64_t m = 6;
   const auto x = test::random_vector<float>(m * 10, rng, 0, 1);
-  check_network_gradient(*graph, model.store(), *backend, x, {}, &x, m);
+  check_network_gradient(*graph, net.model.store(), *net.backend, x, {}, &x, m);
 }
 
 // A layer's op is shared by the supervised graph and its pretraining graph, whose encoder V
@@ -155,12 +162,8 @@ TEST(GraphGradient, TiedAutoencoderAccumulatesEncoderAndDecoderGradients) {
 // must not leave the supervised graph accumulating: its backward overwrites V's gradient, so two
 // identical backward passes give identical gradients, the same as before the pretraining graph existed.
 TEST(GraphGradient, SharedOpsKeepEachGraphsGradientModes) {
-  std::unique_ptr<Backend> backend = make_cpu_backend();
-  const RunConfig config = small_config("chain", 2, true);
-  Network model(config, *backend, ImageShape{1, 1, 10});
-  model.init_parameters(test::fresh_seed());
-  data::Dataset none;
-  model.build_dictionary(0, none, 7, 1);
+  PretrainableNet net;
+  Network& model = net.model;
   std::unique_ptr<Graph> supervised = model.supervised_graph(6);
   const int64_t m = 6;
   std::mt19937_64 rng(test::fresh_seed());
