@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections import defaultdict
 
-from sweep_results import mean_std, read_rows
+from sweep_results import busy_wall_seconds, mean_std, read_rows
 
 
 def cell_text(values):
@@ -105,6 +105,9 @@ def main():
     seconds = sum(float(r["seconds"]) for r in rows if r["seconds"] not in ("", "nan"))
     print(f"\n{len(rows)} finished cells; their own times add up to {seconds / 3600:.2f} h "
           f"({seconds:.0f} s)")
+    busy, measured = busy_wall_seconds(rows)
+    if measured:
+        print(f"wall time while cells ran (union of {measured} cells' run intervals): {busy / 3600:.2f} h")
     if reference is not None:
         n_ref = len([v for (p, _, f), vs in ref_errors.items() if p == args.against for v in vs])
         where = f" ({args.reference_csv})" if args.reference_csv else ""
