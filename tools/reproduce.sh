@@ -32,10 +32,14 @@ python3 -c 'import matplotlib' 2>/dev/null || python=/usr/bin/python3
 
 if [ "$plots_only" -eq 0 ]; then
   make build >/dev/null
-  for sweep in mnist_mlp_10pct mnist_mlp_dense mnist_mlp_pipeline mnist_mlp convnet_fashion; do
+  # mnist_mlp_j1 is the full grid's J = 1 panel, run first into the full grid's directory: its cells
+  # are the cheap ones, and the full grid then skips them.
+  for sweep in mnist_mlp_10pct mnist_mlp_dense mnist_mlp_pipeline mnist_mlp_j1 mnist_mlp convnet_fashion; do
     echo "== sweep $sweep"
+    out=()
+    [ "$sweep" = mnist_mlp_j1 ] && out=(--out runs/sweep-mnist_mlp)
     # Exit 3 means some cells failed: report and go on to the plots of what finished.
-    build/uvtrain sweep --config "sweeps/$sweep.json" --jobs "$jobs" --device "$device" || [ $? -eq 3 ]
+    build/uvtrain sweep --config "sweeps/$sweep.json" "${out[@]}" --jobs "$jobs" --device "$device" || [ $? -eq 3 ]
   done
 fi
 
