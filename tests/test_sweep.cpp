@@ -277,6 +277,33 @@ TEST_F(SweepGrid, PairsThatIgnoreColumnsOrFractionGetOneCell) {
   }
 }
 
+// Every committed sweep file loads, with every cell's run config resolved and checked. The J = 1 panel
+// (sweeps/mnist_mlp_j1.json) runs into the full grid's directory, so each of its cells must be the
+// full grid's cell of the same id, with the same overrides.
+TEST(SweepFiles, EveryCommittedSweepLoadsAndTheJ1PanelIsPartOfTheFullGrid) {
+  const fs::path dir = fs::path(UV_SOURCE_DIR) / "sweeps";
+  int files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(uv::sweep_cells(uv::load_sweep_config(entry.path().string())));
+    ++files;
+  }
+  EXPECT_GE(files, 6);
+  const uv::SweepConfig full = uv::load_sweep_config((dir / "mnist_mlp.json").string());
+  const uv::SweepConfig j1 = uv::load_sweep_config((dir / "mnist_mlp_j1.json").string());
+  EXPECT_EQ(j1.name, full.name);
+  std::map<std::string, std::vector<std::string>> full_cells;
+  for (const uv::SweepCell& c : uv::sweep_cells(full)) full_cells[c.id] = c.overrides;
+  const std::vector<uv::SweepCell> panel = uv::sweep_cells(j1);
+  EXPECT_EQ(panel.size(), 213u);  // 6 pairs × 10 fractions × 3 seeds, LowRank 30, Dense 3
+  for (const uv::SweepCell& c : panel) {
+    ASSERT_TRUE(full_cells.count(c.id)) << c.id;
+    EXPECT_EQ(c.overrides, full_cells[c.id]) << c.id;
+    EXPECT_LE(c.columns, 1) << c.id;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------------------
