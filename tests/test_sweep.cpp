@@ -4,6 +4,7 @@
 // without its directory) is the only one run again, a failing cell is reported while the rest
 // finish, sweeps/smoke.json runs and tools/plot_results.py draws its table.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -477,6 +478,17 @@ TEST_F(SweepRun, SmokeSweepRunsAndPlots) {
   const std::string bytes = read_text(png);
   ASSERT_GE(bytes.size(), 8u);
   EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  // The axis limits the docs' figure uses, and a bad one refused with exit 2.
+  const fs::path clipped = dir_ / "clipped.png";
+  EXPECT_EQ(std::system((python + " " + uv::test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "plot_results.py").string()) +
+                         " " + uv::test::shell_quote((out() / "results.csv").string()) + " -o " +
+                         uv::test::shell_quote(clipped.string()) + " --ymax 5 --xmax 1.05 >/dev/null 2>&1").c_str()),
+            0);
+  EXPECT_TRUE(fs::exists(clipped));
+  const int bad = std::system((python + " " + uv::test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "plot_results.py").string()) +
+                               " " + uv::test::shell_quote((out() / "results.csv").string()) + " -o " +
+                               uv::test::shell_quote((dir_ / "bad.png").string()) + " --ymax 0 >/dev/null 2>&1").c_str());
+  EXPECT_TRUE(WIFEXITED(bad) && WEXITSTATUS(bad) == 2) << bad;
 }
 
 }  // namespace

@@ -30,7 +30,17 @@ def main():
     parser.add_argument("csv", help="a sweep's results.csv")
     parser.add_argument("-o", "--output", required=True, help="PNG to write")
     parser.add_argument("--title", default=None, help="figure title (default: the sweep's name)")
+    parser.add_argument("--ymax", type=float, default=None,
+                        help="clip the error axis at this many percent (the random dictionaries' errors "
+                             "at small fractions otherwise flatten the rest); points above it are off-axis")
+    parser.add_argument("--xmax", type=float, default=None,
+                        help="clip the fraction axis (LowRank learns U too, so its fractions exceed 1)")
     args = parser.parse_args()
+    for name in ("ymax", "xmax"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            print(f"plot_results: --{name} must be positive, got {value}", file=sys.stderr)
+            sys.exit(2)
 
     try:
         rows = read_rows(args.csv)
@@ -83,6 +93,10 @@ def main():
         ax.set_title(f"J = {j}" if j is not None else "")
         ax.set_xlabel("fraction of parameters learned")
         ax.grid(True, alpha=0.3)
+        if args.ymax is not None:
+            ax.set_ylim(0, args.ymax)
+        if args.xmax is not None:
+            ax.set_xlim(0, args.xmax)
     axes[0][0].set_ylabel("test error (%)")
     axes[0][-1].legend(fontsize=8, loc="best")
     sweep = rows[0].get("sweep", "")
