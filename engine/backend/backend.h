@@ -33,6 +33,7 @@ struct SgdArgs {
   // Weight decay applies to elements [0, decay_end) only; −1: to all n. Lets one call cover the
   // whole learned arena, whose decayed tensors (weights) come before the rest (biases).
   int64_t decay_end = -1;
+  int64_t decayed_elements() const { return decay_end < 0 ? n : decay_end; }  // [0, this) decays
   // Set: the rate is read on the device, static_cast<float>(lr_from->lr), and `lr` is ignored (a
   // captured training step cannot take a rate that changes every step by value).
   const StepState* lr_from = nullptr;

@@ -181,7 +181,7 @@ class CpuBackend final : public Backend {
     // Backend memory is host memory here: the state's rate is read in place.
     const float lr = a.lr_from ? static_cast<float>(a.lr_from->lr) : a.lr;
     cpu::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, lr, a.momentum, a.weight_decay,
-                  a.decay_end < 0 ? a.n : a.decay_end);
+                  a.decayed_elements());
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cpu::max_column_norm(v, count, rows, cols, max_norm);

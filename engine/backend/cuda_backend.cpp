@@ -255,7 +255,7 @@ class CudaBackend final : public Backend {
 
   void sgd_step(const SgdArgs& a) override {
     cuda::sgd_step(a.params, a.grads, a.momentum_buffer, a.n, a.lr, a.lr_from ? &a.lr_from->lr : nullptr,
-                   a.momentum, a.weight_decay, a.decay_end < 0 ? a.n : a.decay_end, stream_);
+                   a.momentum, a.weight_decay, a.decayed_elements(), stream_);
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);

@@ -23,23 +23,33 @@ __global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int
   UV_GRID_STRIDE(i, m * n) y[i] += bias[i % n];
 }
 
-// Block (kColumnTile, groups): lane x owns column blockIdx.x·kColumnTile + x, warp y sums rows
-// y, y + groups, ... of it (a warp reads 32 adjacent floats of a row: coalesced), and warp 0 adds
-// the groups' partial sums in order. It had been one thread per column walking all m rows: 16
-// blocks for a 500-wide layer, and one block of 32 threads for a conv's 100k-row bias gradient.
-__global__ void column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
+// Σ over the rows of column j of `mat` (rows × cols), of the value or (kSquares) its square, for
+// a block of (kColumnTile, groups): warp y sums rows y, y + groups, ..., and the result, returned
+// to warp 0 (threadIdx.y == 0), adds the groups' partial sums in order. Every thread must call it.
+template <bool kSquares>
+__device__ float column_total(const float* mat, int64_t rows, int64_t cols, int64_t j) {
   __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
-  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
   float sum = 0.f;
-  if (j < n)
-    for (int64_t i = threadIdx.y; i < m; i += blockDim.y) sum += x[i * n + j];
+  if (j < cols)
+    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) {
+      const float a = mat[i * cols + j];
+      sum += kSquares ? a * a : a;
+    }
   partial[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
-  if (threadIdx.y == 0 && j < n) {
-    float total = 0.f;
+  float total = 0.f;
+  if (threadIdx.y == 0)
     for (unsigned g = 0; g < blockDim.y; ++g) total += partial[g][threadIdx.x];
-    out[j] = accumulate ? out[j] + total : total;
-  }
+  return total;
+}
+
+// Lane x owns column blockIdx.x·kColumnTile + x (a warp reads 32 adjacent floats of a row:
+// coalesced). It had been one thread per column walking all m rows: 16 blocks for a 500-wide
+// layer, and one block of 32 threads for a conv's 100k-row bias gradient.
+__global__ void column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
+  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  const float total = column_total<false>(x, m, n, j);
+  if (threadIdx.y == 0 && j < n) out[j] = accumulate ? out[j] + total : total;
 }
 
 __device__ __forceinline__ float sigmoid(float x) {
@@ -201,19 +211,12 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
 // One thread per (matrix, column); adjacent threads walk adjacent columns of each row.
 // Matrix blockIdx.y, columns of tile blockIdx.x; the rows split among warps as in column_sums.
 __global__ void max_column_norm_kernel(float* v, int64_t rows, int64_t cols, float max_norm) {
-  __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
   __shared__ float scale[kColumnTile];
   float* mat = v + blockIdx.y * rows * cols;
   const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
-  float norm2 = 0.f;
-  if (j < cols)
-    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) norm2 += mat[i * cols + j] * mat[i * cols + j];
-  partial[threadIdx.y][threadIdx.x] = norm2;
-  __syncthreads();
+  const float norm2 = column_total<true>(mat, rows, cols, j);
   if (threadIdx.y == 0) {
-    float total = 0.f;
-    for (unsigned g = 0; g < blockDim.y; ++g) total += partial[g][threadIdx.x];
-    const float norm = sqrtf(total);
+    const float norm = sqrtf(norm2);
     scale[threadIdx.x] = norm > max_norm ? max_norm / norm : 1.f;
   }
   __syncthreads();
