@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <tuple>
@@ -249,9 +250,18 @@ TEST(BackendElementwise, ColumnReductionsMatchTheCpuOffTheTileGrid) {
       return std::make_tuple(d.get(sums, n), d.get(acc, n), d.get(dx, m * n));
     };
     const auto ref = run(*cpu), out = run(*device);
+    // atol by the suite's rule: rtol times the sums' typical size (√m for unit entries, ~41 at
+    // m = 5000), so a column that cancels to ~0 is judged against what was summed. A fixed 4·rtol
+    // failed on the H200 for one seed (UV_TEST_SEED=8061608981940918968: 1.6e-4 off a sum of
+    // 0.075 from 5000 terms, fp32 rounding in another order); 30 other fresh seeds passed.
     const double r = test::rtol_for<float>(m);
-    EXPECT_TRUE(all_close(std::get<0>(out), std::get<0>(ref), r, 4 * r)) << m << "x" << n;
-    EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), r, 4 * r)) << m << "x" << n;
+    auto scale = [](const std::vector<float>& v) {
+      double s = 1;
+      for (float e : v) s = std::max(s, static_cast<double>(std::fabs(e)));
+      return s;
+    };
+    EXPECT_TRUE(all_close(std::get<0>(out), std::get<0>(ref), r, r * scale(std::get<0>(ref)))) << m << "x" << n;
+    EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), r, r * scale(std::get<1>(ref)))) << m << "x" << n;
     EXPECT_TRUE(all_close(std::get<2>(out), std::get<2>(ref), r, r)) << m << "x" << n;
   }
 }

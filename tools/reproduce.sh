@@ -43,8 +43,16 @@ if [ "$plots_only" -eq 0 ]; then
   done
 fi
 
+# A sweep's results: its own directory's, or the copy a GPU run left in docs/ (docs/<sweep>_gpu.csv:
+# the GPU machine's cell directories do not come back) where that holds more finished cells.
+csv_for() {
+  local csv="runs/sweep-$1/results.csv" gpu="docs/$1_gpu.csv"
+  if [ -s "$gpu" ] && [ "$(wc -l <"$gpu")" -gt "$( [ -s "$csv" ] && wc -l <"$csv" || echo 0)" ]; then csv=$gpu; fi
+  echo "$csv"
+}
 table() {  # sweep name, extra results_table.py arguments
-  local csv="runs/sweep-$1/results.csv"
+  local csv
+  csv=$(csv_for "$1")
   if [ -s "$csv" ]; then
     echo "== $1 ($csv)"
     "$python" tools/results_table.py "$csv" "${@:2}" || true
@@ -53,7 +61,8 @@ table() {  # sweep name, extra results_table.py arguments
   fi
 }
 plot() {  # sweep name, PNG, title, extra plot_results.py arguments
-  local csv="runs/sweep-$1/results.csv"
+  local csv
+  csv=$(csv_for "$1")
   if [ -s "$csv" ]; then "$python" tools/plot_results.py "$csv" -o "$2" --title "$3" "${@:4}" || true; fi
 }
 # The tables from every cell finished so far, also while a sweep is still running.
@@ -62,7 +71,7 @@ for sweep in mnist_mlp_10pct mnist_mlp_dense mnist_mlp_pipeline mnist_mlp convne
 done
 # Error axis clipped at 5%: the random dictionaries at 2.5% learned (23-50%) flatten the rest.
 plot mnist_mlp docs/mnist_sweep.png "MNIST 784-500-500-10, plain supervised, 60 epochs" --ymax 5 --xmax 1.05
-plot convnet_fashion docs/convnet_sweep.png "Fashion-MNIST convnet, SE, 12 epochs"
+plot convnet_fashion docs/convnet_sweep.png "Fashion-MNIST convnet, 12 epochs, 3 seeds"
 table mnist_mlp_10pct --against Dense --within 0.5
 table mnist_mlp_10pct --against Dense-unbounded --reference-csv runs/sweep-mnist_mlp_dense/results.csv --within 0.5
 table mnist_mlp_pipeline --against Dense-unbounded --reference-csv runs/sweep-mnist_mlp_dense/results.csv
