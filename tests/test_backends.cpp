@@ -231,13 +231,14 @@ TEST(BackendData, ShuffledOrderMatchesTheCpu) {
   }
 }
 
-// The column reductions at sizes off their tile grid, with more rows than the 8-warp split takes
-// (5000 rows: 32 warps), in both gradient modes; outputs poisoned before the run.
+// The column reductions at sizes off their tile grid: many passes a warp (5000 rows over 32 warps),
+// one (100 rows over 25), and a last, partial pass of loads (7 rows over 2 warps); in both
+// gradient modes, with outputs poisoned before the run.
 TEST(BackendElementwise, ColumnReductionsMatchTheCpuOffTheTileGrid) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  for (auto [m, n] : {std::pair<int64_t, int64_t>{3, 33}, {100, 500}, {5000, 70}}) {
+  for (auto [m, n] : {std::pair<int64_t, int64_t>{3, 33}, {7, 45}, {100, 500}, {5000, 70}}) {
     const auto x = test::random_vector<float>(m * n, rng), base = test::random_vector<float>(n, rng);
     auto run = [&](Backend& be) {
       Mirror d{be, {}};
@@ -667,11 +668,16 @@ TEST(BackendLaunchGeometry, ColumnTilesCoverEveryColumnWithinTheBlockLimits) {
     EXPECT_GE(int64_t{tiles} * cuda::kColumnTile, cols);
     EXPECT_LT(int64_t{tiles - 1} * cuda::kColumnTile, cols);
   }
-  for (int64_t rows : {int64_t{0}, int64_t{1}, int64_t{78}, int64_t{100}, int64_t{4096}, int64_t{4097}, int64_t{100352}}) {
+  for (int64_t rows : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{78}, int64_t{100}, int64_t{128}, int64_t{129},
+                       int64_t{4096}, int64_t{100352}}) {
     const int groups = cuda::column_row_groups(rows);
     EXPECT_GE(groups, 1);
     EXPECT_LE(groups, cuda::kMaxColumnRowGroups);
     EXPECT_LE(groups * cuda::kColumnTile, 1024);
+    // Up to 32 warps' worth of passes, each warp walks a single pass of loads in flight (one memory
+    // latency); beyond that all 32 warps.
+    const int64_t passes = (rows + cuda::kColumnLoadsInFlight - 1) / cuda::kColumnLoadsInFlight;
+    EXPECT_EQ(groups, std::clamp<int64_t>(passes, 1, cuda::kMaxColumnRowGroups)) << rows;
   }
 }
 

@@ -29,12 +29,30 @@ __global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int
 template <bool kSquares>
 __device__ float column_total(const float* mat, int64_t rows, int64_t cols, int64_t j) {
   __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
-  float sum = 0.f;
-  if (j < cols)
-    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) {
-      const float a = mat[i * cols + j];
-      sum += kSquares ? a * a : a;
+  // kColumnLoadsInFlight independent accumulators: the loads of one pass are issued together
+  // instead of each waiting on the last (ncu on an H200: a 500×10 norm bound took 32 µs walking 63
+  // rows a warp one dependent load at a time). Combined in a fixed order: deterministic.
+  float acc[kColumnLoadsInFlight] = {};
+  if (j < cols) {
+    const int64_t step = blockDim.y;
+    int64_t i = threadIdx.y;
+    for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
+      float a[kColumnLoadsInFlight];
+#pragma unroll
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = mat[(i + k * step) * cols + j];
+#pragma unroll
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) acc[k] += kSquares ? a[k] * a[k] : a[k];
     }
+#pragma unroll
+    for (int k = 0; k < kColumnLoadsInFlight - 1; ++k)  // the last, partial pass
+      if (i + k * step < rows) {
+        const float a = mat[(i + k * step) * cols + j];
+        acc[k] += kSquares ? a * a : a;
+      }
+  }
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < kColumnLoadsInFlight; ++k) sum += acc[k];
   partial[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   float total = 0.f;
@@ -221,8 +239,19 @@ __global__ void max_column_norm_kernel(float* v, int64_t rows, int64_t cols, flo
   }
   __syncthreads();
   const float s = scale[threadIdx.x];
-  if (j < cols && s != 1.f)
-    for (int64_t i = threadIdx.y; i < rows; i += blockDim.y) mat[i * cols + j] *= s;
+  if (j < cols && s != 1.f) {
+    // Loads of a pass before its stores: the compiler cannot tell they touch different rows.
+    const int64_t step = blockDim.y;
+    int64_t i = threadIdx.y;
+    for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
+      float a[kColumnLoadsInFlight];
+#pragma unroll
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = mat[(i + k * step) * cols + j];
+#pragma unroll
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) mat[(i + k * step) * cols + j] = a[k] * s;
+    }
+    for (; i < rows; i += step) mat[i * cols + j] *= s;
+  }
 }
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {

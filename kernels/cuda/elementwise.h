@@ -69,8 +69,16 @@ constexpr int kAccumulateChunk = 1024;
 // in shared memory in a fixed order, so the result is the same on every run.
 constexpr int kColumnTile = kWarpSize;
 constexpr int kMaxColumnRowGroups = 32;
+// Loads in flight per lane (independent accumulators): a pass over kColumnLoadsInFlight rows costs
+// one memory latency, not kColumnLoadsInFlight.
+constexpr int kColumnLoadsInFlight = 4;
 inline int column_tiles_for(int64_t cols) { return static_cast<int>((cols + kColumnTile - 1) / kColumnTile); }
-// 8 warps for the MLPs' few hundred rows; 32 for the tens of thousands of a conv's bias gradient.
-inline int column_row_groups(int64_t rows) { return rows > 4096 ? kMaxColumnRowGroups : 8; }
+// Enough warps that each walks one pass of kColumnLoadsInFlight rows where it can (a batch of 100
+// rows: 25 warps, one latency each), up to 32: these kernels have a block per 32 columns, so a
+// 10-column output layer is one block and only its warps hide latency.
+inline int column_row_groups(int64_t rows) {
+  const int64_t groups = (rows + kColumnLoadsInFlight - 1) / kColumnLoadsInFlight;
+  return static_cast<int>(groups < 1 ? 1 : groups > kMaxColumnRowGroups ? kMaxColumnRowGroups : groups);
+}
 
 }  // namespace uv::cuda
