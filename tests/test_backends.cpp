@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <tuple>
@@ -228,6 +229,65 @@ TEST(BackendData, ShuffledOrderMatchesTheCpu) {
     std::vector<int32_t> out(static_cast<size_t>(n));
     device->copy_to_host(out.data(), order, out.size() * sizeof(int32_t));
     EXPECT_EQ(out, ref) << "n = " << n;
+  }
+}
+
+// The grouped norm bound (one launch for up to 8 tensors; more are split) against the CPU's
+// per-tensor loop: 11 targets of different shapes, stacks of matrices (count > 1), a 10-column
+// output layer, a single element; columns both under and over the bound.
+TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  struct Shape { int64_t count, rows, cols; };
+  const std::vector<Shape> shapes = {{1, 500, 10}, {1, 39, 500}, {3, 7, 45}, {1, 2, 5},  {2, 130, 33}, {1, 1, 1},
+                                     {1, 204, 70}, {4, 5, 3},    {1, 64, 64}, {1, 9, 100}, {2, 300, 2}};
+  std::vector<std::vector<float>> values;
+  for (const Shape& sh : shapes) values.push_back(test::random_vector<float>(sh.count * sh.rows * sh.cols, rng, -0.3f, 0.3f));
+  auto run = [&](Backend& be) {
+    Mirror d{be, {}};
+    std::vector<Backend::ColumnNormTarget> targets;
+    for (size_t k = 0; k < shapes.size(); ++k)
+      targets.push_back({d.put(values[k]), shapes[k].count, shapes[k].rows, shapes[k].cols});
+    be.max_column_norms(targets, 1.2f);
+    std::vector<std::vector<float>> out;
+    for (size_t k = 0; k < shapes.size(); ++k) out.push_back(d.get(targets[k].v, values[k].size()));
+    return out;
+  };
+  const auto ref = run(*cpu), out = run(*device);
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    const double r = test::rtol_for<float>(std::max<int64_t>(1, shapes[k].rows));
+    EXPECT_TRUE(all_close(out[k], ref[k], r, r)) << "target " << k;
+  }
+}
+
+// The ReLU mask ops on the device against the CPU twin, bit for bit (a comparison and a select:
+// nothing to round), mask words included, at sizes off the 32-element words; outputs poisoned.
+TEST(BackendElementwise, ReluMaskMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int64_t n : {int64_t{1}, int64_t{33}, int64_t{4133}}) {
+    std::vector<float> x = test::random_vector<float>(n, rng);
+    const std::vector<float> dy = test::random_vector<float>(n, rng);
+    x[0] = 0.f;
+    const int64_t words = (n + 31) / 32;
+    auto run = [&](Backend& be) {
+      Mirror d{be, {}};
+      float* y = d.put(test::poisoned<float>(n));
+      float* dx = d.put(test::poisoned<float>(n));
+      // The mask as floats (the graph plans it so); poisoned words are NaN bit patterns.
+      float* mask = d.put(test::poisoned<float>(words));
+      be.relu_forward_mask(d.put(x), y, reinterpret_cast<uint32_t*>(mask), n);
+      be.relu_backward_mask(reinterpret_cast<const uint32_t*>(mask), d.put(dy), dx, n);
+      return std::make_tuple(d.get(y, n), d.get(dx, n), d.get(mask, words));
+    };
+    const auto ref = run(*cpu), out = run(*device);
+    for (int k = 0; k < 3; ++k) {
+      const std::vector<float>& a = k == 0 ? std::get<0>(out) : k == 1 ? std::get<1>(out) : std::get<2>(out);
+      const std::vector<float>& b = k == 0 ? std::get<0>(ref) : k == 1 ? std::get<1>(ref) : std::get<2>(ref);
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "n " << n << ", output " << k;
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 // gradient accumulation, and poisoned outputs fully written. Sizes are deliberately odd.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 
 #include "engine/backend/backend.h"
@@ -284,6 +285,30 @@ TEST_P(ActivationGradient, MatchesFiniteDifferencesInFloat64) {
 INSTANTIATE_TEST_SUITE_P(OpsActivations, ActivationGradient,
                          ::testing::Values(Activation::Identity, Activation::Sigmoid,
                                            Activation::Tanh, Activation::ReLU));
+
+// ReLU with a bit mask for backward (what ActivationOp keeps in place of its output) against the
+// Activation path: outputs and input gradients bit for bit, and the mask's bits, at sizes off the
+// 32-bit words and the 64-element thread chunks, and one past the parallel threshold. Zeros, −0
+// and NaN included (NaN > 0 is false: the unit is off, as in the output-based backward).
+TEST(OpsActivations, ReluMaskMatchesTheOutputPathBitForBit) {
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int64_t n : {int64_t{1}, int64_t{31}, int64_t{32}, int64_t{33}, int64_t{64 * 3 + 5}, (int64_t{1} << 17) + 37}) {
+    std::vector<float> x = test::random_vector<float>(n, rng), dy = test::random_vector<float>(n, rng);
+    x[0] = 0.f;
+    if (n > 2) x[1] = -0.f, x[2] = std::nanf("");
+    std::vector<float> y_ref(n), dx_ref(n);
+    cpu::activation_forward(Activation::ReLU, x.data(), y_ref.data(), n);
+    cpu::activation_backward(Activation::ReLU, y_ref.data(), dy.data(), dx_ref.data(), n);
+    std::vector<float> y = test::poisoned<float>(n), dx = test::poisoned<float>(n);
+    std::vector<uint32_t> mask((n + 31) / 32, 0xA5A5A5A5u);
+    cpu::relu_forward_mask(x.data(), y.data(), mask.data(), n);
+    cpu::relu_backward_mask(mask.data(), dy.data(), dx.data(), n);
+    EXPECT_EQ(0, std::memcmp(y.data(), y_ref.data(), n * sizeof(float))) << n;
+    EXPECT_EQ(0, std::memcmp(dx.data(), dx_ref.data(), n * sizeof(float))) << n;
+    for (int64_t i = 0; i < static_cast<int64_t>(mask.size()) * 32; ++i)
+      ASSERT_EQ((mask[i / 32] >> (i % 32)) & 1u, i < n && x[i] > 0.f ? 1u : 0u) << "n " << n << ", bit " << i;
+  }
+}
 
 TEST(OpsActivations, SigmoidIsStableForLargeInputs) {
   const std::vector<float> x = {-1000.f, -80.f, 0.f, 80.f, 1000.f};

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <string>
@@ -126,6 +127,10 @@ class Backend {
   // dx = dy · act'(x) written from the saved output y.
   virtual void activation_backward(Activation act, const float* y, const float* dy, float* dx,
                                    int64_t n) = 0;
+  // ReLU that keeps a bit mask for backward (⌈n/32⌉ words; bit i % 32 of word i / 32 is x_i > 0)
+  // in place of its output, so the output need live only until the next op has read it.
+  virtual void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) = 0;
+  virtual void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) = 0;
   // Mean softmax cross-entropy over M rows of C logits; dlogits = (softmax − onehot)/M.
   virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m,
                                            int64_t c, float* dlogits) = 0;
@@ -142,6 +147,14 @@ class Backend {
   // Rescales each column of `count` row-major (rows × cols) matrices to norm ≤ max_norm.
   virtual void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols,
                                float max_norm) = 0;
+  // The same over several tensors: the step's bounded weights, one launch on the GPU.
+  struct ColumnNormTarget {
+    float* v = nullptr;
+    int64_t count = 1, rows = 0, cols = 0;
+  };
+  virtual void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm) {
+    for (const ColumnNormTarget& t : targets) max_column_norm(t.v, t.count, t.rows, t.cols, max_norm);
+  }
   // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
   virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,
                             uint64_t stream) = 0;

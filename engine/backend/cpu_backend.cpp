@@ -156,6 +156,12 @@ class CpuBackend final : public Backend {
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cpu::activation_forward(act, x, y, n);
   }
+  void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) override {
+    cpu::relu_forward_mask(x, y, mask, n);
+  }
+  void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) override {
+    cpu::relu_backward_mask(mask, dy, dx, n);
+  }
   void activation_backward(Activation act, const float* y, const float* dy, float* dx,
                            int64_t n) override {
     cpu::activation_backward(act, y, dy, dx, n);

@@ -230,6 +230,12 @@ class CudaBackend final : public Backend {
   void activation_forward(Activation act, const float* x, float* y, int64_t n) override {
     cuda::activation_forward(act, x, y, n, stream_);
   }
+  void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) override {
+    cuda::relu_forward_mask(x, y, mask, n, stream_);
+  }
+  void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) override {
+    cuda::relu_backward_mask(mask, dy, dx, n, stream_);
+  }
   void activation_backward(Activation act, const float* y, const float* dy, float* dx,
                            int64_t n) override {
     cuda::activation_backward(act, y, dy, dx, n, stream_);
@@ -259,6 +265,17 @@ class CudaBackend final : public Backend {
   }
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);
+  }
+  void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm) override {
+    cuda::ColumnNormTargets group;
+    for (const ColumnNormTarget& t : targets) {
+      group.add(t.v, t.count, t.rows, t.cols);
+      if (group.full()) {
+        cuda::max_column_norms(group, max_norm, stream_);
+        group = {};
+      }
+    }
+    cuda::max_column_norms(group, max_norm, stream_);
   }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);

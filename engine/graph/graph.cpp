@@ -23,8 +23,13 @@ void Graph::add(Op* op) {
 int64_t plan_offsets(std::vector<PlannedBuffer>& buffers, int64_t align_floats) {
   std::vector<size_t> order(buffers.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return buffers[a].floats > buffers[b].floats; });
+  // Largest first; among equal sizes, earliest first: first-fit over intervals taken in order of
+  // their start needs no more slots than buffers alive at once (an MLP's same-sized activations
+  // and gradients), where creation order had left a third 100×4096 slot for the wide MLP.
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (buffers[a].floats != buffers[b].floats) return buffers[a].floats > buffers[b].floats;
+    return buffers[a].first < buffers[b].first;
+  });
   std::vector<size_t> placed;
   int64_t arena = 0;
   for (size_t i : order) {

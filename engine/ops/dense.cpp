@@ -88,12 +88,27 @@ void TiedDenseDecoder::backward(OpContext& ctx) {
 ActivationOp::ActivationOp(std::string name, int64_t features, Activation activation)
     : Op(std::move(name), features, features), activation_(activation) {}
 
+std::vector<BufferRequest> ActivationOp::buffers(int64_t max_batch) const {
+  if (activation_ != Activation::ReLU) return {};
+  const int64_t words = (max_batch * out_features_ + 31) / 32;  // uint32 words, planned as floats
+  return {{"mask", words, BufferLife::Saved}};
+}
+
 void ActivationOp::forward(OpContext& ctx) {
-  ctx.backend->activation_forward(activation_, ctx.x, ctx.y, ctx.m * out_features_);
+  const int64_t n = ctx.m * out_features_;
+  if (activation_ == Activation::ReLU)
+    ctx.backend->relu_forward_mask(ctx.x, ctx.y, reinterpret_cast<uint32_t*>(ctx.buffers.at(0)), n);
+  else
+    ctx.backend->activation_forward(activation_, ctx.x, ctx.y, n);
 }
 
 void ActivationOp::backward(OpContext& ctx) {
-  if (ctx.dx) ctx.backend->activation_backward(activation_, ctx.y, ctx.dy, ctx.dx, ctx.m * out_features_);
+  if (!ctx.dx) return;
+  const int64_t n = ctx.m * out_features_;
+  if (activation_ == Activation::ReLU)
+    ctx.backend->relu_backward_mask(reinterpret_cast<const uint32_t*>(ctx.buffers.at(0)), ctx.dy, ctx.dx, n);
+  else
+    ctx.backend->activation_backward(activation_, ctx.y, ctx.dy, ctx.dx, n);
 }
 
 }  // namespace uv

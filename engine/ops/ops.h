@@ -67,7 +67,9 @@ class PredictedDense final : public Op {
   PredictedDense(std::string name, ParameterStore& store, const PredictedDenseConfig& config);
   std::string type() const override { return config_.learn_u ? "lowrank" : "predicted_dense"; }
   std::vector<BufferRequest> buffers(int64_t max_batch) const override;
-  bool backward_reads_input() const override { return true; }
+  // Only materialise, onthefly_w and LowRank's dU read X in backward; the chain strategies read the
+  // T = X·U they saved.
+  bool backward_reads_input() const override;
   void forward(OpContext& ctx) override;
   void backward(OpContext& ctx) override;
 
@@ -158,7 +160,10 @@ class ActivationOp final : public Op {
  public:
   ActivationOp(std::string name, int64_t features, Activation activation);
   std::string type() const override { return activation_name(activation_); }
-  bool backward_reads_output() const override { return true; }
+  // ReLU keeps a bit mask for backward, not its output (1/32 of the bytes): the output then dies
+  // once the next op has read it, unless that op's backward reads its input.
+  std::vector<BufferRequest> buffers(int64_t max_batch) const override;
+  bool backward_reads_output() const override { return activation_ != Activation::ReLU; }
   void forward(OpContext& ctx) override;
   void backward(OpContext& ctx) override;
 

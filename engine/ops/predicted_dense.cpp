@@ -84,6 +84,11 @@ std::vector<BufferRequest> PredictedDense::buffers(int64_t max_batch) const {
   }
 }
 
+bool PredictedDense::backward_reads_input() const {
+  return config_.learn_u || config_.strategy == PredictedStrategy::Materialise ||
+         config_.strategy == PredictedStrategy::OnTheFlyW;
+}
+
 void PredictedDense::forward(OpContext& ctx) {
   PredictedLinearForwardArgs args;
   args.shape = shape(ctx.m);
@@ -101,7 +106,8 @@ void PredictedDense::backward(OpContext& ctx) {
   PredictedLinearBackwardArgs args;
   args.shape = shape(ctx.m);
   args.strategy = config_.strategy;
-  args.x = ctx.x;
+  // The graph may have reused X's memory already where backward does not read it: no pointer then.
+  args.x = backward_reads_input() ? ctx.x : nullptr;
   args.u = ctx.params->at(u_).value;
   args.v = ctx.params->at(v_).value;
   args.saved = ctx.buffers.at(0);

@@ -135,6 +135,9 @@ class Run {
   // lr_from set: the rate is read on the backend from the step state and `lr` is ignored.
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
            const StepState* lr_from = nullptr);
+  // Bounds the column norms of the parameters among `params` that have the bound: one grouped call.
+  void bound_column_norms(ParameterStore& store, const std::vector<int>& params);
+  std::vector<Backend::ColumnNormTarget> norm_targets_;  // bound_column_norms' list, reused
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
   void log_metrics(const json& row);
@@ -398,6 +401,16 @@ void Run::build_dictionary(size_t i) {
   log_metrics(row);
 }
 
+void Run::bound_column_norms(ParameterStore& store, const std::vector<int>& params) {
+  if (config_.max_col_norm <= 0) return;
+  norm_targets_.clear();  // keeps its capacity: no allocation per step after the first
+  for (int index : params) {
+    const Parameter& p = store.at(index);
+    if (p.spec.max_col_norm) norm_targets_.push_back({p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols});
+  }
+  if (!norm_targets_.empty()) backend_->max_column_norms(norm_targets_, static_cast<float>(config_.max_col_norm));
+}
+
 void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
               const StepState* lr_from) {
   ParameterStore& store = model_->store();
@@ -416,12 +429,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
     backend_->sgd_step(args);
-    for (int index : params) {
-      Parameter& p = store.at(index);
-      if (p.spec.max_col_norm && config_.max_col_norm > 0)
-        backend_->max_column_norm(p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols,
-                                  static_cast<float>(config_.max_col_norm));
-    }
+    bound_column_norms(store, params);
     return;
   }
   for (int index : params) {
@@ -436,10 +444,8 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = p.spec.weight_decay ? static_cast<float>(weight_decay) : 0.f;
     backend_->sgd_step(args);
-    if (p.spec.max_col_norm && config_.max_col_norm > 0)
-      backend_->max_column_norm(p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols,
-                                static_cast<float>(config_.max_col_norm));
   }
+  bound_column_norms(store, params);
 }
 
 bool Run::pretrain_layer(size_t index) {

@@ -96,6 +96,33 @@ float sigmoid_f32(float x) {
   return y;
 }
 
+// ReLU keeping one bit per element for backward (bit i % 32 of word i / 32: x > 0) instead of the
+// output. parallel_chunks' chunks are multiples of 64 elements, so no two threads share a word.
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void relu_mask_words_f32(
+    const float* x, float* y, uint32_t* mask, int64_t n) {
+  for (int64_t w = 0; w * 32 < n; ++w) {
+    uint32_t bits = 0;
+    const int64_t count = std::min<int64_t>(32, n - w * 32);
+    for (int64_t b = 0; b < count; ++b) {
+      const float v = x[w * 32 + b];
+      const bool on = v > 0.f;
+      y[w * 32 + b] = on ? v : 0.f;
+      bits |= static_cast<uint32_t>(on) << b;
+    }
+    mask[w] = bits;
+  }
+}
+
+void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) {
+  parallel_chunks(n, [&](int64_t b, int64_t e) { relu_mask_words_f32(x + b, y + b, mask + b / 32, e - b); });
+}
+
+void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) {
+  parallel_chunks(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = (mask[i / 32] >> (i % 32)) & 1u ? dy[i] : 0.f;
+  });
+}
+
 template <typename Scalar>
 void activation_forward(Activation act, const Scalar* x, Scalar* y, int64_t n) {
   switch (act) {

@@ -18,6 +18,12 @@ void activation_forward(Activation act, const Scalar* x, Scalar* y, int64_t n);
 template <typename Scalar>
 void activation_backward(Activation act, const Scalar* y, const Scalar* dy, Scalar* dx, int64_t n);
 
+// ReLU whose backward reads a bit mask (⌈n/32⌉ words: bit i % 32 of word i / 32 is x_i > 0)
+// instead of the output: 1/32 of the memory to keep for backward. Same results as the Activation
+// path bit for bit.
+void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n);
+void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n);
+
 // σ(x) through the vectorised float path activation_forward uses (for tests).
 float sigmoid_f32(float x);
 

@@ -1,4 +1,5 @@
 // CUDA elementwise kernels (forward and backward side by side), then their launchers.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/backend/backend.h"
@@ -100,6 +101,26 @@ __global__ void activation_backward_kernel(Activation act, const float* y, const
       case Activation::ReLU: dx[i] = v > 0.f ? dy[i] : 0.f; break;
     }
   }
+}
+
+// A warp per 32 elements (one mask word): the ballot of x > 0 is the word. Whole warps walk the
+// words together, so every lane reaches the ballot; lanes past n vote 0.
+__global__ void relu_forward_mask_kernel(const float* x, float* y, uint32_t* mask, int64_t n) {
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int64_t words = (n + kWarpSize - 1) / kWarpSize;
+  const int64_t warps = int64_t{gridDim.x} * blockDim.x / kWarpSize;
+  for (int64_t w = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / kWarpSize; w < words; w += warps) {
+    const int64_t i = w * kWarpSize + lane;
+    const float v = i < n ? x[i] : 0.f;
+    const bool on = v > 0.f;
+    if (i < n) y[i] = on ? v : 0.f;
+    const uint32_t bits = __ballot_sync(0xffffffffu, on);
+    if (lane == 0) mask[w] = bits;
+  }
+}
+
+__global__ void relu_backward_mask_kernel(const uint32_t* mask, const float* dy, float* dx, int64_t n) {
+  UV_GRID_STRIDE(i, n) dx[i] = (mask[i / kWarpSize] >> (i % kWarpSize)) & 1u ? dy[i] : 0.f;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
@@ -226,12 +247,19 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
   }
 }
 
-// One thread per (matrix, column); adjacent threads walk adjacent columns of each row.
-// Matrix blockIdx.y, columns of tile blockIdx.x; the rows split among warps as in column_sums.
-__global__ void max_column_norm_kernel(float* v, int64_t rows, int64_t cols, float max_norm) {
+// One thread per (matrix, column); adjacent threads walk adjacent columns of each row. Block b
+// belongs to the target whose [block_begin[k], block_begin[k+1]) holds it, then to matrix
+// (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
+// warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
+// one launch each.
+__global__ void max_column_norm_kernel(ColumnNormTargets targets, float max_norm) {
   __shared__ float scale[kColumnTile];
-  float* mat = v + blockIdx.y * rows * cols;
-  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  int k = 0;
+  while (blockIdx.x >= targets.block_begin[k + 1]) ++k;  // the same k for the whole block
+  const int64_t rows = targets.rows[k], cols = targets.cols[k];
+  const int64_t tiles = column_tiles_for(cols), local = blockIdx.x - targets.block_begin[k];
+  float* mat = targets.v[k] + (local / tiles) * rows * cols;
+  const int64_t j = (local % tiles) * kColumnTile + threadIdx.x;
   const float norm2 = column_total<true>(mat, rows, cols, j);
   if (threadIdx.y == 0) {
     const float norm = sqrtf(norm2);
@@ -246,9 +274,9 @@ __global__ void max_column_norm_kernel(float* v, int64_t rows, int64_t cols, flo
     for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
       float a[kColumnLoadsInFlight];
 #pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = mat[(i + k * step) * cols + j];
+      for (int q = 0; q < kColumnLoadsInFlight; ++q) a[q] = mat[(i + q * step) * cols + j];
 #pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) mat[(i + k * step) * cols + j] = a[k] * s;
+      for (int q = 0; q < kColumnLoadsInFlight; ++q) mat[(i + q * step) * cols + j] = a[q] * s;
     }
     for (; i < rows; i += step) mat[i * cols + j] *= s;
   }
@@ -289,6 +317,19 @@ void activation_forward(Activation act, const float* x, float* y, int64_t n, cud
 void activation_backward(Activation act, const float* y, const float* dy, float* dx, int64_t n,
                          cudaStream_t stream) {
   activation_backward_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(act, y, dy, dx, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  static_assert(kThreadsPerBlock % kWarpSize == 0, "whole warps vote");
+  relu_forward_mask_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, y, mask, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  relu_backward_mask_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(mask, dy, dx, n);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -342,13 +383,20 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
   CUDA_CHECK_LAUNCH();
 }
 
+void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream) {
+  if (targets.n == 0 || targets.block_begin[targets.n] == 0) return;
+  int groups = 1;
+  for (int k = 0; k < targets.n; ++k) groups = std::max(groups, column_row_groups(targets.rows[k]));
+  const dim3 block(kColumnTile, static_cast<unsigned>(groups));
+  max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n]), block, 0, stream>>>(targets, max_norm);
+  CUDA_CHECK_LAUNCH();
+}
+
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream) {
-  if (count == 0 || cols == 0) return;
-  const dim3 block(kColumnTile, static_cast<unsigned>(column_row_groups(rows)));
-  const dim3 grid(static_cast<unsigned>(column_tiles_for(cols)), static_cast<unsigned>(count));
-  max_column_norm_kernel<<<grid, block, 0, stream>>>(v, rows, cols, max_norm);
-  CUDA_CHECK_LAUNCH();
+  ColumnNormTargets targets;
+  targets.add(v, count, rows, cols);
+  max_column_norms(targets, max_norm, stream);
 }
 
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "engine/core/host_device.h"
 #include "kernels/predicted_linear_args.h"
 #include "kernels/step_state.h"
 
@@ -21,6 +22,9 @@ void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode 
 void activation_forward(Activation act, const float* x, float* y, int64_t n, cudaStream_t stream);
 void activation_backward(Activation act, const float* y, const float* dy, float* dx, int64_t n,
                          cudaStream_t stream);
+// ReLU with a bit mask for backward (cpu::relu_forward_mask's layout).
+void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n, cudaStream_t stream);
+void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n, cudaStream_t stream);
 // Per-row loss (m) and hit flags (m) for the host to sum in double; dlogits = (softmax − onehot)/M.
 void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
                            float* dlogits, float* row_loss, int32_t* row_correct, cudaStream_t stream);
@@ -45,6 +49,9 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
               const double* lr_from, float momentum, float weight_decay, int64_t decay_end, cudaStream_t stream);
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream);
+struct ColumnNormTargets;
+// max_column_norm over up to kMaxColumnNormTargets tensors in one launch.
+void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
                   cudaStream_t stream);
 
@@ -72,7 +79,9 @@ constexpr int kMaxColumnRowGroups = 32;
 // Loads in flight per lane (independent accumulators): a pass over kColumnLoadsInFlight rows costs
 // one memory latency, not kColumnLoadsInFlight.
 constexpr int kColumnLoadsInFlight = 4;
-inline int column_tiles_for(int64_t cols) { return static_cast<int>((cols + kColumnTile - 1) / kColumnTile); }
+UV_HOST_DEVICE inline int column_tiles_for(int64_t cols) {
+  return static_cast<int>((cols + kColumnTile - 1) / kColumnTile);
+}
 // Enough warps that each walks one pass of kColumnLoadsInFlight rows where it can (a batch of 100
 // rows: 25 warps, one latency each), up to 32: these kernels have a block per 32 columns, so a
 // 10-column output layer is one block and only its warps hide latency.
@@ -80,5 +89,24 @@ inline int column_row_groups(int64_t rows) {
   const int64_t groups = (rows + kColumnLoadsInFlight - 1) / kColumnLoadsInFlight;
   return static_cast<int>(groups < 1 ? 1 : groups > kMaxColumnRowGroups ? kMaxColumnRowGroups : groups);
 }
+
+// The tensors of one grouped norm-bound launch, passed by value (a kernel parameter, so a captured
+// CUDA graph keeps it): target k is `count` (rows × cols) matrices at v[k], and its blocks (a block
+// per matrix and column tile) are [block_begin[k], block_begin[k + 1]).
+constexpr int kMaxColumnNormTargets = 8;
+struct ColumnNormTargets {
+  float* v[kMaxColumnNormTargets] = {};
+  int64_t rows[kMaxColumnNormTargets] = {}, cols[kMaxColumnNormTargets] = {};
+  int64_t block_begin[kMaxColumnNormTargets + 1] = {};
+  int n = 0;
+  bool full() const { return n == kMaxColumnNormTargets; }
+  void add(float* matrices, int64_t count, int64_t r, int64_t c) {
+    v[n] = matrices;
+    rows[n] = r;
+    cols[n] = c;
+    block_begin[n + 1] = block_begin[n] + (r > 0 ? count * column_tiles_for(c) : 0);
+    ++n;
+  }
+};
 
 }  // namespace uv::cuda
