@@ -95,7 +95,9 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       shape = {1, 1, lc.units};
     }
     const Activation act = parse_activation(lc.activation);
-    if (act != Activation::Identity)
+    // Fully connected layers fold their activation in (one pass with the bias, forward and
+    // backward); the others keep an ActivationOp after them.
+    if (act != Activation::Identity && !layer.op->fold_activation(act))
       layer.activation = make<ActivationOp>(layer.name + "." + lc.activation, shape.features(), act);
     layers_.push_back(layer);
   }

@@ -261,6 +261,49 @@ TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
   }
 }
 
+// The folded bias + activation (one kernel each way on the device) against the CPU's composition of
+// the separate ops, every activation, sizes off the column tiles and mask words, with and without a
+// bias, both gradient modes; outputs poisoned. Tolerance: ulp8 for the elementwise values (libm
+// against CUDA's expf/tanhf), the column-sum rule for the bias gradient.
+TEST(BackendElementwise, FoldedBiasActivationMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const double ulp8 = 8 * std::numeric_limits<float>::epsilon();
+  for (Activation act : {Activation::Sigmoid, Activation::Tanh, Activation::ReLU}) {
+    for (auto [m, n] : {std::pair<int64_t, int64_t>{7, 45}, {100, 500}, {37, 10}}) {
+      for (bool with_bias : {true, false}) {
+        const auto z = test::random_vector<float>(m * n, rng, -3, 3), dy = test::random_vector<float>(m * n, rng),
+                   bias = test::random_vector<float>(n, rng), db0 = test::random_vector<float>(n, rng);
+        const int64_t words = (m * n + 31) / 32;
+        const GradientMode mode = with_bias ? GradientMode::Accumulate : GradientMode::Overwrite;
+        auto run = [&](Backend& be) {
+          Mirror d{be, {}};
+          float* y = d.put(z);
+          float* mask = d.put(test::poisoned<float>(words));
+          be.bias_activation_forward(act, y, with_bias ? d.put(bias) : nullptr, m, n, reinterpret_cast<uint32_t*>(mask));
+          float* g = d.put(dy);
+          float* db = d.put(with_bias ? db0 : test::poisoned<float>(n));
+          be.activation_backward_bias(act, y, reinterpret_cast<const uint32_t*>(mask), g, m, n, db, mode);
+          return std::make_tuple(d.get(y, m * n), d.get(g, m * n), d.get(db, n),
+                                 act == Activation::ReLU ? d.get(mask, words) : std::vector<float>{});
+        };
+        const auto ref = run(*cpu), out = run(*device);
+        const std::string where = std::string(activation_name(act)) + " " + std::to_string(m) + "x" + std::to_string(n) +
+                                  (with_bias ? " with bias" : "");
+        EXPECT_TRUE(all_close(std::get<0>(out), std::get<0>(ref), ulp8, ulp8)) << where;
+        EXPECT_TRUE(all_close(std::get<1>(out), std::get<1>(ref), ulp8, ulp8)) << where;
+        const double r = test::rtol_for<float>(m);
+        double scale = 1;
+        for (float v : std::get<2>(ref)) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+        EXPECT_TRUE(all_close(std::get<2>(out), std::get<2>(ref), r, r * scale)) << where;
+        EXPECT_EQ(0, std::memcmp(std::get<3>(out).data(), std::get<3>(ref).data(), std::get<3>(ref).size() * sizeof(float)))
+            << where;
+      }
+    }
+  }
+}
+
 // The ReLU mask ops on the device against the CPU twin, bit for bit (a comparison and a select:
 // nothing to round), mask words included, at sizes off the 32-element words; outputs poisoned.
 TEST(BackendElementwise, ReluMaskMatchesTheCpu) {

@@ -150,9 +150,9 @@ RunConfig relu_config(const std::string& strategy) {
   return parse_config(text, "graph_relu", {});
 }
 
-// ReLU keeps a bit mask, and the chain strategies read their saved T rather than X: so a hidden
-// ReLU output dies once the next predicted layer has read it, and its memory is reused during
-// backward. The gradients must come out as with materialise, whose backward reads X (and so keeps
+// A ReLU (folded into its layer) keeps a bit mask, and the chain strategies read their saved T
+// rather than X: so a hidden ReLU output dies once the next predicted layer has read it, and its
+// memory is reused during backward. The gradients must come out as with materialise, whose backward reads X (and so keeps
 // every output alive), on the same parameters and batch. Tolerance: the suite's rule over the
 // longest reduction (40 units).
 TEST(GraphPlanner, ReluOutputsDieAfterTheNextForwardAndGradientsStayRight) {
@@ -175,19 +175,24 @@ TEST(GraphPlanner, ReluOutputsDieAfterTheNextForwardAndGradientsStayRight) {
     std::unique_ptr<Graph> graph = model.supervised_graph(m);
     const ActivationPlan& plan = graph->plan();
     arena[k] = plan.arena_floats;
+    int found = 0;
     for (const PlannedBuffer& b : plan.buffers) {
-      // layer1.relu.out is read by layer 2's forward (t = 2): with chain nothing later.
-      if (b.name == "layer1.relu.out") {
+      // Layer 1's output, its ReLU folded in, is read by layer 2's forward (t = 1): with chain
+      // nothing later.
+      if (b.name == "layer1.out") {
+        ++found;
         if (k == 0) {
           EXPECT_EQ(b.last, b.first + 1);
         } else {
           EXPECT_GT(b.last, b.first + 1);
         }
       }
-      if (b.name == "layer1.relu.mask") {
+      if (b.name == "layer1.relu_mask") {
+        ++found;
         EXPECT_EQ(b.floats, (m * 40 + 31) / 32);
       }
     }
+    EXPECT_EQ(found, 2);
     const float* out = graph->forward(x.data(), m);
     backend->softmax_cross_entropy(out, labels.data(), m, 4, graph->output_grad());
     graph->backward(m);

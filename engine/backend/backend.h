@@ -5,10 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/core/tensor.h"
 #include "kernels/conv2d_args.h"
@@ -131,6 +131,27 @@ class Backend {
   // in place of its output, so the output need live only until the next op has read it.
   virtual void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) = 0;
   virtual void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) = 0;
+  // A layer's bias and activation in one pass, for ops that fold their activation in:
+  // y (m×n) = act(y + bias) in place (bias may be null); for ReLU, relu_mask (⌈m·n/32⌉ words) as
+  // relu_forward_mask writes it. The same numbers as bias_add_rows then activation_forward.
+  virtual void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n,
+                                       uint32_t* relu_mask) {
+    if (bias) bias_add_rows(y, bias, m, n);
+    if (act == Activation::ReLU)
+      relu_forward_mask(y, y, relu_mask, m * n);
+    else
+      activation_forward(act, y, y, m * n);
+  }
+  // Its backward: dy (m×n) ← dy·act'(·) in place, from the saved output y (σ, tanh) or the ReLU
+  // mask; then dbias (n; may be null) = the column sums of the result, per `mode`.
+  virtual void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy,
+                                        int64_t m, int64_t n, float* dbias, GradientMode mode) {
+    if (act == Activation::ReLU)
+      relu_backward_mask(relu_mask, dy, dy, m * n);
+    else
+      activation_backward(act, y, dy, dy, m * n);
+    if (dbias) column_sums(dy, m, n, dbias, mode);
+  }
   // Mean softmax cross-entropy over M rows of C logits; dlogits = (softmax − onehot)/M.
   virtual LossResult softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m,
                                            int64_t c, float* dlogits) = 0;

@@ -236,6 +236,14 @@ class CudaBackend final : public Backend {
   void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) override {
     cuda::relu_backward_mask(mask, dy, dx, n, stream_);
   }
+  void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n,
+                               uint32_t* relu_mask) override {
+    cuda::bias_activation_forward(act, y, bias, m, n, relu_mask, stream_);
+  }
+  void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy, int64_t m,
+                                int64_t n, float* dbias, GradientMode mode) override {
+    cuda::activation_backward_bias(act, y, relu_mask, dy, m, n, dbias, mode, stream_);
+  }
   void activation_backward(Activation act, const float* y, const float* dy, float* dx,
                            int64_t n) override {
     cuda::activation_backward(act, y, dy, dx, n, stream_);

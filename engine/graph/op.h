@@ -46,7 +46,9 @@ struct OpContext {
   int64_t m = 0;                  // rows in this batch (≤ the planned maximum)
   const float* x = nullptr;       // (m, in_features)
   float* y = nullptr;             // (m, out_features)
-  const float* dy = nullptr;      // (m, out_features), backward only
+  // (m, out_features), backward only. An op that folded its activation in turns it into dY·act'
+  // in place: it is this op's output gradient, which nothing reads after this op's backward.
+  float* dy = nullptr;
   float* dx = nullptr;            // (m, in_features), null when the input needs no gradient
   OpBuffers buffers;              // one per BufferRequest, in order
 };
@@ -60,6 +62,10 @@ class Op {
   virtual bool backward_reads_output() const { return false; }
   virtual void forward(OpContext& ctx) = 0;
   virtual void backward(OpContext& ctx) = 0;
+  // Takes over the activation that follows this op in every graph it is in, before any graph is
+  // finalized: the bias and the activation then run as one pass after the op's products, and
+  // act' with the bias gradient as one before them. False where the op cannot.
+  virtual bool fold_activation(Activation) { return false; }
 
   const std::string& name() const { return name_; }
   int64_t in_features() const { return in_features_; }

@@ -45,18 +45,47 @@ Dense::Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, f
 }
 
 
+void FoldedActivation::add_buffers(std::vector<BufferRequest>& requests, int64_t max_batch, int64_t features) const {
+  if (act_ == Activation::ReLU)  // uint32 words, planned as floats
+    requests.push_back({"relu_mask", (max_batch * features + 31) / 32, BufferLife::Saved});
+}
+
+void FoldedActivation::forward(OpContext& ctx, const float* bias, int64_t features, size_t mask_index) const {
+  uint32_t* mask = act_ == Activation::ReLU ? reinterpret_cast<uint32_t*>(ctx.buffers.at(mask_index)) : nullptr;
+  ctx.backend->bias_activation_forward(act_, ctx.y, bias, ctx.m, features, mask);
+}
+
+void FoldedActivation::backward(OpContext& ctx, float* dbias, GradientMode mode, int64_t features,
+                                size_t mask_index) const {
+  const uint32_t* mask =
+      act_ == Activation::ReLU ? reinterpret_cast<const uint32_t*>(ctx.buffers.at(mask_index)) : nullptr;
+  ctx.backend->activation_backward_bias(act_, ctx.y, mask, ctx.dy, ctx.m, features, dbias, mode);
+}
+
+std::vector<BufferRequest> Dense::buffers(int64_t max_batch) const {
+  std::vector<BufferRequest> requests;
+  folded_.add_buffers(requests, max_batch, out_features_);
+  return requests;
+}
+
 void Dense::forward(OpContext& ctx) {
   BackendOps ops{*ctx.backend};
-  algorithm::dense_forward(ops, ctx.x, ctx.params->at(weight_).value, ctx.params->at(bias_).value,
-                           ctx.y, ctx.m, in_features_, out_features_);
+  const float* bias = ctx.params->at(bias_).value;
+  algorithm::dense_forward(ops, ctx.x, ctx.params->at(weight_).value, folded_.active() ? nullptr : bias, ctx.y,
+                           ctx.m, in_features_, out_features_);
+  if (folded_.active()) folded_.forward(ctx, bias, out_features_, 0);
 }
 
 void Dense::backward(OpContext& ctx) {
   BackendOps ops{*ctx.backend};
   const Parameter& w = ctx.params->at(weight_);
-  algorithm::dense_backward(ops, ctx.x, w.value, ctx.dy, ctx.dx, w.grad, ctx.params->at(bias_).grad,
-                            ctx.m, in_features_, out_features_, gradient_mode(weight_),
-                            gradient_mode(bias_));
+  float* dbias = ctx.params->at(bias_).grad;
+  if (folded_.active()) {
+    folded_.backward(ctx, dbias, gradient_mode(bias_), out_features_, 0);
+    dbias = nullptr;
+  }
+  algorithm::dense_backward(ops, ctx.x, w.value, ctx.dy, ctx.dx, w.grad, dbias, ctx.m, in_features_,
+                            out_features_, gradient_mode(weight_), gradient_mode(bias_));
 }
 
 TiedDenseDecoder::TiedDenseDecoder(std::string name, ParameterStore& store, const Dense& encoder)

@@ -7,21 +7,48 @@
 
 namespace uv {
 
+// An activation folded into a fully connected op (Op::fold_activation): Backend::bias_activation_*
+// around the op's products, which then leave the bias out. A ReLU keeps its mask in a buffer planned
+// after the op's own; σ and tanh read the op's output in backward.
+class FoldedActivation {
+ public:
+  Activation act() const { return act_; }
+  bool active() const { return act_ != Activation::Identity; }
+  bool set(Activation act) {
+    act_ = act;
+    return true;
+  }
+  bool reads_output() const { return act_ == Activation::Sigmoid || act_ == Activation::Tanh; }
+  std::string type_suffix() const { return active() ? std::string("+") + activation_name(act_) : ""; }
+  void add_buffers(std::vector<BufferRequest>& requests, int64_t max_batch, int64_t features) const;
+  // y (m × features) = act(y + bias); the mask is buffer `mask_index` of the op.
+  void forward(OpContext& ctx, const float* bias, int64_t features, size_t mask_index) const;
+  // dy ← dy·act' in place; dbias (may be null) = its column sums per `mode`.
+  void backward(OpContext& ctx, float* dbias, GradientMode mode, int64_t features, size_t mask_index) const;
+
+ private:
+  Activation act_ = Activation::Identity;
+};
+
 // Y = X·W + b, W (K×N) learned.
 class Dense final : public Op {
  public:
   Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, float init_scale,
         float max_col_norm);
-  std::string type() const override { return "dense"; }
+  std::string type() const override { return "dense" + folded_.type_suffix(); }
+  std::vector<BufferRequest> buffers(int64_t max_batch) const override;
   bool backward_reads_input() const override { return true; }
+  bool backward_reads_output() const override { return folded_.reads_output(); }
   void forward(OpContext& ctx) override;
   void backward(OpContext& ctx) override;
+  bool fold_activation(Activation act) override { return folded_.set(act); }
   int weight() const { return weight_; }
   int bias() const { return bias_; }
 
  private:
   int weight_ = -1;  // (K, N)
   int bias_ = -1;    // (N)
+  FoldedActivation folded_;
 };
 
 // Tied decoder of a Dense encoder: Z = H·Wᵀ + c with W (K×N) the encoder's; own bias c (K). The
@@ -65,8 +92,13 @@ FactoredParamIds add_factored_params(ParameterStore& store, const std::string& n
 class PredictedDense final : public Op {
  public:
   PredictedDense(std::string name, ParameterStore& store, const PredictedDenseConfig& config);
-  std::string type() const override { return config_.learn_u ? "lowrank" : "predicted_dense"; }
+  std::string type() const override {
+    return (config_.learn_u ? "lowrank" : "predicted_dense") + folded_.type_suffix();
+  }
   std::vector<BufferRequest> buffers(int64_t max_batch) const override;
+  bool backward_reads_output() const override { return folded_.reads_output(); }
+  bool fold_activation(Activation act) override { return folded_.set(act); }
+  const FoldedActivation& folded_activation() const { return folded_; }
   // Only materialise, onthefly_w and LowRank's dU read X in backward; the chain strategies read the
   // T = X·U they saved.
   bool backward_reads_input() const override;
@@ -87,6 +119,7 @@ class PredictedDense final : public Op {
   int u_ = -1;     // (K, J·r)
   int v_ = -1;     // (J, r, N/J)
   int bias_ = -1;  // (N)
+  FoldedActivation folded_;
 };
 
 // Feature-map geometry of a batch row (NHWC): rows × cols × channels.
@@ -179,8 +212,11 @@ class ActivationOp final : public Op {
 class ProjectedInputDense final : public Op {
  public:
   explicit ProjectedInputDense(const PredictedDense& layer);
-  std::string type() const override { return "projected_input"; }
+  // The layer's folded activation, if any, folded here too.
+  std::string type() const override { return "projected_input" + layer_.folded_activation().type_suffix(); }
+  std::vector<BufferRequest> buffers(int64_t max_batch) const override;
   bool backward_reads_input() const override { return true; }
+  bool backward_reads_output() const override { return layer_.folded_activation().reads_output(); }
   void forward(OpContext& ctx) override;
   void backward(OpContext& ctx) override;
 

@@ -73,15 +73,20 @@ std::vector<BufferRequest> PredictedDense::buffers(int64_t max_batch) const {
   const PredictedLinearShape s = shape(max_batch);
   const int64_t saved = predicted_linear_saved_floats(s, config_.strategy),
                 scratch = predicted_linear_backward_scratch_floats(s, config_.strategy);
+  std::vector<BufferRequest> requests;
   switch (config_.strategy) {
     case PredictedStrategy::Materialise:
-      return {{"W", saved, BufferLife::Saved, BufferCategory::MaterialisedWeight},
-              {"dW", scratch, BufferLife::BackwardScratch, BufferCategory::MaterialisedWeight}};
+      requests = {{"W", saved, BufferLife::Saved, BufferCategory::MaterialisedWeight},
+                  {"dW", scratch, BufferLife::BackwardScratch, BufferCategory::MaterialisedWeight}};
+      break;
     case PredictedStrategy::OnTheFlyW:  // nothing saved (an empty buffer keeps the positions); T in backward
-      return {{"none", saved, BufferLife::Saved}, {"T", scratch, BufferLife::BackwardScratch}};
+      requests = {{"none", saved, BufferLife::Saved}, {"T", scratch, BufferLife::BackwardScratch}};
+      break;
     default:
-      return {{"T", saved, BufferLife::Saved}, {"dT", scratch, BufferLife::BackwardScratch}};
+      requests = {{"T", saved, BufferLife::Saved}, {"dT", scratch, BufferLife::BackwardScratch}};
   }
+  folded_.add_buffers(requests, max_batch, config_.out);  // buffer 2
+  return requests;
 }
 
 bool PredictedDense::backward_reads_input() const {
@@ -96,10 +101,12 @@ void PredictedDense::forward(OpContext& ctx) {
   args.x = ctx.x;
   args.u = ctx.params->at(u_).value;
   args.v = ctx.params->at(v_).value;
-  args.bias = ctx.params->at(bias_).value;
+  const float* bias = ctx.params->at(bias_).value;
+  args.bias = folded_.active() ? nullptr : bias;
   args.saved = ctx.buffers.at(0);
   args.y = ctx.y;
   ctx.backend->predicted_linear_forward(args);
+  if (folded_.active()) folded_.forward(ctx, bias, config_.out, 2);
 }
 
 void PredictedDense::backward(OpContext& ctx) {
@@ -116,6 +123,10 @@ void PredictedDense::backward(OpContext& ctx) {
   args.dx = ctx.dx;
   args.dv = ctx.params->at(v_).grad;
   args.dbias = ctx.params->at(bias_).grad;
+  if (folded_.active()) {  // dY·act' in place, and db with it
+    folded_.backward(ctx, args.dbias, gradient_mode(bias_), config_.out, 2);
+    args.dbias = nullptr;
+  }
   args.dv_mode = gradient_mode(v_);
   args.dbias_mode = gradient_mode(bias_);
   if (config_.learn_u) {
@@ -138,20 +149,33 @@ void ProjectedInputDense::forward(OpContext& ctx) {
   for (int64_t j = 0; j < c.columns; ++j)  // Y[:, block j] (m × N/J) = T[:, block j] (m × r)·V_j
     ctx.backend->gemm(false, false, ctx.m, nc, r, 1.f, ctx.x + j * r, jr, v + j * r * nc, nc, 0.f,
                       ctx.y + j * nc, c.out);
-  ctx.backend->bias_add_rows(ctx.y, ctx.params->at(layer_.bias()).value, ctx.m, c.out);
+  const float* bias = ctx.params->at(layer_.bias()).value;
+  const FoldedActivation& folded = layer_.folded_activation();
+  if (folded.active())
+    folded.forward(ctx, bias, c.out, 0);
+  else
+    ctx.backend->bias_add_rows(ctx.y, bias, ctx.m, c.out);
+}
+
+std::vector<BufferRequest> ProjectedInputDense::buffers(int64_t max_batch) const {
+  std::vector<BufferRequest> requests;
+  layer_.folded_activation().add_buffers(requests, max_batch, out_features_);
+  return requests;
 }
 
 void ProjectedInputDense::backward(OpContext& ctx) {
   UV_CHECK(ctx.dx == nullptr, name_ << ": a projected input layer must come first (it has no dX)");
   const PredictedDenseConfig& c = layer_.config();
   const int64_t r = c.rank, jr = c.columns * r, nc = c.out / c.columns;
+  const FoldedActivation& folded = layer_.folded_activation();
+  if (folded.active()) folded.backward(ctx, ctx.params->at(layer_.bias()).grad, gradient_mode(layer_.bias()), c.out, 0);
   const float beta = gradient_mode(layer_.v()) == GradientMode::Accumulate ? 1.f : 0.f;
   float* dv = ctx.params->at(layer_.v()).grad;
   for (int64_t j = 0; j < c.columns; ++j)  // dV_j (r × N/J) = T_jᵀ·dY_j
     ctx.backend->gemm(true, false, r, nc, ctx.m, 1.f, ctx.x + j * r, jr, ctx.dy + j * nc, c.out, beta,
                       dv + j * r * nc, nc);
-  ctx.backend->column_sums(ctx.dy, ctx.m, c.out, ctx.params->at(layer_.bias()).grad,
-                           gradient_mode(layer_.bias()));
+  if (!folded.active())
+    ctx.backend->column_sums(ctx.dy, ctx.m, c.out, ctx.params->at(layer_.bias()).grad, gradient_mode(layer_.bias()));
 }
 
 TiedDecoder::TiedDecoder(std::string name, ParameterStore& store, const PredictedDense& encoder)

@@ -24,32 +24,32 @@ __global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int
   UV_GRID_STRIDE(i, m * n) y[i] += bias[i % n];
 }
 
-// Σ over the rows of column j of `mat` (rows × cols), of the value or (kSquares) its square, for
-// a block of (kColumnTile, groups): warp y sums rows y, y + groups, ..., and the result, returned
-// to warp 0 (threadIdx.y == 0), adds the groups' partial sums in order. Every thread must call it.
-template <bool kSquares>
-__device__ float column_total(const float* mat, int64_t rows, int64_t cols, int64_t j) {
+// Σ over `rows` rows of this thread's column of use(row, load(row)), for a block of (kColumnTile,
+// groups): warp y takes rows y, y + groups, ..., and the result, returned to warp 0
+// (threadIdx.y == 0), adds the groups' partial sums in order. `load` reads a row's operands and
+// `use` turns them into the term (it may also store); valid is false past the last column. Every
+// thread must call it.
+template <typename Load, typename Use>
+__device__ float column_total(int64_t rows, bool valid, Load load, Use use) {
   __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
-  // kColumnLoadsInFlight independent accumulators: the loads of one pass are issued together
-  // instead of each waiting on the last (ncu on an H200: a 500×10 norm bound took 32 µs walking 63
-  // rows a warp one dependent load at a time). Combined in a fixed order: deterministic.
+  // kColumnLoadsInFlight independent accumulators, and a pass's loads all issued before its terms
+  // are used: one memory latency a pass instead of one a row (ncu on an H200: a 500×10 norm bound
+  // took 32 µs walking 63 rows a warp one dependent load at a time). Combined in a fixed order:
+  // deterministic.
   float acc[kColumnLoadsInFlight] = {};
-  if (j < cols) {
+  if (valid) {
     const int64_t step = blockDim.y;
     int64_t i = threadIdx.y;
     for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
-      float a[kColumnLoadsInFlight];
+      decltype(load(i)) a[kColumnLoadsInFlight];
 #pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = mat[(i + k * step) * cols + j];
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = load(i + k * step);
 #pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) acc[k] += kSquares ? a[k] * a[k] : a[k];
+      for (int k = 0; k < kColumnLoadsInFlight; ++k) acc[k] += use(i + k * step, a[k]);
     }
 #pragma unroll
     for (int k = 0; k < kColumnLoadsInFlight - 1; ++k)  // the last, partial pass
-      if (i + k * step < rows) {
-        const float a = mat[(i + k * step) * cols + j];
-        acc[k] += kSquares ? a * a : a;
-      }
+      if (i + k * step < rows) acc[k] += use(i + k * step, load(i + k * step));
   }
   float sum = 0.f;
 #pragma unroll
@@ -60,6 +60,14 @@ __device__ float column_total(const float* mat, int64_t rows, int64_t cols, int6
   if (threadIdx.y == 0)
     for (unsigned g = 0; g < blockDim.y; ++g) total += partial[g][threadIdx.x];
   return total;
+}
+
+// Σ over the rows of column j of `mat` (rows × cols), of the value or (kSquares) its square.
+template <bool kSquares>
+__device__ float column_total(const float* mat, int64_t rows, int64_t cols, int64_t j) {
+  return column_total(
+      rows, j < cols, [=](int64_t i) { return mat[i * cols + j]; },
+      [](int64_t, float a) { return kSquares ? a * a : a; });
 }
 
 // Lane x owns column blockIdx.x·kColumnTile + x (a warp reads 32 adjacent floats of a row:
@@ -78,29 +86,76 @@ __device__ __forceinline__ float sigmoid(float x) {
   return e / (1.f + e);
 }
 
-__global__ void activation_forward_kernel(Activation act, const float* x, float* y, int64_t n) {
-  UV_GRID_STRIDE(i, n) {
-    const float v = x[i];
-    switch (act) {
-      case Activation::Identity: y[i] = v; break;
-      case Activation::Sigmoid: y[i] = sigmoid(v); break;
-      case Activation::Tanh: y[i] = tanhf(v); break;
-      case Activation::ReLU: y[i] = v > 0.f ? v : 0.f; break;
-    }
+__device__ __forceinline__ float activate(Activation act, float v) {
+  switch (act) {
+    case Activation::Identity: return v;
+    case Activation::Sigmoid: return sigmoid(v);
+    case Activation::Tanh: return tanhf(v);
+    case Activation::ReLU: return v > 0.f ? v : 0.f;
   }
+  return v;
+}
+
+// dy·act'(x) from the output y = act(x), multiplied in the CPU twin's order (dy·y·(1−y) for σ).
+__device__ __forceinline__ float activation_grad(Activation act, float dy, float y) {
+  switch (act) {
+    case Activation::Identity: return dy;
+    case Activation::Sigmoid: return dy * y * (1.f - y);
+    case Activation::Tanh: return dy * (1.f - y * y);
+    case Activation::ReLU: return y > 0.f ? dy : 0.f;
+  }
+  return dy;
+}
+
+__global__ void activation_forward_kernel(Activation act, const float* x, float* y, int64_t n) {
+  UV_GRID_STRIDE(i, n) y[i] = activate(act, x[i]);
 }
 
 __global__ void activation_backward_kernel(Activation act, const float* y, const float* dy, float* dx,
                                            int64_t n) {
-  UV_GRID_STRIDE(i, n) {
-    const float v = y[i];
-    switch (act) {
-      case Activation::Identity: dx[i] = dy[i]; break;
-      case Activation::Sigmoid: dx[i] = dy[i] * v * (1.f - v); break;
-      case Activation::Tanh: dx[i] = dy[i] * (1.f - v * v); break;
-      case Activation::ReLU: dx[i] = v > 0.f ? dy[i] : 0.f; break;
+  UV_GRID_STRIDE(i, n) dx[i] = activation_grad(act, dy[i], y[i]);
+}
+
+// bias_add_rows and the activation in one pass, a warp per 32 elements so that a ReLU's mask word
+// is the warp's ballot (mask null: no mask; the same for the whole warp, so every lane votes).
+__global__ void bias_activation_forward_kernel(Activation act, float* y, const float* bias, int64_t m, int64_t n,
+                                               uint32_t* mask) {
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  const int64_t total = m * n, words = (total + kWarpSize - 1) / kWarpSize;
+  const int64_t warps = int64_t{gridDim.x} * blockDim.x / kWarpSize;
+  for (int64_t w = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / kWarpSize; w < words; w += warps) {
+    const int64_t i = w * kWarpSize + lane;
+    float v = 0.f;
+    if (i < total) {
+      v = y[i];
+      if (bias) v += bias[i % n];
+      y[i] = activate(act, v);
+    }
+    if (mask) {
+      const uint32_t bits = __ballot_sync(0xffffffffu, i < total && v > 0.f);
+      if (lane == 0) mask[w] = bits;
     }
   }
+}
+
+// The activation's backward in place and the bias gradient (its column sums) in one pass, laid out
+// as column_sums: lane per column, warps over rows, the sums in column_total's fixed order.
+__global__ void activation_backward_bias_kernel(Activation act, const float* y, const uint32_t* mask, float* dy,
+                                                int64_t m, int64_t n, float* dbias, bool accumulate) {
+  const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
+  const float total = column_total(
+      m, j < n,
+      [=](int64_t i) {
+        const int64_t e = i * n + j;
+        // (dy, y), or (dy, the mask bit as 0/1) for a ReLU: its grad is then dy where the bit is set.
+        return make_float2(dy[e], mask ? static_cast<float>((mask[e / kWarpSize] >> (e % kWarpSize)) & 1u) : y[e]);
+      },
+      [=](int64_t i, float2 a) {
+        const float g = activation_grad(act, a.x, a.y);
+        dy[i * n + j] = g;
+        return g;
+      });
+  if (dbias && threadIdx.y == 0 && j < n) dbias[j] = accumulate ? dbias[j] + total : total;
 }
 
 // A warp per 32 elements (one mask word): the ballot of x > 0 is the word. Whole warps walk the
@@ -330,6 +385,23 @@ void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n, cuda
 void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   relu_backward_mask_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(mask, dy, dx, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n, uint32_t* relu_mask,
+                             cudaStream_t stream) {
+  if (m * n == 0) return;
+  bias_activation_forward_kernel<<<blocks_for(m * n), kThreadsPerBlock, 0, stream>>>(
+      act, y, bias, m, n, act == Activation::ReLU ? relu_mask : nullptr);
+  CUDA_CHECK_LAUNCH();
+}
+
+void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy, int64_t m,
+                              int64_t n, float* dbias, GradientMode mode, cudaStream_t stream) {
+  if (n == 0) return;
+  const dim3 block(kColumnTile, static_cast<unsigned>(column_row_groups(m)));
+  activation_backward_bias_kernel<<<column_tiles_for(n), block, 0, stream>>>(
+      act, y, act == Activation::ReLU ? relu_mask : nullptr, dy, m, n, dbias, mode == GradientMode::Accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

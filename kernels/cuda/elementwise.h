@@ -25,6 +25,11 @@ void activation_backward(Activation act, const float* y, const float* dy, float*
 // ReLU with a bit mask for backward (cpu::relu_forward_mask's layout).
 void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n, cudaStream_t stream);
 void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n, cudaStream_t stream);
+// Backend::bias_activation_forward and activation_backward_bias: one kernel each.
+void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n, uint32_t* relu_mask,
+                             cudaStream_t stream);
+void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy, int64_t m,
+                              int64_t n, float* dbias, GradientMode mode, cudaStream_t stream);
 // Per-row loss (m) and hit flags (m) for the host to sum in double; dlogits = (softmax − onehot)/M.
 void softmax_cross_entropy(const float* logits, const int32_t* labels, int64_t m, int64_t c,
                            float* dlogits, float* row_loss, int32_t* row_correct, cudaStream_t stream);
