@@ -1,0 +1,83 @@
+// The developer scripts under tools/ that no other test runs: tools/ncu_summary.py (gpu-check's
+// kernels stage) on a synthetic Nsight Compute summary, and its errors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "tests/cli_util.h"
+#include "tests/test_util.h"
+
+namespace uv {
+namespace {
+
+class ToolsNcuSummary : public test::TempDirTest {
+ protected:
+  // Runs the script on `file`; returns its exit status and fills `output` (stdout and stderr).
+  int run(const std::string& file, std::string& output) {
+    const std::string command = "python3 " +
+                                test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_summary.py").string()) +
+                                " " + test::shell_quote(file) + " 2>&1";
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) return -1;
+    char buffer[4096];
+    for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, got);
+    const int status = ::pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+};
+
+// Two steps of two kernels (the per-step gather, and a norm bound twice a step in ns and µs units):
+// per-step launches, times and shares divided by the gather's count.
+TEST_F(ToolsNcuSummary, DividesByTheStepsAndConvertsUnits) {
+  std::ofstream(path("ncu.txt")) << R"(==PROF== Disconnected from process 42
+[42] uvtrain@127.0.0.1
+  uv::gather_batch_kernel(const float *, const int *, long, float *) (31, 1, 1)x(256, 1, 1), Device 0, CC 9.0, Invocations 2
+    Section: GPU Speed Of Light Throughput
+    ----------------------- ----------- --------- --------- ---------
+    Metric Name             Metric Unit   Minimum   Maximum   Average
+    ----------------------- ----------- --------- --------- ---------
+    Duration                         us      3.90      4.10      4.00
+    ----------------------- ----------- --------- --------- ---------
+
+  uv::max_column_norm_kernel(uv::cuda::ColumnNormTargets, float) (17, 1, 1)x(32, 32, 1), Device 0, CC 9.0, Invocations 4
+    Section: GPU Speed Of Light Throughput
+    ----------------------- ----------- --------- --------- ---------
+    Metric Name             Metric Unit   Minimum   Maximum   Average
+    ----------------------- ----------- --------- --------- ---------
+    Duration                         ns  5,900.00  6,100.00  6,000.00
+    ----------------------- ----------- --------- --------- ---------
+)";
+  std::string out;
+  ASSERT_EQ(run(path("ncu.txt"), out), 0) << out;
+  EXPECT_NE(out.find("2 steps profiled; per step: 3.0 launches, 16.0 µs"), std::string::npos) << out;
+  // The norm bound first (12 µs a step, 75%), then the gather (4 µs, 25%).
+  const size_t norm = out.find("    12.0  75.0%     2.00     6.00  uv::max_column_norm_kernel (17, 1, 1)x(32, 32, 1)");
+  const size_t gather = out.find("     4.0  25.0%     1.00     4.00  uv::gather_batch_kernel (31, 1, 1)x(256, 1, 1)");
+  EXPECT_NE(norm, std::string::npos) << out;
+  EXPECT_NE(gather, std::string::npos) << out;
+  EXPECT_LT(norm, gather) << out;
+}
+
+// ncu stopped before any summary, a missing file, and a summary without the per-step kernel: exit 2
+// with the reason, never a table.
+TEST_F(ToolsNcuSummary, RefusesWhatItCannotRead) {
+  std::ofstream(path("empty.txt")) << "==PROF== Connected to process 42\n";
+  std::string out;
+  EXPECT_EQ(run(path("empty.txt"), out), 2) << out;
+  EXPECT_NE(out.find("no kernel summary in"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run(path("missing.txt"), out), 2) << out;
+  EXPECT_NE(out.find("cannot read"), std::string::npos) << out;
+  std::ofstream(path("no_gather.txt")) << R"(
+  uv::sgd_kernel(float *) (274, 1, 1)x(256, 1, 1), Device 0, CC 9.0, Invocations 3
+    Duration                         us      3.00      3.00      3.00
+)";
+  out.clear();
+  EXPECT_EQ(run(path("no_gather.txt"), out), 2) << out;
+  EXPECT_NE(out.find("'gather_batch_kernel' was not profiled"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace uv
