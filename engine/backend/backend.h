@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/error.h"
 #include "engine/core/tensor.h"
 #include "kernels/conv2d_args.h"
 #include "kernels/predicted_linear_args.h"
@@ -136,6 +137,7 @@ class Backend {
   // relu_forward_mask writes it. The same numbers as bias_add_rows then activation_forward.
   virtual void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n,
                                        uint32_t* relu_mask) {
+    UV_CHECK(act != Activation::ReLU || relu_mask, "bias_activation_forward: a ReLU needs its mask");
     if (bias) bias_add_rows(y, bias, m, n);
     if (act == Activation::ReLU)
       relu_forward_mask(y, y, relu_mask, m * n);
@@ -146,6 +148,7 @@ class Backend {
   // mask; then dbias (n; may be null) = the column sums of the result, per `mode`.
   virtual void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy,
                                         int64_t m, int64_t n, float* dbias, GradientMode mode) {
+    UV_CHECK(act != Activation::ReLU || relu_mask, "activation_backward_bias: a ReLU needs its mask");
     if (act == Activation::ReLU)
       relu_backward_mask(relu_mask, dy, dy, m * n);
     else

@@ -238,10 +238,12 @@ class CudaBackend final : public Backend {
   }
   void bias_activation_forward(Activation act, float* y, const float* bias, int64_t m, int64_t n,
                                uint32_t* relu_mask) override {
+    UV_CHECK(act != Activation::ReLU || relu_mask, "bias_activation_forward: a ReLU needs its mask");
     cuda::bias_activation_forward(act, y, bias, m, n, relu_mask, stream_);
   }
   void activation_backward_bias(Activation act, const float* y, const uint32_t* relu_mask, float* dy, int64_t m,
                                 int64_t n, float* dbias, GradientMode mode) override {
+    UV_CHECK(act != Activation::ReLU || relu_mask, "activation_backward_bias: a ReLU needs its mask");
     cuda::activation_backward_bias(act, y, relu_mask, dy, m, n, dbias, mode, stream_);
   }
   void activation_backward(Activation act, const float* y, const float* dy, float* dx,

@@ -14,7 +14,10 @@ class FoldedActivation {
  public:
   Activation act() const { return act_; }
   bool active() const { return act_ != Activation::Identity; }
+  // Once per op, before any graph holding it is finalized (a graph plans the op's mask buffer and
+  // how long its output lives from what it sees then).
   bool set(Activation act) {
+    UV_CHECK(!active(), "an op folds one activation, once");
     act_ = act;
     return true;
   }
