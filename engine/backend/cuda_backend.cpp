@@ -259,8 +259,7 @@ class CudaBackend final : public Backend {
   void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
                                         float* dlogits, StepState* state) override {
     reserve_rows(m);
-    cuda::softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss_, row_correct_, stream_);
-    cuda::accumulate_rows(row_loss_, row_correct_, m, state, stream_);
+    cuda::softmax_cross_entropy_accumulate(logits, labels, m, c, dlogits, row_loss_, row_correct_, state, stream_);
   }
   LossResult mean_squared_error(const float* y, const float* target, int64_t m, int64_t n,
                                 float* dy) override {

@@ -188,12 +188,10 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // One warp per row of logits.
-__global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t* labels, int64_t m,
-                                             int64_t c, float* dlogits, float* row_loss,
-                                             int32_t* row_correct) {
-  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / kWarpSize;
+// One row's softmax cross-entropy by one warp (every lane calls it for the same row).
+__device__ void softmax_cross_entropy_row(const float* logits, const int32_t* labels, int64_t row, int64_t m,
+                                          int64_t c, float* dlogits, float* row_loss, int32_t* row_correct) {
   const int lane = threadIdx.x % kWarpSize;
-  if (row >= m) return;  // whole warps leave together: `row` is uniform across a warp
   const float* z = logits + row * c;
   float top = -INFINITY;
   for (int64_t j = lane; j < c; j += kWarpSize) top = fmaxf(top, z[j]);
@@ -213,6 +211,14 @@ __global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t*
       if (z[j] > z[argmax]) argmax = j;
     row_correct[row] = argmax == label;
   }
+}
+
+__global__ void softmax_cross_entropy_kernel(const float* logits, const int32_t* labels, int64_t m,
+                                             int64_t c, float* dlogits, float* row_loss,
+                                             int32_t* row_correct) {
+  const int64_t row = blockIdx.x * int64_t{kRowsPerBlock} + threadIdx.x / kWarpSize;
+  if (row >= m) return;  // whole warps leave together: `row` is uniform across a warp
+  softmax_cross_entropy_row(logits, labels, row, m, c, dlogits, row_loss, row_correct);
 }
 
 __global__ void mean_squared_error_kernel(const float* y, const float* target, int64_t m, int64_t n,
@@ -255,9 +261,10 @@ __global__ void gather_batch_kernel(const float* src, const int32_t* src_labels,
 // One block: the per-row values go through shared memory a chunk at a time (coalesced loads),
 // then thread 0 adds them in row order in double, the exact sum the host made of the same floats.
 // A tree reduction would be faster but would round differently from every earlier run; a batch is
-// at most a few thousand rows, so the serial sum costs microseconds.
-__global__ void accumulate_rows_kernel(const float* row_loss, const int32_t* row_correct, int64_t m,
-                                       StepState* state) {
+// at most a few thousand rows, so the serial sum costs microseconds. Every thread of the block
+// calls it.
+__device__ void accumulate_rows_in_block(const float* row_loss, const int32_t* row_correct, int64_t m,
+                                         StepState* state) {
   __shared__ float loss[kAccumulateChunk];
   __shared__ int32_t hits[kAccumulateChunk];
   double sum = 0.0;
@@ -280,6 +287,24 @@ __global__ void accumulate_rows_kernel(const float* row_loss, const int32_t* row
     state->loss_sum += sum;
     state->correct += correct;
   }
+}
+
+__global__ void accumulate_rows_kernel(const float* row_loss, const int32_t* row_correct, int64_t m,
+                                       StepState* state) {
+  accumulate_rows_in_block(row_loss, row_correct, m, state);
+}
+
+// A training batch's loss and its accumulation in one launch: one block, a warp per row in turn,
+// then the rows' sum as accumulate_rows makes it. The same numbers as the two launches, one fewer
+// kernel in the step; for batches up to kFusedLossRows, where a block's 32 warps take ≤ 32 rows each.
+__global__ void softmax_cross_entropy_accumulate_kernel(const float* logits, const int32_t* labels, int64_t m,
+                                                        int64_t c, float* dlogits, float* row_loss,
+                                                        int32_t* row_correct, StepState* state) {
+  const int warps = blockDim.x / kWarpSize;
+  for (int64_t row = threadIdx.x / kWarpSize; row < m; row += warps)
+    softmax_cross_entropy_row(logits, labels, row, m, c, dlogits, row_loss, row_correct);
+  __syncthreads();  // every row's loss and hit written (and visible to the block)
+  accumulate_rows_in_block(row_loss, row_correct, m, state);
 }
 
 __global__ void advance_step_kernel(StepState* state, int64_t batch, double lr_decay) {
@@ -434,6 +459,19 @@ void gather_batch(const float* src, const int32_t* src_labels, const int32_t* or
   // features ≥ 1, so the m·features threads include the m that copy labels.
   gather_batch_kernel<<<blocks_for(m * features), kThreadsPerBlock, 0, stream>>>(src, src_labels, order, state, m,
                                                                                 features, dst, dst_labels);
+  CUDA_CHECK_LAUNCH();
+}
+
+void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
+                                      float* dlogits, float* row_loss, int32_t* row_correct, StepState* state,
+                                      cudaStream_t stream) {
+  if (m > kFusedLossRows) {
+    softmax_cross_entropy(logits, labels, m, c, dlogits, row_loss, row_correct, stream);
+    accumulate_rows(row_loss, row_correct, m, state, stream);
+    return;
+  }
+  softmax_cross_entropy_accumulate_kernel<<<1, kFusedLossThreads, 0, stream>>>(logits, labels, m, c, dlogits,
+                                                                               row_loss, row_correct, state);
   CUDA_CHECK_LAUNCH();
 }
 
