@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using uv::ckpt::read_safetensors;
+using uv::ckpt::read_safetensors_header;
 using uv::ckpt::SafetensorsFile;
 using uv::ckpt::TensorRecord;
 using uv::ckpt::write_safetensors_atomic;
@@ -140,6 +141,26 @@ TEST_F(SafetensorsRoundTrip, SeveralTensorsAndMetadata) {
   EXPECT_EQ(loaded.at("scale", "model").to_f32(), std::vector<float>{0.5f});
   EXPECT_EQ(loaded.at("scale", "model").numel(), 1);
   EXPECT_EQ(loaded.at("empty", "model").numel(), 0);
+}
+
+// The header alone: the same metadata, names, dtypes and shapes, no bytes; and the same refusal of
+// a file cut anywhere (the size check covers the data it does not read).
+TEST_F(SafetensorsRoundTrip, HeaderOnlyReadsMetadataAndShapes) {
+  const SafetensorsFile original = sample_file();
+  write_safetensors_atomic(path("model.safetensors"), original);
+  const SafetensorsFile header = read_safetensors_header(path("model.safetensors"));
+  EXPECT_EQ(header.metadata, original.metadata);
+  ASSERT_EQ(header.tensors.size(), original.tensors.size());
+  for (const TensorRecord& t : original.tensors) {
+    const TensorRecord* h = header.find(t.name);
+    ASSERT_NE(h, nullptr) << t.name;
+    EXPECT_EQ(h->dtype, t.dtype) << t.name;
+    EXPECT_EQ(h->shape, t.shape) << t.name;
+    EXPECT_TRUE(h->bytes.empty()) << t.name;
+  }
+  const std::string bytes = read_bytes(path("model.safetensors"));
+  write_bytes(path("cut.safetensors"), bytes.substr(0, bytes.size() - 1));
+  EXPECT_THROW(read_safetensors_header(path("cut.safetensors")), uv::UserError);
 }
 
 TEST_F(SafetensorsRoundTrip, EmptyFile) {

@@ -371,7 +371,11 @@ void write_safetensors_atomic(const std::string& path, const SafetensorsFile& fi
   fsync_directory(directory.empty() ? "." : directory, path);
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
+namespace {
+
+// read_safetensors, or (with_tensors false) the same validation of the header alone: the tensors
+// then come back without their bytes.
+SafetensorsFile read_file(const std::string& path, bool with_tensors) {
   const std::unique_ptr<FILE, CloseFile> stream(std::fopen(path.c_str(), "rb"));
   if (!stream) {
     const int error_number = errno;
@@ -431,11 +435,19 @@ SafetensorsFile read_safetensors(const std::string& path) {
   // The layout check guarantees the entries tile the data buffer, so they read back to back.
   file.tensors.reserve(entries.size());
   for (HeaderEntry& entry : entries) {
-    entry.record.bytes.resize(entry.end - entry.begin);
-    read_exact(stream.get(), entry.record.bytes.data(), entry.record.bytes.size(), path);
+    if (with_tensors) {
+      entry.record.bytes.resize(entry.end - entry.begin);
+      read_exact(stream.get(), entry.record.bytes.data(), entry.record.bytes.size(), path);
+    }
     file.tensors.push_back(std::move(entry.record));
   }
   return file;
 }
+
+}  // namespace
+
+SafetensorsFile read_safetensors(const std::string& path) { return read_file(path, true); }
+
+SafetensorsFile read_safetensors_header(const std::string& path) { return read_file(path, false); }
 
 }  // namespace uv::ckpt

@@ -54,5 +54,8 @@ void write_safetensors_atomic(const std::string& path, const SafetensorsFile& fi
 // not a well-formed safetensors file ("corrupt checkpoint <path>: <what>"), and uv::Error on an I/O
 // error while reading.
 SafetensorsFile read_safetensors(const std::string& path);
+// The same checks of the file's size and header, without reading the tensor data: the metadata, and
+// each tensor's name, dtype and shape with empty bytes (what a resume reads before it allocates).
+SafetensorsFile read_safetensors_header(const std::string& path);
 
 }  // namespace uv::ckpt

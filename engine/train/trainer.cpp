@@ -1041,7 +1041,7 @@ std::string Run::resolved_device() const {
   if (!options_.device.empty()) return options_.device;
   if (!options_.resume) return "auto";
   const std::string path = (out_ / kCheckpointFile).string();
-  const ckpt::SafetensorsFile file = ckpt::read_safetensors(path);
+  const ckpt::SafetensorsFile file = ckpt::read_safetensors_header(path);  // the tensors are read later
   const auto it = file.metadata.find("device");
   if (it == file.metadata.end()) return "auto";  // written before checkpoints named their device
   UV_REQUIRE(it->second == "cpu" || it->second == "cuda",
