@@ -1,8 +1,10 @@
 // The developer scripts under tools/ that no other test runs: tools/ncu_summary.py (gpu-check's
-// kernels stage) on a synthetic Nsight Compute summary, and its errors.
+// kernels stage) on a synthetic Nsight Compute summary, and its errors; `tools/gpu-check pack-cells`
+// (how a sweep's finished cells travel to and from a GPU machine).
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -12,19 +14,24 @@
 namespace uv {
 namespace {
 
+// Runs a shell command, returning its exit status and filling `output` (stdout and stderr).
+int run_shell(const std::string& command, std::string& output) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, got);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 class ToolsNcuSummary : public test::TempDirTest {
  protected:
   // Runs the script on `file`; returns its exit status and fills `output` (stdout and stderr).
   int run(const std::string& file, std::string& output) {
-    const std::string command = "python3 " +
-                                test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_summary.py").string()) +
-                                " " + test::shell_quote(file) + " 2>&1";
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (!pipe) return -1;
-    char buffer[4096];
-    for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, got);
-    const int status = ::pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run_shell("python3 " +
+                         test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_summary.py").string()) +
+                         " " + test::shell_quote(file),
+                     output);
   }
 };
 
@@ -77,6 +84,44 @@ TEST_F(ToolsNcuSummary, RefusesWhatItCannotRead) {
   out.clear();
   EXPECT_EQ(run(path("no_gather.txt"), out), 2) << out;
   EXPECT_NE(out.find("'gather_batch_kernel' was not profiled"), std::string::npos) << out;
+}
+
+using ToolsGpuCheck = test::TempDirTest;
+
+// Two finished cells (a summary) and one cut short (a checkpoint, no summary): the tarball holds
+// sweep.json and the finished cells' summaries and configs, nothing of the unfinished cell and no
+// checkpoint; a directory without cells is refused with exit 2.
+TEST_F(ToolsGpuCheck, PackCellsTakesOnlyFinishedCellsWithoutCheckpoints) {
+  namespace fs = std::filesystem;
+  const fs::path sweep = dir_ / "sweep";
+  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense_s1", "SE-SE_J1_f0.1_s1"}) fs::create_directories(sweep / "cells" / cell);
+  std::ofstream(sweep / "sweep.json") << "{}\n";
+  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense_s1"}) {
+    std::ofstream(sweep / "cells" / cell / "summary.json") << "{}\n";
+    std::ofstream(sweep / "cells" / cell / "config.json") << "{}\n";
+    std::ofstream(sweep / "cells" / cell / "checkpoint.safetensors") << "weights";
+  }
+  std::ofstream(sweep / "cells" / "SE-SE_J1_f0.1_s1" / "checkpoint.safetensors") << "weights";
+  const std::string script = test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "gpu-check").string());
+  std::string out;
+  ASSERT_EQ(run_shell("bash " + script + " pack-cells " + test::shell_quote(sweep.string()) + " " +
+                          test::shell_quote(path("cells.tgz")),
+                      out),
+            0)
+      << out;
+  EXPECT_NE(out.find("packed 2 finished cells"), std::string::npos) << out;
+  std::string listing;
+  ASSERT_EQ(run_shell("tar tzf " + test::shell_quote(path("cells.tgz")) + " | sort", listing), 0) << listing;
+  EXPECT_EQ(listing,
+            "cells/Dense_s1/config.json\ncells/Dense_s1/summary.json\ncells/SE-Emp_J1_f0.1_s1/config.json\n"
+            "cells/SE-Emp_J1_f0.1_s1/summary.json\nsweep.json\n");
+  out.clear();
+  EXPECT_EQ(run_shell("bash " + script + " pack-cells " + test::shell_quote(path("none")) + " " +
+                          test::shell_quote(path("x.tgz")),
+                      out),
+            2)
+      << out;
+  EXPECT_NE(out.find("no sweep cells"), std::string::npos) << out;
 }
 
 }  // namespace
