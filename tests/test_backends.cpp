@@ -651,17 +651,17 @@ TEST(BackendStepState, CpuCannotCapture) {
   EXPECT_THROW(cpu->capture([] {}), Error);
 }
 
-// The CUDA twins against the CPU ops. The loss over 37 and 1024 rows takes the one-launch kernel
-// (up to cuda::kFusedLossRows), over 2500 rows the two launches, with more than one chunk of
-// accumulate_rows' shared memory (cuda::kAccumulateChunk rows).
+// The CUDA twins against the CPU ops. The loss over 37 and 256 rows takes the one-launch kernel
+// (up to cuda::kFusedLossRows), over 257 and 2500 rows the two launches, the last with more than one
+// chunk of accumulate_rows' shared memory (cuda::kAccumulateChunk rows).
 TEST(BackendStepState, DeviceOpsMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
 #ifdef UV_WITH_CUDA
-  static_assert(cuda::kFusedLossRows == 1024 && cuda::kAccumulateChunk < 2500, "the cases straddle both paths");
+  static_assert(cuda::kFusedLossRows == 256 && cuda::kAccumulateChunk < 2500, "the cases straddle both paths");
 #endif
-  for (int64_t logit_rows : {int64_t{37}, int64_t{1024}, int64_t{2500}}) {
+  for (int64_t logit_rows : {int64_t{37}, int64_t{256}, int64_t{257}, int64_t{2500}}) {
     SCOPED_TRACE("loss rows " + std::to_string(logit_rows));
     const StepOpsCase in(rng, logit_rows);
     const StepOpsResult ref = run_step_ops(*cpu, in), out = run_step_ops(*device, in);

@@ -67,6 +67,30 @@ TEST_F(ToolsNcuSummary, DividesByTheStepsAndConvertsUnits) {
   EXPECT_LT(norm, gather) << out;
 }
 
+// The long unit names older ncu versions print, an invocation count with a thousands separator,
+// and a kernel name holding parentheses; an unknown unit is refused (exit 2), not skipped.
+TEST_F(ToolsNcuSummary, ReadsLongUnitsAndNamesWithParentheses) {
+  std::ofstream(path("ncu.txt")) << R"(
+  uv::gather_batch_kernel(const float *) (31, 1, 1)x(256, 1, 1), Device 0, CC 9.0, Invocations 1,000
+    Duration                    usecond      3.90      4.10      4.00
+  void uv::cuda::(anonymous namespace)::tile_kernel<float>(const float *, int) (8, 1, 1)x(128, 1, 1), Device 0, CC 9.0, Invocations 2,000
+    Duration                    nsecond    900.00  1,100.00  1,000.00
+)";
+  std::string out;
+  ASSERT_EQ(run(path("ncu.txt"), out), 0) << out;
+  EXPECT_NE(out.find("1000 steps profiled; per step: 3.0 launches, 6.0 µs"), std::string::npos) << out;
+  EXPECT_NE(out.find("     2.00     1.00  uv::cuda::(anonymous namespace)::tile_kernel<float> (8, 1, 1)x(128, 1, 1)"),
+            std::string::npos)
+      << out;
+  std::ofstream(path("odd_unit.txt")) << R"(
+  uv::gather_batch_kernel(const float *) (31, 1, 1)x(256, 1, 1), Device 0, CC 9.0, Invocations 2
+    Duration                  fortnight      1.00      1.00      1.00
+)";
+  out.clear();
+  EXPECT_EQ(run(path("odd_unit.txt"), out), 2) << out;
+  EXPECT_NE(out.find("unknown duration unit 'fortnight'"), std::string::npos) << out;
+}
+
 // ncu stopped before any summary, a missing file, and a summary without the per-step kernel: exit 2
 // with the reason, never a table.
 TEST_F(ToolsNcuSummary, RefusesWhatItCannotRead) {
@@ -88,15 +112,16 @@ TEST_F(ToolsNcuSummary, RefusesWhatItCannotRead) {
 
 using ToolsGpuCheck = test::TempDirTest;
 
-// Two finished cells (a summary) and one cut short (a checkpoint, no summary): the tarball holds
-// sweep.json and the finished cells' summaries and configs, nothing of the unfinished cell and no
-// checkpoint; a directory without cells is refused with exit 2.
+// Two finished cells (a summary; one name with a space) and one cut short (a checkpoint, no
+// summary): the tarball holds sweep.json and the finished cells' summaries and configs, nothing of
+// the unfinished cell and no checkpoint. A sweep without finished cells, or a directory without
+// cells, is refused with exit 2.
 TEST_F(ToolsGpuCheck, PackCellsTakesOnlyFinishedCellsWithoutCheckpoints) {
   namespace fs = std::filesystem;
   const fs::path sweep = dir_ / "sweep";
-  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense_s1", "SE-SE_J1_f0.1_s1"}) fs::create_directories(sweep / "cells" / cell);
+  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense s1", "SE-SE_J1_f0.1_s1"}) fs::create_directories(sweep / "cells" / cell);
   std::ofstream(sweep / "sweep.json") << "{}\n";
-  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense_s1"}) {
+  for (const char* cell : {"SE-Emp_J1_f0.1_s1", "Dense s1"}) {
     std::ofstream(sweep / "cells" / cell / "summary.json") << "{}\n";
     std::ofstream(sweep / "cells" / cell / "config.json") << "{}\n";
     std::ofstream(sweep / "cells" / cell / "checkpoint.safetensors") << "weights";
@@ -113,8 +138,19 @@ TEST_F(ToolsGpuCheck, PackCellsTakesOnlyFinishedCellsWithoutCheckpoints) {
   std::string listing;
   ASSERT_EQ(run_shell("tar tzf " + test::shell_quote(path("cells.tgz")) + " | sort", listing), 0) << listing;
   EXPECT_EQ(listing,
-            "cells/Dense_s1/config.json\ncells/Dense_s1/summary.json\ncells/SE-Emp_J1_f0.1_s1/config.json\n"
+            "cells/Dense s1/config.json\ncells/Dense s1/summary.json\ncells/SE-Emp_J1_f0.1_s1/config.json\n"
             "cells/SE-Emp_J1_f0.1_s1/summary.json\nsweep.json\n");
+  // A sweep with no finished cell: refused, and no tarball (not an empty one, nor a stale one).
+  fs::remove_all(sweep / "cells" / "SE-Emp_J1_f0.1_s1");
+  fs::remove_all(sweep / "cells" / "Dense s1");
+  out.clear();
+  EXPECT_EQ(run_shell("bash " + script + " pack-cells " + test::shell_quote(sweep.string()) + " " +
+                          test::shell_quote(path("cells.tgz")),
+                      out),
+            2)
+      << out;
+  EXPECT_NE(out.find("no finished cells"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(path("cells.tgz"))) << "the refusal leaves an earlier tarball alone";
   out.clear();
   EXPECT_EQ(run_shell("bash " + script + " pack-cells " + test::shell_quote(path("none")) + " " +
                           test::shell_quote(path("x.tgz")),

@@ -7,28 +7,53 @@ ncu prints one block per (kernel, launch configuration) with its invocation coun
 row (min, max, average). The training step launches `gather_batch_kernel` exactly once, so its
 invocation count is the number of steps profiled; every row is divided by it. Durations are ncu's:
 each kernel run alone at locked clocks, so they show where the time goes, not the real step time.
-Exit 2 on a file with no kernel blocks (ncu failed or was stopped before the first summary).
+Exit 2 on a file with no kernel blocks (ncu failed or was stopped before the first summary), or
+with a duration unit it does not know.
 """
 import argparse
 import re
 import sys
 
-UNIT_US = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "s": 1e6, "second": 1e6}
+# Duration units as ncu versions print them (short and long forms).
+UNIT_US = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3,
+           "s": 1e6, "second": 1e6}
+
+
+class ParseError(Exception):
+    pass
+
+
+def kernel_name(head):
+    """The kernel's name from a block's first line: the text before its argument list, which is the
+    last balanced (...) before the grid; names may hold parentheses ("(anonymous namespace)")."""
+    grid = re.search(r"\s\(\d+, \d+, \d+\)x\(\d+, \d+, \d+\)", head)
+    sig = head[: grid.start()] if grid else head
+    end = sig.rstrip()
+    if end.endswith(")"):
+        depth = 0
+        for i in range(len(end) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(end[i], 0)
+            if depth == 0:
+                end = end[:i]
+                break
+    return re.sub(r"^void ", "", end.strip())
 
 
 def parse(text):
     """[(name, grid, invocations, average µs)] for each kernel block of the summary."""
     rows = []
     for block in re.split(r"\n  (?=[^ \n])", text):
-        inv = re.search(r"Invocations (\d+)", block)
+        inv = re.search(r"Invocations ([\d,]+)", block)
         dur = re.search(r"Duration\s+(\S+)\s+([\d.,]+)\s+([\d.,]+)\s+([\d.,]+)", block)
-        if not inv or not dur or dur.group(1) not in UNIT_US:
+        if not inv or not dur:
             continue
+        if dur.group(1) not in UNIT_US:
+            raise ParseError(f"unknown duration unit '{dur.group(1)}'")
         head = block.strip().splitlines()[0]
-        name = re.sub(r"^(void )?", "", head.split("(")[0]).strip()
         grid = re.search(r"(\(\d+, \d+, \d+\))x(\(\d+, \d+, \d+\))", head)
         avg = float(dur.group(4).replace(",", "")) * UNIT_US[dur.group(1)]
-        rows.append((name, grid.group(1) + "x" + grid.group(2) if grid else "", int(inv.group(1)), avg))
+        rows.append((kernel_name(head), grid.group(1) + "x" + grid.group(2) if grid else "",
+                     int(inv.group(1).replace(",", "")), avg))
     return rows
 
 
@@ -43,7 +68,11 @@ def main():
     except OSError as e:
         print(f"ncu_summary: error: cannot read '{args.summary}': {e.strerror}", file=sys.stderr)
         return 2
-    rows = parse(text)
+    try:
+        rows = parse(text)
+    except ParseError as e:
+        print(f"ncu_summary: error: '{args.summary}': {e}", file=sys.stderr)
+        return 2
     if not rows:
         print(f"ncu_summary: error: no kernel summary in '{args.summary}' (did ncu finish?)", file=sys.stderr)
         return 2
@@ -55,6 +84,7 @@ def main():
     total = sum(inv * avg for _, _, inv, avg in rows) / steps
     launches = sum(inv for _, _, inv, _ in rows) / steps
     print(f"{steps} steps profiled; per step: {launches:.1f} launches, {total:.1f} µs of kernel time (ncu clocks)")
+    print("(the profiled window need not start or end on a step: per-step figures are within about 1/steps)")
     print(f"{'µs/step':>8} {'share':>6} {'launches':>8} {'µs each':>8}  kernel (grid x block)")
     for name, grid, inv, avg in rows:
         print(f"{inv * avg / steps:8.1f} {100 * inv * avg / steps / total:5.1f}% {inv / steps:8.2f} {avg:8.2f}  {name} {grid}")

@@ -73,7 +73,7 @@ __device__ float column_total(const float* mat, int64_t rows, int64_t cols, int6
 // Lane x owns column blockIdx.x·kColumnTile + x (a warp reads 32 adjacent floats of a row:
 // coalesced). It had been one thread per column walking all m rows: 16 blocks for a 500-wide
 // layer, and one block of 32 threads for a conv's 100k-row bias gradient.
-__global__ void column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
+__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) column_sums_kernel(const float* x, int64_t m, int64_t n, float* out, bool accumulate) {
   const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
   const float total = column_total<false>(x, m, n, j);
   if (threadIdx.y == 0 && j < n) out[j] = accumulate ? out[j] + total : total;
@@ -140,7 +140,7 @@ __global__ void bias_activation_forward_kernel(Activation act, float* y, const f
 
 // The activation's backward in place and the bias gradient (its column sums) in one pass, laid out
 // as column_sums: lane per column, warps over rows, the sums in column_total's fixed order.
-__global__ void activation_backward_bias_kernel(Activation act, const float* y, const uint32_t* mask, float* dy,
+__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) activation_backward_bias_kernel(Activation act, const float* y, const uint32_t* mask, float* dy,
                                                 int64_t m, int64_t n, float* dbias, bool accumulate) {
   const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
   const float total = column_total(
@@ -187,7 +187,6 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// One warp per row of logits.
 // One row's softmax cross-entropy by one warp (every lane calls it for the same row).
 __device__ void softmax_cross_entropy_row(const float* logits, const int32_t* labels, int64_t row, int64_t m,
                                           int64_t c, float* dlogits, float* row_loss, int32_t* row_correct) {
@@ -296,8 +295,8 @@ __global__ void accumulate_rows_kernel(const float* row_loss, const int32_t* row
 
 // A training batch's loss and its accumulation in one launch: one block, a warp per row in turn,
 // then the rows' sum as accumulate_rows makes it. The same numbers as the two launches, one fewer
-// kernel in the step; for batches up to kFusedLossRows, where a block's 32 warps take ≤ 32 rows each.
-__global__ void softmax_cross_entropy_accumulate_kernel(const float* logits, const int32_t* labels, int64_t m,
+// kernel in the step; for batches up to kFusedLossRows, where a block's 32 warps take ≤ 8 rows each.
+__global__ void __launch_bounds__(kFusedLossThreads) softmax_cross_entropy_accumulate_kernel(const float* logits, const int32_t* labels, int64_t m,
                                                         int64_t c, float* dlogits, float* row_loss,
                                                         int32_t* row_correct, StepState* state) {
   const int warps = blockDim.x / kWarpSize;
@@ -332,7 +331,7 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
 // (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
 // warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
 // one launch each.
-__global__ void max_column_norm_kernel(ColumnNormTargets targets, float max_norm) {
+__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm) {
   __shared__ float scale[kColumnTile];
   int k = 0;
   while (blockIdx.x >= targets.block_begin[k + 1]) ++k;  // the same k for the whole block

@@ -42,12 +42,12 @@ void gather_labels(const int32_t* src, const int32_t* index, int64_t m, int32_t*
 // Rows and labels of examples order[state->begin, state->begin + m), begin read on the device.
 void gather_batch(const float* src, const int32_t* src_labels, const int32_t* order, const StepState* state,
                   int64_t m, int64_t features, float* dst, int32_t* dst_labels, cudaStream_t stream);
-// state->loss_sum += Σ row_loss (in double, rows in order: the host's sum of the per-row losses);
-// state->correct += Σ row_correct.
 // softmax_cross_entropy then accumulate_rows, in one launch for batches up to kFusedLossRows.
 void softmax_cross_entropy_accumulate(const float* logits, const int32_t* labels, int64_t m, int64_t c,
                                       float* dlogits, float* row_loss, int32_t* row_correct, StepState* state,
                                       cudaStream_t stream);
+// state->loss_sum += Σ row_loss (in double, rows in order: the host's sum of the per-row losses);
+// state->correct += Σ row_correct.
 void accumulate_rows(const float* row_loss, const int32_t* row_correct, int64_t m, StepState* state,
                      cudaStream_t stream);
 // state->begin += batch; state->lr /= lr_decay (IEEE double division, as on the host).
@@ -81,9 +81,10 @@ inline int row_blocks_for(int64_t rows) {
 // accumulate_rows: one block stages this many per-row values in shared memory at a time.
 constexpr int kAccumulateChunk = 1024;
 // softmax_cross_entropy_accumulate: batches up to this many rows take one block of
-// kFusedLossThreads (a warp per row in turn); larger ones the two launches.
+// kFusedLossThreads (a warp per row in turn, so at most 8 rows a warp, each a few dependent global
+// loads); larger ones the two launches, whose row kernel spreads over many blocks.
 constexpr int kFusedLossThreads = 1024;
-constexpr int64_t kFusedLossRows = 1024;
+constexpr int64_t kFusedLossRows = 256;
 // Column reductions (column_sums, max_column_norm): a block owns kColumnTile adjacent columns, one
 // per lane, and splits the rows among column_row_groups(rows) warps; the warps' partial sums meet
 // in shared memory in a fixed order, so the result is the same on every run.
