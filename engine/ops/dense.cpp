@@ -2,6 +2,7 @@
 #include "engine/backend/backend_ops.h"
 #include "engine/ops/ops.h"
 #include "kernels/predicted_linear_algorithm.h"
+#include "kernels/relu_mask.h"
 
 namespace uv {
 
@@ -45,9 +46,16 @@ Dense::Dense(std::string name, ParameterStore& store, int64_t in, int64_t out, f
 }
 
 
+namespace {
+// A ReLU's mask for `max_batch` rows of `features`, kept from forward to backward: uint32 words
+// (kernels/relu_mask.h), planned as floats.
+BufferRequest relu_mask_request(const char* name, int64_t max_batch, int64_t features) {
+  return {name, relu_mask_words(max_batch * features), BufferLife::Saved};
+}
+}  // namespace
+
 void FoldedActivation::add_buffers(std::vector<BufferRequest>& requests, int64_t max_batch, int64_t features) const {
-  if (act_ == Activation::ReLU)  // uint32 words, planned as floats
-    requests.push_back({"relu_mask", (max_batch * features + 31) / 32, BufferLife::Saved});
+  if (act_ == Activation::ReLU) requests.push_back(relu_mask_request("relu_mask", max_batch, features));
 }
 
 void FoldedActivation::forward(OpContext& ctx, const float* bias, int64_t features, size_t mask_index) const {
@@ -119,8 +127,7 @@ ActivationOp::ActivationOp(std::string name, int64_t features, Activation activa
 
 std::vector<BufferRequest> ActivationOp::buffers(int64_t max_batch) const {
   if (activation_ != Activation::ReLU) return {};
-  const int64_t words = (max_batch * out_features_ + 31) / 32;  // uint32 words, planned as floats
-  return {{"mask", words, BufferLife::Saved}};
+  return {relu_mask_request("mask", max_batch, out_features_)};
 }
 
 void ActivationOp::forward(OpContext& ctx) {

@@ -8,6 +8,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
+#include "kernels/relu_mask.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -119,7 +120,7 @@ void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n) {
 
 void relu_backward_mask(const uint32_t* mask, const float* dy, float* dx, int64_t n) {
   parallel_chunks(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = (mask[i / 32] >> (i % 32)) & 1u ? dy[i] : 0.f;
+    for (int64_t i = b; i < e; ++i) dx[i] = relu_mask_bit(mask, i) ? dy[i] : 0.f;
   });
 }
 

@@ -6,6 +6,7 @@
 #include "engine/core/philox.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/relu_mask.h"
 
 namespace uv::cuda {
 
@@ -148,7 +149,7 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) activation_
       [=](int64_t i) {
         const int64_t e = i * n + j;
         // (dy, y), or (dy, the mask bit as 0/1) for a ReLU: its grad is then dy where the bit is set.
-        return make_float2(dy[e], mask ? static_cast<float>((mask[e / kWarpSize] >> (e % kWarpSize)) & 1u) : y[e]);
+        return make_float2(dy[e], mask ? static_cast<float>(relu_mask_bit(mask, e)) : y[e]);
       },
       [=](int64_t i, float2 a) {
         const float g = activation_grad(act, a.x, a.y);
@@ -157,6 +158,8 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) activation_
       });
   if (dbias && threadIdx.y == 0 && j < n) dbias[j] = accumulate ? dbias[j] + total : total;
 }
+
+static_assert(kWarpSize == 32, "a warp's ballot is one word of the ReLU mask (kernels/relu_mask.h)");
 
 // A warp per 32 elements (one mask word): the ballot of x > 0 is the word. Whole warps walk the
 // words together, so every lane reaches the ballot; lanes past n vote 0.
@@ -175,7 +178,7 @@ __global__ void relu_forward_mask_kernel(const float* x, float* y, uint32_t* mas
 }
 
 __global__ void relu_backward_mask_kernel(const uint32_t* mask, const float* dy, float* dx, int64_t n) {
-  UV_GRID_STRIDE(i, n) dx[i] = (mask[i / kWarpSize] >> (i % kWarpSize)) & 1u ? dy[i] : 0.f;
+  UV_GRID_STRIDE(i, n) dx[i] = relu_mask_bit(mask, i) ? dy[i] : 0.f;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
