@@ -25,33 +25,37 @@ __global__ void bias_add_rows_kernel(float* y, const float* bias, int64_t m, int
   UV_GRID_STRIDE(i, m * n) y[i] += bias[i % n];
 }
 
-// Σ over `rows` rows of this thread's column of use(row, load(row)), for a block of (kColumnTile,
-// groups): warp y takes rows y, y + groups, ..., and the result, returned to warp 0
-// (threadIdx.y == 0), adds the groups' partial sums in order. `load` reads a row's operands and
-// `use` turns them into the term (it may also store); valid is false past the last column. Every
-// thread must call it.
+// This thread's rows of its column, for a block of (kColumnTile, groups): warp y takes rows y,
+// y + groups, ..., kColumnLoadsInFlight at a time, each pass's loads issued before their uses, so a
+// pass costs one memory latency instead of one a row (ncu on an H200: a 500×10 norm bound took
+// 32 µs walking 63 rows a warp one dependent load at a time). Calls use(k, row, load(row)), k the
+// row's place in its pass (a compile-time constant once unrolled).
+template <typename Load, typename Use>
+__device__ __forceinline__ void column_passes(int64_t rows, Load load, Use use) {
+  const int64_t step = blockDim.y;
+  int64_t i = threadIdx.y;
+  for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
+    decltype(load(i)) a[kColumnLoadsInFlight];
+#pragma unroll
+    for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = load(i + k * step);
+#pragma unroll
+    for (int k = 0; k < kColumnLoadsInFlight; ++k) use(k, i + k * step, a[k]);
+  }
+#pragma unroll
+  for (int k = 0; k < kColumnLoadsInFlight - 1; ++k)  // the last, partial pass
+    if (i + k * step < rows) use(k, i + k * step, load(i + k * step));
+}
+
+// Σ over `rows` rows of this thread's column of use(row, load(row)) (column_passes), and the
+// result, returned to warp 0 (threadIdx.y == 0), adds the groups' partial sums in order. `load`
+// reads a row's operands and `use` turns them into the term (it may also store); valid is false past
+// the last column. Every thread must call it.
 template <typename Load, typename Use>
 __device__ float column_total(int64_t rows, bool valid, Load load, Use use) {
   __shared__ float partial[kMaxColumnRowGroups][kColumnTile + 1];
-  // kColumnLoadsInFlight independent accumulators, and a pass's loads all issued before its terms
-  // are used: one memory latency a pass instead of one a row (ncu on an H200: a 500×10 norm bound
-  // took 32 µs walking 63 rows a warp one dependent load at a time). Combined in a fixed order:
-  // deterministic.
+  // An accumulator per place in a pass, combined in a fixed order: deterministic.
   float acc[kColumnLoadsInFlight] = {};
-  if (valid) {
-    const int64_t step = blockDim.y;
-    int64_t i = threadIdx.y;
-    for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
-      decltype(load(i)) a[kColumnLoadsInFlight];
-#pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) a[k] = load(i + k * step);
-#pragma unroll
-      for (int k = 0; k < kColumnLoadsInFlight; ++k) acc[k] += use(i + k * step, a[k]);
-    }
-#pragma unroll
-    for (int k = 0; k < kColumnLoadsInFlight - 1; ++k)  // the last, partial pass
-      if (i + k * step < rows) acc[k] += use(i + k * step, load(i + k * step));
-  }
+  if (valid) column_passes(rows, load, [&](int k, int64_t i, auto a) { acc[k] += use(i, a); });
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < kColumnLoadsInFlight; ++k) sum += acc[k];
@@ -117,10 +121,13 @@ __global__ void activation_backward_kernel(Activation act, const float* y, const
   UV_GRID_STRIDE(i, n) dx[i] = activation_grad(act, dy[i], y[i]);
 }
 
-// bias_add_rows and the activation in one pass, a warp per 32 elements so that a ReLU's mask word
-// is the warp's ballot (mask null: no mask; the same for the whole warp, so every lane votes).
-__global__ void bias_activation_forward_kernel(Activation act, float* y, const float* bias, int64_t m, int64_t n,
-                                               uint32_t* mask) {
+static_assert(kWarpSize == 32, "a warp's ballot is one word of the ReLU mask (kernels/relu_mask.h)");
+
+// y = act(x + bias) (x may be y; bias may be null), a warp per 32 elements so that a ReLU's mask
+// word is the warp's ballot (mask null: no mask; the same for the whole warp, so every lane votes;
+// lanes past the end vote 0).
+__global__ void bias_activation_forward_kernel(Activation act, const float* x, float* y, const float* bias,
+                                               int64_t m, int64_t n, uint32_t* mask) {
   const int lane = static_cast<int>(threadIdx.x % kWarpSize);
   const int64_t total = m * n, words = (total + kWarpSize - 1) / kWarpSize;
   const int64_t warps = int64_t{gridDim.x} * blockDim.x / kWarpSize;
@@ -128,7 +135,7 @@ __global__ void bias_activation_forward_kernel(Activation act, float* y, const f
     const int64_t i = w * kWarpSize + lane;
     float v = 0.f;
     if (i < total) {
-      v = y[i];
+      v = x[i];
       if (bias) v += bias[i % n];
       y[i] = activate(act, v);
     }
@@ -157,24 +164,6 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) activation_
         return g;
       });
   if (dbias && threadIdx.y == 0 && j < n) dbias[j] = accumulate ? dbias[j] + total : total;
-}
-
-static_assert(kWarpSize == 32, "a warp's ballot is one word of the ReLU mask (kernels/relu_mask.h)");
-
-// A warp per 32 elements (one mask word): the ballot of x > 0 is the word. Whole warps walk the
-// words together, so every lane reaches the ballot; lanes past n vote 0.
-__global__ void relu_forward_mask_kernel(const float* x, float* y, uint32_t* mask, int64_t n) {
-  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
-  const int64_t words = (n + kWarpSize - 1) / kWarpSize;
-  const int64_t warps = int64_t{gridDim.x} * blockDim.x / kWarpSize;
-  for (int64_t w = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / kWarpSize; w < words; w += warps) {
-    const int64_t i = w * kWarpSize + lane;
-    const float v = i < n ? x[i] : 0.f;
-    const bool on = v > 0.f;
-    if (i < n) y[i] = on ? v : 0.f;
-    const uint32_t bits = __ballot_sync(0xffffffffu, on);
-    if (lane == 0) mask[w] = bits;
-  }
 }
 
 __global__ void relu_backward_mask_kernel(const uint32_t* mask, const float* dy, float* dx, int64_t n) {
@@ -349,19 +338,11 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_
   }
   __syncthreads();
   const float s = scale[threadIdx.x];
-  if (j < cols && s != 1.f) {
-    // Loads of a pass before its stores: the compiler cannot tell they touch different rows.
-    const int64_t step = blockDim.y;
-    int64_t i = threadIdx.y;
-    for (; i + (kColumnLoadsInFlight - 1) * step < rows; i += kColumnLoadsInFlight * step) {
-      float a[kColumnLoadsInFlight];
-#pragma unroll
-      for (int q = 0; q < kColumnLoadsInFlight; ++q) a[q] = mat[(i + q * step) * cols + j];
-#pragma unroll
-      for (int q = 0; q < kColumnLoadsInFlight; ++q) mat[(i + q * step) * cols + j] = a[q] * s;
-    }
-    for (; i < rows; i += step) mat[i * cols + j] *= s;
-  }
+  // Loads of a pass before its stores (column_passes): the compiler cannot tell they touch
+  // different rows.
+  if (j < cols && s != 1.f)
+    column_passes(
+        rows, [=](int64_t i) { return mat[i * cols + j]; }, [=](int, int64_t i, float a) { mat[i * cols + j] = a * s; });
 }
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
@@ -405,7 +386,8 @@ void activation_backward(Activation act, const float* y, const float* dy, float*
 void relu_forward_mask(const float* x, float* y, uint32_t* mask, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   static_assert(kThreadsPerBlock % kWarpSize == 0, "whole warps vote");
-  relu_forward_mask_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(x, y, mask, n);
+  bias_activation_forward_kernel<<<blocks_for(n), kThreadsPerBlock, 0, stream>>>(Activation::ReLU, x, y, nullptr, 1,
+                                                                                   n, mask);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -419,7 +401,7 @@ void bias_activation_forward(Activation act, float* y, const float* bias, int64_
                              cudaStream_t stream) {
   if (m * n == 0) return;
   bias_activation_forward_kernel<<<blocks_for(m * n), kThreadsPerBlock, 0, stream>>>(
-      act, y, bias, m, n, act == Activation::ReLU ? relu_mask : nullptr);
+      act, y, y, bias, m, n, act == Activation::ReLU ? relu_mask : nullptr);
   CUDA_CHECK_LAUNCH();
 }
 
