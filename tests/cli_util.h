@@ -61,10 +61,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CliResult run_cli(const std::vector<std::string>& args) {
-  std::string command = shell_quote(cli_path());
-  for (const std::string& arg : args) command += " " + shell_quote(arg);
-  command += " 2>&1";
+// Runs a /bin/sh command line, its stderr with its stdout.
+inline CliResult run_shell(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   CliResult result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) {
@@ -76,6 +75,12 @@ inline CliResult run_cli(const std::vector<std::string>& args) {
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+inline CliResult run_cli(const std::vector<std::string>& args) {
+  std::string command = shell_quote(cli_path());
+  for (const std::string& arg : args) command += " " + shell_quote(arg);
+  return run_shell(command);
 }
 
 // Exit code 2, the "uvtrain: error: " line, and every piece of `expected` somewhere in the message.

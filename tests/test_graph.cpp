@@ -251,7 +251,9 @@ FoldResult run_fold_case(const FoldCase& c, Activation act, bool fold, uint64_t 
     predicted = std::make_unique<PredictedDense>("layer", store, pc);
     layer = predicted.get();
   }
-  if (fold) EXPECT_TRUE(layer->fold_activation(act));
+  if (fold) {
+    EXPECT_TRUE(layer->fold_activation(act));
+  }
   if (c.kind == "projected") {
     projected = std::make_unique<ProjectedInputDense>(*predicted);
     layer = projected.get();

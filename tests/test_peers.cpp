@@ -20,21 +20,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using uv::test::shell_quote;
 
-struct Output {
-  int exit_code = -1;
-  std::string text;
-};
-
-Output run_shell(const std::string& command) {
-  Output out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.text.append(buffer, got);
-  const int status = ::pclose(pipe);
-  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using uv::test::CliResult;
+using uv::test::run_shell;
 
 // Debian's python3 first: it is where python3-torch installs.
 std::string python() {
@@ -55,7 +42,7 @@ class Peers : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
-  Output peers(const std::string& flags) const {
+  CliResult peers(const std::string& flags) const {
     return run_shell(interpreter_ + " " + shell_quote(std::string(UV_SOURCE_DIR) + "/bench/peers.py") +
                      " --uvtrain " + shell_quote(UV_CLI_PATH) + " --data-dir " + shell_quote((dir_ / "data").string()) +
                      " " + flags);
@@ -66,10 +53,10 @@ class Peers : public ::testing::Test {
 
 TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
   const fs::path out = dir_ / "peers.json";
-  const Output result = peers("--models mnist-b100 --epochs 1 --threads 1 --train-limit 300 --json " +
+  const CliResult result = peers("--models mnist-b100 --epochs 1 --threads 1 --train-limit 300 --json " +
                               shell_quote(out.string()));
-  ASSERT_EQ(result.exit_code, 0) << result.text;
-  EXPECT_NE(result.text.find("uvtrain speed-up"), std::string::npos) << result.text;
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("uvtrain speed-up"), std::string::npos) << result.output;
   std::ifstream in(out);
   const json report = json::parse(in);
   int uvtrain_rows = 0, torch_rows = 0, materialise_rows = 0;
@@ -109,21 +96,21 @@ TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
 }
 
 TEST_F(Peers, BadFlagsAreNamed) {
-  Output result = peers("--models mnist-b100,nope");
-  EXPECT_EQ(result.exit_code, 2) << result.text;
-  EXPECT_NE(result.text.find("unknown model 'nope'"), std::string::npos) << result.text;
+  CliResult result = peers("--models mnist-b100,nope");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("unknown model 'nope'"), std::string::npos) << result.output;
   result = peers("--threads 0");
-  EXPECT_EQ(result.exit_code, 2) << result.text;
-  EXPECT_NE(result.text.find("--threads"), std::string::npos) << result.text;
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("--threads"), std::string::npos) << result.output;
 }
 
 TEST_F(Peers, ProfileScriptComparesAutoWithMaterialiseOnTheCpu) {
   const std::string script = std::string(UV_SOURCE_DIR) + "/tools/profile.sh";
   const fs::path out = dir_ / "profile";
-  const Output result = run_shell("bash " + shell_quote(script) + " --device cpu --steps 3 --uvtrain " +
+  const CliResult result = run_shell("bash " + shell_quote(script) + " --device cpu --steps 3 --uvtrain " +
                                   shell_quote(UV_CLI_PATH) + " --data-dir " + shell_quote((dir_ / "data").string()) +
                                   " --out " + shell_quote(out.string()));
-  ASSERT_EQ(result.exit_code, 0) << result.text;
+  ASSERT_EQ(result.exit_code, 0) << result.output;
   const std::string text = uv::test::read_text(out / "comparison.txt");
   EXPECT_NE(text.find("account vs pool: consistent"), std::string::npos) << text;
   EXPECT_NE(text.find("materialised_weights"), std::string::npos) << text;
@@ -131,11 +118,11 @@ TEST_F(Peers, ProfileScriptComparesAutoWithMaterialiseOnTheCpu) {
   const json materialised = json::parse(uv::test::read_text(out / "run-materialise" / "summary.json"));
   EXPECT_GT(materialised["memory_bytes"]["materialised_weights"].get<int64_t>(), 0);
 
-  Output bad = run_shell("bash " + shell_quote(script) + " --device gpu");
-  EXPECT_EQ(bad.exit_code, 2) << bad.text;
-  EXPECT_NE(bad.text.find("--device must be cpu or cuda"), std::string::npos) << bad.text;
+  CliResult bad = run_shell("bash " + shell_quote(script) + " --device gpu");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--device must be cpu or cuda"), std::string::npos) << bad.output;
   bad = run_shell("bash " + shell_quote(script) + " --steps 0");
-  EXPECT_EQ(bad.exit_code, 2) << bad.text;
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
 }
 
 }  // namespace

@@ -14,14 +14,11 @@
 namespace uv {
 namespace {
 
-// Runs a shell command, returning its exit status and filling `output` (stdout and stderr).
+// test::run_shell, its output appended to `output`: returns the exit status.
 int run_shell(const std::string& command, std::string& output) {
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const test::CliResult result = test::run_shell(command);
+  output += result.output;
+  return result.exit_code;
 }
 
 class ToolsNcuSummary : public test::TempDirTest {

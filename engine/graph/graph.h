@@ -45,7 +45,6 @@ class Graph {
 
   // Runs all ops on `x` (m × in_features); returns the output (m × out_features).
   const float* forward(const float* x, int64_t m);
-  // Where the loss writes dL/d(output) before backward().
   // dL/d(output): the loss writes it before each backward, which may overwrite it (a last op with a
   // folded activation turns it into dL/d(pre-activation) in place).
   float* output_grad() const { return grads_.back(); }
