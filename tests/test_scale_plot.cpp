@@ -64,13 +64,10 @@ TEST_F(ScalePlot, WritesPngAndTable) {
   const fs::path png = dir_ / "scale.png";
   const std::string command = python + " " + shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "plot_scale.py").string()) +
                               " " + shell_quote(json_path.string()) + " -o " + shell_quote(png.string()) +
-                              " --table 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr) << command;
-  std::string output;
-  char buffer[4096];
-  for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, got);
-  ASSERT_EQ(::pclose(pipe), 0) << command << "\n" << output;
+                              " --table";
+  const uv::test::CliResult result = uv::test::run_shell(command);
+  const std::string& output = result.output;
+  ASSERT_EQ(result.exit_code, 0) << command << "\n" << output;
 
   const std::string bytes = read_text(png);
   ASSERT_GE(bytes.size(), 8u);

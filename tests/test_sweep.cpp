@@ -449,13 +449,10 @@ TEST_F(SweepRun, SmokeSweepRunsAndPlots) {
   {
     const std::string command = "python3 " + uv::test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "results_table.py").string()) +
                                 " " + uv::test::shell_quote((out() / "results.csv").string()) +
-                                " --against Dense --within 100 2>&1";
-    FILE* pipe = ::popen(command.c_str(), "r");
-    ASSERT_NE(pipe, nullptr);
-    std::string table;
-    char buffer[4096];
-    for (size_t got; (got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) table.append(buffer, got);
-    ASSERT_EQ(::pclose(pipe), 0) << table;
+                                " --against Dense --within 100";
+    const uv::test::CliResult result = uv::test::run_shell(command);
+    const std::string& table = result.output;
+    ASSERT_EQ(result.exit_code, 0) << table;
     EXPECT_NE(table.find("| pair | J | f = 0.1 | f = 0.25 |"), std::string::npos) << table;
     EXPECT_NE(table.find("| SE-Emp | 5 |"), std::string::npos) << table;
     EXPECT_NE(table.find("5 finished cells"), std::string::npos) << table;
