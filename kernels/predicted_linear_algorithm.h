@@ -5,12 +5,17 @@
 //   gemm_batched(count, stride_a, stride_b, stride_c, <same as gemm>)          count products
 //   bias_add_rows(y, bias, m, n)          y (m×n) += bias
 //   column_sums(x, m, n, out, mode)       out (n) (+)= Σ_rows x
+// and may provide (float only)
+//   gemm_fused(GemmCall) -> bool          a product with its bias epilogue in one launch, or false
+//                                         (nothing run): the product and the bias kernel run then
 // The J columns of a layer are one batched product with constant strides (spec section 3).
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "engine/core/error.h"
+#include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv::algorithm {
@@ -18,6 +23,65 @@ namespace uv::algorithm {
 template <typename Scalar>
 Scalar beta_of(GradientMode mode) {
   return mode == GradientMode::Accumulate ? Scalar(1) : Scalar(0);
+}
+
+namespace detail {
+template <typename Ops, typename = void>
+struct fuses_epilogues : std::false_type {};
+template <typename Ops>
+struct fuses_epilogues<Ops, std::void_t<decltype(std::declval<Ops&>().gemm_fused(GemmCall{}))>> : std::true_type {};
+
+template <typename Ops>
+bool try_fused(Ops& ops, const GemmCall& call) {
+  if constexpr (fuses_epilogues<Ops>::value) {
+    return ops.gemm_fused(call);
+  } else {
+    (void)ops;
+    (void)call;
+    return false;
+  }
+}
+}  // namespace detail
+
+// C (m × count·n) = the `count` products op(A_i)·op(B_i) side by side (C_i = columns [i·n, (i+1)·n)),
+// then + bias (count·n) on every row, where given: one launch where the Ops fuse the bias.
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void gemm_batched_bias_rows(Ops& ops, int64_t count, int64_t stride_a, int64_t stride_b, bool ta, bool tb,
+                            int64_t m, int64_t n, int64_t k, const Scalar* a, int64_t lda, const Scalar* b,
+                            int64_t ldb, const Scalar* bias, Scalar* c) {
+  if constexpr (std::is_same_v<Scalar, float>) {
+    if (bias) {
+      GemmCall call;
+      call.ta = ta; call.tb = tb; call.m = m; call.n = n; call.k = k; call.a = a; call.lda = lda; call.b = b;
+      call.ldb = ldb; call.c = c; call.ldc = count * n; call.count = count; call.stride_a = stride_a;
+      call.stride_b = stride_b; call.stride_c = n; call.epilogue = GemmEpilogue::Bias;
+      call.bias = const_cast<float*>(bias);  // read only, for a Bias epilogue
+      if (detail::try_fused(ops, call)) return;
+    }
+  }
+  ops.gemm_batched(count, stride_a, stride_b, n, ta, tb, m, n, k, Scalar(1), a, lda, b, ldb, Scalar(0), c, count * n);
+  if (bias) ops.bias_add_rows(c, bias, m, count * n);
+}
+
+// The weight and bias gradients from one dY: C_i (+)= op(A_i) · B_i, where B_i = columns
+// [i·n, (i+1)·n) of B (k × count·n), and bias (count·n) (+)= Σ_rows B, where given. One launch
+// where the Ops fuse the bias gradient (cuBLASLt writes it, so only when it overwrites).
+template <typename Ops, typename Scalar = typename Ops::Scalar>
+void gemm_batched_column_sums(Ops& ops, int64_t count, int64_t stride_a, int64_t stride_c, bool ta, int64_t m,
+                              int64_t n, int64_t k, const Scalar* a, int64_t lda, const Scalar* b, Scalar beta,
+                              Scalar* c, int64_t ldc, Scalar* bias, GradientMode bias_mode) {
+  if constexpr (std::is_same_v<Scalar, float>) {
+    if (bias && bias_mode == GradientMode::Overwrite) {
+      GemmCall call;
+      call.ta = ta; call.m = m; call.n = n; call.k = k; call.a = a; call.lda = lda; call.b = b;
+      call.ldb = count * n; call.beta = beta; call.c = c; call.ldc = ldc; call.count = count;
+      call.stride_a = stride_a; call.stride_b = n; call.stride_c = stride_c;
+      call.epilogue = GemmEpilogue::BiasGradient; call.bias = bias;
+      if (detail::try_fused(ops, call)) return;
+    }
+  }
+  if (bias) ops.column_sums(b, k, count * n, bias, bias_mode);
+  ops.gemm_batched(count, stride_a, n, stride_c, ta, false, m, n, k, Scalar(1), a, lda, b, count * n, beta, c, ldc);
 }
 
 template <typename Ops>
@@ -30,17 +94,15 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
     Scalar* t = a.saved;  // (M, J·r)
     ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
-    // Y_j = T_j · V_j
-    ops.gemm_batched(J, r, r * nc, nc, false, false, s.m, nc, r, Scalar(1), t, tc, a.v, nc,
-                     Scalar(0), a.y, s.n);
+    // Y_j = T_j · V_j (+ b_j)
+    gemm_batched_bias_rows(ops, J, r, r * nc, false, false, s.m, nc, r, t, tc, a.v, nc, a.bias, a.y);
   } else {
     Scalar* w = a.saved;  // (K, N): the materialised weight, kept for backward-data
     // W_j = U_j · V_j
     ops.gemm_batched(J, r, r * nc, nc, false, false, s.k, nc, r, Scalar(1), a.u, tc, a.v, nc,
                      Scalar(0), w, s.n);
-    ops.gemm(false, false, s.m, s.n, s.k, Scalar(1), a.x, s.k, w, s.n, Scalar(0), a.y, s.n);
+    gemm_batched_bias_rows(ops, 1, 0, 0, false, false, s.m, s.n, s.k, a.x, s.k, w, s.n, a.bias, a.y);
   }
-  if (a.bias) ops.bias_add_rows(a.y, a.bias, s.m, s.n);
 }
 
 // The chain's weight gradients from the saved T: db = Σ_rows dY and dV_j = T_jᵀ · dY_j. Shared by
@@ -50,9 +112,8 @@ void chain_backward_weights(Ops& ops, const PredictedLinearBackwardArgsT<typenam
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), r = s.rank;
-  if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
-  ops.gemm_batched(s.columns, r, nc, r * nc, true, false, r, nc, s.m, Scalar(1), a.saved, s.t_cols(), a.dy,
-                   s.n, beta_of<Scalar>(a.dv_mode), a.dv, nc);
+  gemm_batched_column_sums(ops, s.columns, r, r * nc, true, r, nc, s.m, a.saved, s.t_cols(), a.dy,
+                           beta_of<Scalar>(a.dv_mode), a.dv, nc, a.dbias, a.dbias_mode);
 }
 
 template <typename Ops>
@@ -76,8 +137,8 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
   } else {
     const Scalar* w = a.saved;  // (K, N)
     Scalar* dw = a.scratch;     // (K, N) = Xᵀ·dY, what autograd would form
-    if (a.dbias) ops.column_sums(a.dy, s.m, s.n, a.dbias, a.dbias_mode);
-    ops.gemm(true, false, s.k, s.n, s.m, Scalar(1), a.x, s.k, a.dy, s.n, Scalar(0), dw, s.n);
+    gemm_batched_column_sums(ops, 1, 0, 0, true, s.k, s.n, s.m, a.x, s.k, a.dy, Scalar(0), dw, s.n, a.dbias,
+                             a.dbias_mode);
     // dV_j = U_jᵀ · dW_j
     ops.gemm_batched(J, r, nc, r * nc, true, false, r, nc, s.k, Scalar(1), a.u, tc, dw, s.n,
                      beta_of<Scalar>(a.dv_mode), a.dv, nc);
@@ -138,16 +199,15 @@ void materialise_in_panels_backward(Ops& ops, const PredictedLinearBackwardArgsT
 template <typename Ops, typename Scalar = typename Ops::Scalar>
 void dense_forward(Ops& ops, const Scalar* x, const Scalar* w, const Scalar* bias, Scalar* y,
                    int64_t m, int64_t k, int64_t n) {
-  ops.gemm(false, false, m, n, k, Scalar(1), x, k, w, n, Scalar(0), y, n);
-  if (bias) ops.bias_add_rows(y, bias, m, n);
+  gemm_batched_bias_rows(ops, 1, 0, 0, false, false, m, n, k, x, k, w, n, bias, y);
 }
 
 template <typename Ops, typename Scalar = typename Ops::Scalar>
 void dense_backward(Ops& ops, const Scalar* x, const Scalar* w, const Scalar* dy, Scalar* dx,
                     Scalar* dw, Scalar* dbias, int64_t m, int64_t k, int64_t n, GradientMode dw_mode,
                     GradientMode dbias_mode) {
-  ops.gemm(true, false, k, n, m, Scalar(1), x, k, dy, n, beta_of<Scalar>(dw_mode), dw, n);
-  if (dbias) ops.column_sums(dy, m, n, dbias, dbias_mode);
+  gemm_batched_column_sums(ops, 1, 0, 0, true, k, n, m, x, k, dy, beta_of<Scalar>(dw_mode), dw, n, dbias,
+                           dbias_mode);
   if (dx) ops.gemm(false, true, m, k, n, Scalar(1), dy, n, w, n, Scalar(0), dx, k);
 }
 

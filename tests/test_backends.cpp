@@ -11,11 +11,14 @@
 #include <tuple>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/backend_ops.h"
 #include "engine/train/config.h"
 #include "models/network.h"
 #include "tests/test_util.h"
 
 #include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
+#include "kernels/gemm_call.h"
+#include "kernels/predicted_linear_algorithm.h"
 #ifdef UV_WITH_CUDA
 #include "kernels/cuda/elementwise.h"
 #endif
@@ -66,6 +69,87 @@ struct Mirror {
 
 using test::PredictedCase;
 
+const GemmLibrary kGemmLibraries[] = {GemmLibrary::Cublas, GemmLibrary::CublasLt, GemmLibrary::CublasLtOneKernel};
+
+// The alignment cuBLASLt's heuristic is told for each pointer.
+TEST(BackendGemm, PointerAlignmentIsTheLargestPowerOfTwoDividingTheAddressUpTo256) {
+  alignas(256) static float block[256];
+  EXPECT_EQ(pointer_alignment(block), 256);
+  EXPECT_EQ(pointer_alignment(block + 1), 4);
+  EXPECT_EQ(pointer_alignment(block + 2), 8);
+  EXPECT_EQ(pointer_alignment(block + 12), 16);
+  EXPECT_EQ(pointer_alignment(block + 32), 128);
+  EXPECT_EQ(pointer_alignment(reinterpret_cast<const char*>(block) + 3), 1);
+  EXPECT_EQ(pointer_alignment(nullptr), 256);  // an absent operand constrains nothing
+}
+
+TEST(BackendGemm, LibraryNamesRoundTripAndUnknownOnesAreRefused) {
+  for (GemmLibrary library : kGemmLibraries) EXPECT_EQ(parse_gemm_library(gemm_library_name(library)), library);
+  try {
+    parse_gemm_library("cutlass");
+    ADD_FAILURE() << "an unknown library was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'cutlass'"), std::string::npos) << e.what();
+  }
+  // The CPU has its own GEMM: it takes any library and computes as before.
+  make_cpu_backend()->set_gemm_library(GemmLibrary::CublasLt);
+}
+
+// The products with their bias epilogues (kernels/predicted_linear_algorithm.h's
+// gemm_batched_bias_rows and gemm_batched_column_sums: cuBLASLt's BIAS and BGRADA where the library
+// is cuBLASLt, a product and a kernel otherwise) against the CPU, for one and for three products
+// side by side, every transpose the orchestrations use, overwriting and accumulating. Shapes off
+// every tile grid, and M = 100, K = 500, N = 10: the MNIST output layer, where cuBLAS splits K.
+TEST(BackendGemm, BiasEpiloguesMatchTheCpuWithEachLibrary) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  struct Size { int64_t m, n, k, count; };
+  for (const Size z : {Size{37, 29, 101, 1}, Size{100, 10, 500, 1}, Size{37, 29, 101, 3}, Size{130, 83, 64, 3}}) {
+    SCOPED_TRACE("M " + std::to_string(z.m) + " N " + std::to_string(z.n) + " K " + std::to_string(z.k) + " count " +
+                 std::to_string(z.count));
+    const int64_t width = z.count * z.n;  // C and the bias: the products side by side
+    // Forward: C (m × width) = A (m×k, each product's) · B_i (k×n) + bias. A_i is a column block of
+    // A (m × count·k), as T_j is of T in the chain.
+    const auto a = test::random_vector<float>(z.m * z.count * z.k, rng), b = test::random_vector<float>(z.count * z.k * z.n, rng),
+               bias = test::random_vector<float>(width, rng), dy = test::random_vector<float>(z.m * width, rng),
+               c0 = test::random_vector<float>(z.count * z.k * z.n, rng), db0 = test::random_vector<float>(width, rng);
+    struct Out { std::vector<float> y, dw_over, db_over, dw_acc, db_acc; };
+    auto run = [&](Backend& be) {
+      Mirror d{be, {}};
+      BackendOps ops{be};
+      Out o;
+      float* y = d.put(test::poisoned<float>(z.m * width));
+      algorithm::gemm_batched_bias_rows(ops, z.count, z.k, z.k * z.n, false, false, z.m, z.n, z.k, d.put(a),
+                                        z.count * z.k, d.put(b), z.n, d.put(bias), y);
+      o.y = d.get(y, z.m * width);
+      // Backward: dW_i (k×n) = A_iᵀ·dY_i and db = Σ_rows dY, overwritten, then added to c0 and db0.
+      for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
+        const bool add = mode == GradientMode::Accumulate;
+        float* dw = d.put(add ? c0 : test::poisoned<float>(c0.size()));
+        float* db = d.put(add ? db0 : test::poisoned<float>(width));
+        algorithm::gemm_batched_column_sums(ops, z.count, z.k, z.k * z.n, true, z.k, z.n, z.m, d.put(a), z.count * z.k,
+                                            d.put(dy), add ? 1.f : 0.f, dw, z.n, db, mode);
+        (add ? o.dw_acc : o.dw_over) = d.get(dw, c0.size());
+        (add ? o.db_acc : o.db_over) = d.get(db, width);
+      }
+      return o;
+    };
+    const Out ref = run(*cpu);
+    for (GemmLibrary library : kGemmLibraries) {
+      SCOPED_TRACE(gemm_library_name(library));
+      device->set_gemm_library(library);
+      const Out out = run(*device);
+      const double rk = test::rtol_for<float>(z.k), rm = test::rtol_for<float>(z.m);
+      EXPECT_TRUE(all_close(out.y, ref.y, rk, rk * std::sqrt(double(z.k))));
+      EXPECT_TRUE(all_close(out.dw_over, ref.dw_over, rm, rm * std::sqrt(double(z.m))));
+      EXPECT_TRUE(all_close(out.dw_acc, ref.dw_acc, rm, rm * std::sqrt(double(z.m))));
+      EXPECT_TRUE(all_close(out.db_over, ref.db_over, rm, rm * std::sqrt(double(z.m))));
+      EXPECT_TRUE(all_close(out.db_acc, ref.db_acc, rm, rm * std::sqrt(double(z.m))));
+    }
+  }
+}
+
 class BackendPredictedLinear : public ::testing::TestWithParam<PredictedCase> {};
 
 // Forward and backward of the predicted layer on the device against the CPU, odd sizes, poisoned
@@ -109,14 +193,19 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
       if (c.learn_u) o.du = d.get(bw.du, u.size());
       return o;
     };
-    const Out ref = run(*cpu), out = run(*device);
-    const double r = test::rtol_for<float>(s.k * s.rank);
-    EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
-    EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
-    EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
-    EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
-    if (c.learn_u) {
-      EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+    const Out ref = run(*cpu);
+    for (GemmLibrary library : kGemmLibraries) {  // the cuBLAS baselines through each library
+      SCOPED_TRACE(gemm_library_name(library));
+      device->set_gemm_library(library);
+      const Out out = run(*device);
+      const double r = test::rtol_for<float>(s.k * s.rank);
+      EXPECT_TRUE(all_close(out.y, ref.y, r, r * std::sqrt(double(s.k * s.rank))));
+      EXPECT_TRUE(all_close(out.dx, ref.dx, r, r * std::sqrt(double(s.n * s.rank))));
+      EXPECT_TRUE(all_close(out.dv, ref.dv, r, r * std::sqrt(double(s.m * s.k))));
+      EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
+      if (c.learn_u) {
+        EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+      }
     }
   }
 }
@@ -465,14 +554,21 @@ double mean_loss(const std::vector<double>& losses, size_t begin, size_t end) {
 
 // A few hundred steps on the device follow the CPU's loss curve. Both start from bit-identical
 // parameters (Philox) and data; float32 reassociation in cuBLAS and the kernels then grows slowly,
-// so each step's loss must agree within 1e-3 relative (plus 1e-4 absolute).
+// so each step's loss must agree within 1e-3 relative (plus 1e-4 absolute). With each GEMM
+// library (train.gemm), a fresh backend each.
 TEST(BackendTraining, DeviceLossCurveFollowsTheCpu) {
-  UV_REQUIRE_DEVICE(device);
+  UV_REQUIRE_DEVICE(first);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
-  const std::vector<double> ref = training_losses(*cpu, 300), out = training_losses(*device, 300);
-  ASSERT_EQ(ref.size(), out.size());
-  for (size_t i = 0; i < ref.size(); ++i)
-    EXPECT_NEAR(out[i], ref[i], 1e-4 + 1e-3 * std::fabs(ref[i])) << "step " << i;
+  const std::vector<double> ref = training_losses(*cpu, 300);
+  for (GemmLibrary library : kGemmLibraries) {
+    SCOPED_TRACE(gemm_library_name(library));
+    std::unique_ptr<Backend> device = library == GemmLibrary::Cublas ? std::move(first) : device_backend(&uv_skip_reason_);
+    device->set_gemm_library(library);
+    const std::vector<double> out = training_losses(*device, 300);
+    ASSERT_EQ(ref.size(), out.size());
+    for (size_t i = 0; i < ref.size(); ++i)
+      EXPECT_NEAR(out[i], ref[i], 1e-4 + 1e-3 * std::fabs(ref[i])) << "step " << i;
+  }
   EXPECT_LT(mean_loss(ref, 260, 300), 0.8 * mean_loss(ref, 0, 20))
       << "the run must learn, or the comparison proves little";
 }

@@ -939,6 +939,18 @@ TEST_F(CliConfig, CudaGraphValueIsChecked) {
   EXPECT_TRUE(is_user_error(train(config, "number"), {"train.cuda_graph"}));
 }
 
+// train.gemm: the GPU's GEMM library, checked on every machine; the CPU runs its own GEMM.
+TEST_F(CliConfig, GemmLibraryValueIsChecked) {
+  json config = base_config();
+  config["train"]["gemm"] = "cutlass";
+  EXPECT_TRUE(is_user_error(train(config, "bad"),
+                            {"train.gemm", "\"cutlass\"", "cublas, cublaslt, cublaslt_one_kernel"}));
+  config["train"]["gemm"] = "cublaslt_one_kernel";
+  ASSERT_TRUE(succeeded(train(config, "cpu")));
+  const json s = json::parse(read_text(run("cpu") / "summary.json"));
+  EXPECT_EQ(s["gemm"], "cpu (train.gemm applies to cuda)");
+}
+
 TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
   ASSERT_TRUE(succeeded(train(base_config(), "run")));
   const json s = json::parse(read_text(run("run") / "summary.json"));
@@ -954,38 +966,43 @@ TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
 // is 4 full batches and a partial one of 44 (run directly) an epoch, for 60 epochs.
 TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
   if (uv::query_devices().cuda_devices == 0) GTEST_SKIP() << "no CUDA device";
-  json config = base_config();
-  config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
-                     {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}};
-  json off = config;
-  off["train"]["cuda_graph"] = "off";
-  ASSERT_TRUE(succeeded(train(config, "graph", {"--device", "cuda"})));
-  ASSERT_TRUE(succeeded(train(off, "direct", {"--device", "cuda"})));
-  auto rows = [&](const std::string& name) {
-    std::vector<json> out = metrics_rows(name, {"train", "epoch"});
-    for (json& row : out) {
-      row.erase("seconds");
-      row.erase("samples_per_s");
+  for (const char* gemm : {"cublas", "cublaslt_one_kernel"}) {  // cuBLASLt's cached plans under capture
+    SCOPED_TRACE(gemm);
+    json config = base_config();
+    config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
+                       {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}, {"gemm", gemm}};
+    const std::string graph_run = std::string("graph-") + gemm, direct_run = std::string("direct-") + gemm;
+    json off = config;
+    off["train"]["cuda_graph"] = "off";
+    ASSERT_TRUE(succeeded(train(config, graph_run, {"--device", "cuda"})));
+    ASSERT_TRUE(succeeded(train(off, direct_run, {"--device", "cuda"})));
+    auto rows = [&](const std::string& name) {
+      std::vector<json> out = metrics_rows(name, {"train", "epoch"});
+      for (json& row : out) {
+        row.erase("seconds");
+        row.erase("samples_per_s");
+      }
+      return out;
+    };
+    const std::vector<json> graph = rows(graph_run), direct = rows(direct_run);
+    ASSERT_EQ(graph.size(), size_t{60 * 5 + 60});
+    ASSERT_EQ(graph.size(), direct.size());
+    for (size_t i = 0; i < graph.size(); ++i) EXPECT_EQ(graph[i], direct[i]) << "row " << i;
+    const uv::ckpt::SafetensorsFile a = uv::ckpt::read_safetensors((run(graph_run) / "checkpoint.safetensors").string());
+    const uv::ckpt::SafetensorsFile b = uv::ckpt::read_safetensors((run(direct_run) / "checkpoint.safetensors").string());
+    ASSERT_EQ(a.tensors.size(), b.tensors.size());
+    for (const uv::ckpt::TensorRecord& t : a.tensors) {
+      ASSERT_NE(b.find(t.name), nullptr) << t.name;
+      EXPECT_TRUE(t.bytes == b.find(t.name)->bytes) << t.name;
     }
-    return out;
-  };
-  const std::vector<json> graph = rows("graph"), direct = rows("direct");
-  ASSERT_EQ(graph.size(), size_t{60 * 5 + 60});
-  ASSERT_EQ(graph.size(), direct.size());
-  for (size_t i = 0; i < graph.size(); ++i) EXPECT_EQ(graph[i], direct[i]) << "row " << i;
-  const uv::ckpt::SafetensorsFile a = uv::ckpt::read_safetensors((run("graph") / "checkpoint.safetensors").string());
-  const uv::ckpt::SafetensorsFile b = uv::ckpt::read_safetensors((run("direct") / "checkpoint.safetensors").string());
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (const uv::ckpt::TensorRecord& t : a.tensors) {
-    ASSERT_NE(b.find(t.name), nullptr) << t.name;
-    EXPECT_TRUE(t.bytes == b.find(t.name)->bytes) << t.name;
+    const json s_graph = json::parse(read_text(run(graph_run) / "summary.json"));
+    const json s_direct = json::parse(read_text(run(direct_run) / "summary.json"));
+    EXPECT_EQ(s_graph["cuda_graph"]["captured"], true) << s_graph["cuda_graph"].dump();
+    EXPECT_EQ(s_graph["cuda_graph"]["replays"], 60 * 4 - 1);  // every full batch but the warm-up
+    EXPECT_EQ(s_direct["cuda_graph"]["captured"], false);
+    EXPECT_EQ(s_direct["cuda_graph"]["note"], "off (train.cuda_graph)");
+    EXPECT_EQ(s_graph["gemm"], gemm);
   }
-  const json s_graph = json::parse(read_text(run("graph") / "summary.json"));
-  const json s_direct = json::parse(read_text(run("direct") / "summary.json"));
-  EXPECT_EQ(s_graph["cuda_graph"]["captured"], true) << s_graph["cuda_graph"].dump();
-  EXPECT_EQ(s_graph["cuda_graph"]["replays"], 60 * 4 - 1);  // every full batch but the warm-up
-  EXPECT_EQ(s_direct["cuda_graph"]["captured"], false);
-  EXPECT_EQ(s_direct["cuda_graph"]["note"], "off (train.cuda_graph)");
 }
 
 // The SE-AE pair of the paper's MLP, small: layer 1 SE, layer 2 an ae dictionary drawn from an

@@ -13,6 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/core/tensor.h"
 #include "kernels/conv2d_args.h"
+#include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_args.h"
 #include "kernels/step_state.h"
 
@@ -40,6 +41,15 @@ struct SgdArgs {
   // captured training step cannot take a rate that changes every step by value).
   const StepState* lr_from = nullptr;
 };
+
+// The GPU's GEMM library (train.gemm). The CPU has its own GEMM (UV_CPU_GEMM) and ignores it.
+enum class GemmLibrary {
+  Cublas,             // cublasSgemm; bias and bias gradient in kernels of their own
+  CublasLt,           // cuBLASLt, with the bias and bias-gradient epilogues fused into the products
+  CublasLtOneKernel,  // as CublasLt, refusing split-K schemes that reduce in a second kernel
+};
+GemmLibrary parse_gemm_library(const std::string& name);  // UserError naming the value
+const char* gemm_library_name(GemmLibrary library);
 
 struct LossResult {
   double loss_sum = 0.0;  // summed over the batch (divide by M for the mean)
@@ -76,6 +86,14 @@ class Backend {
   virtual void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) = 0;
+  // A product with its bias epilogue in one launch (kernels/gemm_call.h), where the backend can;
+  // false, with nothing run, where not: the caller runs the product and the bias op itself.
+  virtual bool gemm_fused(const GemmCall& call) {
+    (void)call;
+    return false;
+  }
+  // Which GEMM library the backend's products use; the CPU ignores it.
+  virtual void set_gemm_library(GemmLibrary library) { (void)library; }
   virtual void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) = 0;  // y(M×N) += b
   virtual void column_sums(const float* x, int64_t m, int64_t n, float* out,
                            GradientMode mode) = 0;  // out(N) (+)= Σ_rows x

@@ -49,6 +49,22 @@ const char* activation_name(Activation activation) {
   return "?";
 }
 
+GemmLibrary parse_gemm_library(const std::string& name) {
+  if (name == "cublas") return GemmLibrary::Cublas;
+  if (name == "cublaslt") return GemmLibrary::CublasLt;
+  if (name == "cublaslt_one_kernel") return GemmLibrary::CublasLtOneKernel;
+  UV_FAIL("unknown GEMM library '" << name << "' (expected cublas, cublaslt or cublaslt_one_kernel)");
+}
+
+const char* gemm_library_name(GemmLibrary library) {
+  switch (library) {
+    case GemmLibrary::Cublas: return "cublas";
+    case GemmLibrary::CublasLt: return "cublaslt";
+    case GemmLibrary::CublasLtOneKernel: return "cublaslt_one_kernel";
+  }
+  return "?";
+}
+
 namespace {
 
 class CpuBackend final : public Backend {

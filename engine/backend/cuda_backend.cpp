@@ -16,6 +16,7 @@
 #include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
+#include "kernels/cuda/cublaslt_gemm.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/cudnn_conv.h"
@@ -57,6 +58,7 @@ class CudaBackend final : public Backend {
     // Destructors must not throw: report nothing, release what can be released.
     cudaStreamSynchronize(stream_);
     cudnn_.reset();  // its workspace goes back to the pool, then its handle
+    lt_.reset();     // before the workspace it uses
     if (row_loss_) cudaFree(row_loss_);
     if (row_correct_) cudaFree(row_correct_);
     cublasDestroy(cublas_);
@@ -123,6 +125,14 @@ class CudaBackend final : public Backend {
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
     ops().gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  bool gemm_fused(const GemmCall& call) override { return ops().gemm_fused(call); }
+  void set_gemm_library(GemmLibrary library) override {
+    UV_CHECK(!captured_, "the GEMM library cannot change after a capture recorded its products");
+    lt_.reset();
+    if (library != GemmLibrary::Cublas)
+      lt_ = std::make_unique<cuda::LtGemm>(cublas_workspace_, cublas_workspace_bytes_,
+                                           library == GemmLibrary::CublasLtOneKernel);
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
     cuda::bias_add_rows(y, bias, m, n, stream_);
@@ -311,7 +321,7 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_}; }
+  cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_, lt_.get()}; }
 
   // kernels/conv2d_onthefly_w_algorithm.h's Ops: the onthefly_w kernels' conv form, col2im, and
   // cuBLAS for dV.
@@ -390,6 +400,7 @@ class CudaBackend final : public Backend {
   size_t cublas_workspace_bytes_ = 0;
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
+  std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*: shares cuBLAS's workspace
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

@@ -20,7 +20,7 @@ json default_config() {
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
               "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto",
-              "cuda_graph": "auto"},
+              "cuda_graph": "auto", "gemm": "cublas"},
     "pretrain": {"epochs": 0, "lr": 0.1, "momentum": 0.7},
     "checkpoint": {"every_steps": 0},
     "log": {"every_steps": 100}
@@ -215,6 +215,10 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   UV_REQUIRE(r.project_input == "auto" || r.project_input == "on" || r.project_input == "off",
              "config " << source << ": 'train.project_input' = \"" << r.project_input
                        << "\" is not one of auto, on, off");
+  r.gemm = get<std::string>(t, "gemm");
+  UV_REQUIRE(r.gemm == "cublas" || r.gemm == "cublaslt" || r.gemm == "cublaslt_one_kernel",
+             "config " << source << ": 'train.gemm' = \"" << r.gemm
+                       << "\" is not one of cublas, cublaslt, cublaslt_one_kernel");
   r.cuda_graph = get<std::string>(t, "cuda_graph");
   UV_REQUIRE(r.cuda_graph == "auto" || r.cuda_graph == "off",
              "config " << source << ": 'train.cuda_graph' = \"" << r.cuda_graph << "\" is not one of auto, off");

@@ -63,6 +63,9 @@ struct RunConfig {
   // The supervised step captured once as a CUDA graph and replayed for every full batch: auto (on
   // the CUDA backend; the CPU runs it directly) | off.
   std::string cuda_graph = "auto";
+  // The GPU's GEMM library: cublas | cublaslt (bias and bias-gradient epilogues fused into the
+  // products) | cublaslt_one_kernel (also no split-K reduction kernels). The CPU ignores it.
+  std::string gemm = "cublas";
   // autoencoder pretraining of layers with pretrain = true
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 0.1, pretrain_momentum = 0.7;

@@ -968,6 +968,7 @@ json Run::summary(double seconds) {
                                                   {"of", data_.train.features()}}
                                            : json(nullptr)},
           {"memory_bytes", memory},
+          {"gemm", backend_->device() == Device::CPU ? "cpu (train.gemm applies to cuda)" : config_.gemm},
           // Whether this invocation's full training batches ran as one captured CUDA graph.
           {"cuda_graph", {{"setting", config_.cuda_graph},
                           {"captured", step_graph_ != nullptr},
@@ -1068,6 +1069,7 @@ json Run::execute() {
                         << " to continue it or choose another --out");
   }
   backend_ = make_backend(resolved_device());  // before creating anything: a bad --device leaves no trace
+  backend_->set_gemm_library(parse_gemm_library(config_.gemm));
   std::error_code ec;
   fs::create_directories(out_, ec);
   UV_REQUIRE(!ec, "--out " << out_.string() << ": cannot create directory: " << ec.message());
