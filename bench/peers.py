@@ -66,6 +66,8 @@ def run_uvtrain(args, config, batch, epochs, train_limit, out, extra=()):
     command = [args.uvtrain, "train", "--config", os.path.join(ROOT, config), "--device", args.device,
                "--epochs", str(epochs), "--out", out, "--set", f"train.batch_size={batch}",
                "--set", f"data.train_limit={train_limit}", "--set", "checkpoint.every_steps=0", *extra]
+    for setting in args.uvtrain_set:
+        command += ["--set", setting]
     if args.data_dir:
         command += ["--set", f"data.dir={args.data_dir}"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads))
@@ -290,6 +292,8 @@ def main():
     parser.add_argument("--data-dir", default="", help="the data set's directory (default: the config's)")
     parser.add_argument("--uvtrain", default=os.path.join(ROOT, "build/uvtrain"))
     parser.add_argument("--json", help="write every row here")
+    parser.add_argument("--uvtrain-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every uvtrain run, e.g. train.gemm=cublaslt (repeatable)")
     parser.add_argument("--torch-threads", choices=["blas", "intra"], default="blas",
                         help="CPU: give the threads to the BLAS PyTorch calls (intra-op 1) or to "
                              "PyTorch's own intra-op pool (BLAS 1); both together oversubscribe")
@@ -305,6 +309,9 @@ def main():
     for m in names:
         if m not in MODELS:
             fail(f"unknown model '{m}' in --models (known: {', '.join(MODELS)})")
+    for setting in args.uvtrain_set:
+        if "=" not in setting:
+            fail(f"--uvtrain-set takes KEY=VALUE, got '{setting}'")
     if not os.access(args.uvtrain, os.X_OK):
         fail(f"no uvtrain executable at {args.uvtrain} (build it with `make build`)")
 

@@ -53,8 +53,9 @@ class Peers : public ::testing::Test {
 
 TEST_F(Peers, TrainsBothNetworksAndWritesTheTable) {
   const fs::path out = dir_ / "peers.json";
-  const CliResult result = peers("--models mnist-b100 --epochs 1 --threads 1 --train-limit 300 --json " +
-                              shell_quote(out.string()));
+  // --uvtrain-set reaches every uvtrain run (the CPU takes train.gemm and ignores it).
+  const CliResult result = peers("--models mnist-b100 --epochs 1 --threads 1 --train-limit 300 "
+                                 "--uvtrain-set train.gemm=cublaslt --json " + shell_quote(out.string()));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("uvtrain speed-up"), std::string::npos) << result.output;
   std::ifstream in(out);
@@ -99,6 +100,9 @@ TEST_F(Peers, BadFlagsAreNamed) {
   CliResult result = peers("--models mnist-b100,nope");
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_NE(result.output.find("unknown model 'nope'"), std::string::npos) << result.output;
+  result = peers("--uvtrain-set train.gemm");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("--uvtrain-set takes KEY=VALUE"), std::string::npos) << result.output;
   result = peers("--threads 0");
   EXPECT_EQ(result.exit_code, 2) << result.output;
   EXPECT_NE(result.output.find("--threads"), std::string::npos) << result.output;
