@@ -11,7 +11,8 @@ namespace uv {
 enum class GemmEpilogue : uint8_t {
   None,
   Bias,          // C (m×n) += bias (n) on every row
-  BiasGradient,  // bias (n) = Σ_p op(B)[p, :] over the k rows of op(B), written (not added)
+  BiasGradient,  // bias (n) = Σ_p op(B)[p, :] over the k rows of op(B), written (not added);
+                 // fused only for an untransposed B and alpha = 1 (cuBLASLt's BGRADA)
 };
 
 // C (m×n) = alpha·op(A)·op(B) + beta·C, `count` products at constant strides (A_i = a + i·stride_a,

@@ -49,6 +49,13 @@ enum class GemmLibrary {
   CublasLtOneKernel,  // as CublasLt, refusing split-K schemes that reduce in a second kernel
 };
 GemmLibrary parse_gemm_library(const std::string& name);  // UserError naming the value
+// What the cuBLASLt path ran, counted as the host issues calls (a replayed CUDA graph repeats the
+// captured calls without counting them again).
+struct GemmCounts {
+  int64_t products = 0;         // plain products through cuBLASLt
+  int64_t fused_epilogues = 0;  // products with their bias or bias gradient fused
+  int64_t declined = 0;         // calls cuBLASLt had no algorithm for: cublasSgemm (and a kernel) ran
+};
 const char* gemm_library_name(GemmLibrary library);
 
 struct LossResult {
@@ -94,6 +101,7 @@ class Backend {
   }
   // Which GEMM library the backend's products use; the CPU ignores it.
   virtual void set_gemm_library(GemmLibrary library) { (void)library; }
+  virtual GemmCounts gemm_counts() const { return {}; }
   virtual void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) = 0;  // y(M×N) += b
   virtual void column_sums(const float* x, int64_t m, int64_t n, float* out,
                            GradientMode mode) = 0;  // out(N) (+)= Σ_rows x

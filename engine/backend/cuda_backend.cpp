@@ -134,6 +134,10 @@ class CudaBackend final : public Backend {
       lt_ = std::make_unique<cuda::LtGemm>(cublas_workspace_, cublas_workspace_bytes_,
                                            library == GemmLibrary::CublasLtOneKernel);
   }
+  GemmCounts gemm_counts() const override {
+    if (!lt_) return {};
+    return {lt_->products(), lt_->fused_epilogues(), lt_->declined()};
+  }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
     cuda::bias_add_rows(y, bias, m, n, stream_);
   }

@@ -165,6 +165,7 @@ class Run {
   void read_step_totals(int64_t seen);
   json stages_json() const;
   json summary(double seconds);
+  json gemm_summary() const;
 
   const RunConfig& config_;
   TrainOptions options_;
@@ -897,6 +898,20 @@ json Run::stages_json() const {
   return stages;
 }
 
+// train.gemm and what it did: on cuda with cuBLASLt, the products it ran and fused, counted as the
+// host issued them (a captured step counts once, not per replay).
+json Run::gemm_summary() const {
+  if (backend_->device() == Device::CPU) return {{"setting", config_.gemm}, {"note", "the CPU runs its own GEMM"}};
+  json out = {{"setting", config_.gemm}};
+  if (config_.gemm != "cublas") {
+    const GemmCounts counts = backend_->gemm_counts();
+    out["cublaslt_products"] = counts.products;
+    out["fused_epilogues"] = counts.fused_epilogues;
+    out["declined_to_cublas"] = counts.declined;
+  }
+  return out;
+}
+
 json Run::summary(double seconds) {
   json layers = json::array();
   // The paper counts the layers it predicts: every layer but the softmax output, which never is.
@@ -968,7 +983,7 @@ json Run::summary(double seconds) {
                                                   {"of", data_.train.features()}}
                                            : json(nullptr)},
           {"memory_bytes", memory},
-          {"gemm", backend_->device() == Device::CPU ? "cpu (train.gemm applies to cuda)" : config_.gemm},
+          {"gemm", gemm_summary()},
           // Whether this invocation's full training batches ran as one captured CUDA graph.
           {"cuda_graph", {{"setting", config_.cuda_graph},
                           {"captured", step_graph_ != nullptr},

@@ -37,17 +37,24 @@ class LtGemm {
   bool run(const GemmCall& call, cudaStream_t stream);
 
   bool one_kernel() const { return one_kernel_; }
+  // What ran: plain products, products with their epilogue fused, and calls handed back to the
+  // caller (no algorithm, or an epilogue this class does not fuse).
+  int64_t products() const { return products_; }
+  int64_t fused_epilogues() const { return fused_epilogues_; }
+  int64_t declined() const { return declined_; }
 
  private:
   struct Plan;
-  using Key = std::array<int64_t, 18>;
+  using Key = std::array<int64_t, 17>;
   static Key key_of(const GemmCall& call);
+  std::unique_ptr<Plan> make_plan(const GemmCall& call) const;
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_;
   size_t workspace_bytes_;
   bool one_kernel_;
   std::map<Key, std::unique_ptr<Plan>> plans_;
+  int64_t products_ = 0, fused_epilogues_ = 0, declined_ = 0;
 };
 
 }  // namespace uv::cuda
