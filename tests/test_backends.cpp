@@ -326,7 +326,8 @@ TEST(BackendData, ShuffledOrderMatchesTheCpu) {
 
 // The grouped norm bound (one launch for up to 8 tensors; more are split) against the CPU's
 // per-tensor loop: 11 targets of different shapes, stacks of matrices (count > 1), a 10-column
-// output layer, a single element; columns both under and over the bound.
+// output layer, a single element; columns both under and over the bound. The last launch also
+// advances the step state (bit for bit as advance_step), and with no target the advance runs alone.
 TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
@@ -336,20 +337,33 @@ TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
                                      {1, 204, 70}, {4, 5, 3},    {1, 64, 64}, {1, 9, 100}, {2, 300, 2}};
   std::vector<std::vector<float>> values;
   for (const Shape& sh : shapes) values.push_back(test::random_vector<float>(sh.count * sh.rows * sh.cols, rng, -0.3f, 0.3f));
-  auto run = [&](Backend& be) {
+  StepState initial;
+  initial.begin = 300;
+  initial.lr = 0.1;
+  auto run = [&](Backend& be, size_t count) {
     Mirror d{be, {}};
     std::vector<Backend::ColumnNormTarget> targets;
-    for (size_t k = 0; k < shapes.size(); ++k)
+    for (size_t k = 0; k < count; ++k)
       targets.push_back({d.put(values[k]), shapes[k].count, shapes[k].rows, shapes[k].cols});
-    be.max_column_norms(targets, 1.2f);
+    Buffer state = be.allocate(sizeof(StepState));
+    be.copy_to_device(state.data(), &initial, sizeof(StepState));
+    be.max_column_norms(targets, 1.2f, {static_cast<StepState*>(state.data()), 100, 1.000064});
     std::vector<std::vector<float>> out;
-    for (size_t k = 0; k < shapes.size(); ++k) out.push_back(d.get(targets[k].v, values[k].size()));
-    return out;
+    for (size_t k = 0; k < count; ++k) out.push_back(d.get(targets[k].v, values[k].size()));
+    StepState after;
+    be.copy_to_host(&after, state.data(), sizeof(StepState));
+    return std::make_pair(out, after);
   };
-  const auto ref = run(*cpu), out = run(*device);
-  for (size_t k = 0; k < shapes.size(); ++k) {
-    const double r = test::rtol_for<float>(std::max<int64_t>(1, shapes[k].rows));
-    EXPECT_TRUE(all_close(out[k], ref[k], r, r)) << "target " << k;
+  for (size_t count : {shapes.size(), size_t{0}}) {
+    SCOPED_TRACE(std::to_string(count) + " targets");
+    const auto ref = run(*cpu, count), out = run(*device, count);
+    for (size_t k = 0; k < count; ++k) {
+      const double r = test::rtol_for<float>(std::max<int64_t>(1, shapes[k].rows));
+      EXPECT_TRUE(all_close(out.first[k], ref.first[k], r, r)) << "target " << k;
+    }
+    EXPECT_EQ(out.second.begin, 400);
+    EXPECT_EQ(out.second.begin, ref.second.begin);
+    EXPECT_EQ(out.second.lr, ref.second.lr);  // IEEE double division on both
   }
 }
 

@@ -202,8 +202,18 @@ class Backend {
     float* v = nullptr;
     int64_t count = 1, rows = 0, cols = 0;
   };
-  virtual void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm) {
+  // advance_step's arguments, for the step's last launch to carry (state null: no advance).
+  struct StepAdvance {
+    StepState* state = nullptr;
+    int64_t batch = 0;
+    double lr_decay = 1.0;
+  };
+  // With `advance`, the step state advances after the bounds (on the GPU in the same launch: the
+  // bound is a step's last kernel, and a launch fewer is a step's few microseconds less).
+  virtual void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm,
+                                const StepAdvance& advance) {
     for (const ColumnNormTarget& t : targets) max_column_norm(t.v, t.count, t.rows, t.cols, max_norm);
+    if (advance.state) advance_step(advance.state, advance.batch, advance.lr_decay);
   }
   // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
   virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,

@@ -289,15 +289,20 @@ class CudaBackend final : public Backend {
   void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm) override {
     cuda::max_column_norm(v, count, rows, cols, max_norm, stream_);
   }
-  void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm) override {
+  void max_column_norms(const std::vector<ColumnNormTarget>& targets, float max_norm,
+                        const StepAdvance& advance) override {
     cuda::ColumnNormTargets group;
     for (const ColumnNormTarget& t : targets) {
-      group.add(t.v, t.count, t.rows, t.cols);
       if (group.full()) {
         cuda::max_column_norms(group, max_norm, stream_);
         group = {};
       }
+      group.add(t.v, t.count, t.rows, t.cols);
     }
+    // The last launch carries the advance (alone where there is nothing to bound).
+    group.advance = advance.state;
+    group.advance_batch = advance.batch;
+    group.advance_lr_decay = advance.lr_decay;
     cuda::max_column_norms(group, max_norm, stream_);
   }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {

@@ -133,10 +133,12 @@ class Run {
   const ResidentSet& test_input();
   ResidentSet project(const ResidentSet& set);
   // lr_from set: the rate is read on the backend from the step state and `lr` is ignored.
+  // advance.state set: the step state advances after the update (in the norm bound's launch).
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
-           const StepState* lr_from = nullptr);
-  // Bounds the column norms of the parameters among `params` that have the bound: one grouped call.
-  void bound_column_norms(ParameterStore& store, const std::vector<int>& params);
+           const StepState* lr_from = nullptr, const Backend::StepAdvance& advance = {});
+  // Bounds the column norms of the parameters among `params` that have the bound: one grouped call,
+  // which also advances the step state where `advance` says so.
+  void bound_column_norms(ParameterStore& store, const std::vector<int>& params, const Backend::StepAdvance& advance);
   std::vector<Backend::ColumnNormTarget> norm_targets_;  // bound_column_norms' list, reused
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
@@ -402,18 +404,24 @@ void Run::build_dictionary(size_t i) {
   log_metrics(row);
 }
 
-void Run::bound_column_norms(ParameterStore& store, const std::vector<int>& params) {
-  if (config_.max_col_norm <= 0) return;
+void Run::bound_column_norms(ParameterStore& store, const std::vector<int>& params,
+                             const Backend::StepAdvance& advance) {
   norm_targets_.clear();  // keeps its capacity: no allocation per step after the first
-  for (int index : params) {
-    const Parameter& p = store.at(index);
-    if (p.spec.max_col_norm) norm_targets_.push_back({p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols});
+  if (config_.max_col_norm > 0) {
+    for (int index : params) {
+      const Parameter& p = store.at(index);
+      if (p.spec.max_col_norm) norm_targets_.push_back({p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols});
+    }
   }
-  if (!norm_targets_.empty()) backend_->max_column_norms(norm_targets_, static_cast<float>(config_.max_col_norm));
+  if (norm_targets_.empty()) {
+    if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
+    return;
+  }
+  backend_->max_column_norms(norm_targets_, static_cast<float>(config_.max_col_norm), advance);
 }
 
 void Run::sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
-              const StepState* lr_from) {
+              const StepState* lr_from, const Backend::StepAdvance& advance) {
   ParameterStore& store = model_->store();
   // Every learned tensor trains (supervised training): one call over the contiguous arena, weight
   // decay on its leading decayed part. The arena's alignment padding is zero with zero gradients,
@@ -430,7 +438,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
     backend_->sgd_step(args);
-    bound_column_norms(store, params);
+    bound_column_norms(store, params, advance);
     return;
   }
   for (int index : params) {
@@ -446,7 +454,7 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.weight_decay = p.spec.weight_decay ? static_cast<float>(weight_decay) : 0.f;
     backend_->sgd_step(args);
   }
-  bound_column_norms(store, params);
+  bound_column_norms(store, params, advance);
 }
 
 bool Run::pretrain_layer(size_t index) {
@@ -549,9 +557,9 @@ void Run::step_body(const ResidentSet& input, const std::vector<int>& params, in
   graph_->backward(m);
   {
     NvtxRange range("optimizer");
-    sgd(params, 0.0, config_.momentum, config_.weight_decay, state);
+    // The pipeline's per-minibatch decay: the step state advances in the optimizer's last launch.
+    sgd(params, 0.0, config_.momentum, config_.weight_decay, state, {state, m, config_.lr_decay});
   }
-  backend_->advance_step(state, m, config_.lr_decay);  // the pipeline's per-minibatch decay
 }
 
 void Run::train_step(const ResidentSet& input, const std::vector<int>& params, int64_t m) {

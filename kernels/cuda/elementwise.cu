@@ -298,10 +298,13 @@ __global__ void __launch_bounds__(kFusedLossThreads) softmax_cross_entropy_accum
   accumulate_rows_in_block(row_loss, row_correct, m, state);
 }
 
-__global__ void advance_step_kernel(StepState* state, int64_t batch, double lr_decay) {
+// The CPU twin is cpu::advance_step: the same double division, bit for bit.
+__device__ void advance(StepState* state, int64_t batch, double lr_decay) {
   state->begin += batch;
   state->lr /= lr_decay;
 }
+
+__global__ void advance_step_kernel(StepState* state, int64_t batch, double lr_decay) { advance(state, batch, lr_decay); }
 
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
                            float lr_value, const double* lr_from, float momentum, float weight_decay,
@@ -325,6 +328,8 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
 // one launch each.
 __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm) {
   __shared__ float scale[kColumnTile];
+  if (targets.advance && blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0)
+    advance(targets.advance, targets.advance_batch, targets.advance_lr_decay);
   int k = 0;
   while (blockIdx.x >= targets.block_begin[k + 1]) ++k;  // the same k for the whole block
   const int64_t rows = targets.rows[k], cols = targets.cols[k];
@@ -478,7 +483,10 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
 }
 
 void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream) {
-  if (targets.n == 0 || targets.block_begin[targets.n] == 0) return;
+  if (targets.n == 0 || targets.block_begin[targets.n] == 0) {  // no block: the advance alone
+    if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
+    return;
+  }
   int groups = 1;
   for (int k = 0; k < targets.n; ++k) groups = std::max(groups, column_row_groups(targets.rows[k]));
   const dim3 block(kColumnTile, static_cast<unsigned>(groups));

@@ -59,7 +59,8 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,
                      cudaStream_t stream);
 struct ColumnNormTargets;
-// max_column_norm over up to kMaxColumnNormTargets tensors in one launch.
+// max_column_norm over up to kMaxColumnNormTargets tensors in one launch, and targets.advance's
+// advance_step with them.
 void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
                   cudaStream_t stream);
@@ -113,6 +114,10 @@ struct ColumnNormTargets {
   int64_t rows[kMaxColumnNormTargets] = {}, cols[kMaxColumnNormTargets] = {};
   int64_t block_begin[kMaxColumnNormTargets + 1] = {};
   int n = 0;
+  // Set: block 0 also advances the step state (advance_step), which no norm bound reads.
+  StepState* advance = nullptr;
+  int64_t advance_batch = 0;
+  double advance_lr_decay = 1.0;
   bool full() const { return n == kMaxColumnNormTargets; }
   void add(float* matrices, int64_t count, int64_t r, int64_t c) {
     v[n] = matrices;
