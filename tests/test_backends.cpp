@@ -17,6 +17,7 @@
 #include "tests/test_util.h"
 
 #include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_algorithm.h"
 #ifdef UV_WITH_CUDA
@@ -93,6 +94,95 @@ TEST(BackendGemm, LibraryNamesRoundTripAndUnknownOnesAreRefused) {
   }
   // The CPU has its own GEMM: it takes any library and computes as before.
   make_cpu_backend()->set_gemm_library(GemmLibrary::CublasLt);
+}
+
+// CPU Ops that also "fuse": gemm_fused runs a GemmCall as kernels/gemm_call.h defines it, in
+// double, straight from the definition (strides, leading dimensions, transposes, the bias of
+// product i at bias + i·n). The orchestrations must build calls that mean what the unfused
+// product-and-kernel sequence computes; this checks that without a GPU.
+struct DefinitionOps : cpu::CpuOps<float> {
+  int fused = 0;
+  bool gemm_fused(const GemmCall& g) {
+    ++fused;
+    for (int64_t i = 0; i < g.count; ++i) {
+      const float* a = g.a + i * g.stride_a;
+      const float* b = g.b + i * g.stride_b;
+      float* c = g.c + i * g.stride_c;
+      float* bias = g.bias ? g.bias + i * g.n : nullptr;
+      auto op_a = [&](int64_t r, int64_t p) { return double(g.ta ? a[p * g.lda + r] : a[r * g.lda + p]); };
+      auto op_b = [&](int64_t p, int64_t col) { return double(g.tb ? b[col * g.ldb + p] : b[p * g.ldb + col]); };
+      for (int64_t r = 0; r < g.m; ++r)
+        for (int64_t col = 0; col < g.n; ++col) {
+          double sum = 0;
+          for (int64_t p = 0; p < g.k; ++p) sum += op_a(r, p) * op_b(p, col);
+          double out = g.alpha * sum + (g.beta != 0.f ? g.beta * double(c[r * g.ldc + col]) : 0.0);
+          if (g.epilogue == GemmEpilogue::Bias) out += bias[col];
+          c[r * g.ldc + col] = static_cast<float>(out);
+        }
+      if (g.epilogue == GemmEpilogue::BiasGradient)
+        for (int64_t col = 0; col < g.n; ++col) {
+          double sum = 0;
+          for (int64_t p = 0; p < g.k; ++p) sum += op_b(p, col);
+          bias[col] = static_cast<float>(sum);
+        }
+    }
+    return true;
+  }
+};
+
+// Every orchestration that offers an epilogue (dense, chain with J columns, materialise), run with
+// DefinitionOps against the plain CPU Ops: the same numbers, and the fused calls were made.
+TEST(BackendGemm, OrchestrationsBuildCallsThatMeanTheUnfusedSequence) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 23, k = 41, n = 36;
+  const auto x = test::random_vector<float>(m * k, rng), w = test::random_vector<float>(k * n, rng),
+             b = test::random_vector<float>(n, rng), dy = test::random_vector<float>(m * n, rng),
+             dw0 = test::random_vector<float>(k * n, rng);
+  const double r = test::rtol_for<float>(k);
+  for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
+    auto dense = [&](auto& ops) {
+      std::vector<float> y(m * n, NAN), dx(m * k, NAN), dw = dw0, db(n, NAN);
+      if (mode == GradientMode::Accumulate) db = b;
+      algorithm::dense_forward(ops, x.data(), w.data(), b.data(), y.data(), m, k, n);
+      algorithm::dense_backward(ops, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), m, k, n,
+                                GradientMode::Accumulate, mode);
+      return std::vector<std::vector<float>>{y, dx, dw, db};
+    };
+    cpu::CpuOps<float> plain;
+    DefinitionOps fusing;
+    const auto ref = dense(plain), out = dense(fusing);
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(all_close(out[i], ref[i], r, r)) << "dense output " << i;
+    EXPECT_EQ(fusing.fused, mode == GradientMode::Overwrite ? 2 : 1);  // an added bias gradient is not fused
+  }
+  for (const PredictedStrategy strategy : {PredictedStrategy::Chain, PredictedStrategy::Materialise}) {
+    for (int64_t columns : {int64_t{1}, int64_t{3}}) {
+      SCOPED_TRACE(std::string(predicted_strategy_name(strategy)) + " J " + std::to_string(columns));
+      PredictedLinearShape s;
+      s.m = m; s.k = k; s.rank = 7; s.columns = columns; s.n = columns * 12;
+      const auto u = test::random_vector<float>(s.k * s.t_cols(), rng), v = test::random_vector<float>(s.rank * s.n, rng),
+                 bias = test::random_vector<float>(s.n, rng), g = test::random_vector<float>(s.m * s.n, rng);
+      auto layer = [&](auto& ops) {
+        std::vector<float> saved(predicted_linear_saved_floats(s, strategy), NAN), y(s.m * s.n, NAN),
+            scratch(predicted_linear_backward_scratch_floats(s, strategy), NAN), dx(s.m * s.k, NAN), dv(v.size(), NAN),
+            db(s.n, NAN);
+        PredictedLinearForwardArgsT<float> f;
+        f.shape = s; f.strategy = strategy; f.x = x.data(); f.u = u.data(); f.v = v.data(); f.bias = bias.data();
+        f.saved = saved.data(); f.y = y.data();
+        algorithm::predicted_linear_forward(ops, f);
+        PredictedLinearBackwardArgsT<float> bw;
+        bw.shape = s; bw.strategy = strategy; bw.x = x.data(); bw.u = u.data(); bw.v = v.data(); bw.saved = saved.data();
+        bw.dy = g.data(); bw.scratch = scratch.data(); bw.dx = dx.data(); bw.dv = dv.data(); bw.dbias = db.data();
+        algorithm::predicted_linear_backward(ops, bw);
+        return std::vector<std::vector<float>>{y, dx, dv, db};
+      };
+      cpu::CpuOps<float> plain;
+      DefinitionOps fusing;
+      const auto ref = layer(plain), out = layer(fusing);
+      const double rr = test::rtol_for<float>(s.k * s.rank);
+      for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(all_close(out[i], ref[i], rr, rr)) << "layer output " << i;
+      EXPECT_EQ(fusing.fused, 2);  // the forward's bias, the backward's bias gradient
+    }
+  }
 }
 
 // The products with their bias epilogues (kernels/predicted_linear_algorithm.h's
