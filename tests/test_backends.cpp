@@ -17,6 +17,7 @@
 #include "tests/test_util.h"
 
 #include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
+#include "kernels/cuda/small_gemm_tile.h"  // plain C++ too
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_algorithm.h"
@@ -216,8 +217,11 @@ TEST(BackendGemm, BiasEpiloguesMatchTheCpuWithEachLibrary) {
       // Backward: dW_i (k×n) = A_iᵀ·dY_i and db = Σ_rows dY, overwritten, then added to c0 and db0.
       for (GradientMode mode : {GradientMode::Overwrite, GradientMode::Accumulate}) {
         const bool add = mode == GradientMode::Accumulate;
-        float* dw = d.put(add ? c0 : test::poisoned<float>(c0.size()));
-        float* db = d.put(add ? db0 : test::poisoned<float>(width));
+        // Named, not temporaries in a conditional (GCC 12 then warns of a bogus free).
+        const std::vector<float> dw_start = add ? c0 : test::poisoned<float>(c0.size()),
+                                 db_start = add ? db0 : test::poisoned<float>(width);
+        float* dw = d.put(dw_start);
+        float* db = d.put(db_start);
         algorithm::gemm_batched_column_sums(ops, z.count, z.k, z.k * z.n, true, z.k, z.n, z.m, d.put(a), z.count * z.k,
                                             d.put(dy), add ? 1.f : 0.f, dw, z.n, db, mode);
         (add ? o.dw_acc : o.dw_over) = d.get(dw, c0.size());
@@ -457,6 +461,52 @@ TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
   }
 }
 
+// The small fused product y = act(a·b + bias) (train.small_gemm) against the CPU's product and
+// bias_activation_forward: σ, tanh and identity, with and without a bias, sizes inside one tile,
+// off every tile edge (M = 33 is a tile and 1 row, N = 65 a tile and 1 column, K = 17 a slice and
+// 1), the MNIST layer (100 × 500 × 78), and leading dimensions wider than the matrices, whose
+// padding must stay as it was. Tolerance: the rule with the product's depth, plus ulp8 for the
+// transcendentals.
+TEST(BackendElementwise, SmallGemmBiasActivationMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  device->set_small_gemm(true);
+  std::mt19937_64 rng(test::fresh_seed());
+  struct Size { int64_t m, n, k, pad; };
+  for (const Size z : {Size{5, 7, 3, 0}, Size{33, 65, 17, 0}, Size{100, 500, 78, 0}, Size{37, 101, 13, 3}, Size{1, 1, 1, 0}}) {
+    const int64_t lda = z.k + z.pad, ldb = z.n + z.pad, ldy = z.n + z.pad;
+    const auto a = test::random_vector<float>(z.m * lda, rng), b = test::random_vector<float>(z.k * ldb, rng),
+               bias = test::random_vector<float>(z.n, rng), y0 = test::random_vector<float>(z.m * ldy, rng);
+    for (Activation act : {Activation::Identity, Activation::Sigmoid, Activation::Tanh}) {
+      for (bool with_bias : {true, false}) {
+        SCOPED_TRACE(std::string(activation_name(act)) + (with_bias ? " with bias " : " no bias ") + std::to_string(z.m) +
+                     "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
+        ASSERT_TRUE(device->fuses_bias_activation(z.m, z.n, z.k, act));
+        // The CPU: the product into a compact y, then bias + activation; padded back for the compare.
+        std::vector<float> compact(z.m * z.n);
+        cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data(), lda, b.data(), ldb, 0.f, compact.data(), z.n);
+        cpu->bias_activation_forward(act, compact.data(), with_bias ? bias.data() : nullptr, z.m, z.n, nullptr);
+        std::vector<float> ref = y0;
+        for (int64_t i = 0; i < z.m; ++i)
+          for (int64_t j = 0; j < z.n; ++j) ref[i * ldy + j] = compact[i * z.n + j];
+        Mirror d{*device, {}};
+        std::vector<float> start = y0;  // padding kept, the matrix poisoned
+        for (int64_t i = 0; i < z.m; ++i)
+          for (int64_t j = 0; j < z.n; ++j) start[i * ldy + j] = std::numeric_limits<float>::quiet_NaN();
+        float* y = d.put(start);
+        device->gemm_bias_activation(z.m, z.n, z.k, d.put(a), lda, d.put(b), ldb, with_bias ? d.put(bias) : nullptr,
+                                     act, y, ldy);
+        const double r = test::rtol_for<float>(z.k) + 8 * std::numeric_limits<float>::epsilon();
+        EXPECT_TRUE(all_close(d.get(y, start.size()), ref, r, r * std::sqrt(double(z.k))));
+      }
+    }
+  }
+  EXPECT_FALSE(device->fuses_bias_activation(100, 500, 78, Activation::ReLU)) << "a ReLU's mask needs its own kernel";
+  EXPECT_FALSE(device->fuses_bias_activation(100, 4096, 204, Activation::Sigmoid)) << "large products stay with cuBLAS";
+  device->set_small_gemm(false);
+  EXPECT_FALSE(device->fuses_bias_activation(100, 500, 78, Activation::Sigmoid)) << "train.small_gemm off";
+}
+
 // The folded bias + activation (one kernel each way on the device) against the CPU's composition of
 // the separate ops, every activation, sizes off the column tiles and mask words, with and without a
 // bias, both gradient modes; outputs poisoned. Tolerance: ulp8 for the elementwise values (libm
@@ -592,15 +642,18 @@ TEST(BackendData, GatherMatchesTheCpu) {
 
 // The loss of each of `steps` SGD steps of a small predicted MLP (SE dictionary, chain and
 // materialise layers, 2 columns) on a synthetic 8×8 data set, computed on `backend`.
-std::vector<double> training_losses(Backend& backend, int steps) {
-  const RunConfig config = parse_config(R"({
-    "name": "curve", "seed": 5,
-    "model": {"layers": [
+// The default layers: chain with 2 columns, materialise with tanh, a dense output layer.
+constexpr const char* kCurveLayers = R"([
       {"type": "predicted_dense", "units": 40, "dictionary": "se", "fraction": 0.25, "columns": 2,
        "strategy": "chain"},
       {"type": "predicted_dense", "units": 30, "dictionary": "randfixu", "fraction": 0.3,
        "strategy": "materialise", "activation": "tanh"},
-      {"type": "dense", "units": 4, "activation": "identity"}]},
+      {"type": "dense", "units": 4, "activation": "identity"}])";
+
+std::vector<double> training_losses(Backend& backend, int steps, const std::string& layers = kCurveLayers) {
+  const RunConfig config = parse_config(R"({
+    "name": "curve", "seed": 5,
+    "model": {"layers": )" + layers + R"(},
     "train": {"batch_size": 25, "lr": 0.1, "momentum": 0.9, "max_col_norm": 1.9365}})",
                                         "curve", {});
   data::Dataset set;
@@ -678,6 +731,23 @@ TEST(BackendTraining, DeviceLossCurveFollowsTheCpu) {
   }
   EXPECT_LT(mean_loss(ref, 260, 300), 0.8 * mean_loss(ref, 0, 20))
       << "the run must learn, or the comparison proves little";
+}
+
+// train.small_gemm: the layers whose products take the one-kernel bias+activation (a chain layer
+// with one column and σ, a dense layer with tanh) follow the CPU's curve as closely.
+TEST(BackendTraining, SmallGemmLossCurveFollowsTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  device->set_small_gemm(true);
+  ASSERT_TRUE(device->fuses_bias_activation(25, 40, 16, Activation::Sigmoid));
+  const std::string layers = R"([
+      {"type": "predicted_dense", "units": 40, "dictionary": "se", "fraction": 0.25, "strategy": "chain"},
+      {"type": "dense", "units": 30, "activation": "tanh"},
+      {"type": "dense", "units": 4, "activation": "identity"}])";
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  const std::vector<double> ref = training_losses(*cpu, 300, layers), out = training_losses(*device, 300, layers);
+  ASSERT_EQ(ref.size(), out.size());
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(out[i], ref[i], 1e-4 + 1e-3 * std::fabs(ref[i])) << "step " << i;
+  EXPECT_LT(mean_loss(ref, 260, 300), 0.8 * mean_loss(ref, 0, 20)) << "the run must learn";
 }
 
 TEST(BackendTraining, CpuLossCurveIsReproducibleAndLearns) {
@@ -944,6 +1014,33 @@ TEST(BackendStepState, CapturedStepsReplayAsDirectOnes) {
   EXPECT_EQ(replayed.first.loss_sum, direct.first.loss_sum);
   EXPECT_EQ(replayed.first.correct, direct.first.correct);
   EXPECT_EQ(replayed.second, direct.second);
+}
+
+// The small fused GEMM's grid (kernels/cuda/small_gemm_tile.h): every output of y is written by
+// exactly one (block, thread, element), off every tile edge; and which products count as small.
+TEST(BackendLaunchGeometry, SmallGemmTilesCoverEveryOutputOnce) {
+  using cuda::SmallGemmTile;
+  for (const auto& [m, n] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {32, 64}, {33, 65}, {100, 500}, {97, 10}}) {
+    std::vector<int> hits(static_cast<size_t>(m * n), 0);
+    for (int64_t by = 0; by < cuda::small_gemm_row_blocks(m); ++by)
+      for (int64_t bx = 0; bx < cuda::small_gemm_col_blocks(n); ++bx)
+        for (int t = 0; t < SmallGemmTile::kThreads; ++t)
+          for (int i = 0; i < SmallGemmTile::kRowsPerThread; ++i)
+            for (int c = 0; c < SmallGemmTile::kColsPerThread; ++c) {
+              const int64_t row = cuda::small_gemm_row(by, t, i), col = cuda::small_gemm_col(bx, t, c);
+              // Inside its block's tile: the kernel stages exactly that tile.
+              ASSERT_GE(row, by * SmallGemmTile::kRows);
+              ASSERT_LT(row, (by + 1) * SmallGemmTile::kRows);
+              ASSERT_GE(col, bx * SmallGemmTile::kCols);
+              ASSERT_LT(col, (bx + 1) * SmallGemmTile::kCols);
+              if (row < m && col < n) ++hits[static_cast<size_t>(row * n + col)];
+            }
+    EXPECT_TRUE(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; })) << m << "×" << n;
+  }
+  EXPECT_TRUE(cuda::small_gemm_fits(100, 500, 78));     // the MNIST MLP's layers: 7.8 MFLOP
+  EXPECT_TRUE(cuda::small_gemm_fits(1024, 500, 32));    // 32 MFLOP, the limit
+  EXPECT_FALSE(cuda::small_gemm_fits(100, 4096, 204));  // the wide MLP's: 167 MFLOP
+  EXPECT_FALSE(cuda::small_gemm_fits(0, 10, 10));
 }
 
 TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {

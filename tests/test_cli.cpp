@@ -946,10 +946,14 @@ TEST_F(CliConfig, GemmLibraryValueIsChecked) {
   EXPECT_TRUE(is_user_error(train(config, "bad"),
                             {"train.gemm", "\"cutlass\"", "cublas, cublaslt, cublaslt_one_kernel"}));
   config["train"]["gemm"] = "cublaslt_one_kernel";
+  config["train"]["small_gemm"] = "auto";
+  EXPECT_TRUE(is_user_error(train(config, "small"), {"train.small_gemm", "\"auto\"", "on, off"}));
+  config["train"]["small_gemm"] = "on";
   ASSERT_TRUE(succeeded(train(config, "cpu")));
   const json s = json::parse(read_text(run("cpu") / "summary.json"));
   EXPECT_EQ(s["gemm"]["setting"], "cublaslt_one_kernel");
   EXPECT_EQ(s["gemm"]["note"], "the CPU runs its own GEMM");
+  EXPECT_EQ(s["gemm"]["small_gemm"], "on");
 }
 
 TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
@@ -967,11 +971,14 @@ TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
 // is 4 full batches and a partial one of 44 (run directly) an epoch, for 60 epochs.
 TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
   if (uv::query_devices().cuda_devices == 0) GTEST_SKIP() << "no CUDA device";
-  for (const char* gemm : {"cublas", "cublaslt_one_kernel"}) {  // cuBLASLt's cached plans under capture
+  // Also with cuBLASLt's cached plans and the small fused products under capture.
+  for (const char* gemm : {"cublas", "cublaslt_one_kernel"}) {
     SCOPED_TRACE(gemm);
+    const bool variant = std::string(gemm) != "cublas";
     json config = base_config();
     config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
-                       {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}, {"gemm", gemm}};
+                       {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}, {"gemm", gemm},
+                       {"small_gemm", variant ? "on" : "off"}};
     const std::string graph_run = std::string("graph-") + gemm, direct_run = std::string("direct-") + gemm;
     json off = config;
     off["train"]["cuda_graph"] = "off";
@@ -1003,7 +1010,7 @@ TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
     EXPECT_EQ(s_direct["cuda_graph"]["captured"], false);
     EXPECT_EQ(s_direct["cuda_graph"]["note"], "off (train.cuda_graph)");
     EXPECT_EQ(s_graph["gemm"]["setting"], gemm);
-    if (std::string(gemm) != "cublas") {  // the MLP's dense output layer: its bias fused both ways
+    if (variant) {  // the MLP's dense output layer: its bias fused both ways
       EXPECT_GT(s_graph["gemm"]["fused_epilogues"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }
   }

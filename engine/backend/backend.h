@@ -102,6 +102,20 @@ class Backend {
   // Which GEMM library the backend's products use; the CPU ignores it.
   virtual void set_gemm_library(GemmLibrary library) { (void)library; }
   virtual GemmCounts gemm_counts() const { return {}; }
+  // y (m×n, ld ldy) = act(a (m×k, ld lda) · b (k×n, ld ldb) + bias) in one launch (bias may be
+  // null), where fuses_bias_activation says the backend has a kernel for the product: on CUDA with
+  // train.small_gemm on, small products (kernels/cuda/small_gemm_tile.h) and not a ReLU. Callers
+  // ask first and otherwise run the product and bias_activation_forward.
+  virtual void set_small_gemm(bool on) { (void)on; }
+  virtual bool fuses_bias_activation(int64_t m, int64_t n, int64_t k, Activation act) const {
+    (void)m, (void)n, (void)k, (void)act;
+    return false;
+  }
+  virtual void gemm_bias_activation(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                                    int64_t ldb, const float* bias, Activation act, float* y, int64_t ldy) {
+    (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)bias, (void)act, (void)y, (void)ldy;
+    UV_CHECK(false, "the " << description() << " backend has no fused bias+activation product");
+  }
   virtual void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) = 0;  // y(M×N) += b
   virtual void column_sums(const float* x, int64_t m, int64_t n, float* out,
                            GradientMode mode) = 0;  // out(N) (+)= Σ_rows x

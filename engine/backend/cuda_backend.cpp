@@ -23,6 +23,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/onthefly_w.h"
 #include "kernels/cuda/shuffle.h"
+#include "kernels/cuda/small_gemm.h"
 #include "kernels/conv2d_onthefly_w_algorithm.h"
 #include "kernels/cudnn_conv_shape.h"
 #include "kernels/predicted_linear_algorithm.h"
@@ -133,6 +134,14 @@ class CudaBackend final : public Backend {
     if (library != GemmLibrary::Cublas)
       lt_ = std::make_unique<cuda::LtGemm>(cublas_workspace_, cublas_workspace_bytes_,
                                            library == GemmLibrary::CublasLtOneKernel);
+  }
+  void set_small_gemm(bool on) override { small_gemm_ = on; }
+  bool fuses_bias_activation(int64_t m, int64_t n, int64_t k, Activation act) const override {
+    return small_gemm_ && act != Activation::ReLU && cuda::small_gemm_fits(m, n, k);
+  }
+  void gemm_bias_activation(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            const float* bias, Activation act, float* y, int64_t ldy) override {
+    cuda::small_gemm_bias_activation(m, n, k, a, lda, b, ldb, bias, act, y, ldy, stream_);
   }
   GemmCounts gemm_counts() const override {
     if (!lt_) return {};
@@ -410,6 +419,7 @@ class CudaBackend final : public Backend {
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
   std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*: shares cuBLAS's workspace
+  bool small_gemm_ = false;                 // train.small_gemm
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

@@ -79,6 +79,11 @@ std::vector<BufferRequest> Dense::buffers(int64_t max_batch) const {
 void Dense::forward(OpContext& ctx) {
   BackendOps ops{*ctx.backend};
   const float* bias = ctx.params->at(bias_).value;
+  if (folded_.fuses_product(ctx, out_features_, in_features_)) {  // one launch for all of it
+    folded_.forward_product(ctx, out_features_, in_features_, ctx.x, in_features_, ctx.params->at(weight_).value,
+                            out_features_, bias);
+    return;
+  }
   algorithm::dense_forward(ops, ctx.x, ctx.params->at(weight_).value, folded_.active() ? nullptr : bias, ctx.y,
                            ctx.m, in_features_, out_features_);
   if (folded_.active()) folded_.forward(ctx, bias, out_features_, 0);

@@ -26,6 +26,16 @@ class FoldedActivation {
   void add_buffers(std::vector<BufferRequest>& requests, int64_t max_batch, int64_t features) const;
   // y (m × features) = act(y + bias); the mask is buffer `mask_index` of the op.
   void forward(OpContext& ctx, const float* bias, int64_t features, size_t mask_index) const;
+  // Whether the backend runs y = act(a·b + bias) for this product (m × n, depth k) in one launch
+  // (Backend::fuses_bias_activation): the op then calls forward_product instead of its product
+  // and forward().
+  bool fuses_product(const OpContext& ctx, int64_t n, int64_t k) const {
+    return active() && ctx.backend->fuses_bias_activation(ctx.m, n, k, act_);
+  }
+  void forward_product(OpContext& ctx, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                       const float* bias) const {
+    ctx.backend->gemm_bias_activation(ctx.m, n, k, a, lda, b, ldb, bias, act_, ctx.y, n);
+  }
   // dy ← dy·act' in place; dbias (may be null) = its column sums per `mode`.
   void backward(OpContext& ctx, float* dbias, GradientMode mode, int64_t features, size_t mask_index) const;
 

@@ -105,6 +105,14 @@ void PredictedDense::forward(OpContext& ctx) {
   args.bias = folded_.active() ? nullptr : bias;
   args.saved = ctx.buffers.at(0);
   args.y = ctx.y;
+  const PredictedLinearShape& s = args.shape;
+  if (config_.strategy == PredictedStrategy::Chain && s.columns == 1 && folded_.fuses_product(ctx, s.n, s.rank)) {
+    // The chain's two products, the second with the bias and activation in its kernel:
+    // T (m × r) = X·U, kept for backward, then Y = act(T·V + b).
+    ctx.backend->gemm(false, false, s.m, s.rank, s.k, 1.f, args.x, s.k, args.u, s.rank, 0.f, args.saved, s.rank);
+    folded_.forward_product(ctx, s.n, s.rank, args.saved, s.rank, args.v, s.n, bias);
+    return;
+  }
   ctx.backend->predicted_linear_forward(args);
   if (folded_.active()) folded_.forward(ctx, bias, config_.out, 2);
 }
@@ -146,11 +154,15 @@ void ProjectedInputDense::forward(OpContext& ctx) {
   const PredictedDenseConfig& c = layer_.config();
   const int64_t r = c.rank, jr = c.columns * r, nc = c.out / c.columns;
   const float* v = ctx.params->at(layer_.v()).value;  // (J, r, N/J)
+  const float* bias = ctx.params->at(layer_.bias()).value;
+  const FoldedActivation& folded = layer_.folded_activation();
+  if (c.columns == 1 && folded.fuses_product(ctx, c.out, r)) {  // Y = act(T·V + b), one launch
+    folded.forward_product(ctx, c.out, r, ctx.x, jr, v, nc, bias);
+    return;
+  }
   for (int64_t j = 0; j < c.columns; ++j)  // Y[:, block j] (m × N/J) = T[:, block j] (m × r)·V_j
     ctx.backend->gemm(false, false, ctx.m, nc, r, 1.f, ctx.x + j * r, jr, v + j * r * nc, nc, 0.f,
                       ctx.y + j * nc, c.out);
-  const float* bias = ctx.params->at(layer_.bias()).value;
-  const FoldedActivation& folded = layer_.folded_activation();
   if (folded.active())
     folded.forward(ctx, bias, c.out, 0);
   else

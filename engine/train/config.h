@@ -66,6 +66,9 @@ struct RunConfig {
   // The GPU's GEMM library: cublas | cublaslt (bias and bias-gradient epilogues fused into the
   // products) | cublaslt_one_kernel (also no split-K reduction kernels). The CPU ignores it.
   std::string gemm = "cublas";
+  // on: small products with a folded σ, tanh or identity run as one kernel with the bias and
+  // activation in its epilogue (kernels/cuda/small_gemm.cu) | off. The CPU ignores it.
+  std::string small_gemm = "off";
   // autoencoder pretraining of layers with pretrain = true
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 0.1, pretrain_momentum = 0.7;

@@ -909,8 +909,9 @@ json Run::stages_json() const {
 // train.gemm and what it did: on cuda with cuBLASLt, the products it ran and fused, counted as the
 // host issued them (a captured step counts once, not per replay).
 json Run::gemm_summary() const {
-  if (backend_->device() == Device::CPU) return {{"setting", config_.gemm}, {"note", "the CPU runs its own GEMM"}};
-  json out = {{"setting", config_.gemm}};
+  if (backend_->device() == Device::CPU)
+    return {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"note", "the CPU runs its own GEMM"}};
+  json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}};
   if (config_.gemm != "cublas") {
     const GemmCounts counts = backend_->gemm_counts();
     out["cublaslt_products"] = counts.products;
@@ -1093,6 +1094,7 @@ json Run::execute() {
   }
   backend_ = make_backend(resolved_device());  // before creating anything: a bad --device leaves no trace
   backend_->set_gemm_library(parse_gemm_library(config_.gemm));
+  backend_->set_small_gemm(config_.small_gemm == "on");
   std::error_code ec;
   fs::create_directories(out_, ec);
   UV_REQUIRE(!ec, "--out " << out_.string() << ": cannot create directory: " << ec.message());

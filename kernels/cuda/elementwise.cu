@@ -4,6 +4,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
+#include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/relu_mask.h"
@@ -82,23 +83,6 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) column_sums
   const int64_t j = blockIdx.x * int64_t{kColumnTile} + threadIdx.x;
   const float total = column_total<false>(x, m, n, j);
   if (threadIdx.y == 0 && j < n) out[j] = accumulate ? out[j] + total : total;
-}
-
-__device__ __forceinline__ float sigmoid(float x) {
-  // Split by sign so __expf never overflows (the CPU twin does the same).
-  if (x >= 0.f) return 1.f / (1.f + expf(-x));
-  const float e = expf(x);
-  return e / (1.f + e);
-}
-
-__device__ __forceinline__ float activate(Activation act, float v) {
-  switch (act) {
-    case Activation::Identity: return v;
-    case Activation::Sigmoid: return sigmoid(v);
-    case Activation::Tanh: return tanhf(v);
-    case Activation::ReLU: return v > 0.f ? v : 0.f;
-  }
-  return v;
 }
 
 // dy·act'(x) from the output y = act(x), multiplied in the CPU twin's order (dy·y·(1−y) for σ).
