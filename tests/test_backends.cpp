@@ -448,7 +448,7 @@ TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
     be.copy_to_host(&after, state.data(), sizeof(StepState));
     return std::make_pair(out, after);
   };
-  for (size_t count : {shapes.size(), size_t{0}}) {
+  for (size_t count : {shapes.size(), size_t{8}, size_t{9}, size_t{0}}) {  // 2 launches, 1 full, 1 and 1 tensor, none
     SCOPED_TRACE(std::to_string(count) + " targets");
     const auto ref = run(*cpu, count), out = run(*device, count);
     for (size_t k = 0; k < count; ++k) {
@@ -745,6 +745,7 @@ TEST(BackendTraining, SmallGemmLossCurveFollowsTheCpu) {
       {"type": "dense", "units": 4, "activation": "identity"}])";
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   const std::vector<double> ref = training_losses(*cpu, 300, layers), out = training_losses(*device, 300, layers);
+  EXPECT_GE(device->gemm_counts().small_products, 3 * 300) << "every layer's forward, every step, fused";
   ASSERT_EQ(ref.size(), out.size());
   for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(out[i], ref[i], 1e-4 + 1e-3 * std::fabs(ref[i])) << "step " << i;
   EXPECT_LT(mean_loss(ref, 260, 300), 0.8 * mean_loss(ref, 0, 20)) << "the run must learn";

@@ -971,15 +971,15 @@ TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
 // is 4 full batches and a partial one of 44 (run directly) an epoch, for 60 epochs.
 TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
   if (uv::query_devices().cuda_devices == 0) GTEST_SKIP() << "no CUDA device";
-  // Also with cuBLASLt's cached plans and the small fused products under capture.
-  for (const char* gemm : {"cublas", "cublaslt_one_kernel"}) {
-    SCOPED_TRACE(gemm);
-    const bool variant = std::string(gemm) != "cublas";
+  // Also with cuBLASLt's cached plans, and with the small fused products, under capture.
+  for (const auto& [gemm, small] : std::vector<std::pair<std::string, std::string>>{
+           {"cublas", "off"}, {"cublaslt_one_kernel", "off"}, {"cublas", "on"}}) {
+    SCOPED_TRACE(gemm + " small_gemm " + small);
     json config = base_config();
     config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
                        {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}, {"gemm", gemm},
-                       {"small_gemm", variant ? "on" : "off"}};
-    const std::string graph_run = std::string("graph-") + gemm, direct_run = std::string("direct-") + gemm;
+                       {"small_gemm", small}};
+    const std::string graph_run = "graph-" + gemm + "-" + small, direct_run = "direct-" + gemm + "-" + small;
     json off = config;
     off["train"]["cuda_graph"] = "off";
     ASSERT_TRUE(succeeded(train(config, graph_run, {"--device", "cuda"})));
@@ -1010,8 +1010,11 @@ TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
     EXPECT_EQ(s_direct["cuda_graph"]["captured"], false);
     EXPECT_EQ(s_direct["cuda_graph"]["note"], "off (train.cuda_graph)");
     EXPECT_EQ(s_graph["gemm"]["setting"], gemm);
-    if (variant) {  // the MLP's dense output layer: its bias fused both ways
+    if (gemm != "cublas") {  // the MLP's dense output layer: its bias fused both ways
       EXPECT_GT(s_graph["gemm"]["fused_epilogues"].get<int64_t>(), 0) << s_graph["gemm"].dump();
+    }
+    if (small == "on") {  // both layers' forward products, bias and activation in them
+      EXPECT_GT(s_graph["gemm"]["small_gemm_products"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }
   }
 }

@@ -49,12 +49,13 @@ enum class GemmLibrary {
   CublasLtOneKernel,  // as CublasLt, refusing split-K schemes that reduce in a second kernel
 };
 GemmLibrary parse_gemm_library(const std::string& name);  // UserError naming the value
-// What the cuBLASLt path ran, counted as the host issues calls (a replayed CUDA graph repeats the
+// What the cuBLASLt and small-GEMM paths ran, counted as the host issues calls (a replayed CUDA graph repeats the
 // captured calls without counting them again).
 struct GemmCounts {
   int64_t products = 0;         // plain products through cuBLASLt
   int64_t fused_epilogues = 0;  // products with their bias or bias gradient fused
   int64_t declined = 0;         // calls cuBLASLt had no algorithm for: cublasSgemm (and a kernel) ran
+  int64_t small_products = 0;   // train.small_gemm's fused products (gemm_bias_activation)
 };
 const char* gemm_library_name(GemmLibrary library);
 

@@ -142,10 +142,13 @@ class CudaBackend final : public Backend {
   void gemm_bias_activation(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                             const float* bias, Activation act, float* y, int64_t ldy) override {
     cuda::small_gemm_bias_activation(m, n, k, a, lda, b, ldb, bias, act, y, ldy, stream_);
+    ++small_products_;
   }
   GemmCounts gemm_counts() const override {
-    if (!lt_) return {};
-    return {lt_->products(), lt_->fused_epilogues(), lt_->declined()};
+    GemmCounts counts;
+    if (lt_) counts = {lt_->products(), lt_->fused_epilogues(), lt_->declined(), 0};
+    counts.small_products = small_products_;
+    return counts;
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
     cuda::bias_add_rows(y, bias, m, n, stream_);
@@ -420,6 +423,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
   std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*: shares cuBLAS's workspace
   bool small_gemm_ = false;                 // train.small_gemm
+  int64_t small_products_ = 0;              // its launches, counted on the host
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

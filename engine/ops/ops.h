@@ -27,10 +27,11 @@ class FoldedActivation {
   // y (m × features) = act(y + bias); the mask is buffer `mask_index` of the op.
   void forward(OpContext& ctx, const float* bias, int64_t features, size_t mask_index) const;
   // Whether the backend runs y = act(a·b + bias) for this product (m × n, depth k) in one launch
-  // (Backend::fuses_bias_activation): the op then calls forward_product instead of its product
-  // and forward().
+  // (Backend::fuses_bias_activation): the op then calls forward_product instead of its product,
+  // its bias and forward(). Without a folded activation too (act_ is then the identity): the bias
+  // alone is a launch.
   bool fuses_product(const OpContext& ctx, int64_t n, int64_t k) const {
-    return active() && ctx.backend->fuses_bias_activation(ctx.m, n, k, act_);
+    return ctx.backend->fuses_bias_activation(ctx.m, n, k, act_);
   }
   void forward_product(OpContext& ctx, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                        const float* bias) const {

@@ -906,8 +906,8 @@ json Run::stages_json() const {
   return stages;
 }
 
-// train.gemm and what it did: on cuda with cuBLASLt, the products it ran and fused, counted as the
-// host issued them (a captured step counts once, not per replay).
+// train.gemm and train.small_gemm and what they did on cuda: the products cuBLASLt ran and fused,
+// and the small fused products, counted as the host issued them (a captured step counts once).
 json Run::gemm_summary() const {
   if (backend_->device() == Device::CPU)
     return {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"note", "the CPU runs its own GEMM"}};
@@ -918,6 +918,7 @@ json Run::gemm_summary() const {
     out["fused_epilogues"] = counts.fused_epilogues;
     out["declined_to_cublas"] = counts.declined;
   }
+  if (config_.small_gemm == "on") out["small_gemm_products"] = backend_->gemm_counts().small_products;
   return out;
 }
 

@@ -1,6 +1,6 @@
-// The small fused GEMM (kernels/cuda/small_gemm.h): a block per 32×64 tile of y, k in slices of 16
-// staged in shared memory, each thread 2×4 outputs in registers, the bias and activation applied
-// as the outputs leave.
+// The small fused GEMM (kernels/cuda/small_gemm.h): a block per 32×32 tile of y, k in slices of
+// 128 staged in shared memory (a thread's 32 loads of a slice issued before any is stored), each
+// thread 2×2 outputs in registers, the bias and activation applied as the outputs leave.
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/small_gemm.h"
@@ -16,32 +16,47 @@ __global__ void __launch_bounds__(SmallGemmTile::kThreads)
   __shared__ float b_tile[T::kDepth][T::kCols];
   const int t = static_cast<int>(threadIdx.x);
   const int64_t row0 = int64_t{blockIdx.y} * T::kRows, col0 = int64_t{blockIdx.x} * T::kCols;
-  const int tr = (t / T::kThreadCols) * T::kRowsPerThread, tc = t % T::kThreadCols;
+  const int tr = small_gemm_thread_row(t), tc = small_gemm_thread_col(t);
   float acc[T::kRowsPerThread][T::kColsPerThread] = {};
   for (int64_t k0 = 0; k0 < k; k0 += T::kDepth) {
-    // Stage A (32 × 16: 2 a thread) and B (16 × 64: 4 a thread), zeros beyond the edges.
-    for (int e = t; e < T::kRows * T::kDepth; e += T::kThreads) {
-      const int r = e / T::kDepth, kk = e % T::kDepth;
-      const int64_t gr = row0 + r, gk = k0 + kk;
-      a_tile[kk][r] = gr < m && gk < k ? a[gr * lda + gk] : 0.f;
+    // Element e = t + it·kThreads of each tile: A's (r = e / kDepth, kk = e % kDepth) and B's
+    // (kk = e / kCols, c = e % kCols), adjacent threads on adjacent addresses. All loads first,
+    // zeros beyond the edges, then the stores.
+    float av[T::kALoads], bv[T::kBLoads];
+#pragma unroll
+    for (int it = 0; it < T::kALoads; ++it) {
+      const int e = t + it * T::kThreads;
+      const int64_t gr = row0 + e / T::kDepth, gk = k0 + e % T::kDepth;
+      av[it] = gr < m && gk < k ? a[gr * lda + gk] : 0.f;
     }
-    for (int e = t; e < T::kDepth * T::kCols; e += T::kThreads) {
-      const int kk = e / T::kCols, c = e % T::kCols;
-      const int64_t gk = k0 + kk, gc = col0 + c;
-      b_tile[kk][c] = gk < k && gc < n ? b[gk * ldb + gc] : 0.f;
+#pragma unroll
+    for (int it = 0; it < T::kBLoads; ++it) {
+      const int e = t + it * T::kThreads;
+      const int64_t gk = k0 + e / T::kCols, gc = col0 + e % T::kCols;
+      bv[it] = gk < k && gc < n ? b[gk * ldb + gc] : 0.f;
+    }
+#pragma unroll
+    for (int it = 0; it < T::kALoads; ++it) {
+      const int e = t + it * T::kThreads;
+      a_tile[e % T::kDepth][e / T::kDepth] = av[it];
+    }
+#pragma unroll
+    for (int it = 0; it < T::kBLoads; ++it) {
+      const int e = t + it * T::kThreads;
+      b_tile[e / T::kCols][e % T::kCols] = bv[it];
     }
     __syncthreads();
+    const int depth = k - k0 < T::kDepth ? static_cast<int>(k - k0) : T::kDepth;
+    for (int kk = 0; kk < depth; ++kk) {
+      float x[T::kRowsPerThread], w[T::kColsPerThread];
 #pragma unroll
-    for (int kk = 0; kk < T::kDepth; ++kk) {
-      float av[T::kRowsPerThread], bv[T::kColsPerThread];
+      for (int i = 0; i < T::kRowsPerThread; ++i) x[i] = a_tile[kk][tr + i];
 #pragma unroll
-      for (int i = 0; i < T::kRowsPerThread; ++i) av[i] = a_tile[kk][tr + i];
-#pragma unroll
-      for (int c = 0; c < T::kColsPerThread; ++c) bv[c] = b_tile[kk][tc + c * T::kThreadCols];
+      for (int c = 0; c < T::kColsPerThread; ++c) w[c] = b_tile[kk][tc + c * T::kThreadCols];
 #pragma unroll
       for (int i = 0; i < T::kRowsPerThread; ++i)
 #pragma unroll
-        for (int c = 0; c < T::kColsPerThread; ++c) acc[i][c] += av[i] * bv[c];
+        for (int c = 0; c < T::kColsPerThread; ++c) acc[i][c] += x[i] * w[c];
     }
     __syncthreads();  // the tiles are consumed before the next slice overwrites them
   }
