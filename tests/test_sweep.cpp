@@ -380,6 +380,17 @@ TEST_F(SweepRun, MaxCellsRunsTheGridsFirstCells) {
   EXPECT_FALSE(fs::exists(out() / "cells" / "SE-SE_J1_f0.1_s1"));
 }
 
+// --set reaches every cell it starts (after the sweep's own set); a bad one is refused before any cell.
+TEST_F(SweepRun, SetOverridesEveryNewCellAndIsChecked) {
+  const std::string path = write_sweep(sweep());
+  EXPECT_TRUE(is_user_error(run_sweep(path, {"--set", "train.small_gemm=maybe"}),
+                            {"uvtrain sweep --set", "train.small_gemm", "\"maybe\""}));
+  EXPECT_FALSE(fs::exists(out() / "cells"));
+  ASSERT_TRUE(succeeded(run_sweep(path, {"--max-cells", "1", "--set", "train.small_gemm=on"})));
+  const json cell = json::parse(read_text(out() / "cells" / "SE-Emp_J1_f0.1_s1" / "config.json"));
+  EXPECT_EQ(cell.at("train").at("small_gemm"), "on") << cell.dump();
+}
+
 // --device cuda on a machine without a GPU: refused once, before any cell is created.
 TEST_F(SweepRun, CudaWithoutADeviceIsRefusedBeforeAnyCell) {
   if (uv::query_devices().cuda_devices > 0) GTEST_SKIP() << "this machine has a CUDA device";

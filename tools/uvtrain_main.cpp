@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sweep->add_option("--out", sweep_out, "sweep directory (default runs/sweep-<name>)");
   sweep->add_option("--max-cells", max_cells, "run only the grid's first K cells")->check(CLI::NonNegativeNumber);
+  std::vector<std::string> sweep_overrides;
+  sweep->add_option("--set", sweep_overrides,
+                    "override a config field of every cell it starts: key=value, after the sweep's own 'set' "
+                    "(e.g. train.small_gemm=on on a GPU; resumed cells keep their config)");
   bool collect = false;
   sweep->add_flag("--collect", collect,
                   "run nothing: rewrite results.csv/jsonl from the cells finished so far (safe while the sweep runs)");
@@ -136,7 +140,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (sweep->parsed()) {
-      const uv::SweepConfig config = uv::load_sweep_config(sweep_path);
+      uv::SweepConfig config = uv::load_sweep_config(sweep_path);
+      uv::add_sweep_overrides(config, sweep_overrides);
       uv::SweepOptions options;
       options.executable = std::filesystem::read_symlink("/proc/self/exe").string();
       options.out_dir = sweep_out;

@@ -440,6 +440,17 @@ int64_t write_sweep_results(const SweepConfig& sweep, const std::vector<SweepCel
   return rows;
 }
 
+void add_sweep_overrides(SweepConfig& sweep, const std::vector<std::string>& overrides) {
+  if (overrides.empty()) return;
+  sweep.set.insert(sweep.set.end(), overrides.begin(), overrides.end());
+  const std::string base_text = read_file(sweep.base);
+  try {
+    for (const SweepCell& cell : sweep_cells(sweep)) parse_config(base_text, sweep.base, cell.overrides);
+  } catch (const UserError& e) {
+    UV_FAIL("uvtrain sweep --set: " << e.what());
+  }
+}
+
 SweepReport run_sweep(const SweepConfig& sweep, const SweepOptions& options) {
   UV_CHECK(!options.executable.empty(), "run_sweep needs the uvtrain executable");
   UV_REQUIRE(options.jobs >= 0, "--jobs " << options.jobs << " must be >= 1");

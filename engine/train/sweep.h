@@ -47,6 +47,9 @@ struct SweepCell {
 // `source` and the field.
 SweepConfig parse_sweep_config(const std::string& text, const std::string& source);
 SweepConfig load_sweep_config(const std::string& path);
+// `uvtrain sweep --set`: appended to the sweep's `set` (so every cell started gets them after the
+// sweep's own), checked once against the base config; UserError naming the flag and the field.
+void add_sweep_overrides(SweepConfig& sweep, const std::vector<std::string>& overrides);
 
 // The grid in run order: seeds outermost (a partial sweep has whole seeds first), then pairs in the
 // file's order, columns, fractions. Pairs that ignore J or the fraction get one cell where the
