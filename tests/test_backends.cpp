@@ -507,6 +507,65 @@ TEST(BackendElementwise, SmallGemmBiasActivationMatchesTheCpu) {
   EXPECT_FALSE(device->fuses_bias_activation(100, 500, 78, Activation::Sigmoid)) << "train.small_gemm off";
 }
 
+// The step's optimizer in one launch (sgd_step_bounded): the update of the whole arena, the bounds of
+// the tensors inside it, the advance. On the device it must give the bits of its own two launches
+// (sgd_step, then max_column_norms), and the CPU's numbers within the norm's rounding. The arena
+// has bounded tensors between unbounded ranges, a stack of matrices, weight decay on a prefix that
+// ends inside a tensor; the rate comes from the step state. 3 targets: one launch; 9: the fallback.
+TEST(BackendOptimizer, FusedSgdAndBoundsMatchTheTwoLaunches) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  struct Tensor { int64_t offset, count, rows, cols; };
+  for (size_t targets_wanted : {size_t{3}, size_t{9}}) {
+    SCOPED_TRACE(std::to_string(targets_wanted) + " targets");
+    std::vector<Tensor> tensors = {{0, 1, 13, 17}, {238, 2, 5, 7}, {315, 1, 500, 10}};
+    int64_t n = 6645;
+    for (size_t extra = tensors.size(); extra < targets_wanted; ++extra) {
+      tensors.push_back({n + 3, 1, 4, 6});  // more small bounded tensors past a 3-float gap
+      n += 3 + 24;
+    }
+    const auto p0 = test::random_vector<float>(n, rng, -0.5, 0.5), g = test::random_vector<float>(n, rng),
+               m0 = test::random_vector<float>(n, rng, -0.1, 0.1);
+    StepState initial;
+    initial.begin = 50;
+    initial.lr = 0.05;
+    struct Out { std::vector<float> p, m; StepState state; };
+    auto run = [&](Backend& be, bool one_call) {
+      Mirror d{be, {}};
+      float* p = d.put(p0);
+      float* m = d.put(m0);
+      Buffer state = be.allocate(sizeof(StepState));
+      be.copy_to_device(state.data(), &initial, sizeof(StepState));
+      SgdArgs a;
+      a.params = p; a.grads = d.put(g); a.momentum_buffer = m; a.n = n;
+      a.lr_from = static_cast<StepState*>(state.data());
+      a.momentum = 0.9f; a.weight_decay = 1e-3f; a.decay_end = 300;
+      std::vector<Backend::ColumnNormTarget> targets;
+      for (const Tensor& t : tensors) targets.push_back({p + t.offset, t.count, t.rows, t.cols});
+      const Backend::StepAdvance advance{static_cast<StepState*>(state.data()), 25, 1.001};
+      if (one_call) {
+        be.sgd_step_bounded(a, targets, 0.6f, advance);
+      } else {
+        be.sgd_step(a);
+        be.max_column_norms(targets, 0.6f, advance);
+      }
+      Out o{d.get(p, p0.size()), d.get(m, m0.size()), {}};
+      be.copy_to_host(&o.state, state.data(), sizeof(StepState));
+      return o;
+    };
+    const Out ref = run(*cpu, true), two = run(*device, false), one = run(*device, true);
+    EXPECT_EQ(one.p, two.p);  // the same arithmetic in the same order
+    EXPECT_EQ(one.m, two.m);
+    EXPECT_EQ(one.state.begin, 75);
+    EXPECT_EQ(one.state.lr, ref.state.lr);
+    const double ulp4 = 4 * std::numeric_limits<float>::epsilon();  // as DeviceOpsMatchTheCpu's update
+    EXPECT_TRUE(all_close(one.m, ref.m, ulp4, 1e-7));
+    const double r = test::rtol_for<float>(500);
+    EXPECT_TRUE(all_close(one.p, ref.p, r, r));  // bounded columns: the norm's rounding
+  }
+}
+
 // The folded bias + activation (one kernel each way on the device) against the CPU's composition of
 // the separate ops, every activation, sizes off the column tiles and mask words, with and without a
 // bias, both gradient modes; outputs poisoned. Tolerance: ulp8 for the elementwise values (libm

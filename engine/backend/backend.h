@@ -230,6 +230,13 @@ class Backend {
     for (const ColumnNormTarget& t : targets) max_column_norm(t.v, t.count, t.rows, t.cols, max_norm);
     if (advance.state) advance_step(advance.state, advance.batch, advance.lr_decay);
   }
+  // A supervised step's optimizer: sgd_step over the arena, then the bounds of `targets` (tensors
+  // inside the arena), then the advance; the GPU does it in one launch where the targets allow.
+  virtual void sgd_step_bounded(const SgdArgs& sgd, const std::vector<ColumnNormTarget>& targets, float max_norm,
+                                const StepAdvance& advance) {
+    sgd_step(sgd);
+    max_column_norms(targets, max_norm, advance);
+  }
   // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
   virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,
                             uint64_t stream) = 0;

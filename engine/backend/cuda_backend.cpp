@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <sstream>
@@ -317,6 +318,50 @@ class CudaBackend final : public Backend {
     group.advance_lr_decay = advance.lr_decay;
     cuda::max_column_norms(group, max_norm, stream_);
   }
+  void sgd_step_bounded(const SgdArgs& a, const std::vector<ColumnNormTarget>& targets, float max_norm,
+                        const StepAdvance& advance) override {
+    // One launch where every target is one whole tensor inside the arena and they fit one group;
+    // otherwise the two launches.
+    const float* end = a.params + a.n;
+    std::vector<std::pair<int64_t, int64_t>>& spans = bounded_spans_;  // reused: no allocation per step
+    spans.clear();
+    bool fused = targets.size() <= static_cast<size_t>(cuda::kMaxColumnNormTargets);
+    for (const ColumnNormTarget& t : targets) {
+      const int64_t size = t.count * t.rows * t.cols;
+      fused = fused && t.v >= a.params && t.v + size <= end;
+      if (fused) spans.emplace_back(t.v - a.params, t.v - a.params + size);
+    }
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; fused && i < spans.size(); ++i) fused = spans[i - 1].second <= spans[i].first;
+    if (!fused) return Backend::sgd_step_bounded(a, targets, max_norm, advance);
+    cuda::ColumnNormTargets group;
+    for (const ColumnNormTarget& t : targets) group.add(t.v, t.count, t.rows, t.cols);
+    group.advance = advance.state;
+    group.advance_batch = advance.batch;
+    group.advance_lr_decay = advance.lr_decay;
+    cuda::FusedSgd sgd;
+    sgd.params = a.params;
+    sgd.grads = a.grads;
+    sgd.momentum_buffer = a.momentum_buffer;
+    sgd.lr = a.lr;
+    sgd.lr_from = a.lr_from ? &a.lr_from->lr : nullptr;
+    sgd.momentum = a.momentum;
+    sgd.weight_decay = a.weight_decay;
+    sgd.decay_end = a.decayed_elements();
+    int64_t at = 0;  // the gaps between the targets, and after the last
+    for (const auto& [begin, stop] : spans) {
+      if (begin > at) {
+        sgd.rest_begin[sgd.n_rest] = at;
+        sgd.rest_end[sgd.n_rest++] = begin;
+      }
+      at = stop;
+    }
+    if (a.n > at) {
+      sgd.rest_begin[sgd.n_rest] = at;
+      sgd.rest_end[sgd.n_rest++] = a.n;
+    }
+    cuda::sgd_step_bounded(group, max_norm, sgd, stream_);
+  }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);
   }
@@ -424,6 +469,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*: shares cuBLAS's workspace
   bool small_gemm_ = false;                 // train.small_gemm
   int64_t small_products_ = 0;              // its launches, counted on the host
+  std::vector<std::pair<int64_t, int64_t>> bounded_spans_;  // sgd_step_bounded's scratch
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

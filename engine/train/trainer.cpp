@@ -139,6 +139,8 @@ class Run {
   // Bounds the column norms of the parameters among `params` that have the bound: one grouped call,
   // which also advances the step state where `advance` says so.
   void bound_column_norms(ParameterStore& store, const std::vector<int>& params, const Backend::StepAdvance& advance);
+  // norm_targets_ ← the bounded parameters among `params` (none when train.max_col_norm is 0).
+  void collect_norm_targets(ParameterStore& store, const std::vector<int>& params);
   std::vector<Backend::ColumnNormTarget> norm_targets_;  // bound_column_norms' list, reused
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
@@ -404,15 +406,18 @@ void Run::build_dictionary(size_t i) {
   log_metrics(row);
 }
 
+void Run::collect_norm_targets(ParameterStore& store, const std::vector<int>& params) {
+  norm_targets_.clear();  // keeps its capacity: no allocation per step after the first
+  if (config_.max_col_norm <= 0) return;
+  for (int index : params) {
+    const Parameter& p = store.at(index);
+    if (p.spec.max_col_norm) norm_targets_.push_back({p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols});
+  }
+}
+
 void Run::bound_column_norms(ParameterStore& store, const std::vector<int>& params,
                              const Backend::StepAdvance& advance) {
-  norm_targets_.clear();  // keeps its capacity: no allocation per step after the first
-  if (config_.max_col_norm > 0) {
-    for (int index : params) {
-      const Parameter& p = store.at(index);
-      if (p.spec.max_col_norm) norm_targets_.push_back({p.value, p.spec.norm_count, p.spec.norm_rows, p.spec.norm_cols});
-    }
-  }
+  collect_norm_targets(store, params);
   if (norm_targets_.empty()) {
     if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
     return;
@@ -437,8 +442,13 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
-    backend_->sgd_step(args);
-    bound_column_norms(store, params, advance);
+    collect_norm_targets(store, params);
+    if (norm_targets_.empty()) {
+      backend_->sgd_step(args);
+      if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
+    } else {  // update, bounds and advance: one launch on the GPU
+      backend_->sgd_step_bounded(args, norm_targets_, static_cast<float>(config_.max_col_norm), advance);
+    }
     return;
   }
   for (int index : params) {

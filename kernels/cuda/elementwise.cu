@@ -290,18 +290,24 @@ __device__ void advance(StepState* state, int64_t batch, double lr_decay) {
 
 __global__ void advance_step_kernel(StepState* state, int64_t batch, double lr_decay) { advance(state, batch, lr_decay); }
 
+// One element's update: m = momentum·m − lr·(g + wd·p); p += m. Each product and sum rounded on
+// its own (no FMA contraction), as the CPU twin computes it under -ffp-contract=off: CPU and GPU
+// runs then update the weights bit for bit alike.
+__device__ __forceinline__ void sgd_update(float& p, float g, float& m, float lr, float momentum, float wd) {
+  const float gd = __fadd_rn(g, __fmul_rn(wd, p));
+  m = __fsub_rn(__fmul_rn(momentum, m), __fmul_rn(lr, gd));
+  p = __fadd_rn(p, m);
+}
+
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
                            float lr_value, const double* lr_from, float momentum, float weight_decay,
                            int64_t decay_end) {
   const float lr = lr_from ? static_cast<float>(*lr_from) : lr_value;
   UV_GRID_STRIDE(i, n) {
-    const float wd = i < decay_end ? weight_decay : 0.f;
-    // Each product and sum rounded on its own (no FMA contraction), as the CPU twin computes it
-    // under -ffp-contract=off: CPU and GPU runs then update the weights bit for bit alike.
-    const float g = __fadd_rn(grads[i], __fmul_rn(wd, params[i]));
-    const float m = __fsub_rn(__fmul_rn(momentum, momentum_buffer[i]), __fmul_rn(lr, g));
+    float p = params[i], m = momentum_buffer[i];
+    sgd_update(p, grads[i], m, lr, momentum, i < decay_end ? weight_decay : 0.f);
     momentum_buffer[i] = m;
-    params[i] = __fadd_rn(params[i], m);
+    params[i] = p;
   }
 }
 
@@ -310,17 +316,59 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
 // (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
 // warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
 // one launch each.
-__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm) {
+// With sgd.params set (sgd_step_bounded), a target's blocks first update their columns (the
+// update's stores in column_total's own pass, so each thread reads back only what it wrote), and
+// the blocks past the targets' update the arena's other ranges, a grid-stride loop of their own.
+__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm, FusedSgd sgd) {
   __shared__ float scale[kColumnTile];
   if (targets.advance && blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0)
     advance(targets.advance, targets.advance_batch, targets.advance_lr_decay);
+  const float lr = sgd.lr_from ? static_cast<float>(*sgd.lr_from) : sgd.lr;
+  const int64_t norm_blocks = targets.block_begin[targets.n];
+  if (blockIdx.x >= norm_blocks) {  // the rest of the arena (only with sgd.params)
+    const int64_t threads = int64_t{blockDim.x} * blockDim.y, total = sgd.rest_total();
+    const int64_t first = (blockIdx.x - norm_blocks) * threads + threadIdx.y * blockDim.x + threadIdx.x;
+    for (int64_t f = first; f < total; f += (gridDim.x - norm_blocks) * threads) {
+      int r = 0;
+      int64_t o = f;  // f's place in the ranges laid end to end → the arena
+      while (o >= sgd.rest_end[r] - sgd.rest_begin[r]) {
+        o -= sgd.rest_end[r] - sgd.rest_begin[r];
+        ++r;
+      }
+      o += sgd.rest_begin[r];
+      float p = sgd.params[o], m = sgd.momentum_buffer[o];
+      sgd_update(p, sgd.grads[o], m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
+      sgd.momentum_buffer[o] = m;
+      sgd.params[o] = p;
+    }
+    return;
+  }
   int k = 0;
   while (blockIdx.x >= targets.block_begin[k + 1]) ++k;  // the same k for the whole block
   const int64_t rows = targets.rows[k], cols = targets.cols[k];
   const int64_t tiles = column_tiles_for(cols), local = blockIdx.x - targets.block_begin[k];
   float* mat = targets.v[k] + (local / tiles) * rows * cols;
   const int64_t j = (local % tiles) * kColumnTile + threadIdx.x;
-  const float norm2 = column_total<true>(mat, rows, cols, j);
+  float norm2;
+  if (sgd.params) {
+    const int64_t base = mat - sgd.params;  // the matrix's place in the arena
+    norm2 = column_total(
+        rows, j < cols,
+        [=](int64_t i) {
+          const int64_t o = base + i * cols + j;
+          return make_float3(mat[i * cols + j], sgd.grads[o], sgd.momentum_buffer[o]);
+        },
+        [=](int64_t i, float3 a) {
+          const int64_t o = base + i * cols + j;
+          float p = a.x, m = a.z;
+          sgd_update(p, a.y, m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
+          sgd.momentum_buffer[o] = m;
+          mat[i * cols + j] = p;
+          return p * p;
+        });
+  } else {
+    norm2 = column_total<true>(mat, rows, cols, j);
+  }
   if (threadIdx.y == 0) {
     const float norm = sqrtf(norm2);
     scale[threadIdx.x] = norm > max_norm ? max_norm / norm : 1.f;
@@ -466,16 +514,40 @@ void sgd_step(float* params, const float* grads, float* momentum_buffer, int64_t
   CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+// Warps a block of the grouped bound has: its tallest target's row groups.
+int column_norm_groups(const ColumnNormTargets& targets) {
+  int groups = 1;
+  for (int k = 0; k < targets.n; ++k) groups = std::max(groups, column_row_groups(targets.rows[k]));
+  return groups;
+}
+
+void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, int64_t rest_blocks,
+                         cudaStream_t stream) {
+  const dim3 block(kColumnTile, static_cast<unsigned>(column_norm_groups(targets)));
+  max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n] + rest_blocks), block, 0, stream>>>(
+      targets, max_norm, sgd);
+  CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
 void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream) {
   if (targets.n == 0 || targets.block_begin[targets.n] == 0) {  // no block: the advance alone
     if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
     return;
   }
-  int groups = 1;
-  for (int k = 0; k < targets.n; ++k) groups = std::max(groups, column_row_groups(targets.rows[k]));
-  const dim3 block(kColumnTile, static_cast<unsigned>(groups));
-  max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n]), block, 0, stream>>>(targets, max_norm);
-  CUDA_CHECK_LAUNCH();
+  launch_column_norms(targets, max_norm, FusedSgd{}, 0, stream);
+}
+
+void sgd_step_bounded(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, cudaStream_t stream) {
+  // The rest's blocks have as many threads as a norm block: the targets' tallest fixes that.
+  const int64_t threads = int64_t{kColumnTile} * column_norm_groups(targets);
+  const int64_t rest_blocks = std::min<int64_t>((sgd.rest_total() + threads - 1) / threads, kMaxBlocks);
+  if (targets.block_begin[targets.n] + rest_blocks == 0) {  // nothing to update: the advance alone
+    if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
+    return;
+  }
+  launch_column_norms(targets, max_norm, sgd, rest_blocks, stream);
 }
 
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,

@@ -62,6 +62,11 @@ struct ColumnNormTargets;
 // max_column_norm over up to kMaxColumnNormTargets tensors in one launch, and targets.advance's
 // advance_step with them.
 void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream);
+struct FusedSgd;
+// sgd_step over the arena and the bounds of `targets` (inside the arena) in one launch: each
+// target's blocks update their columns, then bound them; the blocks after them update the rest of
+// the arena (sgd.rest). Bit for bit what sgd_step then max_column_norms give.
+void sgd_step_bounded(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, cudaStream_t stream);
 void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id,
                   cudaStream_t stream);
 
@@ -125,6 +130,26 @@ struct ColumnNormTargets {
     cols[n] = c;
     block_begin[n + 1] = block_begin[n] + (r > 0 ? count * column_tiles_for(c) : 0);
     ++n;
+  }
+};
+
+// The SGD update sgd_step makes, for sgd_step_bounded: the arena, the rate (lr_from set: read on
+// the device), and the arena's ranges outside the bounded targets, which blocks of their own update.
+constexpr int kMaxFusedSgdRest = kMaxColumnNormTargets + 1;
+struct FusedSgd {
+  float* params = nullptr;
+  const float* grads = nullptr;
+  float* momentum_buffer = nullptr;
+  float lr = 0.f;
+  const double* lr_from = nullptr;
+  float momentum = 0.f, weight_decay = 0.f;
+  int64_t decay_end = 0;  // weight decay on arena elements [0, decay_end)
+  int n_rest = 0;
+  int64_t rest_begin[kMaxFusedSgdRest] = {}, rest_end[kMaxFusedSgdRest] = {};
+  UV_HOST_DEVICE int64_t rest_total() const {
+    int64_t total = 0;
+    for (int r = 0; r < n_rest; ++r) total += rest_end[r] - rest_begin[r];
+    return total;
   }
 };
 
