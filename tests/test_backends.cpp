@@ -517,11 +517,14 @@ TEST(BackendOptimizer, FusedSgdAndBoundsMatchTheTwoLaunches) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   struct Tensor { int64_t offset, count, rows, cols; };
-  for (size_t targets_wanted : {size_t{3}, size_t{9}}) {
-    SCOPED_TRACE(std::to_string(targets_wanted) + " targets");
-    std::vector<Tensor> tensors = {{0, 1, 13, 17}, {238, 2, 5, 7}, {315, 1, 500, 10}};
-    int64_t n = 6645;
-    for (size_t extra = tensors.size(); extra < targets_wanted; ++extra) {
+  struct Case { size_t targets; bool lr_on_device; int64_t decay_end; };
+  for (const Case c : {Case{4, true, 300}, Case{4, false, -1}, Case{9, true, 300}}) {
+    SCOPED_TRACE(std::to_string(c.targets) + " targets" + (c.lr_on_device ? "" : ", lr by value") +
+                 ", decay_end " + std::to_string(c.decay_end));
+    // Out of arena order; 2 × 9 × 40 spans two column tiles; gaps between all of them.
+    std::vector<Tensor> tensors = {{315, 1, 500, 10}, {0, 1, 13, 17}, {6645, 2, 9, 40}, {238, 2, 5, 7}};
+    int64_t n = 6645 + 720 + 5;
+    for (size_t extra = tensors.size(); extra < c.targets; ++extra) {
       tensors.push_back({n + 3, 1, 4, 6});  // more small bounded tensors past a 3-float gap
       n += 3 + 24;
     }
@@ -539,8 +542,12 @@ TEST(BackendOptimizer, FusedSgdAndBoundsMatchTheTwoLaunches) {
       be.copy_to_device(state.data(), &initial, sizeof(StepState));
       SgdArgs a;
       a.params = p; a.grads = d.put(g); a.momentum_buffer = m; a.n = n;
-      a.lr_from = static_cast<StepState*>(state.data());
-      a.momentum = 0.9f; a.weight_decay = 1e-3f; a.decay_end = 300;
+      if (c.lr_on_device) {
+        a.lr_from = static_cast<StepState*>(state.data());
+      } else {
+        a.lr = 0.05f;
+      }
+      a.momentum = 0.9f; a.weight_decay = 1e-3f; a.decay_end = c.decay_end;
       std::vector<Backend::ColumnNormTarget> targets;
       for (const Tensor& t : tensors) targets.push_back({p + t.offset, t.count, t.rows, t.cols});
       const Backend::StepAdvance advance{static_cast<StepState*>(state.data()), 25, 1.001};
@@ -554,7 +561,10 @@ TEST(BackendOptimizer, FusedSgdAndBoundsMatchTheTwoLaunches) {
       be.copy_to_host(&o.state, state.data(), sizeof(StepState));
       return o;
     };
-    const Out ref = run(*cpu, true), two = run(*device, false), one = run(*device, true);
+    const Out ref = run(*cpu, true), two = run(*device, false);
+    const int64_t fused_before = device->fused_optimizer_launches();
+    const Out one = run(*device, true);
+    EXPECT_EQ(device->fused_optimizer_launches() - fused_before, c.targets <= 8 ? 1 : 0) << "one launch iff ≤ 8 targets";
     EXPECT_EQ(one.p, two.p);  // the same arithmetic in the same order
     EXPECT_EQ(one.m, two.m);
     EXPECT_EQ(one.state.begin, 75);

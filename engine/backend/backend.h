@@ -237,6 +237,9 @@ class Backend {
     sgd_step(sgd);
     max_column_norms(targets, max_norm, advance);
   }
+  // How many sgd_step_bounded calls ran as one launch (counted on the host): tests tell the fused
+  // path from the two-launch fallback by it.
+  virtual int64_t fused_optimizer_launches() const { return 0; }
   // x[i] = lo + (hi − lo)·philox_uniform(seed, stream, i): identical on every backend.
   virtual void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed,
                             uint64_t stream) = 0;

@@ -55,12 +55,17 @@ class CudaBackend final : public Backend {
     uint64_t threshold = UINT64_MAX;
     CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
     cudnn_ = std::make_unique<cuda::CudnnConv>(stream_, [this](size_t bytes) { return allocate(bytes); });
+    // The grouped norm bound's block counter (ColumnNormTargets::done): zero, and the last block of
+    // every launch leaves it zero. Outside the pool, as the cuBLAS workspace: it lives with the backend.
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&blocks_done_), sizeof(unsigned)));
+    CUDA_CHECK(cudaMemset(blocks_done_, 0, sizeof(unsigned)));
   }
   ~CudaBackend() override {
     // Destructors must not throw: report nothing, release what can be released.
     cudaStreamSynchronize(stream_);
     cudnn_.reset();  // its workspace goes back to the pool, then its handle
     lt_.reset();     // before the workspace it uses
+    if (blocks_done_) cudaFree(blocks_done_);
     if (row_loss_) cudaFree(row_loss_);
     if (row_correct_) cudaFree(row_correct_);
     cublasDestroy(cublas_);
@@ -316,6 +321,7 @@ class CudaBackend final : public Backend {
     group.advance = advance.state;
     group.advance_batch = advance.batch;
     group.advance_lr_decay = advance.lr_decay;
+    group.done = blocks_done_;
     cuda::max_column_norms(group, max_norm, stream_);
   }
   void sgd_step_bounded(const SgdArgs& a, const std::vector<ColumnNormTarget>& targets, float max_norm,
@@ -339,6 +345,7 @@ class CudaBackend final : public Backend {
     group.advance = advance.state;
     group.advance_batch = advance.batch;
     group.advance_lr_decay = advance.lr_decay;
+    group.done = blocks_done_;
     cuda::FusedSgd sgd;
     sgd.params = a.params;
     sgd.grads = a.grads;
@@ -361,7 +368,9 @@ class CudaBackend final : public Backend {
       sgd.rest_end[sgd.n_rest++] = a.n;
     }
     cuda::sgd_step_bounded(group, max_norm, sgd, stream_);
+    ++fused_optimizer_launches_;
   }
+  int64_t fused_optimizer_launches() const override { return fused_optimizer_launches_; }
   void uniform_init(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream) override {
     cuda::uniform_init(x, n, lo, hi, seed, stream, stream_);
   }
@@ -470,6 +479,8 @@ class CudaBackend final : public Backend {
   bool small_gemm_ = false;                 // train.small_gemm
   int64_t small_products_ = 0;              // its launches, counted on the host
   std::vector<std::pair<int64_t, int64_t>> bounded_spans_;  // sgd_step_bounded's scratch
+  unsigned* blocks_done_ = nullptr;         // the grouped bound's block counter (device)
+  int64_t fused_optimizer_launches_ = 0;
   std::atomic<size_t> allocated_{0}, peak_{0};
   float* row_loss_ = nullptr;        // (rows_)
   int32_t* row_correct_ = nullptr;   // (rows_)

@@ -311,38 +311,9 @@ __global__ void sgd_kernel(float* params, const float* grads, float* momentum_bu
   }
 }
 
-// One thread per (matrix, column); adjacent threads walk adjacent columns of each row. Block b
-// belongs to the target whose [block_begin[k], block_begin[k+1]) holds it, then to matrix
-// (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
-// warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
-// one launch each.
-// With sgd.params set (sgd_step_bounded), a target's blocks first update their columns (the
-// update's stores in column_total's own pass, so each thread reads back only what it wrote), and
-// the blocks past the targets' update the arena's other ranges, a grid-stride loop of their own.
-__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm, FusedSgd sgd) {
-  __shared__ float scale[kColumnTile];
-  if (targets.advance && blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0)
-    advance(targets.advance, targets.advance_batch, targets.advance_lr_decay);
-  const float lr = sgd.lr_from ? static_cast<float>(*sgd.lr_from) : sgd.lr;
-  const int64_t norm_blocks = targets.block_begin[targets.n];
-  if (blockIdx.x >= norm_blocks) {  // the rest of the arena (only with sgd.params)
-    const int64_t threads = int64_t{blockDim.x} * blockDim.y, total = sgd.rest_total();
-    const int64_t first = (blockIdx.x - norm_blocks) * threads + threadIdx.y * blockDim.x + threadIdx.x;
-    for (int64_t f = first; f < total; f += (gridDim.x - norm_blocks) * threads) {
-      int r = 0;
-      int64_t o = f;  // f's place in the ranges laid end to end → the arena
-      while (o >= sgd.rest_end[r] - sgd.rest_begin[r]) {
-        o -= sgd.rest_end[r] - sgd.rest_begin[r];
-        ++r;
-      }
-      o += sgd.rest_begin[r];
-      float p = sgd.params[o], m = sgd.momentum_buffer[o];
-      sgd_update(p, sgd.grads[o], m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
-      sgd.momentum_buffer[o] = m;
-      sgd.params[o] = p;
-    }
-    return;
-  }
+// A norm block of max_column_norm_kernel: its matrix's column tile, updated first with sgd.params.
+__device__ void bound_columns(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, float lr,
+                              float* scale) {
   int k = 0;
   while (blockIdx.x >= targets.block_begin[k + 1]) ++k;  // the same k for the whole block
   const int64_t rows = targets.rows[k], cols = targets.cols[k];
@@ -352,17 +323,21 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_
   float norm2;
   if (sgd.params) {
     const int64_t base = mat - sgd.params;  // the matrix's place in the arena
+    const float* grads = sgd.grads;
+    float* momentum_buffer = sgd.momentum_buffer;
+    const float momentum = sgd.momentum, weight_decay = sgd.weight_decay;
+    const int64_t decay_end = sgd.decay_end;
     norm2 = column_total(
         rows, j < cols,
         [=](int64_t i) {
           const int64_t o = base + i * cols + j;
-          return make_float3(mat[i * cols + j], sgd.grads[o], sgd.momentum_buffer[o]);
+          return make_float3(mat[i * cols + j], grads[o], momentum_buffer[o]);
         },
         [=](int64_t i, float3 a) {
           const int64_t o = base + i * cols + j;
           float p = a.x, m = a.z;
-          sgd_update(p, a.y, m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
-          sgd.momentum_buffer[o] = m;
+          sgd_update(p, a.y, m, lr, momentum, o < decay_end ? weight_decay : 0.f);
+          momentum_buffer[o] = m;
           mat[i * cols + j] = p;
           return p * p;
         });
@@ -381,6 +356,52 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_
     column_passes(
         rows, [=](int64_t i) { return mat[i * cols + j]; }, [=](int, int64_t i, float a) { mat[i * cols + j] = a * s; });
 }
+
+// One thread per (matrix, column); adjacent threads walk adjacent columns of each row. Block b
+// belongs to the target whose [block_begin[k], block_begin[k+1]) holds it, then to matrix
+// (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
+// warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
+// one launch each.
+// With sgd.params set (sgd_step_bounded), a target's blocks first update their columns (the
+// update's stores in column_total's own pass, so each thread reads back only what it wrote), and
+// the blocks past the targets' update the arena's other ranges, a grid-stride loop of their own.
+__global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm, FusedSgd sgd) {
+  __shared__ float scale[kColumnTile];
+  const float lr = sgd.lr_from ? static_cast<float>(*sgd.lr_from) : sgd.lr;
+  const int64_t norm_blocks = targets.block_begin[targets.n];
+  if (blockIdx.x < norm_blocks) {
+    bound_columns(targets, max_norm, sgd, lr, scale);
+  } else {  // the rest of the arena (only with sgd.params)
+    const int64_t threads = int64_t{blockDim.x} * blockDim.y, total = sgd.rest_total();
+    const int64_t first = (blockIdx.x - norm_blocks) * threads + threadIdx.y * blockDim.x + threadIdx.x;
+    for (int64_t f = first; f < total; f += (gridDim.x - norm_blocks) * threads) {
+      int r = 0;
+      int64_t o = f;  // f's place in the ranges laid end to end → the arena
+      while (o >= sgd.rest_end[r] - sgd.rest_begin[r]) {
+        o -= sgd.rest_end[r] - sgd.rest_begin[r];
+        ++r;
+      }
+      o += sgd.rest_begin[r];
+      float p = sgd.params[o], m = sgd.momentum_buffer[o];
+      sgd_update(p, sgd.grads[o], m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
+      sgd.momentum_buffer[o] = m;
+      sgd.params[o] = p;
+    }
+  }
+  // The advance, by the last block to finish: every block has read the rate (above) by then. Block
+  // 0 at the start would race the other blocks' reads of state->lr (lr_from is the same state).
+  if (targets.advance) {
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) {
+      __threadfence();
+      if (atomicAdd(targets.done, 1u) == gridDim.x - 1) {
+        advance(targets.advance, targets.advance_batch, targets.advance_lr_decay);
+        *targets.done = 0;  // ready for the next launch (or graph replay)
+      }
+    }
+  }
+}
+
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
   // Unfused multiply and add, as on the CPU: initial weights are bit-identical across devices.
@@ -524,6 +545,7 @@ int column_norm_groups(const ColumnNormTargets& targets) {
 
 void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, int64_t rest_blocks,
                          cudaStream_t stream) {
+  UV_CHECK(!targets.advance || targets.done, "the grouped norm bound's advance needs its block counter");
   const dim3 block(kColumnTile, static_cast<unsigned>(column_norm_groups(targets)));
   max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n] + rest_blocks), block, 0, stream>>>(
       targets, max_norm, sgd);

@@ -119,10 +119,12 @@ struct ColumnNormTargets {
   int64_t rows[kMaxColumnNormTargets] = {}, cols[kMaxColumnNormTargets] = {};
   int64_t block_begin[kMaxColumnNormTargets + 1] = {};
   int n = 0;
-  // Set: block 0 also advances the step state (advance_step), which no norm bound reads.
+  // Set: the launch's last block to finish also advances the step state (advance_step), once
+  // every block has read the rate from it; `done` (device, zero between launches) counts blocks.
   StepState* advance = nullptr;
   int64_t advance_batch = 0;
   double advance_lr_decay = 1.0;
+  unsigned* done = nullptr;
   bool full() const { return n == kMaxColumnNormTargets; }
   void add(float* matrices, int64_t count, int64_t r, int64_t c) {
     v[n] = matrices;
