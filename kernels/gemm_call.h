@@ -42,5 +42,24 @@ inline int64_t pointer_alignment(const void* p) {
   while (alignment < 256 && (address & static_cast<uintptr_t>(alignment)) == 0) alignment <<= 1;
   return alignment;
 }
+// The alignment every one of `count` floats arrays at p + i·stride keeps: p's, or less where the
+// stride breaks it (a batch of J columns r = 7 floats apart is 4-byte aligned after the first).
+inline int64_t batch_alignment(const float* p, int64_t count, int64_t stride) {
+  const int64_t first = pointer_alignment(p);
+  if (count <= 1 || p == nullptr) return first;
+  const int64_t step = pointer_alignment(reinterpret_cast<const void*>(static_cast<uintptr_t>(stride) * sizeof(float)));
+  return first < step ? first : step;
+}
+
+// A plain product's call (no epilogue), as gemm_batched's arguments.
+inline GemmCall gemm_call(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb,
+                          int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                          int64_t ldb, float beta, float* c, int64_t ldc) {
+  GemmCall g;
+  g.ta = ta; g.tb = tb; g.m = m; g.n = n; g.k = k; g.alpha = alpha; g.a = a; g.lda = lda; g.b = b; g.ldb = ldb;
+  g.beta = beta; g.c = c; g.ldc = ldc; g.count = count; g.stride_a = stride_a; g.stride_b = stride_b;
+  g.stride_c = stride_c;
+  return g;
+}
 
 }  // namespace uv

@@ -51,10 +51,8 @@ void gemm_batched_bias_rows(Ops& ops, int64_t count, int64_t stride_a, int64_t s
                             int64_t ldb, const Scalar* bias, Scalar* c) {
   if constexpr (std::is_same_v<Scalar, float>) {
     if (bias) {
-      GemmCall call;
-      call.ta = ta; call.tb = tb; call.m = m; call.n = n; call.k = k; call.a = a; call.lda = lda; call.b = b;
-      call.ldb = ldb; call.c = c; call.ldc = count * n; call.count = count; call.stride_a = stride_a;
-      call.stride_b = stride_b; call.stride_c = n; call.epilogue = GemmEpilogue::Bias;
+      GemmCall call = gemm_call(count, stride_a, stride_b, n, ta, tb, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, count * n);
+      call.epilogue = GemmEpilogue::Bias;
       call.bias = const_cast<float*>(bias);  // read only, for a Bias epilogue
       if (detail::try_fused(ops, call)) return;
     }
@@ -72,11 +70,9 @@ void gemm_batched_column_sums(Ops& ops, int64_t count, int64_t stride_a, int64_t
                               Scalar* c, int64_t ldc, Scalar* bias, GradientMode bias_mode) {
   if constexpr (std::is_same_v<Scalar, float>) {
     if (bias && bias_mode == GradientMode::Overwrite) {
-      GemmCall call;
-      call.ta = ta; call.m = m; call.n = n; call.k = k; call.a = a; call.lda = lda; call.b = b;
-      call.ldb = count * n; call.beta = beta; call.c = c; call.ldc = ldc; call.count = count;
-      call.stride_a = stride_a; call.stride_b = n; call.stride_c = stride_c;
-      call.epilogue = GemmEpilogue::BiasGradient; call.bias = bias;
+      GemmCall call = gemm_call(count, stride_a, n, stride_c, ta, false, m, n, k, 1.f, a, lda, b, count * n, beta, c, ldc);
+      call.epilogue = GemmEpilogue::BiasGradient;
+      call.bias = bias;
       if (detail::try_fused(ops, call)) return;
     }
   }

@@ -467,7 +467,7 @@ TEST(BackendOptimizer, GroupedColumnNormsMatchTheCpu) {
 // 1), the MNIST layer (100 × 500 × 78), and leading dimensions wider than the matrices, whose
 // padding must stay as it was. Tolerance: the rule with the product's depth, plus ulp8 for the
 // transcendentals.
-TEST(BackendElementwise, SmallGemmBiasActivationMatchesTheCpu) {
+TEST(BackendGemm, SmallGemmBiasActivationMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   device->set_small_gemm(true);
@@ -511,19 +511,21 @@ TEST(BackendElementwise, SmallGemmBiasActivationMatchesTheCpu) {
 // the tensors inside it, the advance. On the device it must give the bits of its own two launches
 // (sgd_step, then max_column_norms), and the CPU's numbers within the norm's rounding. The arena
 // has bounded tensors between unbounded ranges, a stack of matrices, weight decay on a prefix that
-// ends inside a tensor; the rate comes from the step state. 3 targets: one launch; 9: the fallback.
+// ends inside a tensor; the rate comes from the step state or by value. 4 targets or none: one
+// launch; 9: the two-launch fallback.
 TEST(BackendOptimizer, FusedSgdAndBoundsMatchTheTwoLaunches) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   struct Tensor { int64_t offset, count, rows, cols; };
   struct Case { size_t targets; bool lr_on_device; int64_t decay_end; };
-  for (const Case c : {Case{4, true, 300}, Case{4, false, -1}, Case{9, true, 300}}) {
+  for (const Case c : {Case{4, true, 300}, Case{4, false, -1}, Case{9, true, 300}, Case{0, true, 300}}) {
     SCOPED_TRACE(std::to_string(c.targets) + " targets" + (c.lr_on_device ? "" : ", lr by value") +
                  ", decay_end " + std::to_string(c.decay_end));
     // Out of arena order; 2 × 9 × 40 spans two column tiles; gaps between all of them.
     std::vector<Tensor> tensors = {{315, 1, 500, 10}, {0, 1, 13, 17}, {6645, 2, 9, 40}, {238, 2, 5, 7}};
     int64_t n = 6645 + 720 + 5;
+    if (c.targets == 0) tensors.clear();  // the update and the advance alone, still one launch
     for (size_t extra = tensors.size(); extra < c.targets; ++extra) {
       tensors.push_back({n + 3, 1, 4, 6});  // more small bounded tensors past a 3-float gap
       n += 3 + 24;
@@ -1108,7 +1110,8 @@ TEST(BackendLaunchGeometry, SmallGemmTilesCoverEveryOutputOnce) {
     EXPECT_TRUE(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; })) << m << "×" << n;
   }
   EXPECT_TRUE(cuda::small_gemm_fits(100, 500, 78));     // the MNIST MLP's layers: 7.8 MFLOP
-  EXPECT_TRUE(cuda::small_gemm_fits(1024, 500, 32));    // 32 MFLOP, the limit
+  EXPECT_TRUE(cuda::small_gemm_fits(1024, 512, 32));    // 2·m·n·k = 32 Mi FLOP: the limit
+  EXPECT_FALSE(cuda::small_gemm_fits(1024, 512, 33));   // just past it
   EXPECT_FALSE(cuda::small_gemm_fits(100, 4096, 204));  // the wide MLP's: 167 MFLOP
   EXPECT_FALSE(cuda::small_gemm_fits(0, 10, 10));
 }

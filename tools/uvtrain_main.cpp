@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> sweep_overrides;
   sweep->add_option("--set", sweep_overrides,
                     "override a config field of every cell it starts: key=value, after the sweep's own 'set' "
-                    "(e.g. train.small_gemm=on on a GPU; resumed cells keep their config)");
+                    "and before the cell's own pair, J, fraction and seed (e.g. train.small_gemm=on on a GPU; "
+                    "resumed cells keep their config)");
   bool collect = false;
   sweep->add_flag("--collect", collect,
                   "run nothing: rewrite results.csv/jsonl from the cells finished so far (safe while the sweep runs)");

@@ -65,6 +65,7 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     cudnn_.reset();  // its workspace goes back to the pool, then its handle
     lt_.reset();     // before the workspace it uses
+    if (lt_workspace_) cudaFree(lt_workspace_);
     if (blocks_done_) cudaFree(blocks_done_);
     if (row_loss_) cudaFree(row_loss_);
     if (row_correct_) cudaFree(row_correct_);
@@ -137,9 +138,15 @@ class CudaBackend final : public Backend {
   void set_gemm_library(GemmLibrary library) override {
     UV_CHECK(!captured_, "the GEMM library cannot change after a capture recorded its products");
     lt_.reset();
-    if (library != GemmLibrary::Cublas)
-      lt_ = std::make_unique<cuda::LtGemm>(cublas_workspace_, cublas_workspace_bytes_,
-                                           library == GemmLibrary::CublasLtOneKernel);
+    if (library == GemmLibrary::Cublas) return;
+    // A workspace of its own, zeroed: cublasSgemm's scratch in the shared one could land on the
+    // counters cuBLASLt's in-place split-K reduction keeps there between its launches.
+    if (!lt_workspace_) {
+      CUDA_CHECK(cudaMalloc(&lt_workspace_, cublas_workspace_bytes_));
+      CUDA_CHECK(cudaMemset(lt_workspace_, 0, cublas_workspace_bytes_));
+    }
+    lt_ = std::make_unique<cuda::LtGemm>(lt_workspace_, cublas_workspace_bytes_,
+                                         library == GemmLibrary::CublasLtOneKernel);
   }
   void set_small_gemm(bool on) override { small_gemm_ = on; }
   bool fuses_bias_activation(int64_t m, int64_t n, int64_t k, Activation act) const override {
@@ -318,10 +325,7 @@ class CudaBackend final : public Backend {
       group.add(t.v, t.count, t.rows, t.cols);
     }
     // The last launch carries the advance (alone where there is nothing to bound).
-    group.advance = advance.state;
-    group.advance_batch = advance.batch;
-    group.advance_lr_decay = advance.lr_decay;
-    group.done = blocks_done_;
+    carry_advance(group, advance);
     cuda::max_column_norms(group, max_norm, stream_);
   }
   void sgd_step_bounded(const SgdArgs& a, const std::vector<ColumnNormTarget>& targets, float max_norm,
@@ -342,10 +346,7 @@ class CudaBackend final : public Backend {
     if (!fused) return Backend::sgd_step_bounded(a, targets, max_norm, advance);
     cuda::ColumnNormTargets group;
     for (const ColumnNormTarget& t : targets) group.add(t.v, t.count, t.rows, t.cols);
-    group.advance = advance.state;
-    group.advance_batch = advance.batch;
-    group.advance_lr_decay = advance.lr_decay;
-    group.done = blocks_done_;
+    carry_advance(group, advance);
     cuda::FusedSgd sgd;
     sgd.params = a.params;
     sgd.grads = a.grads;
@@ -397,6 +398,13 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_, lt_.get()}; }
+  // The grouped launch that carries the step's advance (done by its last block, counted here).
+  void carry_advance(cuda::ColumnNormTargets& group, const StepAdvance& advance) const {
+    group.advance = advance.state;
+    group.advance_batch = advance.batch;
+    group.advance_lr_decay = advance.lr_decay;
+    group.done = blocks_done_;
+  }
 
   // kernels/conv2d_onthefly_w_algorithm.h's Ops: the onthefly_w kernels' conv form, col2im, and
   // cuBLAS for dV.
@@ -475,7 +483,8 @@ class CudaBackend final : public Backend {
   size_t cublas_workspace_bytes_ = 0;
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_
-  std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*: shares cuBLAS's workspace
+  std::unique_ptr<cuda::LtGemm> lt_;        // train.gemm = cublaslt*
+  void* lt_workspace_ = nullptr;            // its own, cuBLAS's size, outside the pool
   bool small_gemm_ = false;                 // train.small_gemm
   int64_t small_products_ = 0;              // its launches, counted on the host
   std::vector<std::pair<int64_t, int64_t>> bounded_spans_;  // sgd_step_bounded's scratch

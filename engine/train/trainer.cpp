@@ -133,13 +133,15 @@ class Run {
   const ResidentSet& test_input();
   ResidentSet project(const ResidentSet& set);
   // lr_from set: the rate is read on the backend from the step state and `lr` is ignored.
-  // advance.state set: the step state advances after the update (in the norm bound's launch).
+  // advance.state set: the step state advances after the update (on the GPU in the update's own
+  // launch for the whole arena, in the norm bound's for single tensors).
   void sgd(const std::vector<int>& params, double lr, double momentum, double weight_decay,
            const StepState* lr_from = nullptr, const Backend::StepAdvance& advance = {});
   // Bounds the column norms of the parameters among `params` that have the bound: one grouped call,
   // which also advances the step state where `advance` says so.
   void bound_column_norms(ParameterStore& store, const std::vector<int>& params, const Backend::StepAdvance& advance);
-  // norm_targets_ ← the bounded parameters among `params` (none when train.max_col_norm is 0).
+  // norm_targets_ ← the bounded parameters among `params` (none when train.max_col_norm is 0), for
+  // sgd() and bound_column_norms().
   void collect_norm_targets(ParameterStore& store, const std::vector<int>& params);
   std::vector<Backend::ColumnNormTarget> norm_targets_;  // bound_column_norms' list, reused
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
@@ -417,11 +419,7 @@ void Run::collect_norm_targets(ParameterStore& store, const std::vector<int>& pa
 
 void Run::bound_column_norms(ParameterStore& store, const std::vector<int>& params,
                              const Backend::StepAdvance& advance) {
-  collect_norm_targets(store, params);
-  if (norm_targets_.empty()) {
-    if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
-    return;
-  }
+  collect_norm_targets(store, params);  // none: the backends advance alone
   backend_->max_column_norms(norm_targets_, static_cast<float>(config_.max_col_norm), advance);
 }
 
@@ -442,13 +440,9 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
+    // Update, bounds (if any) and advance: one launch on the GPU.
     collect_norm_targets(store, params);
-    if (norm_targets_.empty()) {
-      backend_->sgd_step(args);
-      if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
-    } else {  // update, bounds and advance: one launch on the GPU
-      backend_->sgd_step_bounded(args, norm_targets_, static_cast<float>(config_.max_col_norm), advance);
-    }
+    backend_->sgd_step_bounded(args, norm_targets_, static_cast<float>(config_.max_col_norm), advance);
     return;
   }
   for (int index : params) {
@@ -924,7 +918,7 @@ json Run::gemm_summary() const {
   json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}};
   if (config_.gemm != "cublas") {
     const GemmCounts counts = backend_->gemm_counts();
-    out["cublaslt_products"] = counts.products;
+    out["cublaslt_plain_products"] = counts.products;
     out["fused_epilogues"] = counts.fused_epilogues;
     out["declined_to_cublas"] = counts.declined;
   }

@@ -22,7 +22,7 @@ struct CublasOps {
 
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-    if (lt && lt->run(call(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), stream)) return;
+    if (lt && lt->run(gemm_call(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), stream)) return;
     CUBLAS_CHECK(cublasSgemm(handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                              static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
                              static_cast<int>(ldb), a, static_cast<int>(lda), &beta, c,
@@ -32,7 +32,8 @@ struct CublasOps {
                     bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (count == 1) return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (lt && lt->run(call(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
+    if (lt && lt->run(gemm_call(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                                ldc),
                       stream))
       return;
     CUBLAS_CHECK(cublasSgemmStridedBatched(
@@ -49,17 +50,6 @@ struct CublasOps {
   }
   void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
     cuda::column_sums(x, m, n, out, mode, stream);
-  }
-
- private:
-  static GemmCall call(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb,
-                       int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                       int64_t ldb, float beta, float* c, int64_t ldc) {
-    GemmCall g;
-    g.ta = ta; g.tb = tb; g.m = m; g.n = n; g.k = k; g.alpha = alpha; g.a = a; g.lda = lda; g.b = b; g.ldb = ldb;
-    g.beta = beta; g.c = c; g.ldc = ldc; g.count = count; g.stride_a = stride_a; g.stride_b = stride_b;
-    g.stride_c = stride_c;
-    return g;
   }
 };
 

@@ -59,8 +59,9 @@ LtGemm::~LtGemm() {
 LtGemm::Key LtGemm::key_of(const GemmCall& c) {
   // Alignment decides which kernels may run, so it is part of the call.
   return {c.ta, c.tb, c.m, c.n, c.k, c.lda, c.ldb, c.ldc, c.count, c.stride_a, c.stride_b, c.stride_c,
-          static_cast<int64_t>(c.epilogue), pointer_alignment(c.a), pointer_alignment(c.b), pointer_alignment(c.c),
-          c.epilogue == GemmEpilogue::None ? 256 : pointer_alignment(c.bias)};
+          static_cast<int64_t>(c.epilogue), batch_alignment(c.a, c.count, c.stride_a),
+          batch_alignment(c.b, c.count, c.stride_b), batch_alignment(c.c, c.count, c.stride_c),
+          c.epilogue == GemmEpilogue::None ? 256 : batch_alignment(c.bias, c.count, c.n)};
 }
 
 std::unique_ptr<LtGemm::Plan> LtGemm::make_plan(const GemmCall& call) const {
@@ -108,14 +109,15 @@ std::unique_ptr<LtGemm::Plan> LtGemm::make_plan(const GemmCall& call) const {
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(raw, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &schemes,
                                                       sizeof(schemes)));
   }
-  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, const void*>, 4> alignments{{
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, call.b},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, call.a},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, call.c},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, call.c},
+  // Every product of a batch, not just the first: the strides may break the base's alignment.
+  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, int64_t>, 4> alignments{{
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, batch_alignment(call.b, call.count, call.stride_b)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, batch_alignment(call.a, call.count, call.stride_a)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, batch_alignment(call.c, call.count, call.stride_c)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, batch_alignment(call.c, call.count, call.stride_c)},
   }};
-  for (const auto& [attribute, pointer] : alignments) {
-    const uint32_t bytes = static_cast<uint32_t>(pointer_alignment(pointer));
+  for (const auto& [attribute, alignment] : alignments) {
+    const uint32_t bytes = static_cast<uint32_t>(alignment);
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(raw, attribute, &bytes, sizeof(bytes)));
   }
   cublasLtMatmulHeuristicResult_t result{};

@@ -23,9 +23,9 @@ namespace uv::cuda {
 
 class LtGemm {
  public:
-  // `workspace` (device, `workspace_bytes`) is shared with the cuBLAS handle of the same stream:
-  // stream order keeps their uses apart. `one_kernel`: only algorithms that reduce split-K parts
-  // in the product's own kernel (or do not split K).
+  // `workspace` (device, `workspace_bytes`, zeroed) is this object's alone: an in-place split-K
+  // reduction keeps counters there. `one_kernel`: only algorithms that reduce split-K parts in the
+  // product's own kernel (or do not split K).
   LtGemm(void* workspace, size_t workspace_bytes, bool one_kernel);
   ~LtGemm();
   LtGemm(const LtGemm&) = delete;

@@ -362,9 +362,11 @@ __device__ void bound_columns(const ColumnNormTargets& targets, float max_norm, 
 // (b − begin) / tiles of that target and its column tile (b − begin) % tiles; the rows split among
 // warps as in column_sums. Several parameter tensors, one launch: the step's norm bounds had been
 // one launch each.
-// With sgd.params set (sgd_step_bounded), a target's blocks first update their columns (the
-// update's stores in column_total's own pass, so each thread reads back only what it wrote), and
-// the blocks past the targets' update the arena's other ranges, a grid-stride loop of their own.
+// With sgd.params set (sgd_step_bounded) the kernel is the whole optimizer step: a target's blocks
+// first update their columns (the update's stores in column_total's own pass, so each thread reads
+// back only what it wrote), and the blocks past the targets' update the arena's other ranges, a
+// grid-stride loop of their own. With targets.advance set, the last block to finish advances the
+// step state.
 __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_norm_kernel(ColumnNormTargets targets, float max_norm, FusedSgd sgd) {
   __shared__ float scale[kColumnTile];
   const float lr = sgd.lr_from ? static_cast<float>(*sgd.lr_from) : sgd.lr;
@@ -543,10 +545,10 @@ int column_norm_groups(const ColumnNormTargets& targets) {
   return groups;
 }
 
-void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, int64_t rest_blocks,
-                         cudaStream_t stream) {
+void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, int groups,
+                         int64_t rest_blocks, cudaStream_t stream) {
   UV_CHECK(!targets.advance || targets.done, "the grouped norm bound's advance needs its block counter");
-  const dim3 block(kColumnTile, static_cast<unsigned>(column_norm_groups(targets)));
+  const dim3 block(kColumnTile, static_cast<unsigned>(groups));
   max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n] + rest_blocks), block, 0, stream>>>(
       targets, max_norm, sgd);
   CUDA_CHECK_LAUNCH();
@@ -558,18 +560,20 @@ void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStre
     if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
     return;
   }
-  launch_column_norms(targets, max_norm, FusedSgd{}, 0, stream);
+  launch_column_norms(targets, max_norm, FusedSgd{}, column_norm_groups(targets), 0, stream);
 }
 
 void sgd_step_bounded(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, cudaStream_t stream) {
-  // The rest's blocks have as many threads as a norm block: the targets' tallest fixes that.
-  const int64_t threads = int64_t{kColumnTile} * column_norm_groups(targets);
+  // The rest's blocks have as many threads as a norm block, whose shape (the targets' tallest)
+  // fixes the norms' summation order; with no target, 256-thread blocks.
+  const int groups = targets.n > 0 ? column_norm_groups(targets) : kThreadsPerBlock / kColumnTile;
+  const int64_t threads = int64_t{kColumnTile} * groups;
   const int64_t rest_blocks = std::min<int64_t>((sgd.rest_total() + threads - 1) / threads, kMaxBlocks);
   if (targets.block_begin[targets.n] + rest_blocks == 0) {  // nothing to update: the advance alone
     if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
     return;
   }
-  launch_column_norms(targets, max_norm, sgd, rest_blocks, stream);
+  launch_column_norms(targets, max_norm, sgd, groups, rest_blocks, stream);
 }
 
 void max_column_norm(float* v, int64_t count, int64_t rows, int64_t cols, float max_norm,

@@ -3,8 +3,8 @@
 //
 // Why a GEMM of our own: at the paper's batch of 100 rows a layer's product Y = T·V + b is a few
 // MFLOP, and cuBLAS's kernel for it and the bias+activation kernel after it each cost a launch's
-// latency. One kernel with the bias and activation in its epilogue does the product in about the
-// time of one of them. Such a product is bound by memory latency, not arithmetic: small tiles give
+// latency. One kernel with the bias and activation in its epilogue should do the product in about
+// the time of one of them (to be measured: tools/gpu-check run gemm). Such a product is bound by memory latency, not arithmetic: small tiles give
 // many blocks (100 × 500 is 64 of them), and a deep k-slice (all of a MNIST layer's k = 78 at once)
 // puts every load of a block in flight before the first wait. Only for small products: beyond
 // kSmallGemmMaxFlops cuBLAS's tuned kernels win.
@@ -31,7 +31,7 @@ struct SmallGemmTile {
   static_assert(kALoads * kThreads == kRows * kDepth && kBLoads * kThreads == kDepth * kCols, "loads split evenly");
 };
 
-// 2·m·n·k: a MNIST layer (100 × 500 × 78) is 7.8 MFLOP; the wide MLP's 100 × 4096 × 204 is 167.
+// 2·m·n·k ≤ 32 Mi: a MNIST layer (100 × 500 × 78) is 7.8 MFLOP; the wide MLP's 100 × 4096 × 204, 167.
 constexpr int64_t kSmallGemmMaxFlops = int64_t{32} << 20;
 
 UV_HOST_DEVICE inline int64_t small_gemm_row_blocks(int64_t m) {
