@@ -949,11 +949,15 @@ TEST_F(CliConfig, GemmLibraryValueIsChecked) {
   config["train"]["small_gemm"] = "auto";
   EXPECT_TRUE(is_user_error(train(config, "small"), {"train.small_gemm", "\"auto\"", "on, off"}));
   config["train"]["small_gemm"] = "on";
+  config["train"]["fused_optimizer"] = "yes";
+  EXPECT_TRUE(is_user_error(train(config, "fused"), {"train.fused_optimizer", "\"yes\"", "on, off"}));
+  config["train"]["fused_optimizer"] = "on";
   ASSERT_TRUE(succeeded(train(config, "cpu")));
   const json s = json::parse(read_text(run("cpu") / "summary.json"));
   EXPECT_EQ(s["gemm"]["setting"], "cublaslt_one_kernel");
   EXPECT_EQ(s["gemm"]["note"], "the CPU runs its own GEMM");
   EXPECT_EQ(s["gemm"]["small_gemm"], "on");
+  EXPECT_EQ(s["gemm"]["fused_optimizer"], "on");
 }
 
 TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
@@ -972,13 +976,14 @@ TEST_F(CliRun, CpuRunsTheStepDirectlyAndSaysSo) {
 TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
   if (uv::query_devices().cuda_devices == 0) GTEST_SKIP() << "no CUDA device";
   // Also with cuBLASLt's cached plans, and with the small fused products, under capture.
+  // "small" on: the small fused products and the one-launch optimizer.
   for (const auto& [gemm, small] : std::vector<std::pair<std::string, std::string>>{
            {"cublas", "off"}, {"cublaslt_one_kernel", "off"}, {"cublas", "on"}}) {
-    SCOPED_TRACE(gemm + " small_gemm " + small);
+    SCOPED_TRACE(gemm + " small_gemm and fused_optimizer " + small);
     json config = base_config();
     config["train"] = {{"epochs", 60}, {"batch_size", 64}, {"lr", 0.1}, {"momentum", 0.9},
                        {"lr_decay", 1.001}, {"weight_decay", 1e-4}, {"max_col_norm", 2.0}, {"gemm", gemm},
-                       {"small_gemm", small}};
+                       {"small_gemm", small}, {"fused_optimizer", small}};
     const std::string graph_run = "graph-" + gemm + "-" + small, direct_run = "direct-" + gemm + "-" + small;
     json off = config;
     off["train"]["cuda_graph"] = "off";

@@ -20,7 +20,8 @@ json default_config() {
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
               "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto",
-              "cuda_graph": "auto", "gemm": "cublas", "small_gemm": "off"},
+              "cuda_graph": "auto", "gemm": "cublas", "small_gemm": "off",
+              "fused_optimizer": "off"},
     "pretrain": {"epochs": 0, "lr": 0.1, "momentum": 0.7},
     "checkpoint": {"every_steps": 0},
     "log": {"every_steps": 100}
@@ -222,6 +223,9 @@ RunConfig parse_config(const std::string& text, const std::string& source,
   r.small_gemm = get<std::string>(t, "small_gemm");
   UV_REQUIRE(r.small_gemm == "on" || r.small_gemm == "off",
              "config " << source << ": 'train.small_gemm' = \"" << r.small_gemm << "\" is not one of on, off");
+  r.fused_optimizer = get<std::string>(t, "fused_optimizer");
+  UV_REQUIRE(r.fused_optimizer == "on" || r.fused_optimizer == "off",
+             "config " << source << ": 'train.fused_optimizer' = \"" << r.fused_optimizer << "\" is not one of on, off");
   r.cuda_graph = get<std::string>(t, "cuda_graph");
   UV_REQUIRE(r.cuda_graph == "auto" || r.cuda_graph == "off",
              "config " << source << ": 'train.cuda_graph' = \"" << r.cuda_graph << "\" is not one of auto, off");

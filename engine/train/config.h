@@ -69,6 +69,9 @@ struct RunConfig {
   // on: small products with a folded σ, tanh or identity run as one kernel with the bias and
   // activation in its epilogue (kernels/cuda/small_gemm.cu) | off. The CPU ignores it.
   std::string small_gemm = "off";
+  // on: a supervised step's update, column-norm bounds and step-state advance run as one launch on
+  // the GPU (Backend::sgd_step_bounded) | off: three. The CPU computes the same either way.
+  std::string fused_optimizer = "off";
   // autoencoder pretraining of layers with pretrain = true
   int64_t pretrain_epochs = 0;
   double pretrain_lr = 0.1, pretrain_momentum = 0.7;

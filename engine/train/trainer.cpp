@@ -440,9 +440,15 @@ void Run::sgd(const std::vector<int>& params, double lr, double momentum, double
     args.momentum = static_cast<float>(momentum);
     args.weight_decay = static_cast<float>(weight_decay);
     args.decay_end = store.decayed_floats();
-    // Update, bounds (if any) and advance: one launch on the GPU.
     collect_norm_targets(store, params);
-    backend_->sgd_step_bounded(args, norm_targets_, static_cast<float>(config_.max_col_norm), advance);
+    if (config_.fused_optimizer == "on") {  // update, bounds (if any) and advance: one launch on the GPU
+      backend_->sgd_step_bounded(args, norm_targets_, static_cast<float>(config_.max_col_norm), advance);
+      return;
+    }
+    backend_->sgd_step(args);
+    if (!norm_targets_.empty())
+      backend_->max_column_norms(norm_targets_, static_cast<float>(config_.max_col_norm), Backend::StepAdvance{});
+    if (advance.state) backend_->advance_step(advance.state, advance.batch, advance.lr_decay);
     return;
   }
   for (int index : params) {
@@ -914,8 +920,9 @@ json Run::stages_json() const {
 // and the small fused products, counted as the host issued them (a captured step counts once).
 json Run::gemm_summary() const {
   if (backend_->device() == Device::CPU)
-    return {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"note", "the CPU runs its own GEMM"}};
-  json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}};
+    return {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"fused_optimizer", config_.fused_optimizer},
+            {"note", "the CPU runs its own GEMM"}};
+  json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"fused_optimizer", config_.fused_optimizer}};
   if (config_.gemm != "cublas") {
     const GemmCounts counts = backend_->gemm_counts();
     out["cublaslt_plain_products"] = counts.products;
