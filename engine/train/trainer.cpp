@@ -143,7 +143,7 @@ class Run {
   // norm_targets_ ← the bounded parameters among `params` (none when train.max_col_norm is 0), for
   // sgd() and bound_column_norms().
   void collect_norm_targets(ParameterStore& store, const std::vector<int>& params);
-  std::vector<Backend::ColumnNormTarget> norm_targets_;  // bound_column_norms' list, reused
+  std::vector<Backend::ColumnNormTarget> norm_targets_;  // collect_norm_targets' list, reused
   void save_checkpoint();  // the parameters, optimiser state and state_ (stage and position)
   void load_checkpoint();
   void log_metrics(const json& row);
