@@ -44,12 +44,22 @@ inline double timed_loop(benchmark::State& state, Backend& be, const std::functi
 
 // main() of a benchmark program: takes --device=..., makes the backend (exit 2 with the reason when
 // it cannot), lets `register_all` register the benchmarks for it, runs them.
+// --gemm=cublas|cublaslt|cublaslt_one_kernel picks the GPU's GEMM library (train.gemm), so the
+// cuBLAS baselines can be timed through either. Benches that make backends of their own give them
+// this one.
+inline GemmLibrary& gemm_library() {
+  static GemmLibrary library = GemmLibrary::Cublas;
+  return library;
+}
+
 inline int run(int argc, char** argv, const char* program, const std::function<void(Backend&)>& register_all) {
-  std::string device = "auto";
+  std::string device = "auto", gemm = "cublas";
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--device=", 9) == 0)
       device = argv[i] + 9;
+    else if (std::strncmp(argv[i], "--gemm=", 7) == 0)
+      gemm = argv[i] + 7;
     else
       rest.push_back(argv[i]);
   }
@@ -57,11 +67,14 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   std::unique_ptr<Backend> backend;
   try {
     backend = make_backend(device);
+    gemm_library() = parse_gemm_library(gemm);
+    backend->set_gemm_library(gemm_library());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", program, e.what());
     return 2;
   }
   benchmark::AddCustomContext("backend", backend->description());
+  benchmark::AddCustomContext("gemm", gemm);
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

@@ -89,6 +89,7 @@ void scale_case(benchmark::State& state, Strategy strategy) {
   const int64_t k = state.range(0), n = k, m = g.batch, r = rank_for(k);
   // Declared first so it is destroyed last: every buffer below returns its memory to it.
   std::unique_ptr<uv::Backend> backend = uv::make_backend(g.device);
+  backend->set_gemm_library(uv::bench::gemm_library());
   uv::Backend& be = *backend;
 
   uv::ParameterStore store;
