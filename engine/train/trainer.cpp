@@ -923,13 +923,13 @@ json Run::gemm_summary() const {
     return {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"fused_optimizer", config_.fused_optimizer},
             {"note", "the CPU runs its own GEMM"}};
   json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"fused_optimizer", config_.fused_optimizer}};
+  const GemmCounts counts = backend_->gemm_counts();
   if (config_.gemm != "cublas") {
-    const GemmCounts counts = backend_->gemm_counts();
     out["cublaslt_plain_products"] = counts.products;
     out["fused_epilogues"] = counts.fused_epilogues;
     out["declined_to_cublas"] = counts.declined;
   }
-  if (config_.small_gemm == "on") out["small_gemm_products"] = backend_->gemm_counts().small_products;
+  if (config_.small_gemm == "on") out["small_gemm_products"] = counts.small_products;
   return out;
 }
 

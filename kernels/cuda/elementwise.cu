@@ -299,16 +299,20 @@ __device__ __forceinline__ void sgd_update(float& p, float g, float& m, float lr
   p = __fadd_rn(p, m);
 }
 
+// Arena element i's update in place, weight decay on [0, decay_end).
+__device__ __forceinline__ void sgd_element(float* params, const float* grads, float* momentum_buffer, int64_t i,
+                                            float lr, float momentum, float weight_decay, int64_t decay_end) {
+  float p = params[i], m = momentum_buffer[i];
+  sgd_update(p, grads[i], m, lr, momentum, i < decay_end ? weight_decay : 0.f);
+  momentum_buffer[i] = m;
+  params[i] = p;
+}
+
 __global__ void sgd_kernel(float* params, const float* grads, float* momentum_buffer, int64_t n,
                            float lr_value, const double* lr_from, float momentum, float weight_decay,
                            int64_t decay_end) {
   const float lr = lr_from ? static_cast<float>(*lr_from) : lr_value;
-  UV_GRID_STRIDE(i, n) {
-    float p = params[i], m = momentum_buffer[i];
-    sgd_update(p, grads[i], m, lr, momentum, i < decay_end ? weight_decay : 0.f);
-    momentum_buffer[i] = m;
-    params[i] = p;
-  }
+  UV_GRID_STRIDE(i, n) sgd_element(params, grads, momentum_buffer, i, lr, momentum, weight_decay, decay_end);
 }
 
 // A norm block of max_column_norm_kernel: its matrix's column tile, updated first with sgd.params.
@@ -384,10 +388,7 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_
         ++r;
       }
       o += sgd.rest_begin[r];
-      float p = sgd.params[o], m = sgd.momentum_buffer[o];
-      sgd_update(p, sgd.grads[o], m, lr, sgd.momentum, o < sgd.decay_end ? sgd.weight_decay : 0.f);
-      sgd.momentum_buffer[o] = m;
-      sgd.params[o] = p;
+      sgd_element(sgd.params, sgd.grads, sgd.momentum_buffer, o, lr, sgd.momentum, sgd.weight_decay, sgd.decay_end);
     }
   }
   // The advance, by the last block to finish: every block has read the rate (above) by then. Block
@@ -403,7 +404,6 @@ __global__ void __launch_bounds__(kColumnTile * kMaxColumnRowGroups) max_column_
     }
   }
 }
-
 
 __global__ void uniform_init_kernel(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t stream_id) {
   // Unfused multiply and add, as on the CPU: initial weights are bit-identical across devices.
@@ -545,8 +545,13 @@ int column_norm_groups(const ColumnNormTargets& targets) {
   return groups;
 }
 
+// The targets' blocks and `rest_blocks` more; with no block at all, the advance alone.
 void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const FusedSgd& sgd, int groups,
                          int64_t rest_blocks, cudaStream_t stream) {
+  if (targets.block_begin[targets.n] + rest_blocks == 0) {
+    if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
+    return;
+  }
   UV_CHECK(!targets.advance || targets.done, "the grouped norm bound's advance needs its block counter");
   const dim3 block(kColumnTile, static_cast<unsigned>(groups));
   max_column_norm_kernel<<<static_cast<unsigned>(targets.block_begin[targets.n] + rest_blocks), block, 0, stream>>>(
@@ -556,10 +561,6 @@ void launch_column_norms(const ColumnNormTargets& targets, float max_norm, const
 }  // namespace
 
 void max_column_norms(const ColumnNormTargets& targets, float max_norm, cudaStream_t stream) {
-  if (targets.n == 0 || targets.block_begin[targets.n] == 0) {  // no block: the advance alone
-    if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
-    return;
-  }
   launch_column_norms(targets, max_norm, FusedSgd{}, column_norm_groups(targets), 0, stream);
 }
 
@@ -569,10 +570,6 @@ void sgd_step_bounded(const ColumnNormTargets& targets, float max_norm, const Fu
   const int groups = targets.n > 0 ? column_norm_groups(targets) : kThreadsPerBlock / kColumnTile;
   const int64_t threads = int64_t{kColumnTile} * groups;
   const int64_t rest_blocks = std::min<int64_t>((sgd.rest_total() + threads - 1) / threads, kMaxBlocks);
-  if (targets.block_begin[targets.n] + rest_blocks == 0) {  // nothing to update: the advance alone
-    if (targets.advance) advance_step(targets.advance, targets.advance_batch, targets.advance_lr_decay, stream);
-    return;
-  }
   launch_column_norms(targets, max_norm, sgd, groups, rest_blocks, stream);
 }
 
