@@ -20,7 +20,7 @@ json default_config() {
     "model": {"layers": []},
     "train": {"epochs": 20, "batch_size": 100, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
               "lr_decay": 1.0, "max_col_norm": 0.0, "project_input": "auto",
-              "cuda_graph": "auto", "gemm": "cublas", "small_gemm": "off",
+              "cuda_graph": "auto", "gemm": "cublaslt", "small_gemm": "off",
               "fused_optimizer": "off"},
     "pretrain": {"epochs": 0, "lr": 0.1, "momentum": 0.7},
     "checkpoint": {"every_steps": 0},

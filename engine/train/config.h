@@ -63,9 +63,10 @@ struct RunConfig {
   // The supervised step captured once as a CUDA graph and replayed for every full batch: auto (on
   // the CUDA backend; the CPU runs it directly) | off.
   std::string cuda_graph = "auto";
-  // The GPU's GEMM library: cublas | cublaslt (bias and bias-gradient epilogues fused into the
-  // products) | cublaslt_one_kernel (also no split-K reduction kernels). The CPU ignores it.
-  std::string gemm = "cublas";
+  // The GPU's GEMM library: cublaslt (bias and bias-gradient epilogues fused into the products; the
+  // fastest of the three on an H200, docs/gpu-results.md) | cublas | cublaslt_one_kernel (also no
+  // split-K reduction kernels). The CPU ignores it.
+  std::string gemm = "cublaslt";
   // on: small products with a folded σ, tanh or identity run as one kernel with the bias and
   // activation in its epilogue (kernels/cuda/small_gemm.cu) | off. The CPU ignores it.
   std::string small_gemm = "off";
