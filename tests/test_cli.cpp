@@ -890,6 +890,43 @@ TEST_F(CliRun, ProjectedInputTrainsLikeBatchingX) {
   EXPECT_NEAR(s_on["test_error"].get<double>(), s_off["test_error"].get<double>(), 0.011);
 }
 
+// The device's data path, run on the CPU (UV_CPU_STAGES_DATA=1: the backend holds the data set in
+// allocations of its own, as a GPU does). Batching X, the uploaded set trains to the same bits. With
+// projected inputs, T = X·U is computed a batch of rows at a time through the batch buffer, so the
+// raw images are never held: only the labels and the order are resident, and the run trains as the
+// in-place projection does (the same products, row blocks of another height: within 1e-5).
+TEST_F(CliRun, StagedDataSetTrainsLikeTheHostsAndProjectionNeverHoldsTheImages) {
+  json off = base_config(), on = base_config();
+  off["train"]["project_input"] = "off";
+  on["train"]["project_input"] = "on";
+  auto staged = [&](const json& config, const std::string& name) {
+    return uv::test::run_shell("UV_CPU_STAGES_DATA=1 " + uv::test::shell_quote(uv::test::cli_path()) +
+                                 " train --device cpu --epochs 2 --config " +
+                                 uv::test::shell_quote(write_config(config, name + ".json")) + " --out " +
+                                 uv::test::shell_quote(run(name).string()));
+  };
+  ASSERT_TRUE(succeeded(train(off, "off", {"--epochs", "2"})));
+  ASSERT_TRUE(succeeded(staged(off, "off_staged")));
+  ASSERT_TRUE(succeeded(train(on, "on", {"--epochs", "2"})));
+  ASSERT_TRUE(succeeded(staged(on, "on_staged")));
+  auto losses = [&](const std::string& name) {
+    std::vector<double> out;
+    for (const json& row : metrics_rows(name, {"train"})) out.push_back(row["loss"].get<double>());
+    return out;
+  };
+  EXPECT_EQ(losses("off_staged"), losses("off"));
+  const std::vector<double> a = losses("on"), b = losses("on_staged");
+  ASSERT_EQ(a.size(), static_cast<size_t>(2 * kTrainCount / kBatch));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * std::fabs(a[i])) << "step " << i + 1;
+  const json memory_off = json::parse(read_text(run("off_staged") / "summary.json"))["memory_bytes"];
+  const json memory_on = json::parse(read_text(run("on_staged") / "summary.json"))["memory_bytes"];
+  const int64_t labels_and_order = (kTrainCount + kTestCount + std::max(kTrainCount, kTestCount)) * 4;
+  EXPECT_EQ(memory_off["data_resident"], (kTrainCount + kTestCount) * 784 * 4 + labels_and_order);
+  EXPECT_EQ(memory_on["data_resident"], labels_and_order);
+  EXPECT_EQ(memory_on["data_projected"], (kTrainCount + kTestCount) * 78 * 4);
+}
+
 // data.shuffle = device: the epoch's order made on the backend. It is a different order from the
 // host's Fisher-Yates (so the runs differ), it trains as well, and a run stopped mid-epoch resumes
 // to the same bits: the order is a pure function of (seed, epoch).

@@ -112,7 +112,9 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memmove(dst, src, bytes); }
   void fill(float* x, int64_t n, float value) override { std::fill(x, x + n, value); }
-  bool shares_host_memory() const override { return true; }
+  // UV_CPU_STAGES_DATA=1: hold the data set in allocations of its own, as a device does, so that
+  // CPU tests run the trainer's device data path (uploads, the projection through the batch buffer).
+  bool shares_host_memory() const override { return !stages_data_; }
   size_t peak_allocated_bytes() const override { return peak_.load(); }
   size_t allocated_bytes() const override { return allocated_.load(); }
 
@@ -218,6 +220,10 @@ class CpuBackend final : public Backend {
  private:
   std::atomic<size_t> allocated_{0};
   std::atomic<size_t> peak_{0};
+  const bool stages_data_ = [] {
+    const char* v = std::getenv("UV_CPU_STAGES_DATA");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
 };
 
 }  // namespace

@@ -131,7 +131,10 @@ class Run {
   // every example (computed on first use, once U is built: after the dictionary stages).
   const ResidentSet& train_input();
   const ResidentSet& test_input();
-  ResidentSet project(const ResidentSet& set);
+  // The raw data set where the backend batches it from, uploaded on first use: a run with
+  // projected inputs never holds the raw images on the device unless pretraining needs them.
+  const ResidentSet& resident(ResidentSet& slot, const data::Dataset& set);
+  ResidentSet project(const data::Dataset& set);
   // lr_from set: the rate is read on the backend from the step state and `lr` is ignored.
   // advance.state set: the step state advances after the update (on the GPU in the update's own
   // launch for the whole arena, in the norm bound's for single tensors).
@@ -180,7 +183,7 @@ class Run {
   std::unique_ptr<Network> model_;
   std::unique_ptr<Graph> graph_;
   Buffer x_, y_;  // the batch on the device: x (batch, features), labels (batch) as int32
-  ResidentSet train_set_, test_set_;
+  ResidentSet train_set_, test_set_;  // empty until resident() uploads them
   bool project_input_ = false;  // layer 1 reads T = X·U (train.project_input)
   ResidentSet projected_train_, projected_test_;
   Buffer order_buffer_;  // (max count) on the backend: the current order of examples
@@ -243,13 +246,8 @@ void Run::build_model() {
       std::max(data_.train.features(), project_input_ ? model_->projected_features() : int64_t{0});
   x_ = backend_->allocate(static_cast<size_t>(config_.batch_size * batch_features) * sizeof(float));
   y_ = backend_->allocate(static_cast<size_t>(config_.batch_size) * sizeof(int32_t));
-  {
-    NvtxRange range("upload data set");
-    train_set_ = make_resident(*backend_, data_.train);
-    test_set_ = make_resident(*backend_, data_.test);
-    order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
-                                       sizeof(int32_t));
-  }
+  order_buffer_ = backend_->allocate(static_cast<size_t>(std::max(data_.train.count, data_.test.count)) *
+                                     sizeof(int32_t));
   graph_ = model_->supervised_graph(config_.batch_size, project_input_);
   step_state_ = backend_->allocate(sizeof(StepState));
   if (config_.cuda_graph == "off") {
@@ -488,7 +486,7 @@ bool Run::pretrain_layer(size_t index) {
       NvtxRange step_range("pretrain step");
       const int64_t begin = s * config_.batch_size;
       const int64_t m = std::min(config_.batch_size, train.count - begin);
-      stage_batch(train_set_, begin, m);
+      stage_batch(resident(train_set_, data_.train), begin, m);
       const float* out = graph->forward(x_.floats(), m);
       const LossResult loss = backend_->mean_squared_error(
           out, graph->value(target_value), m, graph->out_features(), graph->output_grad());
@@ -851,30 +849,57 @@ void Run::load_checkpoint() {
                static_cast<long long>(state_.epoch + 1), static_cast<long long>(state_.step_in_epoch));
 }
 
-ResidentSet Run::project(const ResidentSet& set) {
+const ResidentSet& Run::resident(ResidentSet& slot, const data::Dataset& set) {
+  if (!slot.host) {
+    NvtxRange range("upload data set");
+    slot = make_resident(*backend_, set);
+  }
+  return slot;
+}
+
+// T = X·U (count, J·r) for every example of `set`. A backend computing in host memory reads the
+// images in place, in one product. A device's product reads them through the batch buffer x_, a
+// batch of rows at a time, so the raw images (784 floats an example against J·r) are never all on
+// the device at once: with them the projection would raise the run's peak instead of lowering it.
+ResidentSet Run::project(const data::Dataset& set) {
   NvtxRange range("project inputs");
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t k = set.features();
   ResidentSet p;
-  p.host = set.host;
-  p.labels = set.labels;
+  p.host = &set;
   p.features = model_->projected_features();
-  p.owned_images = backend_->allocate(static_cast<size_t>(set.host->count * p.features) * sizeof(float));
-  model_->project_inputs(set.images, set.host->count, p.owned_images.floats());
+  p.owned_images = backend_->allocate(static_cast<size_t>(set.count * p.features) * sizeof(float));
   p.images = p.owned_images.floats();
+  if (backend_->shares_host_memory()) {
+    p.labels = set.labels.data();
+    model_->project_inputs(set.images.data(), set.count, p.owned_images.floats());
+  } else {
+    p.owned_labels = backend_->allocate(set.labels.size() * sizeof(int32_t));
+    backend_->copy_to_device(p.owned_labels.data(), set.labels.data(), set.labels.size() * sizeof(int32_t));
+    p.labels = static_cast<const int32_t*>(p.owned_labels.data());
+    for (int64_t begin = 0; begin < set.count; begin += config_.batch_size) {
+      const int64_t m = std::min(config_.batch_size, set.count - begin);  // x_ holds batch_size rows of K
+      backend_->copy_to_device(x_.data(), set.images.data() + begin * k, static_cast<size_t>(m * k) * sizeof(float));
+      model_->project_inputs(x_.floats(), m, p.owned_images.floats() + begin * p.features);
+    }
+  }
   backend_->synchronize();
   timings_["project_input"] = timings_.value("project_input", 0.0) + seconds_since(t0);
   return p;
 }
 
 const ResidentSet& Run::train_input() {
-  if (!project_input_) return train_set_;
-  if (!projected_train_.images) projected_train_ = project(train_set_);
+  if (!project_input_) return resident(train_set_, data_.train);
+  if (!projected_train_.images) {
+    projected_train_ = project(data_.train);
+    train_set_ = ResidentSet{};  // the raw images, if pretraining uploaded them, are not read again
+  }
   return projected_train_;
 }
 
 const ResidentSet& Run::test_input() {
-  if (!project_input_) return test_set_;
-  if (!projected_test_.images) projected_test_ = project(test_set_);
+  if (!project_input_) return resident(test_set_, data_.test);
+  if (!projected_test_.images) projected_test_ = project(data_.test);
   return projected_test_;
 }
 
@@ -966,7 +991,8 @@ json Run::summary(double seconds) {
       {"batch_staging", static_cast<int64_t>(x_.bytes() + y_.bytes())},
       {"data_resident", static_cast<int64_t>(train_set_.owned_images.bytes() + train_set_.owned_labels.bytes() +
                                              test_set_.owned_images.bytes() + test_set_.owned_labels.bytes() +
-                                             order_buffer_.bytes())},
+                                             projected_train_.owned_labels.bytes() +
+                                             projected_test_.owned_labels.bytes() + order_buffer_.bytes())},
       {"data_projected", static_cast<int64_t>(projected_train_.owned_images.bytes() +
                                               projected_test_.owned_images.bytes())},
       {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + activations},
