@@ -98,11 +98,12 @@ def main():
         if args.xmax is not None:
             ax.set_xlim(0, args.xmax)
     axes[0][0].set_ylabel("test error (%)")
-    axes[0][-1].legend(fontsize=8, loc="best")
+    # Outside the panels, to the right: inside, it covered the J = 10 panel's random dictionaries.
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     sweep = rows[0].get("sweep", "")
     fig.suptitle(args.title if args.title is not None else f"sweep {sweep}")
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
+    fig.savefig(args.output, dpi=120, bbox_inches="tight")
     print(f"plot_results: wrote {args.output} ({len(rows)} cells, {len(panels)} panel(s))")
 
 

@@ -45,6 +45,14 @@ def errors_by_cell(rows):
     return errors
 
 
+def machine_of(device):
+    """The machine a cell ran on, from results.csv's device column: "cpu", or the GPU's name
+    ("cuda:0 (NVIDIA H200, sm_90)" → "NVIDIA H200")."""
+    if device.startswith("cuda") and "(" in device:
+        return device[device.index("(") + 1:].split(",")[0].rstrip(")")
+    return device.split(" ")[0] or "an unknown device"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", help="a sweep's results.csv")
@@ -105,9 +113,16 @@ def main():
     seconds = sum(float(r["seconds"]) for r in rows if r["seconds"] not in ("", "nan"))
     print(f"\n{len(rows)} finished cells; their own times add up to {seconds / 3600:.2f} h "
           f"({seconds:.0f} s)")
-    busy, measured = busy_wall_seconds(rows)
-    if measured:
-        print(f"wall time while cells ran (union of {measured} cells' run intervals): {busy / 3600:.2f} h")
+    # Per machine: the union of one machine's cells' intervals is its wall time; across machines that
+    # ran at the same time it would be neither machine's.
+    machines = {}
+    for r in rows:
+        machines.setdefault(machine_of(r.get("device", "")), []).append(r)
+    for machine, machine_rows in sorted(machines.items()):
+        busy, measured = busy_wall_seconds(machine_rows)
+        if measured:
+            print(f"wall time on {machine} while its cells ran (union of {measured} cells' run intervals): "
+                  f"{busy / 3600:.2f} h")
     if reference is not None:
         n_ref = len([v for (p, _, f), vs in ref_errors.items() if p == args.against for v in vs])
         where = f" ({args.reference_csv})" if args.reference_csv else ""
