@@ -16,6 +16,7 @@
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
 #include "engine/ops/strategy_cost.h"
+#include "kernels/cuda/chain_fused_tile.h"
 
 namespace {
 
@@ -59,6 +60,10 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
   state.counters["floor_ms"] = uv::roofline_floor_seconds(cost, uv::peak_roofline(be.device())) * share * 1e3;
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(s.m) * state.iterations(),
                                                    benchmark::Counter::kIsRate);
+  // chain_fused on a GPU: 0 where its on-chip kernels ran, 1 where J·r is past their limit and the
+  // chain ran on its 3xTF32 tensor-core products (kernels/cuda/tf32x3_gemm.h).
+  if (strategy == uv::PredictedStrategy::ChainFused && be.device() != uv::Device::CPU)
+    state.counters["tf32x3"] = uv::cuda::chain_fused_supported(s) ? 0 : 1;
 }
 
 // The dense layer of the same size (what the prediction replaces): Y = X·W + b, and for a step

@@ -24,7 +24,8 @@ enum class PredictedStrategy {
   Materialise,  // W = U·V into a K×N buffer, then ordinary GEMMs (what a framework user writes)
   Chain,        // (X·U)·V through the M×J·r intermediate T; W never exists
   ChainFused,   // chain with each row tile of T kept on chip (CUDA kernels/cuda/chain_fused.cu);
-                // on the CPU it is the chain
+                // past that kernel's limit the chain on 3xTF32 tensor-core products
+                // (kernels/cuda/tf32x3_gemm.cu); on the CPU it is the chain
   OnTheFlyW,    // a tiled GEMM whose W tiles are rebuilt in shared memory from U and V tiles
                 // (CUDA kernels/cuda/onthefly_w.cu); W tiles are a GPU idea, so on the CPU it runs
                 // materialise's products with W formed a panel of rows at a time

@@ -18,11 +18,15 @@
 
 #include "kernels/cuda/chain_fused_tile.h"  // plain C++: tested in every build
 #include "kernels/cuda/small_gemm_tile.h"  // plain C++ too
+#include "kernels/cuda/tf32x3_gemm_tile.h"  // plain C++ too
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_algorithm.h"
 #ifdef UV_WITH_CUDA
+#include <cuda_runtime_api.h>
+
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/tf32x3_gemm.h"
 #endif
 
 namespace uv {
@@ -261,7 +265,8 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   struct Size { int64_t m, k, rank, n_per_column; };
-  for (const Size size : {Size{37, 101, 13, 29}, Size{150, 181, 37, 83}}) {
+  // The third: J·r past chain_fused's on-chip limit (530 and 1590), its tensor-core products.
+  for (const Size size : {Size{37, 101, 13, 29}, Size{150, 181, 37, 83}, Size{70, 600, 530, 41}}) {
     SCOPED_TRACE("M " + std::to_string(size.m) + " K " + std::to_string(size.k) + " r " + std::to_string(size.rank));
     PredictedLinearShape s;
     s.m = size.m; s.k = size.k; s.rank = size.rank; s.columns = c.columns; s.n = c.columns * size.n_per_column;
@@ -1138,7 +1143,119 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the cuBLAS chain
 }
 
+// The 3xTF32 GEMM's k-slice loads (kernels/cuda/tf32x3_gemm_tile.h): for both tiles and every
+// transpose, the loads of a slice cover each element of A's and B's tiles exactly once, and a warp's
+// 32 consecutive loads step along the source's contiguous dimension (coalesced).
+template <typename Tile>
+void expect_tf32x3_loads_cover_once_and_coalesce() {
+  for (bool trans : {false, true}) {
+    SCOPED_TRACE(std::string(trans ? "transposed" : "plain") + " operands, " + std::to_string(Tile::kRows) + "×" +
+                 std::to_string(Tile::kCols) + " tile");
+    std::vector<int> a_seen(Tile::kRows * Tile::kDepth, 0), b_seen(Tile::kDepth * Tile::kCols, 0);
+    for (int e = 0; e < Tile::kALoads * Tile::kThreads; ++e) {
+      const cuda::TileElement x = cuda::tf32x3_a_element<Tile>(e, trans);
+      ASSERT_TRUE(x.row >= 0 && x.row < Tile::kRows && x.col >= 0 && x.col < Tile::kDepth) << e;
+      ++a_seen[x.row * Tile::kDepth + x.col];
+      if (e % 32 != 0) {  // within a warp: the next address of the source
+        const cuda::TileElement prev = cuda::tf32x3_a_element<Tile>(e - 1, trans);
+        EXPECT_EQ(trans ? x.row - prev.row : x.col - prev.col, 1) << e;
+      }
+    }
+    for (int e = 0; e < Tile::kBLoads * Tile::kThreads; ++e) {
+      const cuda::TileElement x = cuda::tf32x3_b_element<Tile>(e, trans);
+      ASSERT_TRUE(x.row >= 0 && x.row < Tile::kDepth && x.col >= 0 && x.col < Tile::kCols) << e;
+      ++b_seen[x.row * Tile::kCols + x.col];
+      if (e % 32 != 0) {
+        const cuda::TileElement prev = cuda::tf32x3_b_element<Tile>(e - 1, trans);
+        EXPECT_EQ(trans ? x.row - prev.row : x.col - prev.col, 1) << e;
+      }
+    }
+    EXPECT_EQ(std::count(a_seen.begin(), a_seen.end(), 1), static_cast<long>(a_seen.size()));
+    EXPECT_EQ(std::count(b_seen.begin(), b_seen.end(), 1), static_cast<long>(b_seen.size()));
+  }
+}
+
+TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
+  expect_tf32x3_loads_cover_once_and_coalesce<cuda::Tf32x3BigTile>();
+  expect_tf32x3_loads_cover_once_and_coalesce<cuda::Tf32x3SmallTile>();
+  // Grids: every row and column of C in exactly one tile; the small tiles for thin products.
+  for (int64_t m : {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65}, int64_t{4096}}) {
+    EXPECT_GE(cuda::tf32x3_row_blocks<cuda::Tf32x3BigTile>(m) * 128, m);
+    EXPECT_LT((cuda::tf32x3_row_blocks<cuda::Tf32x3BigTile>(m) - 1) * 128, m);
+    EXPECT_GE(cuda::tf32x3_col_blocks<cuda::Tf32x3SmallTile>(m) * 64, m);
+    EXPECT_LT((cuda::tf32x3_col_blocks<cuda::Tf32x3SmallTile>(m) - 1) * 64, m);
+  }
+  EXPECT_TRUE(cuda::tf32x3_use_small_tiles(1, 4096, 204, 132));    // X·U at r = 204: 64 big tiles
+  EXPECT_FALSE(cuda::tf32x3_use_small_tiles(1, 4096, 4096, 132));  // T·V: 1024 big tiles
+  EXPECT_FALSE(cuda::tf32x3_fits(1, int64_t{64} * 65536, 10));      // gridDim.y
+  EXPECT_FALSE(cuda::tf32x3_fits(65536, 10, 10));                   // gridDim.z
+}
+
+// Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about
+// three digits over a 4096-long dot product; big·big + big·small + small·big keeps float32's.
+// Uses the host's copy of the device's rounding (cvt.rna: to nearest, ties away from zero).
+TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
+  EXPECT_EQ(cuda::tf32_round_host(1.f + std::ldexp(1.f, -11)), 1.f + std::ldexp(1.f, -10));  // a tie: away
+  EXPECT_EQ(cuda::tf32_round_host(1.f + std::ldexp(1.f, -12)), 1.f);
+  EXPECT_EQ(cuda::tf32_round_host(-(1.f + std::ldexp(1.f, -11))), -(1.f + std::ldexp(1.f, -10)));
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t k = 4096;
+  double err3 = 0, err1 = 0, err32 = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const auto a = test::random_vector<float>(k, rng), b = test::random_vector<float>(k, rng);
+    double exact = 0, scale = 0;
+    float sum3 = 0, sum1 = 0, sum32 = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      exact += double(a[i]) * double(b[i]);
+      scale += std::fabs(double(a[i]) * double(b[i]));
+      sum3 += cuda::tf32x3_product_host(a[i], b[i]);
+      sum1 += cuda::tf32_round_host(a[i]) * cuda::tf32_round_host(b[i]);
+      sum32 += a[i] * b[i];
+    }
+    err3 = std::max(err3, std::fabs(sum3 - exact) / scale);
+    err1 = std::max(err1, std::fabs(sum1 - exact) / scale);
+    err32 = std::max(err32, std::fabs(sum32 - exact) / scale);
+  }
+  EXPECT_LE(err3, 2 * err32 + 1e-7) << "3xTF32 against plain float32 products";
+  EXPECT_GT(err1, 20 * err3) << "one TF32 product per term";
+}
+
 #ifdef UV_WITH_CUDA
+
+// The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and three products with their
+// strides, alpha and beta (beta 0 into a poisoned C, which must not be read), sizes off every tile
+// grid and k-slice, both tile shapes (the 2100² product has 17² big tiles; the others take the
+// small ones). Tolerance: the suite's rule for float32 with the reduction length.
+TEST(BackendGemm, Tf32x3MatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  struct Size { int64_t m, n, k, count; };
+  for (const Size z : {Size{131, 259, 77, 1}, Size{7, 5, 3, 1}, Size{300, 70, 1000, 3}, Size{2100, 2100, 40, 1}}) {
+    for (int transposes = 0; transposes < 4; ++transposes) {
+      const bool ta = transposes & 1, tb = transposes & 2;
+      SCOPED_TRACE(std::to_string(z.count) + " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
+                   std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B"));
+      const int64_t lda = ta ? z.m : z.k, ldb = tb ? z.k : z.n, ldc = z.n;
+      const int64_t stride_a = z.m * z.k, stride_b = z.k * z.n, stride_c = z.m * z.n;
+      const auto a = test::random_vector<float>(z.count * stride_a, rng), b = test::random_vector<float>(z.count * stride_b, rng),
+                 c0 = test::random_vector<float>(z.count * stride_c, rng);
+      for (float beta : {0.f, 1.f}) {
+        std::vector<float> ref = c0;
+        for (int64_t i = 0; i < z.count; ++i)
+          cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
+                    ref.data() + i * stride_c, ldc);
+        Mirror d{*device, {}};
+        float* c = d.put(beta == 0.f ? test::poisoned<float>(c0.size()) : c0);
+        cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda, d.put(b),
+                          ldb, beta, c, ldc, nullptr);
+        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        const double r = test::rtol_for<float>(z.k);
+        EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
+      }
+    }
+  }
+}
 
 // column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the
 // block (kColumnTile lanes × row groups) fits the shared partial sums and CUDA's 1024 threads.

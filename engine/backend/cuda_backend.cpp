@@ -17,6 +17,7 @@
 #include "kernels/cuda/chain_fused.h"
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
+#include "kernels/cuda/tf32x3_gemm.h"
 #include "kernels/cuda/cublaslt_gemm.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_graph.h"
@@ -179,17 +180,27 @@ class CudaBackend final : public Backend {
       cuda::chain_fused_forward(args.shape, args.x, args.u, args.v, args.bias, args.saved, args.y, stream_);
       return;
     }
+    if (args.strategy == PredictedStrategy::ChainFused) {  // beyond the on-chip limit: the chain, on our
+      cuda::Tf32x3Ops o{stream_};                           // tensor-core products
+      algorithm::predicted_linear_forward(o, args);
+      return;
+    }
     cuda::CublasOps o = ops();
-    algorithm::predicted_linear_forward(o, args);  // chain_fused beyond the on-chip limit runs the chain
+    algorithm::predicted_linear_forward(o, args);
   }
   void predicted_linear_backward(const PredictedLinearBackwardArgs& a) override {
     if (a.strategy == PredictedStrategy::OnTheFlyW) return onthefly_w_backward(a);
-    // dU (LowRank) needs dT in device memory: that case, and shapes beyond the on-chip limit, run
-    // the cuBLAS chain.
+    // dU (LowRank) needs dT in device memory: that case runs the cuBLAS chain; shapes beyond the
+    // on-chip limit, the chain on our tensor-core products.
     if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
       cuda::CublasOps o = ops();
       algorithm::chain_backward_weights(o, a);  // db, and dV on the T the forward kernel wrote once
       if (a.dx) cuda::chain_fused_backward_data(a.shape, a.dy, a.u, a.v, a.dx, stream_);
+      return;
+    }
+    if (a.strategy == PredictedStrategy::ChainFused && !cuda::chain_fused_supported(a.shape)) {
+      cuda::Tf32x3Ops o{stream_};
+      algorithm::predicted_linear_backward(o, a);
       return;
     }
     cuda::CublasOps o = ops();

@@ -1,0 +1,170 @@
+// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h). A block per tile of C; k in slices of 32 staged in
+// shared memory, the next slice's loads in flight (in registers) while the tensor cores work on the
+// current one; each warp's 16×16 fragments split into TF32 big and small parts as they leave shared
+// memory; the epilogue stages each fragment through shared memory so that edges, alpha and beta are
+// handled element by element.
+#include <mma.h>
+
+#include "engine/core/error.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/tf32x3_gemm.h"
+
+namespace uv::cuda {
+namespace {
+
+struct GemmParams {
+  int64_t m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c;
+  bool trans_a, trans_b;
+  float alpha, beta;
+  const float* a;
+  const float* b;
+  float* c;
+};
+
+// x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
+template <typename Fragment>
+__device__ __forceinline__ void split_tf32(Fragment& big, Fragment& small) {
+#pragma unroll
+  for (int e = 0; e < big.num_elements; ++e) {
+    const float x = big.x[e];
+    const float hi = nvcuda::wmma::__float_to_tf32(x);
+    small.x[e] = nvcuda::wmma::__float_to_tf32(x - hi);
+    big.x[e] = hi;
+  }
+}
+
+template <typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams p) {
+  using namespace nvcuda;
+  __shared__ __align__(128) float a_tile[Tile::kRows * Tile::kAPitch];   // (kRows, kDepth) of op(A)
+  __shared__ __align__(128) float b_tile[Tile::kDepth * Tile::kBPitch];  // (kDepth, kCols) of op(B)
+  const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
+  const int64_t z = blockIdx.z;
+  const float* __restrict__ a = p.a + z * p.stride_a;
+  const float* __restrict__ b = p.b + z * p.stride_b;
+  float* __restrict__ c = p.c + z * p.stride_c;
+  const int64_t row0 = int64_t{blockIdx.y} * Tile::kRows, col0 = int64_t{blockIdx.x} * Tile::kCols;
+  const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
+  const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[Tile::kFragRows][Tile::kFragCols];
+#pragma unroll
+  for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::kFragCols; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+
+  float av[Tile::kALoads], bv[Tile::kBLoads];  // the slice on its way to shared memory
+  auto load = [&](int64_t k0) {
+#pragma unroll
+    for (int it = 0; it < Tile::kALoads; ++it) {
+      const TileElement x = tf32x3_a_element<Tile>(t + it * Tile::kThreads, p.trans_a);
+      const int64_t gr = row0 + x.row, gk = k0 + x.col;
+      av[it] = gr < p.m && gk < p.k ? (p.trans_a ? a[gk * p.lda + gr] : a[gr * p.lda + gk]) : 0.f;
+    }
+#pragma unroll
+    for (int it = 0; it < Tile::kBLoads; ++it) {
+      const TileElement x = tf32x3_b_element<Tile>(t + it * Tile::kThreads, p.trans_b);
+      const int64_t gk = k0 + x.row, gc = col0 + x.col;
+      bv[it] = gk < p.k && gc < p.n ? (p.trans_b ? b[gc * p.ldb + gk] : b[gk * p.ldb + gc]) : 0.f;
+    }
+  };
+  auto stage = [&] {
+#pragma unroll
+    for (int it = 0; it < Tile::kALoads; ++it) {
+      const TileElement x = tf32x3_a_element<Tile>(t + it * Tile::kThreads, p.trans_a);
+      a_tile[x.row * Tile::kAPitch + x.col] = av[it];
+    }
+#pragma unroll
+    for (int it = 0; it < Tile::kBLoads; ++it) {
+      const TileElement x = tf32x3_b_element<Tile>(t + it * Tile::kThreads, p.trans_b);
+      b_tile[x.row * Tile::kBPitch + x.col] = bv[it];
+    }
+  };
+
+  load(0);
+  for (int64_t k0 = 0; k0 < p.k; k0 += Tile::kDepth) {
+    stage();
+    __syncthreads();
+    if (k0 + Tile::kDepth < p.k) load(k0 + Tile::kDepth);  // in flight during this slice's products
+#pragma unroll 1  // one 8-deep step's fragments live at a time (unrolled, the big tile spills)
+    for (int kk = 0; kk < Tile::kDepth; kk += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_big[Tile::kFragRows],
+          a_small[Tile::kFragRows];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_big[Tile::kFragCols],
+          b_small[Tile::kFragCols];
+#pragma unroll
+      for (int i = 0; i < Tile::kFragRows; ++i) {
+        wmma::load_matrix_sync(a_big[i], a_tile + (warp_row + 16 * i) * Tile::kAPitch + kk, Tile::kAPitch);
+        split_tf32(a_big[i], a_small[i]);
+      }
+#pragma unroll
+      for (int j = 0; j < Tile::kFragCols; ++j) {
+        wmma::load_matrix_sync(b_big[j], b_tile + kk * Tile::kBPitch + warp_col + 16 * j, Tile::kBPitch);
+        split_tf32(b_big[j], b_small[j]);
+      }
+#pragma unroll
+      for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+        for (int j = 0; j < Tile::kFragCols; ++j) {
+          // The small terms first, so they are not lost against the big one.
+          wmma::mma_sync(acc[i][j], a_small[i], b_big[j], acc[i][j]);
+          wmma::mma_sync(acc[i][j], a_big[i], b_small[j], acc[i][j]);
+          wmma::mma_sync(acc[i][j], a_big[i], b_big[j], acc[i][j]);
+        }
+    }
+    __syncthreads();  // the slice is consumed before the next one is staged
+  }
+
+  // Each warp's fragments leave through its own 16×16 of A's tile (free after the last slice).
+  float* out = a_tile + warp * 256;
+#pragma unroll
+  for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::kFragCols; ++j) {
+      wmma::store_matrix_sync(out, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += 32) {
+        const int64_t row = row0 + warp_row + 16 * i + e / 16, col = col0 + warp_col + 16 * j + e % 16;
+        if (row < p.m && col < p.n) {
+          float* dst = c + row * p.ldc + col;
+          *dst = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
+        }
+      }
+      __syncwarp();  // read before the next fragment overwrites it
+    }
+}
+
+int multiprocessors() {
+  static const int count = [] {
+    int device = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return sms;
+  }();
+  return count;
+}
+
+template <typename Tile>
+void launch(const GemmParams& p, int64_t count, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(tf32x3_col_blocks<Tile>(p.n)), static_cast<unsigned>(tf32x3_row_blocks<Tile>(p.m)),
+                  static_cast<unsigned>(count));
+  tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(p);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
+                 int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
+  UV_CHECK(tf32x3_fits(count, m, n), "tf32x3_gemm: " << count << " products of " << m << "×" << n
+                                                     << " exceed the launch grid");
+  if (m == 0 || n == 0) return;
+  const GemmParams p{m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, trans_a, trans_b, alpha, beta, a, b, c};
+  if (tf32x3_use_small_tiles(count, m, n, multiprocessors()))
+    launch<Tf32x3SmallTile>(p, count, stream);
+  else
+    launch<Tf32x3BigTile>(p, count, stream);
+}
+
+}  // namespace uv::cuda

@@ -1,0 +1,40 @@
+// A float32 GEMM on the tensor cores by 3xTF32 (kernels/cuda/tf32x3_gemm_tile.h says why): the
+// products of chain_fused past its on-chip limit, where the chain's two GEMMs are the algorithm and
+// the gain over the cuBLAS chain has to come from the GEMM itself. Row-major, strided batches:
+//   C_i = alpha · op(A_i) · op(B_i) + beta · C_i   (C not read when beta = 0), i < count.
+// Tf32x3Ops serves kernels/predicted_linear_algorithm.h's orchestrations with it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/tf32x3_gemm_tile.h"
+#include "kernels/predicted_linear_args.h"
+
+namespace uv::cuda {
+
+void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
+                 int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
+
+struct Tf32x3Ops {
+  using Scalar = float;
+  cudaStream_t stream;
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    tf32x3_gemm(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+  }
+  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb, int64_t m,
+                    int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float beta, float* c, int64_t ldc) {
+    tf32x3_gemm(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+  }
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { cuda::bias_add_rows(y, bias, m, n, stream); }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
+    cuda::column_sums(x, m, n, out, mode, stream);
+  }
+};
+
+}  // namespace uv::cuda
