@@ -1140,7 +1140,12 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   s.m = 100; s.k = 784; s.n = 500; s.rank = 78; s.columns = 5;
   EXPECT_TRUE(cuda::chain_fused_supported(s));  // J·r = 390
   s.columns = 10;
-  EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the cuBLAS chain
+  EXPECT_FALSE(cuda::chain_fused_supported(s));  // J·r = 780: the tensor-core chain
+  s.columns = 5;
+  s.m = 1024;
+  EXPECT_TRUE(cuda::chain_fused_supported(s));
+  s.m = 1025;
+  EXPECT_FALSE(cuda::chain_fused_supported(s));  // past the on-chip kernels' batch: the tensor-core chain
 }
 
 // The 3xTF32 GEMM's k-slice loads (kernels/cuda/tf32x3_gemm_tile.h): for both tiles and every

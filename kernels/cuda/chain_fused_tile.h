@@ -16,6 +16,10 @@ struct ChainFusedTile {
   static constexpr int kRows = 16;          // rows of X per block
   static constexpr int kKChunk = 32;        // columns of X staged in shared memory at a time
   static constexpr int kMaxTCols = 512;     // J·r held on chip: kRows·kMaxTCols floats
+  // Batches up to this many rows. The kernels spread work over row tiles only, and at M = 4096 the
+  // SIMT forward ran at 5% of the cuBLAS chain's speed on an H200 (docs/gpu-results.md): larger
+  // batches take the chain on 3xTF32 tensor-core products (kernels/cuda/tf32x3_gemm.h).
+  static constexpr int64_t kMaxRows = 1024;
   static constexpr int kThreads = 256;
   static_assert(kThreads % 32 == 0, "whole warps");
 };
@@ -36,9 +40,10 @@ UV_HOST_DEVICE inline size_t chain_fused_forward_smem_bytes(int64_t t_cols) {
 UV_HOST_DEVICE inline size_t chain_fused_backward_smem_bytes(int64_t t_cols) {
   return sizeof(float) * static_cast<size_t>(ChainFusedTile::kRows) * static_cast<size_t>(t_cols);
 }
-// Shapes the kernels take; others run the cuBLAS chain.
+// Shapes the on-chip kernels take. chain_fused runs other shapes as the chain on 3xTF32 tensor-core
+// products (the cuBLAS chain where LowRank learns U), and `auto` prices it only here.
 inline bool chain_fused_supported(const PredictedLinearShape& s) {
-  return s.t_cols() <= ChainFusedTile::kMaxTCols && s.m > 0;
+  return s.t_cols() <= ChainFusedTile::kMaxTCols && s.m > 0 && s.m <= ChainFusedTile::kMaxRows;
 }
 
 }  // namespace uv::cuda
