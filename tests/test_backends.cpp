@@ -320,7 +320,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PredictedCase{PredictedStrategy::Materialise, 3, true},
                       PredictedCase{PredictedStrategy::ChainFused, 1, false},
                       PredictedCase{PredictedStrategy::ChainFused, 3, false},
-                      PredictedCase{PredictedStrategy::ChainFused, 3, true},  // dU: the cuBLAS fallback
+                      PredictedCase{PredictedStrategy::ChainFused, 3, true},  // dU: the cuBLAS chain, or the
+                                                                              // tensor-core one past the limits
                       // against the CPU's materialise arithmetic in panels
                       PredictedCase{PredictedStrategy::OnTheFlyW, 1, false},
                       PredictedCase{PredictedStrategy::OnTheFlyW, 3, false},
@@ -1192,8 +1193,30 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
   }
   EXPECT_TRUE(cuda::tf32x3_use_small_tiles(1, 4096, 204, 132));    // X·U at r = 204: 64 big tiles
   EXPECT_FALSE(cuda::tf32x3_use_small_tiles(1, 4096, 4096, 132));  // T·V: 1024 big tiles
-  EXPECT_FALSE(cuda::tf32x3_fits(1, int64_t{64} * 65536, 10));      // gridDim.y
-  EXPECT_FALSE(cuda::tf32x3_fits(65536, 10, 10));                   // gridDim.z
+  EXPECT_TRUE(cuda::tf32x3_fits(1, int64_t{64} * 65536, 10));       // row tiles on gridDim.x
+  EXPECT_FALSE(cuda::tf32x3_fits(1, 10, int64_t{64} * 65536));      // column tiles on gridDim.y
+  EXPECT_FALSE(cuda::tf32x3_fits(65536, 10, 10));                   // products on gridDim.z
+  // Split-K: the slices cover k once, each a multiple of the k-slice, none empty; only for
+  // products with few tiles, a long k and room in the workspace.
+  for (const int64_t k : {int64_t{256}, int64_t{257}, int64_t{1000}, int64_t{4096}, int64_t{5000}, int64_t{32768}}) {
+    for (const int64_t blocks : {int64_t{1}, int64_t{4}, int64_t{64}, int64_t{263}, int64_t{264}}) {
+      const cuda::Tf32x3Split split = cuda::tf32x3_split(2, 70, 50, k, blocks, 132, int64_t{1} << 22);
+      SCOPED_TRACE("k " + std::to_string(k) + ", " + std::to_string(blocks) + " blocks");
+      ASSERT_GE(split.splits, 1);
+      EXPECT_LE(split.splits, cuda::kTf32x3MaxSplits);
+      if (blocks >= 264 || k < 512) {
+        EXPECT_EQ(split.splits, 1);
+      }
+      if (split.splits == 1) continue;
+      EXPECT_EQ(split.k_per_split % cuda::Tf32x3BigTile::kDepth, 0);
+      EXPECT_GE(split.splits * split.k_per_split, k);       // covered
+      EXPECT_LT((split.splits - 1) * split.k_per_split, k);  // the last split is not empty
+      EXPECT_GE(split.k_per_split, 256);
+    }
+  }
+  EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, int64_t{1} << 22).splits, 16);
+  EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, 3 * 2 * 70 * 50).splits, 3);  // the workspace's room
+  EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, 0).splits, 1);
 }
 
 // Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about
@@ -1228,21 +1251,28 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 #ifdef UV_WITH_CUDA
 
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and three products with their
-// strides, alpha and beta (beta 0 into a poisoned C, which must not be read), sizes off every tile
-// grid and k-slice, both tile shapes (the 2100² product has 17² big tiles; the others take the
-// small ones). Tolerance: the suite's rule for float32 with the reduction length.
+// strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading dimensions
+// wider than the matrices (C's padding must stay as it was), sizes off every tile grid and k-slice,
+// both tile shapes (the 2100² product has 17² big tiles; the others take the small ones), split-K
+// (the 70×50 products with k = 5000 have 2 tiles: 16 splits, and 3 of its 5 with a workspace too
+// small for 16), k = 0 and an empty C. Tolerance: the suite's rule for float32 with the reduction length.
 TEST(BackendGemm, Tf32x3MatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  struct Size { int64_t m, n, k, count; };
-  for (const Size z : {Size{131, 259, 77, 1}, Size{7, 5, 3, 1}, Size{300, 70, 1000, 3}, Size{2100, 2100, 40, 1}}) {
+  struct Size { int64_t m, n, k, count, pad, workspace_floats; };
+  const int64_t kWorkspace = int64_t{1} << 22;
+  for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{7, 5, 3, 1, 3, kWorkspace},
+                       Size{300, 70, 1000, 3, 1, kWorkspace}, Size{2100, 2100, 40, 1, 0, kWorkspace},
+                       Size{70, 50, 5000, 2, 2, kWorkspace}, Size{70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
+                       Size{70, 50, 5000, 1, 0, 0}, Size{33, 17, 0, 2, 0, kWorkspace}, Size{0, 17, 9, 1, 0, kWorkspace}}) {
     for (int transposes = 0; transposes < 4; ++transposes) {
       const bool ta = transposes & 1, tb = transposes & 2;
       SCOPED_TRACE(std::to_string(z.count) + " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
-                   std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B"));
-      const int64_t lda = ta ? z.m : z.k, ldb = tb ? z.k : z.n, ldc = z.n;
-      const int64_t stride_a = z.m * z.k, stride_b = z.k * z.n, stride_c = z.m * z.n;
+                   std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + ", workspace " +
+                   std::to_string(z.workspace_floats));
+      const int64_t lda = (ta ? z.m : z.k) + z.pad, ldb = (tb ? z.k : z.n) + z.pad, ldc = z.n + z.pad;
+      const int64_t stride_a = (ta ? z.k : z.m) * lda, stride_b = (tb ? z.n : z.k) * ldb, stride_c = z.m * ldc;
       const auto a = test::random_vector<float>(z.count * stride_a, rng), b = test::random_vector<float>(z.count * stride_b, rng),
                  c0 = test::random_vector<float>(z.count * stride_c, rng);
       for (float beta : {0.f, 1.f}) {
@@ -1251,11 +1281,16 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
           cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
                     ref.data() + i * stride_c, ldc);
         Mirror d{*device, {}};
-        float* c = d.put(beta == 0.f ? test::poisoned<float>(c0.size()) : c0);
+        std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
+        if (beta == 0.f)
+          for (int64_t i = 0; i < z.count * z.m; ++i)
+            std::fill_n(start.begin() + i * ldc, z.n, std::numeric_limits<float>::quiet_NaN());
+        float* c = d.put(start);
+        float* workspace = z.workspace_floats ? d.put(test::poisoned<float>(z.workspace_floats)) : nullptr;
         cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda, d.put(b),
-                          ldb, beta, c, ldc, nullptr);
+                          ldb, beta, c, ldc, workspace, z.workspace_floats, nullptr);
         ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-        const double r = test::rtol_for<float>(z.k);
+        const double r = test::rtol_for<float>(std::max<int64_t>(z.k, 1));
         EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
       }
     }

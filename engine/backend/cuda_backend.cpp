@@ -72,6 +72,7 @@ class CudaBackend final : public Backend {
     if (row_correct_) cudaFree(row_correct_);
     cublasDestroy(cublas_);
     if (cublas_workspace_) cudaFree(cublas_workspace_);
+    if (tf32x3_workspace_) cudaFree(tf32x3_workspace_);
     cudaStreamDestroy(stream_);
   }
 
@@ -180,8 +181,8 @@ class CudaBackend final : public Backend {
       cuda::chain_fused_forward(args.shape, args.x, args.u, args.v, args.bias, args.saved, args.y, stream_);
       return;
     }
-    if (args.strategy == PredictedStrategy::ChainFused) {  // beyond the on-chip limit: the chain, on our
-      cuda::Tf32x3Ops o{stream_};                           // tensor-core products
+    if (args.strategy == PredictedStrategy::ChainFused && tf32x3_fits(args.shape)) {
+      cuda::Tf32x3Ops o = tf32x3_ops();  // beyond the on-chip limits: the chain, on our tensor-core products
       algorithm::predicted_linear_forward(o, args);
       return;
     }
@@ -191,15 +192,15 @@ class CudaBackend final : public Backend {
   void predicted_linear_backward(const PredictedLinearBackwardArgs& a) override {
     if (a.strategy == PredictedStrategy::OnTheFlyW) return onthefly_w_backward(a);
     // dU (LowRank) needs dT in device memory: that case runs the cuBLAS chain; shapes beyond the
-    // on-chip limit, the chain on our tensor-core products.
+    // on-chip limits, the chain on our tensor-core products (the cuBLAS chain past their grid).
     if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
       cuda::CublasOps o = ops();
       algorithm::chain_backward_weights(o, a);  // db, and dV on the T the forward kernel wrote once
       if (a.dx) cuda::chain_fused_backward_data(a.shape, a.dy, a.u, a.v, a.dx, stream_);
       return;
     }
-    if (a.strategy == PredictedStrategy::ChainFused && !cuda::chain_fused_supported(a.shape)) {
-      cuda::Tf32x3Ops o{stream_};
+    if (a.strategy == PredictedStrategy::ChainFused && !cuda::chain_fused_supported(a.shape) && tf32x3_fits(a.shape)) {
+      cuda::Tf32x3Ops o = tf32x3_ops();
       algorithm::predicted_linear_backward(o, a);
       return;
     }
@@ -409,6 +410,19 @@ class CudaBackend final : public Backend {
 
  private:
   cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_, lt_.get()}; }
+  // chain_fused's tensor-core products, with split-K's workspace: 32 MiB, outside the pool like
+  // cuBLAS's, made on first use (a run's first step runs directly, before any capture).
+  cuda::Tf32x3Ops tf32x3_ops() {
+    constexpr int64_t kFloats = int64_t{8} << 20;
+    if (!tf32x3_workspace_)
+      CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
+    return cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats};
+  }
+  // The largest product of the chain's forward and backward within the GEMM's grid.
+  static bool tf32x3_fits(const PredictedLinearShape& s) {
+    const int64_t widest = std::max({s.k, s.n, s.t_cols()});
+    return cuda::tf32x3_fits(s.columns, s.m, widest) && cuda::tf32x3_fits(1, std::max(s.k, s.t_cols()), widest);
+  }
   // The grouped launch that carries the step's advance (done by its last block, counted here).
   void carry_advance(cuda::ColumnNormTargets& group, const StepAdvance& advance) const {
     group.advance = advance.state;
@@ -491,6 +505,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
+  float* tf32x3_workspace_ = nullptr;  // chain_fused's split-K partials (tf32x3_ops)
   size_t cublas_workspace_bytes_ = 0;
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_

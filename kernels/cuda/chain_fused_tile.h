@@ -40,8 +40,9 @@ UV_HOST_DEVICE inline size_t chain_fused_forward_smem_bytes(int64_t t_cols) {
 UV_HOST_DEVICE inline size_t chain_fused_backward_smem_bytes(int64_t t_cols) {
   return sizeof(float) * static_cast<size_t>(ChainFusedTile::kRows) * static_cast<size_t>(t_cols);
 }
-// Shapes the on-chip kernels take. chain_fused runs other shapes as the chain on 3xTF32 tensor-core
-// products (the cuBLAS chain where LowRank learns U), and `auto` prices it only here.
+// Shapes the on-chip kernels take (LowRank, which learns U, runs the cuBLAS chain's backward here).
+// chain_fused runs other shapes as the chain on 3xTF32 tensor-core products, and `auto` prices it
+// only here.
 inline bool chain_fused_supported(const PredictedLinearShape& s) {
   return s.t_cols() <= ChainFusedTile::kMaxTCols && s.m > 0 && s.m <= ChainFusedTile::kMaxRows;
 }

@@ -1,4 +1,5 @@
-// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h). A block per tile of C; k in slices of 32 staged in
+// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h). A block per tile of C (and per slice of k where
+// products with few tiles split it); k in slices of 32 staged in
 // shared memory, the next slice's loads in flight (in registers) while the tensor cores work on the
 // current one; each warp's 16×16 fragments split into TF32 big and small parts as they leave shared
 // memory; the epilogue stages each fragment through shared memory so that edges, alpha and beta are
@@ -19,6 +20,9 @@ struct GemmParams {
   const float* a;
   const float* b;
   float* c;
+  int splits;           // of k; 1: the kernel writes C itself
+  int64_t k_per_split;  // a multiple of the k-slice
+  float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
 };
 
 // x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
@@ -28,7 +32,7 @@ __device__ __forceinline__ void split_tf32(Fragment& big, Fragment& small) {
   for (int e = 0; e < big.num_elements; ++e) {
     const float x = big.x[e];
     const float hi = nvcuda::wmma::__float_to_tf32(x);
-    small.x[e] = nvcuda::wmma::__float_to_tf32(x - hi);
+    small.x[e] = isfinite(hi) ? nvcuda::wmma::__float_to_tf32(x - hi) : 0.f;  // ±Inf stays Inf, not NaN
     big.x[e] = hi;
   }
 }
@@ -39,11 +43,13 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
   __shared__ __align__(128) float a_tile[Tile::kRows * Tile::kAPitch];   // (kRows, kDepth) of op(A)
   __shared__ __align__(128) float b_tile[Tile::kDepth * Tile::kBPitch];  // (kDepth, kCols) of op(B)
   const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
-  const int64_t z = blockIdx.z;
-  const float* __restrict__ a = p.a + z * p.stride_a;
-  const float* __restrict__ b = p.b + z * p.stride_b;
-  float* __restrict__ c = p.c + z * p.stride_c;
-  const int64_t row0 = int64_t{blockIdx.y} * Tile::kRows, col0 = int64_t{blockIdx.x} * Tile::kCols;
+  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
+  const float* __restrict__ a = p.a + batch * p.stride_a;
+  const float* __restrict__ b = p.b + batch * p.stride_b;
+  float* __restrict__ c = p.c + batch * p.stride_c;
+  const int64_t row0 = int64_t{blockIdx.x} * Tile::kRows, col0 = int64_t{blockIdx.y} * Tile::kCols;
+  const int64_t k_begin = split * p.k_per_split;
+  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
   const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
   const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
 
@@ -59,13 +65,13 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
     for (int it = 0; it < Tile::kALoads; ++it) {
       const TileElement x = tf32x3_a_element<Tile>(t + it * Tile::kThreads, p.trans_a);
       const int64_t gr = row0 + x.row, gk = k0 + x.col;
-      av[it] = gr < p.m && gk < p.k ? (p.trans_a ? a[gk * p.lda + gr] : a[gr * p.lda + gk]) : 0.f;
+      av[it] = gr < p.m && gk < k_end ? (p.trans_a ? a[gk * p.lda + gr] : a[gr * p.lda + gk]) : 0.f;
     }
 #pragma unroll
     for (int it = 0; it < Tile::kBLoads; ++it) {
       const TileElement x = tf32x3_b_element<Tile>(t + it * Tile::kThreads, p.trans_b);
       const int64_t gk = k0 + x.row, gc = col0 + x.col;
-      bv[it] = gk < p.k && gc < p.n ? (p.trans_b ? b[gc * p.ldb + gk] : b[gk * p.ldb + gc]) : 0.f;
+      bv[it] = gk < k_end && gc < p.n ? (p.trans_b ? b[gc * p.ldb + gk] : b[gk * p.ldb + gc]) : 0.f;
     }
   };
   auto stage = [&] {
@@ -81,11 +87,11 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
     }
   };
 
-  load(0);
-  for (int64_t k0 = 0; k0 < p.k; k0 += Tile::kDepth) {
+  load(k_begin);
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
     stage();
     __syncthreads();
-    if (k0 + Tile::kDepth < p.k) load(k0 + Tile::kDepth);  // in flight during this slice's products
+    if (k0 + Tile::kDepth < k_end) load(k0 + Tile::kDepth);  // in flight during this slice's products
 #pragma unroll 1  // one 8-deep step's fragments live at a time (unrolled, the big tile spills)
     for (int kk = 0; kk < Tile::kDepth; kk += 8) {
       wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_big[Tile::kFragRows],
@@ -126,14 +132,32 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
       for (int e = lane; e < 256; e += 32) {
         const int64_t row = row0 + warp_row + 16 * i + e / 16, col = col0 + warp_col + 16 * j + e % 16;
         if (row < p.m && col < p.n) {
-          float* dst = c + row * p.ldc + col;
-          *dst = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
+          if (p.splits > 1) {
+            p.partial[(z * p.m + row) * p.n + col] = out[e];
+          } else {
+            float* dst = c + row * p.ldc + col;
+            *dst = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
+          }
         }
       }
       __syncwarp();  // read before the next fragment overwrites it
     }
 }
 
+// C = alpha · (the splits' partial products, summed in split order) + beta · C.
+__global__ void tf32x3_reduce_kernel(GemmParams p, int64_t count) {
+  const int64_t mn = p.m * p.n, total = count * mn;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t batch = i / mn, e = i % mn;
+    const float* part = p.partial + batch * p.splits * mn + e;
+    float sum = 0.f;
+    for (int s = 0; s < p.splits; ++s) sum += part[s * mn];
+    float* dst = p.c + batch * p.stride_c + (e / p.n) * p.ldc + e % p.n;
+    *dst = p.beta == 0.f ? p.alpha * sum : p.alpha * sum + p.beta * *dst;
+  }
+}
+
+// The device's multiprocessors, read once: the backend runs on one device for its lifetime.
 int multiprocessors() {
   static const int count = [] {
     int device = 0, sms = 0;
@@ -145,26 +169,38 @@ int multiprocessors() {
 }
 
 template <typename Tile>
-void launch(const GemmParams& p, int64_t count, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(tf32x3_col_blocks<Tile>(p.n)), static_cast<unsigned>(tf32x3_row_blocks<Tile>(p.m)),
-                  static_cast<unsigned>(count));
+void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  const int64_t row_blocks = tf32x3_row_blocks<Tile>(p.m), col_blocks = tf32x3_col_blocks<Tile>(p.n);
+  const Tf32x3Split split = tf32x3_split(count, p.m, p.n, p.k, count * row_blocks * col_blocks, multiprocessors(),
+                                         workspace ? workspace_floats : 0);
+  p.splits = split.splits;
+  p.k_per_split = split.k_per_split;
+  p.partial = workspace;
+  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_blocks),
+                  static_cast<unsigned>(count * split.splits));
   tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
+  if (split.splits > 1) {
+    tf32x3_reduce_kernel<<<blocks_for(count * p.m * p.n), kThreadsPerBlock, 0, stream>>>(p, count);
+    CUDA_CHECK_LAUNCH();
+  }
 }
 
 }  // namespace
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                 int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
+                 int64_t ldb, float beta, float* c, int64_t ldc, float* workspace, int64_t workspace_floats,
+                 cudaStream_t stream) {
   UV_CHECK(tf32x3_fits(count, m, n), "tf32x3_gemm: " << count << " products of " << m << "×" << n
                                                      << " exceed the launch grid");
   if (m == 0 || n == 0) return;
-  const GemmParams p{m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, trans_a, trans_b, alpha, beta, a, b, c};
+  const GemmParams p{m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, trans_a, trans_b, alpha, beta, a, b, c,
+                     1, k, nullptr};
   if (tf32x3_use_small_tiles(count, m, n, multiprocessors()))
-    launch<Tf32x3SmallTile>(p, count, stream);
+    launch<Tf32x3SmallTile>(p, count, workspace, workspace_floats, stream);
   else
-    launch<Tf32x3BigTile>(p, count, stream);
+    launch<Tf32x3BigTile>(p, count, workspace, workspace_floats, stream);
 }
 
 }  // namespace uv::cuda

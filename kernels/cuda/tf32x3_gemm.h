@@ -15,21 +15,27 @@
 
 namespace uv::cuda {
 
+// `workspace` (workspace_floats, device memory, or null) holds split-K's partial products; without
+// room there a product runs unsplit.
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                 int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
+                 int64_t ldb, float beta, float* c, int64_t ldc, float* workspace, int64_t workspace_floats,
+                 cudaStream_t stream);
 
 struct Tf32x3Ops {
   using Scalar = float;
   cudaStream_t stream;
+  float* workspace = nullptr;  // split-K's partial products
+  int64_t workspace_floats = 0;
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
             const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-    tf32x3_gemm(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    tf32x3_gemm(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_floats, stream);
   }
   void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb, int64_t m,
                     int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                     float beta, float* c, int64_t ldc) {
-    tf32x3_gemm(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    tf32x3_gemm(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace,
+                workspace_floats, stream);
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { cuda::bias_add_rows(y, bias, m, n, stream); }
   void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {

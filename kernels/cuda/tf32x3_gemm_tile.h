@@ -63,14 +63,41 @@ template <typename Tile>
 UV_HOST_DEVICE inline int64_t tf32x3_col_blocks(int64_t n) {
   return (n + Tile::kCols - 1) / Tile::kCols;
 }
-// The big tiles unless they give fewer than two blocks per multiprocessor.
+// The big tiles unless they give fewer than four blocks per multiprocessor (one big block fits on a
+// multiprocessor at a time: 255 registers a thread), so that the last wave is a small part.
 inline bool tf32x3_use_small_tiles(int64_t count, int64_t m, int64_t n, int multiprocessors) {
-  return count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n) < 2 * int64_t{multiprocessors};
+  return count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n) < 4 * int64_t{multiprocessors};
 }
-// gridDim.y and .z are at most 65535.
+// Split-K for products with few output tiles and a long k (the weight gradients dV = Tᵀ·dY, whose k
+// is the batch): `splits` slices of k, each a multiple of the k-slice, write their partial products
+// to a workspace (splits × count × m × n floats) that a second kernel sums in order, so the result
+// does not depend on timing. 1: no split.
+struct Tf32x3Split {
+  int splits = 1;
+  int64_t k_per_split = 0;
+};
+constexpr int kTf32x3MaxSplits = 16;
+inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, int64_t blocks, int multiprocessors,
+                                int64_t workspace_floats) {
+  Tf32x3Split out;
+  out.k_per_split = k;
+  if (blocks >= 2 * int64_t{multiprocessors} || m * n == 0) return out;
+  constexpr int64_t kMinDepth = 8 * Tf32x3BigTile::kDepth;  // each split at least 256 deep
+  int64_t splits = (2 * int64_t{multiprocessors} + blocks - 1) / blocks;
+  splits = splits < k / kMinDepth ? splits : k / kMinDepth;
+  splits = splits < kTf32x3MaxSplits ? splits : kTf32x3MaxSplits;
+  const int64_t fit = workspace_floats / (count * m * n);
+  splits = splits < fit ? splits : fit;
+  if (splits < 2 || count * splits > 65535) return out;
+  const int64_t depth = Tf32x3BigTile::kDepth;
+  out.k_per_split = ((k + splits - 1) / splits + depth - 1) / depth * depth;
+  out.splits = static_cast<int>((k + out.k_per_split - 1) / out.k_per_split);  // rounding may leave fewer
+  return out;
+}
+// Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
 inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
-  return count >= 1 && count <= 65535 && m >= 0 && n >= 0 && tf32x3_row_blocks<Tf32x3SmallTile>(m) <= 65535 &&
-         tf32x3_col_blocks<Tf32x3SmallTile>(n) <= int64_t{0x7fffffff};
+  return count >= 1 && count <= 65535 && m >= 0 && n >= 0 &&
+         tf32x3_row_blocks<Tf32x3SmallTile>(m) <= int64_t{0x7fffffff} && tf32x3_col_blocks<Tf32x3SmallTile>(n) <= 65535;
 }
 
 // The host's copy of cvt.rna.tf32.f32 (wmma::__float_to_tf32): round to nearest, ties away from
