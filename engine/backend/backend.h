@@ -47,6 +47,7 @@ enum class GemmLibrary {
   Cublas,             // cublasSgemm; bias and bias gradient in kernels of their own
   CublasLt,           // cuBLASLt, with the bias and bias-gradient epilogues fused into the products
   CublasLtOneKernel,  // as CublasLt, refusing split-K schemes that reduce in a second kernel
+  Tf32x3,             // our 3xTF32 tensor-core GEMM (kernels/cuda/tf32x3_gemm.h): float32 accuracy
 };
 GemmLibrary parse_gemm_library(const std::string& name);  // UserError naming the value
 // What the cuBLASLt and small-GEMM paths ran, counted as the host issues calls (a replayed CUDA graph repeats the

@@ -53,7 +53,8 @@ GemmLibrary parse_gemm_library(const std::string& name) {
   if (name == "cublas") return GemmLibrary::Cublas;
   if (name == "cublaslt") return GemmLibrary::CublasLt;
   if (name == "cublaslt_one_kernel") return GemmLibrary::CublasLtOneKernel;
-  UV_FAIL("unknown GEMM library '" << name << "' (expected cublas, cublaslt or cublaslt_one_kernel)");
+  if (name == "tf32x3") return GemmLibrary::Tf32x3;
+  UV_FAIL("unknown GEMM library '" << name << "' (expected cublas, cublaslt, cublaslt_one_kernel or tf32x3)");
 }
 
 const char* gemm_library_name(GemmLibrary library) {
@@ -61,6 +62,7 @@ const char* gemm_library_name(GemmLibrary library) {
     case GemmLibrary::Cublas: return "cublas";
     case GemmLibrary::CublasLt: return "cublaslt";
     case GemmLibrary::CublasLtOneKernel: return "cublaslt_one_kernel";
+    case GemmLibrary::Tf32x3: return "tf32x3";
   }
   return "?";
 }

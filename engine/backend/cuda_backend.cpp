@@ -140,7 +140,9 @@ class CudaBackend final : public Backend {
   void set_gemm_library(GemmLibrary library) override {
     UV_CHECK(!captured_, "the GEMM library cannot change after a capture recorded its products");
     lt_.reset();
-    if (library == GemmLibrary::Cublas) return;
+    tf32x3_library_ = library == GemmLibrary::Tf32x3;
+    if (tf32x3_library_) tf32x3_ops();  // its workspace, before any capture
+    if (library == GemmLibrary::Cublas || tf32x3_library_) return;
     // A workspace of its own, zeroed: cublasSgemm's scratch in the shared one could land on the
     // counters cuBLASLt's in-place split-K reduction keeps there between its launches.
     if (!lt_workspace_) {
@@ -409,14 +411,17 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  cuda::CublasOps ops() const { return cuda::CublasOps{cublas_, stream_, lt_.get()}; }
+  cuda::CublasOps ops() const {
+    return cuda::CublasOps{cublas_, stream_, lt_.get(), tf32x3_library_ ? &tf32x3_library_ops_ : nullptr};
+  }
   // chain_fused's tensor-core products, with split-K's workspace: 32 MiB, outside the pool like
   // cuBLAS's, made on first use (a run's first step runs directly, before any capture).
   cuda::Tf32x3Ops tf32x3_ops() {
     constexpr int64_t kFloats = int64_t{8} << 20;
     if (!tf32x3_workspace_)
       CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
-    return cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats};
+    tf32x3_library_ops_ = cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats};
+    return tf32x3_library_ops_;
   }
   // The largest product of the chain's forward and backward within the GEMM's grid.
   static bool tf32x3_fits(const PredictedLinearShape& s) {
@@ -505,7 +510,9 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
-  float* tf32x3_workspace_ = nullptr;  // chain_fused's split-K partials (tf32x3_ops)
+  float* tf32x3_workspace_ = nullptr;     // split-K partials of the tf32x3 GEMM (tf32x3_ops)
+  cuda::Tf32x3Ops tf32x3_library_ops_{};  // train.gemm = tf32x3: what ops() hands every product
+  bool tf32x3_library_ = false;
   size_t cublas_workspace_bytes_ = 0;
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_

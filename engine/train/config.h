@@ -65,7 +65,8 @@ struct RunConfig {
   std::string cuda_graph = "auto";
   // The GPU's GEMM library: cublaslt (bias and bias-gradient epilogues fused into the products; the
   // fastest of the three on an H200, docs/gpu-results.md) | cublas | cublaslt_one_kernel (also no
-  // split-K reduction kernels). The CPU ignores it.
+  // split-K reduction kernels) | tf32x3 (our 3xTF32 tensor-core GEMM, float32 accuracy; no fused
+  // epilogues). The CPU ignores it.
   std::string gemm = "cublaslt";
   // on: small products with a folded σ, tanh or identity run as one kernel with the bias and
   // activation in its epilogue (kernels/cuda/small_gemm.cu) | off. The CPU ignores it.

@@ -949,7 +949,7 @@ json Run::gemm_summary() const {
             {"note", "the CPU runs its own GEMM"}};
   json out = {{"setting", config_.gemm}, {"small_gemm", config_.small_gemm}, {"fused_optimizer", config_.fused_optimizer}};
   const GemmCounts counts = backend_->gemm_counts();
-  if (config_.gemm != "cublas") {
+  if (config_.gemm == "cublaslt" || config_.gemm == "cublaslt_one_kernel") {
     out["cublaslt_plain_products"] = counts.products;
     out["fused_epilogues"] = counts.fused_epilogues;
     out["declined_to_cublas"] = counts.declined;

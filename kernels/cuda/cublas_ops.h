@@ -3,6 +3,7 @@
 // column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, so every call swaps the operands. With `lt` (train.gemm =
 // cublaslt or cublaslt_one_kernel) the products go through cuBLASLt, which also fuses bias
 // epilogues (gemm_fused); where it has no algorithm for a call, cublasSgemm runs it.
+// With `tf32x3` (train.gemm = tf32x3) they run on our tensor-core GEMM.
 #pragma once
 
 #include <cublas_v2.h>
@@ -10,6 +11,7 @@
 #include "kernels/cuda/cublaslt_gemm.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/tf32x3_gemm.h"
 #include "kernels/gemm_call.h"
 
 namespace uv::cuda {
@@ -19,9 +21,13 @@ struct CublasOps {
   cublasHandle_t handle;  // bound to `stream` by the backend
   cudaStream_t stream;
   LtGemm* lt = nullptr;   // null: cublasSgemm only
+  // Set (train.gemm = tf32x3): every product on our 3xTF32 tensor-core GEMM instead, with its
+  // split-K workspace.
+  const Tf32x3Ops* tf32x3 = nullptr;
 
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    if (tf32x3) return Tf32x3Ops(*tf32x3).gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (lt && lt->run(gemm_call(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), stream)) return;
     CUBLAS_CHECK(cublasSgemm(handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                              static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
@@ -32,6 +38,9 @@ struct CublasOps {
                     bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (count == 1) return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (tf32x3)
+      return Tf32x3Ops(*tf32x3).gemm_batched(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b,
+                                             ldb, beta, c, ldc);
     if (lt && lt->run(gemm_call(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                 ldc),
                       stream))
