@@ -681,6 +681,8 @@ bool Run::train_supervised() {
     const double train_loss = totals.seen ? totals.loss_sum / totals.seen : NAN;
     const double epoch_seconds = seconds_since(epoch_t0);
     test_error_ = evaluate(test_input(), &test_loss_);
+    // Again with the test set on the device (uploaded or projected at the first evaluation).
+    device_in_use_peak_ = std::max(device_in_use_peak_, backend_->device_bytes_in_use());
     char line[200];
     std::snprintf(line, sizeof line,
                   "%s epoch %lld/%lld  loss %.4f  train error %.2f%%  test error %.2f%%  %.0f samples/s  %.1f s",
@@ -891,8 +893,8 @@ ResidentSet Run::project(const data::Dataset& set) {
 const ResidentSet& Run::train_input() {
   if (!project_input_) return resident(train_set_, data_.train);
   if (!projected_train_.images) {
-    projected_train_ = project(data_.train);
     train_set_ = ResidentSet{};  // the raw images, if pretraining uploaded them, are not read again
+    projected_train_ = project(data_.train);  // from the host's copy
   }
   return projected_train_;
 }
