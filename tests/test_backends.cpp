@@ -1303,6 +1303,29 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
       }
     }
   }
+  // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
+  // through split-K's reduce kernel.
+  for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
+    SCOPED_TRACE("bias epilogue, " + std::to_string(z.count) + " × " + std::to_string(z.m) + "×" + std::to_string(z.n) +
+                 "×" + std::to_string(z.k));
+    const int64_t width = z.count * z.n;
+    const auto a = test::random_vector<float>(z.count * z.m * z.k, rng), b = test::random_vector<float>(z.count * z.k * z.n, rng),
+               bias = test::random_vector<float>(width, rng);
+    std::vector<float> ref(z.m * width);
+    for (int64_t i = 0; i < z.count; ++i)
+      cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
+                ref.data() + i * z.n, width);
+    cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
+    Mirror d{*device, {}};
+    GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
+                              d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
+    call.epilogue = GemmEpilogue::Bias;
+    call.bias = d.put(bias);
+    cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    const double r = test::rtol_for<float>(z.k);
+    EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+  }
 }
 
 // column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the

@@ -54,7 +54,10 @@ struct CublasOps {
   }
   // A product with its bias epilogue in one launch; false (nothing run) without cuBLASLt or where
   // it has no algorithm for the call, and the orchestration runs the product and a bias kernel.
-  bool gemm_fused(const GemmCall& c) { return lt && lt->run(c, stream); }
+  bool gemm_fused(const GemmCall& c) {
+    if (tf32x3) return Tf32x3Ops(*tf32x3).gemm_fused(c);
+    return lt && lt->run(c, stream);
+  }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) {
     cuda::bias_add_rows(y, bias, m, n, stream);
   }

@@ -23,6 +23,7 @@ struct GemmParams {
   int splits;           // of k; 1: the kernel writes C itself
   int64_t k_per_split;  // a multiple of the k-slice
   float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
+  const float* bias;    // or null: C += bias (product i's at bias + i·n) as C is written
 };
 
 // x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
@@ -136,7 +137,9 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
             p.partial[(z * p.m + row) * p.n + col] = out[e];
           } else {
             float* dst = c + row * p.ldc + col;
-            *dst = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
+            float v = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
+            if (p.bias) v += p.bias[batch * p.n + col];
+            *dst = v;
           }
         }
       }
@@ -153,7 +156,9 @@ __global__ void tf32x3_reduce_kernel(GemmParams p, int64_t count) {
     float sum = 0.f;
     for (int s = 0; s < p.splits; ++s) sum += part[s * mn];
     float* dst = p.c + batch * p.stride_c + (e / p.n) * p.ldc + e % p.n;
-    *dst = p.beta == 0.f ? p.alpha * sum : p.alpha * sum + p.beta * *dst;
+    float v = p.beta == 0.f ? p.alpha * sum : p.alpha * sum + p.beta * *dst;
+    if (p.bias) v += p.bias[batch * p.n + e % p.n];
+    *dst = v;
   }
 }
 
@@ -188,19 +193,27 @@ void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_flo
 
 }  // namespace
 
+void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  UV_CHECK(tf32x3_fits(g.count, g.m, g.n), "tf32x3_gemm: " << g.count << " products of " << g.m << "×" << g.n
+                                                           << " exceed the launch grid");
+  UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
+  if (g.m == 0 || g.n == 0) return;
+  const GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
+                     g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
+                     g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr};
+  if (tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
+    launch<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream);
+  else
+    launch<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
+}
+
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                  int64_t ldb, float beta, float* c, int64_t ldc, float* workspace, int64_t workspace_floats,
                  cudaStream_t stream) {
-  UV_CHECK(tf32x3_fits(count, m, n), "tf32x3_gemm: " << count << " products of " << m << "×" << n
-                                                     << " exceed the launch grid");
-  if (m == 0 || n == 0) return;
-  const GemmParams p{m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c, trans_a, trans_b, alpha, beta, a, b, c,
-                     1, k, nullptr};
-  if (tf32x3_use_small_tiles(count, m, n, multiprocessors()))
-    launch<Tf32x3SmallTile>(p, count, workspace, workspace_floats, stream);
-  else
-    launch<Tf32x3BigTile>(p, count, workspace, workspace_floats, stream);
+  tf32x3_gemm(gemm_call(count, stride_a, stride_b, stride_c, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                        c, ldc),
+              workspace, workspace_floats, stream);
 }
 
 }  // namespace uv::cuda

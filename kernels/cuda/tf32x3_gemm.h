@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/elementwise.h"
+#include "kernels/gemm_call.h"
 #include "kernels/cuda/tf32x3_gemm_tile.h"
 #include "kernels/predicted_linear_args.h"
 
@@ -21,6 +22,9 @@ void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stri
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                  int64_t ldb, float beta, float* c, int64_t ldc, float* workspace, int64_t workspace_floats,
                  cudaStream_t stream);
+// The same for a GemmCall, with its Bias epilogue (C += bias on every row, product i's bias at
+// bias + i·n) added as C is written. A BiasGradient epilogue is refused (UV_CHECK).
+void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_floats, cudaStream_t stream);
 
 struct Tf32x3Ops {
   using Scalar = float;
@@ -36,6 +40,12 @@ struct Tf32x3Ops {
                     float beta, float* c, int64_t ldc) {
     tf32x3_gemm(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace,
                 workspace_floats, stream);
+  }
+  // The forward bias in the product's epilogue; the bias gradient stays a column-sum kernel.
+  bool gemm_fused(const GemmCall& c) {
+    if (c.epilogue != GemmEpilogue::Bias || !tf32x3_fits(c.count, c.m, c.n)) return false;
+    tf32x3_gemm(c, workspace, workspace_floats, stream);
+    return true;
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { cuda::bias_add_rows(y, bias, m, n, stream); }
   void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
