@@ -1151,6 +1151,26 @@ TEST(BackendLaunchGeometry, ChainFusedTilesCoverEveryRowOnce) {
   EXPECT_FALSE(cuda::chain_fused_supported(s));  // past the on-chip kernels' batch: the tensor-core chain
 }
 
+// Which builds run on which GPUs (query_devices treats device 0 without code for it as no device,
+// with the reason, so --device cuda fails with exit 2 and auto falls back).
+TEST(CudaArchitectures, BuildsRunWhereTheirCodeDoes) {
+  EXPECT_TRUE(cuda_archs_run_on("90", 9, 0));      // sm_90 machine code
+  EXPECT_FALSE(cuda_archs_run_on("90", 8, 0));     // an A100: nothing for it
+  EXPECT_FALSE(cuda_archs_run_on("90", 8, 9));     // an L4 either
+  EXPECT_TRUE(cuda_archs_run_on("90", 10, 0));     // a later GPU JIT-compiles compute_90's PTX
+  EXPECT_FALSE(cuda_archs_run_on("90-real", 10, 0));  // machine code only
+  EXPECT_TRUE(cuda_archs_run_on("90-virtual", 9, 0));
+  EXPECT_TRUE(cuda_archs_run_on("80;90", 8, 6));   // sm_80 code runs on 8.6
+  EXPECT_TRUE(cuda_archs_run_on("80-real,90", 8, 9));
+  EXPECT_FALSE(cuda_archs_run_on("86-real", 8, 0));
+  EXPECT_TRUE(cuda_archs_run_on("90a", 9, 0));
+  EXPECT_FALSE(cuda_archs_run_on("90a", 10, 0));   // arch-specific: 9.0 alone
+  EXPECT_TRUE(cuda_archs_run_on("native", 7, 5));
+  EXPECT_TRUE(cuda_archs_run_on("", 7, 5));
+  EXPECT_TRUE(cuda_archs_run_on("120", 12, 0));
+  EXPECT_FALSE(cuda_archs_run_on("120", 10, 0));
+}
+
 // The 3xTF32 GEMM's k-slice loads (kernels/cuda/tf32x3_gemm_tile.h): for both tiles and every
 // transpose, the loads of a slice cover each element of A's and B's tiles exactly once, and a warp's
 // 32 consecutive loads step along the source's contiguous dimension (coalesced).

@@ -275,6 +275,11 @@ struct DeviceReport {
   std::string cudnn;        // CUDA builds: the loaded cuDNN's version and the headers' it was built with
 };
 DeviceReport query_devices();
+// Whether kernels built for `archs` (CMAKE_CUDA_ARCHITECTURES: "90", "80;90", "90-real",
+// "90-virtual", "90a", ...) run on a device of compute capability major.minor: machine code for
+// sm_XY runs on X.Y' with Y' ≥ Y; PTX for compute_XY is compiled at load time for any later device;
+// "90a" is for 9.0 alone. CMake's special values (all, all-major, native) and an empty list run.
+bool cuda_archs_run_on(const std::string& archs, int major, int minor);
 std::unique_ptr<Backend> make_backend(const std::string& device_flag);
 
 }  // namespace uv

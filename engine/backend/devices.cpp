@@ -1,5 +1,7 @@
 // Device discovery and backend selection. The CUDA runtime and backend are built only when the
 // toolkit was found at configure time.
+#include <algorithm>
+#include <cctype>
 #include <sstream>
 
 #include "engine/backend/backend.h"
@@ -11,6 +13,37 @@
 #endif
 
 namespace uv {
+
+bool cuda_archs_run_on(const std::string& archs, int major, int minor) {
+  std::string list = archs;
+  for (char& c : list)
+    if (c == ';' || c == ',') c = ' ';
+  std::istringstream entries(list);
+  std::string entry;
+  bool any = false;
+  const int device = major * 10 + minor;
+  while (entries >> entry) {
+    any = true;
+    if (entry == "all" || entry == "all-major" || entry == "native") return true;
+    bool sass = true, ptx = true;
+    if (entry.size() > 5 && entry.compare(entry.size() - 5, 5, "-real") == 0) {
+      ptx = false;
+      entry.resize(entry.size() - 5);
+    } else if (entry.size() > 8 && entry.compare(entry.size() - 8, 8, "-virtual") == 0) {
+      sass = false;
+      entry.resize(entry.size() - 8);
+    }
+    const bool specific = !entry.empty() && std::isalpha(static_cast<unsigned char>(entry.back()));  // 90a, 100f
+    if (specific) entry.pop_back();
+    if (entry.empty() || entry.size() > 4 ||
+        !std::all_of(entry.begin(), entry.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+      return true;  // a form this check does not know: let the runtime judge
+    const int arch = std::stoi(entry);
+    if (specific ? arch == device : (sass && arch / 10 == major && arch % 10 <= minor) || (ptx && arch <= device))
+      return true;
+  }
+  return !any;
+}
 
 DeviceReport query_devices() {
   DeviceReport report;
@@ -30,6 +63,17 @@ DeviceReport query_devices() {
               << ", " << prop.totalGlobalMem / (1u << 20) << " MiB)";
     }
     report.cuda_status = count ? names.str() : "no CUDA device";
+    // Device 0 is the one uvtrain uses: a build without code for it is as good as no device, and
+    // says why (else the first kernel fails with "no kernel image is available").
+    cudaDeviceProp prop{};
+    if (count > 0 && cudaGetDeviceProperties(&prop, 0) == cudaSuccess &&
+        !cuda_archs_run_on(UV_CUDA_ARCHS, prop.major, prop.minor)) {
+      report.cuda_status = "device 0, " + std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+                           std::to_string(prop.minor) + "), cannot run this build's kernels (built for sm_" +
+                           UV_CUDA_ARCHS + "; rebuild with -DCMAKE_CUDA_ARCHITECTURES=" +
+                           std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+      count = 0;
+    }
   }
   report.cuda_devices = count;
   // cudnnGetVersion needs no device: it shows which libcudnn the dynamic loader found.
