@@ -56,14 +56,20 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
   state.counters["TFLOP/s"] = cost.flops * share / (ms / 1e3) / 1e12;
   state.counters["GB/s"] = cost.bytes * share / (ms / 1e3) / 1e9;
   state.counters["model_ms"] = cost.seconds * share * 1e3;  // the auto strategy's estimate
-  // The hardware floor: the strategy's FLOPs at the float32 peak or its bytes at full bandwidth.
-  state.counters["floor_ms"] = uv::roofline_floor_seconds(cost, uv::peak_roofline(be.device())) * share * 1e3;
+  // The hardware floor: the strategy's FLOPs at the float32 peak or its bytes at full bandwidth;
+  // where the products ran on the 3xTF32 tensor-core GEMM, at its peak instead.
+  const bool cuda = be.device() != uv::Device::CPU;
+  const bool on_tf32x3 =
+      cuda && ((strategy == uv::PredictedStrategy::ChainFused && !uv::cuda::chain_fused_supported(s)) ||
+               (uv::bench::gemm_library() == uv::GemmLibrary::Tf32x3 &&
+                (strategy == uv::PredictedStrategy::Chain || strategy == uv::PredictedStrategy::Materialise)));
+  const uv::Roofline peak = on_tf32x3 ? uv::tf32x3_peak_roofline() : uv::peak_roofline(be.device());
+  state.counters["floor_ms"] = uv::roofline_floor_seconds(cost, peak) * share * 1e3;
   state.counters["samples/s"] = benchmark::Counter(static_cast<double>(s.m) * state.iterations(),
                                                    benchmark::Counter::kIsRate);
-  // chain_fused on a GPU: 0 where its on-chip kernels ran, 1 where J·r is past their limit and the
-  // chain ran on its 3xTF32 tensor-core products (kernels/cuda/tf32x3_gemm.h).
-  if (strategy == uv::PredictedStrategy::ChainFused && be.device() != uv::Device::CPU)
-    state.counters["tf32x3"] = uv::cuda::chain_fused_supported(s) ? 0 : 1;
+  // On a GPU: 1 where the products ran on the 3xTF32 tensor-core GEMM (kernels/cuda/tf32x3_gemm.h):
+  // chain_fused past its on-chip kernels' limits, and chain and materialise with --gemm=tf32x3.
+  if (cuda) state.counters["tf32x3"] = on_tf32x3 ? 1 : 0;
 }
 
 // The dense layer of the same size (what the prediction replaces): Y = X·W + b, and for a step

@@ -15,6 +15,8 @@ Roofline peak_roofline(Device device) {
   return roofline_for(Device::CPU);
 }
 
+Roofline tf32x3_peak_roofline() { return {494.7e12 / 3, 4.8e12, 494.7e12 / 3, 494.7e12 / 3}; }
+
 double roofline_floor_seconds(const StrategyCost& cost, const Roofline& peak) {
   const double compute = cost.flops / peak.flops_per_second, memory = cost.bytes / peak.bytes_per_second;
   return compute > memory ? compute : memory;

@@ -35,6 +35,9 @@ Roofline roofline_for(Device device);
 // HBM3e bandwidth (4.8 TB/s); on an H100 the bandwidth is 3.35 TB/s, so the floor is optimistic
 // there. CPU: roofline_for's figures, since this 2-core guest has no datasheet.
 Roofline peak_roofline(Device device);
+// The same floor for products on the tensor cores by 3xTF32 (kernels/cuda/tf32x3_gemm.h): three
+// TF32 products per float32 one at the H100/H200 SXM's dense TF32 rate (494.7 TFLOP/s), 165 TFLOP/s.
+Roofline tf32x3_peak_roofline();
 double roofline_floor_seconds(const StrategyCost& cost, const Roofline& peak);
 
 // One forward + backward (with dX) of the layer at batch s.m, as the strategy's CUDA kernels run
