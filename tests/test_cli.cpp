@@ -1060,6 +1060,9 @@ TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
     if (gemm.rfind("cublaslt", 0) == 0) {  // the MLP's dense output layer: its bias fused both ways
       EXPECT_GT(s_graph["gemm"]["fused_epilogues"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }
+    if (gemm == "tf32x3") {
+      EXPECT_GT(s_graph["gemm"]["tf32x3_products"].get<int64_t>(), 0) << s_graph["gemm"].dump();
+    }
     if (small == "on") {  // both layers' forward products, bias and activation in them
       EXPECT_GT(s_graph["gemm"]["small_gemm_products"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }

@@ -57,6 +57,7 @@ struct GemmCounts {
   int64_t fused_epilogues = 0;  // products with their bias or bias gradient fused
   int64_t declined = 0;         // calls cuBLASLt had no algorithm for: cublasSgemm (and a kernel) ran
   int64_t small_products = 0;   // train.small_gemm's fused products (gemm_bias_activation)
+  int64_t tf32x3_products = 0;  // calls of the 3xTF32 GEMM (train.gemm = tf32x3, chain_fused past its limits)
 };
 const char* gemm_library_name(GemmLibrary library);
 

@@ -166,6 +166,7 @@ class CudaBackend final : public Backend {
     GemmCounts counts;
     if (lt_) counts = {lt_->products(), lt_->fused_epilogues(), lt_->declined(), 0};
     counts.small_products = small_products_;
+    counts.tf32x3_products = tf32x3_calls_;
     return counts;
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) override {
@@ -421,7 +422,7 @@ class CudaBackend final : public Backend {
     constexpr int64_t kFloats = int64_t{8} << 20;
     if (!tf32x3_workspace_)
       CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
-    tf32x3_library_ops_ = cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats};
+    tf32x3_library_ops_ = cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats, &tf32x3_calls_};
     return tf32x3_library_ops_;
   }
   // The largest product of the chain's forward and backward within the GEMM's grid.
@@ -514,6 +515,7 @@ class CudaBackend final : public Backend {
   float* tf32x3_workspace_ = nullptr;     // split-K partials of the tf32x3 GEMM (tf32x3_ops)
   cuda::Tf32x3Ops tf32x3_library_ops_{};  // train.gemm = tf32x3: what ops() hands every product
   bool tf32x3_library_ = false;
+  int64_t tf32x3_calls_ = 0;
   size_t cublas_workspace_bytes_ = 0;
   bool captured_ = false;  // capture() was called: recorded pointers (row scratch) must stay put
   std::unique_ptr<cuda::CudnnConv> cudnn_;  // its cuDNN handle runs on stream_

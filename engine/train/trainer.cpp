@@ -957,6 +957,7 @@ json Run::gemm_summary() const {
     out["declined_to_cublas"] = counts.declined;
   }
   if (config_.small_gemm == "on") out["small_gemm_products"] = counts.small_products;
+  if (counts.tf32x3_products > 0 || config_.gemm == "tf32x3") out["tf32x3_products"] = counts.tf32x3_products;
   return out;
 }
 
