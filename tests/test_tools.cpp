@@ -1,8 +1,10 @@
 // The developer scripts under tools/ that no other test runs: tools/ncu_summary.py (gpu-check's
 // kernels stage) on a synthetic Nsight Compute summary, and its errors; `tools/gpu-check pack-cells`
-// (how a sweep's finished cells travel to and from a GPU machine).
+// (how a sweep's finished cells travel to and from a GPU machine); tools/results_table.py's wall
+// time per machine.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -155,6 +157,43 @@ TEST_F(ToolsGpuCheck, PackCellsTakesOnlyFinishedCellsWithoutCheckpoints) {
             2)
       << out;
   EXPECT_NE(out.find("no sweep cells"), std::string::npos) << out;
+}
+
+// tools/results_table.py's wall time, per machine: the union of each machine's cells' run intervals
+// (finish = the summary's mtime, start = finish − seconds). Two CPU hours overlapping by half an
+// hour make 1.5 h; a two-hour GPU cell at the same time counts for its own machine only (merged,
+// the three would make 2.22 h).
+class ToolsResultsTable : public test::TempDirTest {};
+
+TEST_F(ToolsResultsTable, WallTimeIsPerMachine) {
+  namespace fs = std::filesystem;
+  struct Cell { const char* name; const char* device; double seconds; long finish; };
+  const Cell cells[] = {{"a", "cpu (oneDNN 2.6.3 sgemm, 1 threads)", 3600, 10000},
+                        {"b", "cpu (oneDNN 2.6.3 sgemm, 1 threads)", 3600, 11800},
+                        {"c", "cuda:0 (NVIDIA H200, sm_90)", 7200, 11000}};
+  std::ofstream csv(path("results.csv"));
+  csv << "sweep,pair,columns,fraction,seed,learned_fraction,learned_params,predicted_params,train_error,test_error,"
+         "seconds,device,cell_dir\n";
+  for (const Cell& c : cells) {
+    const fs::path dir = fs::path(path(c.name));
+    fs::create_directories(dir);
+    std::ofstream(dir / "summary.json") << "{}";
+    fs::last_write_time(dir / "summary.json", fs::file_time_type(std::chrono::seconds(c.finish)));
+    csv << "s,SE-Emp,1,0.1,1,0.1,10,90,0.01,0.02," << c.seconds << ",\"" << c.device << "\"," << dir.string() << "\n";
+  }
+  csv.close();
+  std::string out;
+  ASSERT_EQ(run_shell("python3 " +
+                          test::shell_quote((fs::path(UV_SOURCE_DIR) / "tools" / "results_table.py").string()) + " " +
+                          test::shell_quote(path("results.csv")),
+                      out),
+            0)
+      << out;
+  EXPECT_NE(out.find("wall time on cpu while its cells ran (union of 2 cells' run intervals): 1.50 h"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("wall time on NVIDIA H200 while its cells ran (union of 1 cells' run intervals): 2.00 h"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace
