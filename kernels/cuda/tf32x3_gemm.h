@@ -1,6 +1,7 @@
 // A float32 GEMM on the tensor cores by 3xTF32 (kernels/cuda/tf32x3_gemm_tile.h says why): the
-// products of chain_fused past its on-chip limit, where the chain's two GEMMs are the algorithm and
-// the gain over the cuBLAS chain has to come from the GEMM itself. Row-major, strided batches:
+// products of chain_fused past its on-chip limits, where the chain's two GEMMs are the algorithm and
+// the gain over the cuBLAS chain has to come from the GEMM itself, and with train.gemm = tf32x3
+// every product cuBLAS would run (kernels/cuda/cublas_ops.h). Row-major, strided batches:
 //   C_i = alpha · op(A_i) · op(B_i) + beta · C_i   (C not read when beta = 0), i < count.
 // Tf32x3Ops serves kernels/predicted_linear_algorithm.h's orchestrations with it.
 #pragma once
@@ -10,8 +11,8 @@
 #include <cstdint>
 
 #include "kernels/cuda/elementwise.h"
-#include "kernels/gemm_call.h"
 #include "kernels/cuda/tf32x3_gemm_tile.h"
+#include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv::cuda {
