@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -75,6 +76,9 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("backend", backend->description());
   benchmark::AddCustomContext("gemm", gemm);
+  // Which of the two 3xTF32 kernels the tf32x3 products ran on (kernels/cuda/tf32x3_gemm.h).
+  const char* tf32x3_kernel = std::getenv("UV_TF32X3_KERNEL");
+  benchmark::AddCustomContext("tf32x3_kernel", tf32x3_kernel && *tf32x3_kernel ? tf32x3_kernel : "mma");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <random>
+#include <set>
 #include <tuple>
 
 #include "engine/backend/backend.h"
@@ -1241,6 +1243,293 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
   EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, 0).splits, 1);
 }
 
+// ---- The mma.sync kernel's arithmetic (Tf32x3MmaTileT), checked here because the kernel cannot be
+// run without a GPU: the fragment layouts are bijections, the copies cover every slice element once
+// (coalesced, without store bank conflicts), the kernel's incremental walk gives the specification's
+// copies, the fragment loads are free of bank conflicts, and a block-by-block emulation of the
+// kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
+// stores) reproduces C = op(A)·op(B) on sizes off every grid.
+
+TEST(Tf32x3MmaTile, FragmentLayoutsHoldEachElementOnce) {
+  std::vector<int> a(16 * 8, 0), b(8 * 8, 0), c(16 * 8, 0);
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int r = 0; r < 4; ++r) {
+      const cuda::TileElement x = cuda::mma_a_coord(lane, r), y = cuda::mma_c_coord(lane, r);
+      ASSERT_TRUE(x.row >= 0 && x.row < 16 && x.col >= 0 && x.col < 8);
+      ASSERT_TRUE(y.row >= 0 && y.row < 16 && y.col >= 0 && y.col < 8);
+      ++a[x.row * 8 + x.col];
+      ++c[y.row * 8 + y.col];
+    }
+    for (int r = 0; r < 2; ++r) {
+      const cuda::TileElement x = cuda::mma_b_coord(lane, r);
+      ASSERT_TRUE(x.row >= 0 && x.row < 8 && x.col >= 0 && x.col < 8);
+      ++b[x.row * 8 + x.col];
+    }
+  }
+  for (const auto* v : {&a, &b, &c}) EXPECT_EQ(std::count(v->begin(), v->end(), 1), static_cast<long>(v->size()));
+  // The PTX ISA's examples: lane 5 (group 1, thread 1) holds A(1,1), A(9,1), A(1,5), A(9,5); B(1,1),
+  // B(5,1); C(1,2), C(1,3), C(9,2), C(9,3).
+  EXPECT_EQ(cuda::mma_a_coord(5, 3).row, 9);
+  EXPECT_EQ(cuda::mma_a_coord(5, 3).col, 5);
+  EXPECT_EQ(cuda::mma_b_coord(5, 1).row, 5);
+  EXPECT_EQ(cuda::mma_b_coord(5, 1).col, 1);
+  EXPECT_EQ(cuda::mma_c_coord(5, 1).row, 1);
+  EXPECT_EQ(cuda::mma_c_coord(5, 1).col, 3);
+}
+
+namespace {
+
+// The k-slice copies of one operand by the specification (tf32x3_a_chunk / tf32x3_b_chunk).
+template <typename Tile>
+cuda::ChunkCopy tf32x3_spec_chunk(bool is_a, bool trans, int c, int64_t w0, int64_t k0, int64_t w_limit, int64_t k_end,
+                                  int64_t ld) {
+  if (is_a)
+    return trans ? cuda::tf32x3_a_chunk<Tile, true>(c, w0, k0, w_limit, k_end, ld)
+                 : cuda::tf32x3_a_chunk<Tile, false>(c, w0, k0, w_limit, k_end, ld);
+  return trans ? cuda::tf32x3_b_chunk<Tile, true>(c, k0, w0, k_end, w_limit, ld)
+               : cuda::tf32x3_b_chunk<Tile, false>(c, k0, w0, k_end, w_limit, ld);
+}
+// The kernel's walk of the same copies, as (source, valid, slot) for thread t's chunk i of slice s.
+template <typename Walk>
+std::vector<cuda::ChunkCopy> tf32x3_walked(int threads, int slices, int64_t w0, int64_t k0, int64_t w_limit,
+                                           int64_t k_end, int64_t ld) {
+  std::vector<cuda::ChunkCopy> out(size_t(slices) * threads * Walk::kChunks);
+  for (int t = 0; t < threads; ++t) {
+    Walk w(t, w0, k0, w_limit, k_end, ld);
+    for (int s = 0; s < slices; ++s, w.next_slice())
+      for (int i = 0; i < Walk::kChunks; ++i)
+        out[(size_t(s) * Walk::kChunks + i) * threads + t] = {w.source(i), w.valid(i), w.slot(i)};
+  }
+  return out;
+}
+template <typename Tile>
+std::vector<cuda::ChunkCopy> tf32x3_walked(bool is_a, bool trans, int slices, int64_t w0, int64_t k0, int64_t w_limit,
+                                           int64_t k_end, int64_t ld) {
+  const int n = Tile::kThreads;
+  if (is_a)
+    return trans ? tf32x3_walked<cuda::Tf32x3AWalk<Tile, true>>(n, slices, w0, k0, w_limit, k_end, ld)
+                 : tf32x3_walked<cuda::Tf32x3AWalk<Tile, false>>(n, slices, w0, k0, w_limit, k_end, ld);
+  return trans ? tf32x3_walked<cuda::Tf32x3BWalk<Tile, true>>(n, slices, w0, k0, w_limit, k_end, ld)
+               : tf32x3_walked<cuda::Tf32x3BWalk<Tile, false>>(n, slices, w0, k0, w_limit, k_end, ld);
+}
+
+template <typename Tile>
+void expect_tf32x3_mma_copies_cover_once() {
+  for (const bool is_a : {true, false})
+    for (const bool trans : {false, true}) {
+      SCOPED_TRACE(std::string(is_a ? "A" : "B") + (trans ? " transposed, " : " plain, ") +
+                   std::to_string(Tile::kRows) + "×" + std::to_string(Tile::kCols) + " tile");
+      const int width = is_a ? Tile::kRows : Tile::kCols, chunks = width * Tile::kDepth / 4;
+      const bool k_inner = is_a != trans;  // k contiguous in the source: A plain, B transposed
+      const int64_t ld = 1000;  // the whole tile inside the matrix
+      std::vector<int> seen(is_a ? Tile::kAFloats : Tile::kBFloats, 0);
+      for (int c = 0; c < chunks; ++c) {
+        const cuda::ChunkCopy x = tf32x3_spec_chunk<Tile>(is_a, trans, c, 0, 0, 1000, 1000, ld);
+        ASSERT_EQ(x.valid, 4) << c;
+        ASSERT_EQ(x.dst % 4, 0) << c;  // 16-byte aligned slot
+        // The slot's element and the source's agree (the 4 elements run along both's contiguous dimension).
+        const int64_t outer = x.src / ld, inner = x.src % ld;
+        const int w = static_cast<int>(k_inner ? outer : inner), k = static_cast<int>(k_inner ? inner : outer);
+        ASSERT_TRUE(w >= 0 && w + (k_inner ? 0 : 3) < width && k >= 0 && k + (k_inner ? 3 : 0) < Tile::kDepth) << c;
+        EXPECT_EQ(x.dst, is_a ? (trans ? cuda::tf32x3_a_smem<Tile, true>(w, k) : cuda::tf32x3_a_smem<Tile, false>(w, k))
+                              : (trans ? cuda::tf32x3_b_smem<Tile, true>(k, w) : cuda::tf32x3_b_smem<Tile, false>(k, w)));
+        for (int e = 0; e < 4; ++e) ++seen.at(x.dst + e);
+        if (c % 32 != 0) {  // a warp's chunks: consecutive in the source
+          const cuda::ChunkCopy prev = tf32x3_spec_chunk<Tile>(is_a, trans, c - 1, 0, 0, 1000, 1000, ld);
+          EXPECT_TRUE(x.src == prev.src + 4 || (x.src % ld == 0 && x.src / ld == prev.src / ld + 1)) << c;
+        }
+        if (c % 8 == 7) {  // a quarter warp's 16-byte stores: 8 distinct groups of 4 banks
+          std::set<int> groups;
+          for (int q = c - 7; q <= c; ++q)
+            groups.insert(tf32x3_spec_chunk<Tile>(is_a, trans, q, 0, 0, 1000, 1000, ld).dst / 4 % 8);
+          EXPECT_EQ(groups.size(), 8u) << c;
+        }
+      }
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long{width} * Tile::kDepth);
+      EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](int v) { return v > 1; }), 0);
+      // The kernel's walk against the specification, at edges: partial tiles, a k range ending
+      // mid-slice and at a split's end, leading dimensions not multiples of 4.
+      for (const int64_t w_limit : {int64_t{1}, int64_t{70}, int64_t{133}, int64_t{1000}})
+        for (const int64_t k_end : {int64_t{5}, int64_t{77}, int64_t{96}})
+          for (const int64_t w0 : {int64_t{0}, int64_t{width}}) {
+            const int64_t k0 = k_end > 64 ? 32 : 0, ld2 = 1003;
+            const int slices = static_cast<int>((k_end - k0 + 31) / 32);
+            const auto walked = tf32x3_walked<Tile>(is_a, trans, slices, w0, k0, w_limit, k_end, ld2);
+            for (int s = 0; s < slices; ++s)
+              for (int c = 0; c < chunks; ++c) {
+                const cuda::ChunkCopy want = tf32x3_spec_chunk<Tile>(is_a, trans, c, w0, k0 + 32 * s, w_limit, k_end, ld2);
+                const cuda::ChunkCopy got = walked[size_t(s) * chunks + c];
+                ASSERT_EQ(got.valid, want.valid) << "slice " << s << " chunk " << c << " w " << w_limit << " k " << k_end;
+                ASSERT_EQ(got.dst, want.dst) << "slice " << s << " chunk " << c;
+                if (want.valid) {
+                  ASSERT_EQ(got.src, want.src) << "slice " << s << " chunk " << c;
+                }
+              }
+          }
+    }
+}
+
+// Each fragment load (one register of the warp's A or B fragments) hits 32 distinct banks.
+template <typename Tile, bool TransA, bool TransB>
+void expect_tf32x3_fragment_loads_conflict_free() {
+  SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ, " : " B, ") + std::to_string(Tile::kRows) + " tile");
+  for (int warp = 0; warp < Tile::kWarps; ++warp) {
+    const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
+    const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
+    for (int kk = 0; kk < Tile::kDepth; kk += 8) {
+      for (int i = 0; i < Tile::kFragRows; ++i)
+        for (int r = 0; r < 4; ++r) {
+          std::set<int> banks;
+          for (int lane = 0; lane < 32; ++lane) {
+            const cuda::TileElement x = cuda::mma_a_coord(lane, r);
+            banks.insert(cuda::tf32x3_a_smem<Tile, TransA>(warp_row + 16 * i + x.row, kk + x.col) % 32);
+          }
+          EXPECT_EQ(banks.size(), 32u) << "A, warp " << warp << " kk " << kk << " i " << i << " r " << r;
+        }
+      for (int j = 0; j < Tile::kFragCols; ++j)
+        for (int r = 0; r < 2; ++r) {
+          std::set<int> banks;
+          for (int lane = 0; lane < 32; ++lane) {
+            const cuda::TileElement x = cuda::mma_b_coord(lane, r);
+            banks.insert(cuda::tf32x3_b_smem<Tile, TransB>(kk + x.row, warp_col + 8 * j + x.col) % 32);
+          }
+          EXPECT_EQ(banks.size(), 32u) << "B, warp " << warp << " kk " << kk << " j " << j << " r " << r;
+        }
+    }
+  }
+}
+
+// The kernel's data movement for one product, block by block on the host (doubles, so only the
+// indexing is tested): the walks' copies into a slot (zero fill past the edges), each warp's
+// fragment registers gathered by the layouts, the mma by its definition (D(16×8) += A(16×8)·B(8×8)
+// with A, B rebuilt from the lanes' registers), the lanes' stores of C. Splits of k as the kernel's.
+template <typename Tile, bool TransA, bool TransB>
+std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b, int64_t ldb,
+                                   int64_t m, int64_t n, int64_t k, int64_t k_per_split) {
+  std::vector<double> c(m * n, std::nan(""));
+  const int64_t splits = std::max<int64_t>(1, (k + k_per_split - 1) / k_per_split);
+  std::vector<double> partial(splits * m * n, std::nan(""));
+  for (int64_t split = 0; split < splits; ++split)
+    for (int64_t row0 = 0; row0 < m; row0 += Tile::kRows)
+      for (int64_t col0 = 0; col0 < n; col0 += Tile::kCols) {
+        const int64_t k_begin = split * k_per_split, k_end = std::min(k, k_begin + k_per_split);
+        std::vector<double> acc(size_t(Tile::kThreads) * Tile::kFragRows * Tile::kFragCols * 4, 0.0);
+        auto acc_at = [&](int t, int i, int j, int r) -> double& {
+          return acc[((size_t(t) * Tile::kFragRows + i) * Tile::kFragCols + j) * 4 + r];
+        };
+        std::vector<cuda::Tf32x3AWalk<Tile, TransA>> a_walks;
+        std::vector<cuda::Tf32x3BWalk<Tile, TransB>> b_walks;
+        for (int t = 0; t < Tile::kThreads; ++t) {
+          a_walks.emplace_back(t, row0, k_begin, m, k_end, lda);
+          b_walks.emplace_back(t, col0, k_begin, n, k_end, ldb);
+        }
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
+          std::vector<double> slot(Tile::kStageFloats, std::nan(""));  // poisoned: an uncopied element shows
+          for (int t = 0; t < Tile::kThreads; ++t) {
+            auto& aw = a_walks[t];
+            for (int i = 0; i < aw.kChunks; ++i)
+              for (int e = 0; e < 4; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
+            auto& bw = b_walks[t];
+            for (int i = 0; i < bw.kChunks; ++i)
+              for (int e = 0; e < 4; ++e)
+                slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
+            aw.next_slice();
+            bw.next_slice();
+          }
+          for (int warp = 0; warp < Tile::kWarps; ++warp) {
+            const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
+            const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
+            for (int kk = 0; kk < Tile::kDepth; kk += 8)
+              for (int i = 0; i < Tile::kFragRows; ++i)
+                for (int j = 0; j < Tile::kFragCols; ++j) {
+                  double am[16][8], bm[8][8];
+                  for (int lane = 0; lane < 32; ++lane) {
+                    for (int r = 0; r < 4; ++r) {
+                      const cuda::TileElement x = cuda::mma_a_coord(lane, r);
+                      am[x.row][x.col] = slot[cuda::tf32x3_a_smem<Tile, TransA>(warp_row + 16 * i + x.row, kk + x.col)];
+                    }
+                    for (int r = 0; r < 2; ++r) {
+                      const cuda::TileElement x = cuda::mma_b_coord(lane, r);
+                      bm[x.row][x.col] =
+                          slot[Tile::kAFloats + cuda::tf32x3_b_smem<Tile, TransB>(kk + x.row, warp_col + 8 * j + x.col)];
+                    }
+                  }
+                  for (int lane = 0; lane < 32; ++lane)
+                    for (int r = 0; r < 4; ++r) {
+                      const cuda::TileElement x = cuda::mma_c_coord(lane, r);
+                      for (int q = 0; q < 8; ++q) acc_at(warp * 32 + lane, i, j, r) += am[x.row][q] * bm[q][x.col];
+                    }
+                }
+          }
+        }
+        for (int t = 0; t < Tile::kThreads; ++t) {
+          const int warp = t / 32, lane = t % 32;
+          const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
+          const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
+          for (int i = 0; i < Tile::kFragRows; ++i)
+            for (int j = 0; j < Tile::kFragCols; ++j)
+              for (int r = 0; r < 4; ++r) {
+                const cuda::TileElement x = cuda::mma_c_coord(lane, r);
+                const int64_t row = row0 + warp_row + 16 * i + x.row, col = col0 + warp_col + 8 * j + x.col;
+                if (row < m && col < n) partial[(split * m + row) * n + col] = acc_at(t, i, j, r);
+              }
+        }
+      }
+  for (int64_t e = 0; e < m * n; ++e) {  // the reduce kernel's sum, in split order
+    c[e] = 0;
+    for (int64_t split = 0; split < splits; ++split) c[e] += partial[split * m * n + e];
+  }
+  return c;
+}
+
+template <typename Tile, bool TransA, bool TransB>
+void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
+  struct Size { int64_t m, n, k, k_per_split; };
+  for (const Size z : {Size{131, 70, 77, 77}, Size{5, 133, 40, 40}, Size{70, 9, 300, 96}}) {
+    SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
+                 std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
+                 ", " + std::to_string(Tile::kRows) + " tile");
+    const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
+    const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
+    const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
+    const auto c = tf32x3_emulate<Tile, TransA, TransB>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
+    double worst = 0;
+    for (int64_t row = 0; row < z.m; ++row)
+      for (int64_t col = 0; col < z.n; ++col) {
+        double want = 0;
+        for (int64_t q = 0; q < z.k; ++q)
+          want += (TransA ? a[q * lda + row] : a[row * lda + q]) * (TransB ? b[col * ldb + q] : b[q * ldb + col]);
+        const double got = c[row * z.n + col];
+        worst = std::isfinite(got) ? std::max(worst, std::fabs(got - want)) : INFINITY;
+      }
+    EXPECT_LE(worst, 1e-12);
+  }
+}
+
+}  // namespace
+
+TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndTheWalkFollowsTheSpecification) {
+  expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaBigTile>();
+  expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaSmallTile>();
+  static_assert(cuda::Tf32x3MmaBigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
+  static_assert(cuda::Tf32x3MmaSmallTile::kSharedBytes * 4 <= 227 * 1024, "four small blocks a multiprocessor");
+}
+
+TEST(Tf32x3MmaTile, FragmentLoadsHaveNoBankConflicts) {
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, false, false>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, true, true>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, false, true>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, true, false>();
+}
+
+TEST(Tf32x3MmaTile, EmulatedBlocksMultiply) {
+  std::mt19937_64 rng(test::fresh_seed());
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, false, false>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, true, true>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, true, false>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, false, true>(rng);
+}
+
 // Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about
 // three digits over a 4096-long dot product; big·big + big·small + small·big keeps float32's.
 // Uses the host's copy of the device's rounding (cvt.rna: to nearest, ties away from zero).
@@ -1275,77 +1564,87 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and three products with their
 // strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading dimensions
 // wider than the matrices (C's padding must stay as it was), sizes off every tile grid and k-slice,
-// both tile shapes (the 2100² product has 17² big tiles; the others take the small ones), split-K
-// (the 70×50 products with k = 5000 have 2 tiles: 16 splits, and 3 of its 5 with a workspace too
-// small for 16), and k = 0. Tolerance: the suite's rule for float32 with the reduction length.
+// both tile shapes (the 3001×2999 product has 24² big tiles, at least 4 a multiprocessor on an
+// H100/H200; the others take the small ones), split-K (the 70×50 products with k = 5000 have 2
+// tiles: 16 splits, and 3 of its 5 with a workspace too small for 16), and k = 0; both kernels
+// (Tf32x3Kernel), and for the mma kernel both copy paths (16-byte chunks where the leading
+// dimensions are multiples of 4: the 260×132×1000 and 3001×2999×40 products in part; 4-byte copies
+// elsewhere). Tolerance: the suite's rule for float32 with the reduction length.
 TEST(BackendGemm, Tf32x3MatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   struct Size { int64_t m, n, k, count, pad, workspace_floats; };
   const int64_t kWorkspace = int64_t{1} << 22;
-  for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{7, 5, 3, 1, 3, kWorkspace},
-                       Size{300, 70, 1000, 3, 1, kWorkspace}, Size{2100, 2100, 40, 1, 0, kWorkspace},
-                       Size{70, 50, 5000, 2, 2, kWorkspace}, Size{70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
-                       Size{70, 50, 5000, 1, 0, 0}, Size{33, 17, 0, 2, 0, kWorkspace}}) {
-    for (int transposes = 0; transposes < 4; ++transposes) {
-      const bool ta = transposes & 1, tb = transposes & 2;
-      SCOPED_TRACE(std::to_string(z.count) + " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
-                   std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + ", workspace " +
-                   std::to_string(z.workspace_floats));
-      const int64_t lda = (ta ? z.m : z.k) + z.pad, ldb = (tb ? z.k : z.n) + z.pad, ldc = z.n + z.pad;
-      const int64_t stride_a = (ta ? z.k : z.m) * lda, stride_b = (tb ? z.n : z.k) * ldb, stride_c = z.m * ldc;
-      const auto a = test::random_vector<float>(z.count * stride_a, rng), b = test::random_vector<float>(z.count * stride_b, rng),
-                 c0 = test::random_vector<float>(z.count * stride_c, rng);
-      for (float beta : {0.f, 1.f}) {
-        std::vector<float> ref = c0;
-        for (int64_t i = 0; i < z.count; ++i) {
-          if (z.k == 0) {  // C = beta·C, worked out here: BLAS libraries differ on a zero k's leading dimensions
-            for (int64_t row = 0; row < z.m; ++row)
-              for (int64_t col = 0; col < z.n; ++col) ref[i * stride_c + row * ldc + col] *= beta;
-            continue;
+  const cuda::Tf32x3Kernel chosen = cuda::tf32x3_kernel();
+  for (const cuda::Tf32x3Kernel kernel : {cuda::Tf32x3Kernel::Mma, cuda::Tf32x3Kernel::Wmma}) {
+    cuda::set_tf32x3_kernel(kernel);
+    for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{7, 5, 3, 1, 3, kWorkspace},
+                         Size{300, 70, 1000, 3, 1, kWorkspace}, Size{260, 132, 1000, 2, 0, kWorkspace},
+                         Size{3001, 2999, 40, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 2, kWorkspace},
+                         Size{70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, Size{70, 50, 5000, 1, 0, 0},
+                         Size{33, 17, 0, 2, 0, kWorkspace}}) {
+      for (int transposes = 0; transposes < 4; ++transposes) {
+        const bool ta = transposes & 1, tb = transposes & 2;
+        SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, " + std::to_string(z.count) + " × " +
+                     std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
+                     std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + ", workspace " +
+                     std::to_string(z.workspace_floats));
+        const int64_t lda = (ta ? z.m : z.k) + z.pad, ldb = (tb ? z.k : z.n) + z.pad, ldc = z.n + z.pad;
+        const int64_t stride_a = (ta ? z.k : z.m) * lda, stride_b = (tb ? z.n : z.k) * ldb, stride_c = z.m * ldc;
+        const auto a = test::random_vector<float>(z.count * stride_a, rng), b = test::random_vector<float>(z.count * stride_b, rng),
+                   c0 = test::random_vector<float>(z.count * stride_c, rng);
+        for (float beta : {0.f, 1.f}) {
+          std::vector<float> ref = c0;
+          for (int64_t i = 0; i < z.count; ++i) {
+            if (z.k == 0) {  // C = beta·C, worked out here: BLAS libraries differ on a zero k's leading dimensions
+              for (int64_t row = 0; row < z.m; ++row)
+                for (int64_t col = 0; col < z.n; ++col) ref[i * stride_c + row * ldc + col] *= beta;
+              continue;
+            }
+            cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
+                      ref.data() + i * stride_c, ldc);
           }
-          cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
-                    ref.data() + i * stride_c, ldc);
+          Mirror d{*device, {}};
+          std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
+          if (beta == 0.f)
+            for (int64_t i = 0; i < z.count * z.m; ++i)
+              std::fill_n(start.begin() + i * ldc, z.n, std::numeric_limits<float>::quiet_NaN());
+          float* c = d.put(start);
+          float* workspace = z.workspace_floats ? d.put(test::poisoned<float>(z.workspace_floats)) : nullptr;
+          cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda, d.put(b),
+                            ldb, beta, c, ldc, workspace, z.workspace_floats, nullptr);
+          ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+          const double r = test::rtol_for<float>(std::max<int64_t>(z.k, 1));
+          EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
         }
-        Mirror d{*device, {}};
-        std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
-        if (beta == 0.f)
-          for (int64_t i = 0; i < z.count * z.m; ++i)
-            std::fill_n(start.begin() + i * ldc, z.n, std::numeric_limits<float>::quiet_NaN());
-        float* c = d.put(start);
-        float* workspace = z.workspace_floats ? d.put(test::poisoned<float>(z.workspace_floats)) : nullptr;
-        cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda, d.put(b),
-                          ldb, beta, c, ldc, workspace, z.workspace_floats, nullptr);
-        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-        const double r = test::rtol_for<float>(std::max<int64_t>(z.k, 1));
-        EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
       }
     }
+    // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
+    // through split-K's reduce kernel.
+    for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
+      SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, bias epilogue, " + std::to_string(z.count) +
+                   " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
+      const int64_t width = z.count * z.n;
+      const auto a = test::random_vector<float>(z.count * z.m * z.k, rng), b = test::random_vector<float>(z.count * z.k * z.n, rng),
+                 bias = test::random_vector<float>(width, rng);
+      std::vector<float> ref(z.m * width);
+      for (int64_t i = 0; i < z.count; ++i)
+        cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
+                  ref.data() + i * z.n, width);
+      cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
+      Mirror d{*device, {}};
+      GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
+                                d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
+      call.epilogue = GemmEpilogue::Bias;
+      call.bias = d.put(bias);
+      cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
+      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+      const double r = test::rtol_for<float>(z.k);
+      EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+    }
   }
-  // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
-  // through split-K's reduce kernel.
-  for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
-    SCOPED_TRACE("bias epilogue, " + std::to_string(z.count) + " × " + std::to_string(z.m) + "×" + std::to_string(z.n) +
-                 "×" + std::to_string(z.k));
-    const int64_t width = z.count * z.n;
-    const auto a = test::random_vector<float>(z.count * z.m * z.k, rng), b = test::random_vector<float>(z.count * z.k * z.n, rng),
-               bias = test::random_vector<float>(width, rng);
-    std::vector<float> ref(z.m * width);
-    for (int64_t i = 0; i < z.count; ++i)
-      cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
-                ref.data() + i * z.n, width);
-    cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
-    Mirror d{*device, {}};
-    GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
-                              d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
-    call.epilogue = GemmEpilogue::Bias;
-    call.bias = d.put(bias);
-    cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
-    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-    const double r = test::rtol_for<float>(z.k);
-    EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
-  }
+  cuda::set_tf32x3_kernel(chosen);
 }
 
 // column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the

@@ -29,7 +29,10 @@ def main(path, baselines=("chain", "materialise")):
                                               b.get("floor_ms"))
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
     context = report.get("context", {})
-    print(f"backend: {context.get('backend', '?')}, {context.get('date', '')}\n")
+    on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
+    gemm = f", gemm {context['gemm']}" if on_gpu and "gemm" in context else ""
+    kernel = f", tf32x3 kernel {context['tf32x3_kernel']}" if on_gpu and "tf32x3_kernel" in context else ""
+    print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
     with_floor = any(v[2] for r in rows.values() for v in r.values())
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
     header = ["pass", "shape"] + [f"{s} ms{unit_note}" for s in strategies] + \

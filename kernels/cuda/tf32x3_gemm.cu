@@ -6,6 +6,10 @@
 // handled element by element.
 #include <mma.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
 #include "engine/core/error.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/tf32x3_gemm.h"
@@ -24,6 +28,7 @@ struct GemmParams {
   int64_t k_per_split;  // a multiple of the k-slice
   float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
   const float* bias;    // or null: C += bias (product i's at bias + i·n) as C is written
+  bool a_chunks, b_chunks;  // the mma kernel: 16-byte copies of A's, B's chunks (tf32x3_chunks_aligned)
 };
 
 // x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
@@ -147,6 +152,159 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
     }
 }
 
+// ---- The mma.sync kernel (kernels/cuda/tf32x3_gemm_tile.h: Tf32x3MmaTileT and its layouts) ----
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// cp.async with zero fill: `bytes` of the source (0 to the copy's size) land, the rest are zeros.
+__device__ __forceinline__ void copy_async16(float* dst, const float* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_async4(float* dst, const float* src, int bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
+
+// x = big + small as TF32 bit patterns (cvt.rna, as the host's tf32_round_host); ±Inf keeps a zero
+// small part so that it stays Inf rather than Inf − Inf = NaN.
+__device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(big) : "f"(x));
+  const float rest = x - __uint_as_float(big);
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(small) : "f"(rest));
+  if (!isfinite(__uint_as_float(big))) small = 0u;
+}
+// d += a·b on one m16n8k8 fragment (layouts: mma_a_coord, mma_b_coord, mma_c_coord).
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// One thread's chunks of a k-slice of one operand into its slot (cp.async; completion is the
+// caller's group wait): 16-byte copies where the source allows, else 4 elements of 4 bytes.
+template <typename Walk>
+__device__ __forceinline__ void copy_chunks(const Walk& w, const float* __restrict__ base, float* slot, bool chunks) {
+#pragma unroll
+  for (int i = 0; i < Walk::kChunks; ++i) {
+    const int valid = w.valid(i);
+    const float* src = valid ? base + w.source(i) : base;
+    if (chunks) {
+      copy_async16(slot + w.slot(i), src, 4 * valid);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) copy_async4(slot + w.slot(i) + e, e < valid ? src + e : base, e < valid ? 4 : 0);
+    }
+  }
+}
+
+template <typename Tile, bool TransA, bool TransB>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_kernel(GemmParams p) {
+  extern __shared__ __align__(16) float ring[];  // kStages × (A's slice, B's slice)
+  const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
+  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
+  const float* __restrict__ a = p.a + batch * p.stride_a;
+  const float* __restrict__ b = p.b + batch * p.stride_b;
+  const int64_t row0 = int64_t{blockIdx.x} * Tile::kRows, col0 = int64_t{blockIdx.y} * Tile::kCols;
+  const int64_t k_begin = split * p.k_per_split;
+  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
+  const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
+  const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
+  const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
+
+  float acc[Tile::kFragRows][Tile::kFragCols][4];
+#pragma unroll
+  for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::kFragCols; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+
+  // The ring: slices 0 … kStages−2 in flight before the loop; slice s + kStages − 1 is issued once
+  // slice s has landed and everyone is past slice s − 1, whose slot it takes. One group per slice,
+  // empty ones included, so that "all but kStages − 2 groups done" always means slice s is in.
+  Tf32x3AWalk<Tile, TransA> a_walk(t, row0, k_begin, p.m, k_end, p.lda);
+  Tf32x3BWalk<Tile, TransB> b_walk(t, col0, k_begin, p.n, k_end, p.ldb);
+  auto copy_next = [&](int slot) {
+    float* slice = ring + slot * Tile::kStageFloats;
+    copy_chunks(a_walk, a, slice, p.a_chunks);
+    copy_chunks(b_walk, b, slice + Tile::kAFloats, p.b_chunks);
+    a_walk.next_slice();
+    b_walk.next_slice();
+  };
+#pragma unroll
+  for (int s = 0; s < Tile::kStages - 1; ++s) {
+    if (s < slices) copy_next(s);
+    copy_async_commit();
+  }
+  for (int s = 0; s < slices; ++s) {
+    copy_async_wait<Tile::kStages - 2>();
+    __syncthreads();
+    const int next = s + Tile::kStages - 1;
+    if (next < slices) copy_next(next % Tile::kStages);
+    copy_async_commit();
+
+    const float* a_slot = ring + (s % Tile::kStages) * Tile::kStageFloats;
+    const float* b_slot = a_slot + Tile::kAFloats;
+#pragma unroll 1  // unrolled, the big tile spills at its 128 registers
+    for (int kk = 0; kk < Tile::kDepth; kk += 8) {
+      uint32_t b_big[Tile::kFragCols][2], b_small[Tile::kFragCols][2];
+#pragma unroll
+      for (int j = 0; j < Tile::kFragCols; ++j)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const TileElement x = mma_b_coord(lane, r);
+          split_tf32(b_slot[tf32x3_b_smem<Tile, TransB>(kk + x.row, warp_col + 8 * j + x.col)], b_big[j][r],
+                     b_small[j][r]);
+        }
+#pragma unroll
+      for (int i = 0; i < Tile::kFragRows; ++i) {
+        uint32_t a_big[4], a_small[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const TileElement x = mma_a_coord(lane, r);
+          split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(warp_row + 16 * i + x.row, kk + x.col)], a_big[r], a_small[r]);
+        }
+#pragma unroll
+        for (int j = 0; j < Tile::kFragCols; ++j) {
+          // The small terms first, so they are not lost against the big one.
+          mma_tf32(acc[i][j], a_small, b_big[j]);
+          mma_tf32(acc[i][j], a_big, b_small[j]);
+          mma_tf32(acc[i][j], a_big, b_big[j]);
+        }
+      }
+    }
+  }
+  copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
+
+  // Each lane writes its own accumulators (mma_c_coord); edges, alpha, beta and the bias per element.
+  float* __restrict__ c = p.c + batch * p.stride_c;
+#pragma unroll
+  for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::kFragCols; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const TileElement x = mma_c_coord(lane, r);
+        const int64_t row = row0 + warp_row + 16 * i + x.row, col = col0 + warp_col + 8 * j + x.col;
+        if (row >= p.m || col >= p.n) continue;
+        if (p.splits > 1) {
+          p.partial[(z * p.m + row) * p.n + col] = acc[i][j][r];
+        } else {
+          float* dst = c + row * p.ldc + col;
+          float v = p.beta == 0.f ? p.alpha * acc[i][j][r] : p.alpha * acc[i][j][r] + p.beta * *dst;
+          if (p.bias) v += p.bias[batch * p.n + col];
+          *dst = v;
+        }
+      }
+}
+
 // C = alpha · (the splits' partial products, summed in split order) + beta · C.
 __global__ void tf32x3_reduce_kernel(GemmParams p, int64_t count) {
   const int64_t mn = p.m * p.n, total = count * mn;
@@ -173,8 +331,11 @@ int multiprocessors() {
   return count;
 }
 
-template <typename Tile>
-void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+// The launch grid and split-K of a product on `Tile`'s grid; `kernel(grid, p)` launches the main
+// kernel, then the reduce kernel sums the splits.
+template <typename Tile, typename Kernel>
+void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream,
+            Kernel kernel) {
   const int64_t row_blocks = tf32x3_row_blocks<Tile>(p.m), col_blocks = tf32x3_col_blocks<Tile>(p.n);
   const Tf32x3Split split = tf32x3_split(count, p.m, p.n, p.k, count * row_blocks * col_blocks, multiprocessors(),
                                          workspace ? workspace_floats : 0);
@@ -183,12 +344,57 @@ void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_flo
   p.partial = workspace;
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_blocks),
                   static_cast<unsigned>(count * split.splits));
-  tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(p);
+  kernel(grid, p);
   CUDA_CHECK_LAUNCH();
   if (split.splits > 1) {
     tf32x3_reduce_kernel<<<blocks_for(count * p.m * p.n), kThreadsPerBlock, 0, stream>>>(p, count);
     CUDA_CHECK_LAUNCH();
   }
+}
+
+template <typename Tile>
+void launch_wmma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  launch<Tile>(p, count, workspace, workspace_floats, stream,
+               [&](dim3 grid, const GemmParams& q) { tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(q); });
+}
+
+template <typename Tile, bool TransA, bool TransB>
+void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  // Over 48 KiB of shared memory is opt-in, once per kernel (the backend stays on one device).
+  static const bool opted_in = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, Tile::kSharedBytes));
+    return true;
+  }();
+  (void)opted_in;
+  launch<Tile>(p, count, workspace, workspace_floats, stream, [&](dim3 grid, const GemmParams& q) {
+    tf32x3_mma_kernel<Tile, TransA, TransB><<<grid, Tile::kThreads, Tile::kSharedBytes, stream>>>(q);
+  });
+}
+template <typename Tile>
+void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  if (p.trans_a)
+    p.trans_b ? launch_mma<Tile, true, true>(p, count, workspace, workspace_floats, stream)
+              : launch_mma<Tile, true, false>(p, count, workspace, workspace_floats, stream);
+  else
+    p.trans_b ? launch_mma<Tile, false, true>(p, count, workspace, workspace_floats, stream)
+              : launch_mma<Tile, false, false>(p, count, workspace, workspace_floats, stream);
+}
+static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
+                  Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
+                  Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth,
+              "both kernels on the grids and splits of tf32x3_gemm_tile.h");
+
+// UV_TF32X3_KERNEL picks the kernel until the two are measured against each other (then the slower
+// one goes): mma (default) or wmma.
+std::atomic<int>& kernel_choice() {
+  static std::atomic<int> choice{[] {
+    const char* env = std::getenv("UV_TF32X3_KERNEL");
+    if (!env || std::string(env) == "mma") return static_cast<int>(Tf32x3Kernel::Mma);
+    if (std::string(env) == "wmma") return static_cast<int>(Tf32x3Kernel::Wmma);
+    UV_FAIL("UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wmma");
+  }()};
+  return choice;
 }
 
 }  // namespace
@@ -200,12 +406,22 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   if (g.m == 0 || g.n == 0) return;
   const GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
                      g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
-                     g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr};
-  if (tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
-    launch<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream);
-  else
-    launch<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
+                     g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
+                     tf32x3_chunks_aligned(g.a, g.lda, g.count, g.stride_a),
+                     tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b)};
+  const bool small = tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors());
+  if (tf32x3_kernel() == Tf32x3Kernel::Wmma) {
+    small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)
+          : launch_wmma<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
+  } else {
+    small ? launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream)
+          : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
+  }
 }
+
+Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
+void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
+const char* tf32x3_kernel_name(Tf32x3Kernel kernel) { return kernel == Tf32x3Kernel::Wmma ? "wmma" : "mma"; }
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

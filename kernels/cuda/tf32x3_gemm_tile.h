@@ -100,6 +100,155 @@ inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
          tf32x3_row_blocks<Tf32x3SmallTile>(m) <= int64_t{0x7fffffff} && tf32x3_col_blocks<Tf32x3SmallTile>(n) <= 65535;
 }
 
+// ---- The mma.sync kernel's arithmetic (tf32x3_mma_kernel in kernels/cuda/tf32x3_gemm.cu) ----
+//
+// A second design beside the WMMA one above, to be measured against it: k-slices copied global →
+// shared by cp.async in 16-byte chunks into a ring of kStages slices (no register staging, one
+// barrier a slice), operands kept in shared memory in their source layout (so transposed operands
+// need no transpose on the way in), and mma.sync.m16n8k8 TF32 fed from shared memory by layouts
+// chosen so that neither the chunk copies nor the fragment loads have bank conflicts.
+template <int Rows, int Cols, int WarpRows, int WarpCols, int Stages, int MinBlocks>
+struct Tf32x3MmaTileT {
+  static constexpr int kRows = Rows, kCols = Cols, kWarpRows = WarpRows, kWarpCols = WarpCols;
+  static constexpr int kStages = Stages;
+  static constexpr int kMinBlocks = MinBlocks;  // blocks a multiprocessor holds at once (__launch_bounds__)
+  static constexpr int kDepth = 32;
+  static constexpr int kWarps = (Rows / WarpRows) * (Cols / WarpCols);
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kWarpsAcross = Cols / WarpCols;
+  static constexpr int kFragRows = WarpRows / 16, kFragCols = WarpCols / 8;  // m16 and n8 fragments of a warp
+  // Pitches, in floats: a k-major slice (k contiguous: A plain, B transposed) has kDepth + 4, so the
+  // fragment loads' lanes (row g, k t) fall on banks 4g + t; an m- or n-major slice (A transposed,
+  // B plain) has its width + 8, so lanes (k t, row g) fall on banks 8t + g. Both keep rows 16-byte
+  // aligned for cp.async.
+  static constexpr int kKPitch = kDepth + 4, kAMPitch = Rows + 8, kBNPitch = Cols + 8;
+  static constexpr int kAFloats = Rows * kKPitch > kDepth * kAMPitch ? Rows * kKPitch : kDepth * kAMPitch;
+  static constexpr int kBFloats = Cols * kKPitch > kDepth * kBNPitch ? Cols * kKPitch : kDepth * kBNPitch;
+  static constexpr int kStageFloats = kAFloats + kBFloats;  // one slice of A then one of B
+  static constexpr int kSharedBytes = kStages * kStageFloats * 4;
+  static constexpr int kAChunks = Rows * kDepth / 4 / kThreads, kBChunks = kDepth * Cols / 4 / kThreads;
+  static_assert(Rows % WarpRows == 0 && Cols % WarpCols == 0 && WarpRows % 16 == 0 && WarpCols % 8 == 0,
+                "warps tile the block in m16n8 fragments");
+  static_assert(Rows % 32 == 0 && Cols % 32 == 0, "m- and n-major pitches of 8 modulo 32 banks");
+  static_assert(kAChunks * kThreads * 4 == Rows * kDepth && kBChunks * kThreads * 4 == kDepth * Cols,
+                "chunks split evenly");
+  static_assert(kAFloats % 4 == 0 && kBFloats % 4 == 0, "16-byte aligned slices");
+};
+// 128×128 tiles of 8 warps (64×32 each; 3 slices of 36 KiB), two blocks a multiprocessor (128
+// registers a thread); 64×64 tiles of 4 warps (32×32; 54 KiB) for thin products, four at a time.
+using Tf32x3MmaBigTile = Tf32x3MmaTileT<128, 128, 64, 32, 3, 2>;
+using Tf32x3MmaSmallTile = Tf32x3MmaTileT<64, 64, 32, 32, 3, 4>;
+
+// Where the elements of an m16n8k8 TF32 fragment sit (PTX ISA, "Matrix Fragments for mma.m16n8k8",
+// .tf32; CUTLASS's SM80_16x8x8_F32TF32TF32F32_TN): lane = 4·group + thread_in_group.
+//   A (16×8, row):  register r at (row group + 8·(r&1), k thread + 4·(r>>1))
+//   B (8×8, col):   register r at (k thread + 4·r, col group)
+//   C (16×8):       register r at (row group + 8·(r>>1), col 2·thread + (r&1))
+UV_HOST_DEVICE inline TileElement mma_a_coord(int lane, int reg) {
+  return {lane / 4 + 8 * (reg & 1), lane % 4 + 4 * (reg >> 1)};
+}
+UV_HOST_DEVICE inline TileElement mma_b_coord(int lane, int reg) { return {lane % 4 + 4 * reg, lane / 4}; }
+UV_HOST_DEVICE inline TileElement mma_c_coord(int lane, int reg) {
+  return {lane / 4 + 8 * (reg >> 1), 2 * (lane % 4) + (reg & 1)};
+}
+
+// Shared-memory offsets within a slice: A's element (row of the tile, k), B's (k, column).
+template <typename Tile, bool TransA>
+UV_HOST_DEVICE constexpr int tf32x3_a_smem(int row, int k) {
+  return TransA ? k * Tile::kAMPitch + row : row * Tile::kKPitch + k;
+}
+template <typename Tile, bool TransB>
+UV_HOST_DEVICE constexpr int tf32x3_b_smem(int k, int col) {
+  return TransB ? col * Tile::kKPitch + k : k * Tile::kBNPitch + col;
+}
+
+// Chunk c (thread + i·threads) of a slice: 4 elements along the source's contiguous dimension.
+// Consecutive chunks are consecutive in the source (coalesced) and, 8 at a time, in 8 distinct
+// 16-byte bank groups (a quarter warp's 16-byte stores without conflicts).
+struct ChunkCopy {
+  int64_t src;  // offset of the chunk's first element from the operand's base
+  int valid;    // elements of it inside the matrix (0 to 4): the rest are filled with zeros
+  int dst;      // offset in the slice
+};
+// A: rows [row0, m) of op(A), k in [k0, k_end); stored m×k (lda) or, transposed, k×m.
+template <typename Tile, bool TransA>
+UV_HOST_DEVICE inline ChunkCopy tf32x3_a_chunk(int c, int64_t row0, int64_t k0, int64_t m, int64_t k_end, int64_t lda) {
+  constexpr int kAcross = TransA ? Tile::kRows / 4 : Tile::kDepth / 4;  // chunks along the contiguous dimension
+  const int outer = c / kAcross, inner = 4 * (c % kAcross);
+  const int row = TransA ? inner : outer, k = TransA ? outer : inner;
+  const int64_t gr = row0 + row, gk = k0 + k;
+  const int64_t left = TransA ? m - gr : k_end - gk;  // elements to the contiguous dimension's end
+  const bool inside = TransA ? gk < k_end : gr < m;
+  const int valid = !inside || left <= 0 ? 0 : left >= 4 ? 4 : static_cast<int>(left);
+  return {TransA ? gk * lda + gr : gr * lda + gk, valid, tf32x3_a_smem<Tile, TransA>(row, k)};
+}
+// B: k in [k0, k_end), columns [col0, n) of op(B); stored k×n (ldb) or, transposed, n×k.
+template <typename Tile, bool TransB>
+UV_HOST_DEVICE inline ChunkCopy tf32x3_b_chunk(int c, int64_t k0, int64_t col0, int64_t k_end, int64_t n, int64_t ldb) {
+  constexpr int kAcross = TransB ? Tile::kDepth / 4 : Tile::kCols / 4;
+  const int outer = c / kAcross, inner = 4 * (c % kAcross);
+  const int k = TransB ? inner : outer, col = TransB ? outer : inner;
+  const int64_t gk = k0 + k, gc = col0 + col;
+  const int64_t left = TransB ? k_end - gk : n - gc;
+  const bool inside = TransB ? gc < n : gk < k_end;
+  const int valid = !inside || left <= 0 ? 0 : left >= 4 ? 4 : static_cast<int>(left);
+  return {TransB ? gc * ldb + gk : gk * ldb + gc, valid, tf32x3_b_smem<Tile, TransB>(k, col)};
+}
+// The same copies as the kernel walks them: one thread's chunks of one operand, slice after slice,
+// with the address and bounds arithmetic done once per slice rather than per chunk (it is what the
+// registers of the big tile cannot afford). Width is the tile's rows (A) or columns (B); KInner says
+// that k is the source's contiguous dimension (A plain, B transposed); Pitch is the slice's row
+// pitch for that layout. tf32x3_a_chunk / tf32x3_b_chunk are its specification (CPU-tested).
+template <int Width, bool KInner, int Pitch, int Threads>
+struct Tf32x3ChunkWalk {
+  static constexpr int kDepth = 32;
+  static constexpr int kAcross = KInner ? kDepth / 4 : Width / 4;  // chunks along the contiguous dimension
+  static constexpr int kChunks = Width * kDepth / 4 / Threads;
+  static constexpr int kOuterStep = Threads / kAcross;  // the outer index from one of a thread's chunks to the next
+  static_assert(Threads % kAcross == 0 && kChunks * Threads * 4 == Width * kDepth, "a thread's chunks a fixed step apart");
+  int64_t src;         // chunk 0's offset from the operand's base, this slice
+  int64_t chunk_step;  // from chunk i's source to chunk i + 1's: kOuterStep rows of the source
+  int64_t slice_step;  // from one slice's sources to the next
+  int64_t k_left;      // KInner: k_end − chunk 0's k; otherwise k_end − chunk 0's outer k
+  int64_t w_left;      // the other dimension's room: width limit − chunk 0's index along it
+  int dst;             // chunk 0's offset in the slice
+
+  // w0: the tile's first row (A) or column (B); w_limit: m or n; ld: the source's leading dimension.
+  UV_HOST_DEVICE Tf32x3ChunkWalk(int thread, int64_t w0, int64_t k0, int64_t w_limit, int64_t k_end, int64_t ld) {
+    const int outer = thread / kAcross, inner = 4 * (thread % kAcross);
+    const int64_t w = w0 + (KInner ? outer : inner), k = k0 + (KInner ? inner : outer);
+    src = KInner ? w * ld + k : k * ld + w;
+    chunk_step = int64_t{kOuterStep} * ld;
+    slice_step = KInner ? kDepth : int64_t{kDepth} * ld;
+    k_left = k_end - k;
+    w_left = w_limit - w;
+    dst = outer * Pitch + inner;
+  }
+  // Chunk i of this slice: elements inside the matrix (0 to 4), its source offset and slot offset.
+  UV_HOST_DEVICE int valid(int i) const {
+    const int64_t outer_left = (KInner ? w_left : k_left) - int64_t{i} * kOuterStep;
+    const int64_t left = KInner ? k_left : w_left;  // along the contiguous dimension
+    return outer_left <= 0 || left <= 0 ? 0 : left >= 4 ? 4 : static_cast<int>(left);
+  }
+  UV_HOST_DEVICE int64_t source(int i) const { return src + i * chunk_step; }
+  UV_HOST_DEVICE int slot(int i) const { return dst + i * kOuterStep * Pitch; }
+  UV_HOST_DEVICE void next_slice() {
+    src += slice_step;
+    k_left -= kDepth;
+  }
+};
+template <typename Tile, bool TransA>
+using Tf32x3AWalk = Tf32x3ChunkWalk<Tile::kRows, !TransA, TransA ? Tile::kAMPitch : Tile::kKPitch, Tile::kThreads>;
+template <typename Tile, bool TransB>
+using Tf32x3BWalk = Tf32x3ChunkWalk<Tile::kCols, TransB, TransB ? Tile::kKPitch : Tile::kBNPitch, Tile::kThreads>;
+
+// 16-byte chunk copies need 16-byte aligned sources: the base, the leading dimension and, across
+// products, the stride (row0, col0 and k0 are multiples of 4). Otherwise the kernel copies 4 bytes
+// at a time.
+inline bool tf32x3_chunks_aligned(const float* base, int64_t ld, int64_t count, int64_t stride) {
+  return reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 4 == 0 && (count == 1 || stride % 4 == 0);
+}
+
 // The host's copy of cvt.rna.tf32.f32 (wmma::__float_to_tf32): round to nearest, ties away from
 // zero, keeping 10 of float32's 23 mantissa bits. Finite inputs only.
 inline float tf32_round_host(float x) {
