@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "kernels/cuda/tf32x3_gemm_tile.h"  // plain C++
 
 namespace uv::bench {
 
@@ -76,9 +77,14 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("backend", backend->description());
   benchmark::AddCustomContext("gemm", gemm);
-  // Which of the two 3xTF32 kernels the tf32x3 products ran on (kernels/cuda/tf32x3_gemm.h).
+  // Which of the two 3xTF32 kernels the tf32x3 products ran on (kernels/cuda/tf32x3_gemm_tile.h).
   const char* tf32x3_kernel = std::getenv("UV_TF32X3_KERNEL");
-  benchmark::AddCustomContext("tf32x3_kernel", tf32x3_kernel && *tf32x3_kernel ? tf32x3_kernel : "mma");
+  cuda::Tf32x3Kernel kernel;
+  if (!cuda::parse_tf32x3_kernel(tf32x3_kernel, kernel)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not mma or wmma\n", program, tf32x3_kernel);
+    return 2;
+  }
+  benchmark::AddCustomContext("tf32x3_kernel", kernel == cuda::Tf32x3Kernel::Wmma ? "wmma" : "mma");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

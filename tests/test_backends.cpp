@@ -1250,6 +1250,20 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
+// UV_TF32X3_KERNEL: mma (also unset or empty) or wmma; anything else is refused (the benches exit 2
+// with the value, the GPU's first product throws it).
+TEST(Tf32x3MmaTile, KernelChoiceParses) {
+  cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Wmma;
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel("wmma", k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wmma);
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
+  EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
+  EXPECT_FALSE(cuda::parse_tf32x3_kernel("cublas", k));
+}
+
 TEST(Tf32x3MmaTile, FragmentLayoutsHoldEachElementOnce) {
   std::vector<int> a(16 * 8, 0), b(8 * 8, 0), c(16 * 8, 0);
   for (int lane = 0; lane < 32; ++lane) {

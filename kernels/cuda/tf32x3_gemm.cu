@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <string>
 
 #include "engine/core/error.h"
 #include "kernels/cuda/cuda_check.h"
@@ -390,9 +389,9 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
-    if (!env || std::string(env) == "mma") return static_cast<int>(Tf32x3Kernel::Mma);
-    if (std::string(env) == "wmma") return static_cast<int>(Tf32x3Kernel::Wmma);
-    UV_FAIL("UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wmma");
+    Tf32x3Kernel kernel = Tf32x3Kernel::Mma;
+    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wmma");
+    return static_cast<int>(kernel);
   }()};
   return choice;
 }

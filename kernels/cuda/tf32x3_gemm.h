@@ -27,10 +27,8 @@ void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stri
 // bias + i·n) added as C is written. A BiasGradient epilogue is refused (UV_CHECK).
 void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_floats, cudaStream_t stream);
 
-// Two kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async ring,
-// the default) and `Wmma` (the first design, register-staged WMMA). UV_TF32X3_KERNEL=mma|wmma sets
-// the choice at start; tests and benches switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wmma };
+// The kernel the products run on (Tf32x3Kernel, tf32x3_gemm_tile.h): UV_TF32X3_KERNEL at the first
+// call, or what set_tf32x3_kernel set since.
 Tf32x3Kernel tf32x3_kernel();
 void set_tf32x3_kernel(Tf32x3Kernel kernel);
 const char* tf32x3_kernel_name(Tf32x3Kernel kernel);

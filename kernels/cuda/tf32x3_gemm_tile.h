@@ -249,6 +249,23 @@ inline bool tf32x3_chunks_aligned(const float* base, int64_t ld, int64_t count, 
   return reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 4 == 0 && (count == 1 || stride % 4 == 0);
 }
 
+// Two kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async ring,
+// the default) and `Wmma` (the first design, register-staged WMMA). The environment's
+// UV_TF32X3_KERNEL=mma|wmma sets the choice; tests switch it with set_tf32x3_kernel.
+enum class Tf32x3Kernel { Mma, Wmma };
+// UV_TF32X3_KERNEL's value (null or empty: the default); false for anything else.
+inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
+  if (!value || !*value || std::strcmp(value, "mma") == 0) {
+    out = Tf32x3Kernel::Mma;
+    return true;
+  }
+  if (std::strcmp(value, "wmma") == 0) {
+    out = Tf32x3Kernel::Wmma;
+    return true;
+  }
+  return false;
+}
+
 // The host's copy of cvt.rna.tf32.f32 (wmma::__float_to_tf32): round to nearest, ties away from
 // zero, keeping 10 of float32's 23 mantissa bits. Finite inputs only.
 inline float tf32_round_host(float x) {
