@@ -1289,6 +1289,37 @@ TEST(Tf32x3MmaTile, FragmentLayoutsHoldEachElementOnce) {
   EXPECT_EQ(cuda::mma_b_coord(5, 1).col, 1);
   EXPECT_EQ(cuda::mma_c_coord(5, 1).row, 1);
   EXPECT_EQ(cuda::mma_c_coord(5, 1).col, 3);
+  // The epilogue's pairs: registers 2h and 2h + 1 are adjacent columns of one row, the first even.
+  for (int lane = 0; lane < 32; ++lane)
+    for (int h = 0; h < 2; ++h) {
+      const cuda::TileElement x = cuda::mma_c_coord(lane, 2 * h), y = cuda::mma_c_coord(lane, 2 * h + 1);
+      EXPECT_EQ(y.row, x.row);
+      EXPECT_EQ(y.col, x.col + 1);
+      EXPECT_EQ(x.col % 2, 0);
+    }
+}
+
+// The tiles' launch order covers each tile of the grid once, whatever its shape, and takes the
+// row tiles of a band of kTf32x3TileGroup column after column.
+TEST(Tf32x3MmaTile, TileOrderIsABijectionInBands) {
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{1, 1}, {5, 3}, {16, 7}, {33, 32}, {256, 32}, {3, 100}}) {
+    std::vector<int> seen(rows * cols, 0);
+    for (int64_t y = 0; y < cols; ++y)
+      for (int64_t x = 0; x < rows; ++x) {
+        int64_t r = -1, c = -1;
+        cuda::tf32x3_tile_order(x, y, rows, cols, r, c);
+        ASSERT_TRUE(r >= 0 && r < rows && c >= 0 && c < cols) << x << "," << y;
+        ++seen[r * cols + c];
+      }
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), rows * cols) << rows << "×" << cols;
+  }
+  int64_t r, c;
+  cuda::tf32x3_tile_order(16, 0, 256, 32, r, c);  // the 17th block: the band's first row tile, next column
+  EXPECT_EQ(r, 0);
+  EXPECT_EQ(c, 1);
+  cuda::tf32x3_tile_order(0, 2, 256, 32, r, c);  // block 512: the second band's first tile
+  EXPECT_EQ(r, 16);
+  EXPECT_EQ(c, 0);
 }
 
 namespace {
@@ -1303,28 +1334,29 @@ cuda::ChunkCopy tf32x3_spec_chunk(bool is_a, bool trans, int c, int64_t w0, int6
   return trans ? cuda::tf32x3_b_chunk<Tile, true>(c, k0, w0, k_end, w_limit, ld)
                : cuda::tf32x3_b_chunk<Tile, false>(c, k0, w0, k_end, w_limit, ld);
 }
-// The kernel's walk of the same copies, as (source, valid, slot) for thread t's chunk i of slice s.
-template <typename Walk>
-std::vector<cuda::ChunkCopy> tf32x3_walked(int threads, int slices, int64_t w0, int64_t k0, int64_t w_limit,
+// The kernel's copies of the same slices (Tf32x3SliceCopies, made afresh for each slice as the
+// kernel does), as (source, valid, slot) for thread t's piece i of slice s.
+template <typename Copies>
+std::vector<cuda::ChunkCopy> tf32x3_copies(int threads, int slices, int64_t w0, int64_t k0, int64_t w_limit,
                                            int64_t k_end, int64_t ld) {
-  std::vector<cuda::ChunkCopy> out(size_t(slices) * threads * Walk::kChunks);
-  for (int t = 0; t < threads; ++t) {
-    Walk w(t, w0, k0, w_limit, k_end, ld);
-    for (int s = 0; s < slices; ++s, w.next_slice())
-      for (int i = 0; i < Walk::kChunks; ++i)
-        out[(size_t(s) * Walk::kChunks + i) * threads + t] = {w.source(i), w.valid(i), w.slot(i)};
-  }
+  std::vector<cuda::ChunkCopy> out(size_t(slices) * threads * Copies::kPieces);
+  for (int t = 0; t < threads; ++t)
+    for (int s = 0; s < slices; ++s) {
+      const Copies w(t, w0, k0 + 32 * s, w_limit, k_end, ld);
+      for (int i = 0; i < Copies::kPieces; ++i)
+        out[(size_t(s) * Copies::kPieces + i) * threads + t] = {w.source(i), w.valid(i), w.slot(i)};
+    }
   return out;
 }
-template <typename Tile>
-std::vector<cuda::ChunkCopy> tf32x3_walked(bool is_a, bool trans, int slices, int64_t w0, int64_t k0, int64_t w_limit,
+template <typename Tile, int Elems>
+std::vector<cuda::ChunkCopy> tf32x3_copies(bool is_a, bool trans, int slices, int64_t w0, int64_t k0, int64_t w_limit,
                                            int64_t k_end, int64_t ld) {
   const int n = Tile::kThreads;
   if (is_a)
-    return trans ? tf32x3_walked<cuda::Tf32x3AWalk<Tile, true>>(n, slices, w0, k0, w_limit, k_end, ld)
-                 : tf32x3_walked<cuda::Tf32x3AWalk<Tile, false>>(n, slices, w0, k0, w_limit, k_end, ld);
-  return trans ? tf32x3_walked<cuda::Tf32x3BWalk<Tile, true>>(n, slices, w0, k0, w_limit, k_end, ld)
-               : tf32x3_walked<cuda::Tf32x3BWalk<Tile, false>>(n, slices, w0, k0, w_limit, k_end, ld);
+    return trans ? tf32x3_copies<cuda::Tf32x3ACopies<Tile, true, Elems>>(n, slices, w0, k0, w_limit, k_end, ld)
+                 : tf32x3_copies<cuda::Tf32x3ACopies<Tile, false, Elems>>(n, slices, w0, k0, w_limit, k_end, ld);
+  return trans ? tf32x3_copies<cuda::Tf32x3BCopies<Tile, true, Elems>>(n, slices, w0, k0, w_limit, k_end, ld)
+               : tf32x3_copies<cuda::Tf32x3BCopies<Tile, false, Elems>>(n, slices, w0, k0, w_limit, k_end, ld);
 }
 
 template <typename Tile>
@@ -1361,14 +1393,14 @@ void expect_tf32x3_mma_copies_cover_once() {
       }
       EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long{width} * Tile::kDepth);
       EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](int v) { return v > 1; }), 0);
-      // The kernel's walk against the specification, at edges: partial tiles, a k range ending
-      // mid-slice and at a split's end, leading dimensions not multiples of 4.
+      // The kernel's chunk copies against the specification, at edges: partial tiles, a k range
+      // ending mid-slice and at a split's end, leading dimensions not multiples of 4.
       for (const int64_t w_limit : {int64_t{1}, int64_t{70}, int64_t{133}, int64_t{1000}})
         for (const int64_t k_end : {int64_t{5}, int64_t{77}, int64_t{96}})
           for (const int64_t w0 : {int64_t{0}, int64_t{width}}) {
             const int64_t k0 = k_end > 64 ? 32 : 0, ld2 = 1003;
             const int slices = static_cast<int>((k_end - k0 + 31) / 32);
-            const auto walked = tf32x3_walked<Tile>(is_a, trans, slices, w0, k0, w_limit, k_end, ld2);
+            const auto walked = tf32x3_copies<Tile, 4>(is_a, trans, slices, w0, k0, w_limit, k_end, ld2);
             for (int s = 0; s < slices; ++s)
               for (int c = 0; c < chunks; ++c) {
                 const cuda::ChunkCopy want = tf32x3_spec_chunk<Tile>(is_a, trans, c, w0, k0 + 32 * s, w_limit, k_end, ld2);
@@ -1380,6 +1412,49 @@ void expect_tf32x3_mma_copies_cover_once() {
                 }
               }
           }
+    }
+}
+
+// The single-element copies (sources not 16-byte aligned): at edges, each element of the slice
+// inside the matrix is copied once from its source to its place in the layout and every other one
+// zero-filled; a warp's 32 copies are 32 consecutive source elements into 32 distinct banks.
+template <typename Tile>
+void expect_tf32x3_element_copies() {
+  for (const bool is_a : {true, false})
+    for (const bool trans : {false, true}) {
+      SCOPED_TRACE(std::string(is_a ? "A" : "B") + (trans ? " transposed, " : " plain, ") +
+                   std::to_string(Tile::kRows) + "×" + std::to_string(Tile::kCols) + " tile, single elements");
+      const int width = is_a ? Tile::kRows : Tile::kCols, pieces = width * Tile::kDepth;
+      const bool k_inner = is_a != trans;
+      for (const int64_t w_limit : {int64_t{1}, int64_t{70}, int64_t{1000}})
+        for (const int64_t k_end : {int64_t{5}, int64_t{77}}) {
+          const int64_t w0 = w_limit > 100 ? width : 0, k0 = k_end > 64 ? 64 : 0, ld = 1003;
+          const auto copies = tf32x3_copies<Tile, 1>(is_a, trans, 1, w0, k0, w_limit, k_end, ld);
+          std::vector<int> seen(is_a ? Tile::kAFloats : Tile::kBFloats, 0);
+          for (int e = 0; e < pieces; ++e) {
+            const cuda::ChunkCopy x = copies[e];
+            ++seen.at(x.dst);
+            // The slot's (w, k) from the layout, and the source element and bounds that go with it.
+            const int w = k_inner ? x.dst / Tile::kKPitch : x.dst % (is_a ? Tile::kAMPitch : Tile::kBNPitch);
+            const int k = k_inner ? x.dst % Tile::kKPitch : x.dst / (is_a ? Tile::kAMPitch : Tile::kBNPitch);
+            ASSERT_TRUE(w < width && k < Tile::kDepth) << e;
+            const int64_t gw = w0 + w, gk = k0 + k;
+            ASSERT_EQ(x.valid, gw < w_limit && gk < k_end ? 1 : 0) << e;
+            if (x.valid) {
+              ASSERT_EQ(x.src, k_inner ? gw * ld + gk : gk * ld + gw) << e;
+            }
+            if (e % 32 == 31) {
+              std::set<int> banks;
+              for (int q = e - 31; q <= e; ++q) banks.insert(copies[q].dst % 32);
+              EXPECT_EQ(banks.size(), 32u) << e;
+              if (copies[e - 31].valid && x.valid) {
+                EXPECT_EQ(x.src - copies[e - 31].src, 31) << e;
+              }
+            }
+          }
+          EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long{pieces});
+          EXPECT_EQ(std::count_if(seen.begin(), seen.end(), [](int v) { return v > 1; }), 0);
+        }
     }
 }
 
@@ -1417,7 +1492,7 @@ void expect_tf32x3_fragment_loads_conflict_free() {
 // indexing is tested): the walks' copies into a slot (zero fill past the edges), each warp's
 // fragment registers gathered by the layouts, the mma by its definition (D(16×8) += A(16×8)·B(8×8)
 // with A, B rebuilt from the lanes' registers), the lanes' stores of C. Splits of k as the kernel's.
-template <typename Tile, bool TransA, bool TransB>
+template <typename Tile, bool TransA, bool TransB, int Elems>
 std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b, int64_t ldb,
                                    int64_t m, int64_t n, int64_t k, int64_t k_per_split) {
   std::vector<double> c(m * n, std::nan(""));
@@ -1431,24 +1506,16 @@ std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, co
         auto acc_at = [&](int t, int i, int j, int r) -> double& {
           return acc[((size_t(t) * Tile::kFragRows + i) * Tile::kFragCols + j) * 4 + r];
         };
-        std::vector<cuda::Tf32x3AWalk<Tile, TransA>> a_walks;
-        std::vector<cuda::Tf32x3BWalk<Tile, TransB>> b_walks;
-        for (int t = 0; t < Tile::kThreads; ++t) {
-          a_walks.emplace_back(t, row0, k_begin, m, k_end, lda);
-          b_walks.emplace_back(t, col0, k_begin, n, k_end, ldb);
-        }
         for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
           std::vector<double> slot(Tile::kStageFloats, std::nan(""));  // poisoned: an uncopied element shows
           for (int t = 0; t < Tile::kThreads; ++t) {
-            auto& aw = a_walks[t];
-            for (int i = 0; i < aw.kChunks; ++i)
-              for (int e = 0; e < 4; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
-            auto& bw = b_walks[t];
-            for (int i = 0; i < bw.kChunks; ++i)
-              for (int e = 0; e < 4; ++e)
+            const cuda::Tf32x3ACopies<Tile, TransA, Elems> aw(t, row0, k0, m, k_end, lda);
+            for (int i = 0; i < aw.kPieces; ++i)
+              for (int e = 0; e < Elems; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
+            const cuda::Tf32x3BCopies<Tile, TransB, Elems> bw(t, col0, k0, n, k_end, ldb);
+            for (int i = 0; i < bw.kPieces; ++i)
+              for (int e = 0; e < Elems; ++e)
                 slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
-            aw.next_slice();
-            bw.next_slice();
           }
           for (int warp = 0; warp < Tile::kWarps; ++warp) {
             const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
@@ -1482,10 +1549,12 @@ std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, co
           const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
           for (int i = 0; i < Tile::kFragRows; ++i)
             for (int j = 0; j < Tile::kFragCols; ++j)
-              for (int r = 0; r < 4; ++r) {
-                const cuda::TileElement x = cuda::mma_c_coord(lane, r);
+              for (int h = 0; h < 2; ++h) {  // the kernel's pairs: registers 2h, 2h + 1 at (row, col), (row, col + 1)
+                const cuda::TileElement x = cuda::mma_c_coord(lane, 2 * h);
                 const int64_t row = row0 + warp_row + 16 * i + x.row, col = col0 + warp_col + 8 * j + x.col;
-                if (row < m && col < n) partial[(split * m + row) * n + col] = acc_at(t, i, j, r);
+                if (row >= m || col >= n) continue;
+                partial[(split * m + row) * n + col] = acc_at(t, i, j, 2 * h);
+                if (col + 1 < n) partial[(split * m + row) * n + col + 1] = acc_at(t, i, j, 2 * h + 1);
               }
         }
       }
@@ -1498,15 +1567,17 @@ std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, co
 
 template <typename Tile, bool TransA, bool TransB>
 void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
-  struct Size { int64_t m, n, k, k_per_split; };
-  for (const Size z : {Size{131, 70, 77, 77}, Size{5, 133, 40, 40}, Size{70, 9, 300, 96}}) {
+  struct Size { int64_t m, n, k, k_per_split; int elems; };  // elems: the copies' pieces (4: chunks, 1: elements)
+  for (const Size z : {Size{131, 70, 77, 77, 1}, Size{5, 133, 40, 40, 4}, Size{70, 9, 300, 96, 4},
+                       Size{70, 9, 300, 96, 1}}) {
     SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
                  std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
-                 ", " + std::to_string(Tile::kRows) + " tile");
+                 ", " + std::to_string(Tile::kRows) + " tile, copies of " + std::to_string(z.elems));
     const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
     const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
-    const auto c = tf32x3_emulate<Tile, TransA, TransB>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
+    const auto c = z.elems == 1 ? tf32x3_emulate<Tile, TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split)
+                                : tf32x3_emulate<Tile, TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
     double worst = 0;
     for (int64_t row = 0; row < z.m; ++row)
       for (int64_t col = 0; col < z.n; ++col) {
@@ -1522,9 +1593,11 @@ void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
 
 }  // namespace
 
-TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndTheWalkFollowsTheSpecification) {
+TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndFollowTheSpecification) {
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaBigTile>();
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaSmallTile>();
+  expect_tf32x3_element_copies<cuda::Tf32x3MmaBigTile>();
+  expect_tf32x3_element_copies<cuda::Tf32x3MmaSmallTile>();
   static_assert(cuda::Tf32x3MmaBigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
   static_assert(cuda::Tf32x3MmaSmallTile::kSharedBytes * 4 <= 227 * 1024, "four small blocks a multiprocessor");
 }

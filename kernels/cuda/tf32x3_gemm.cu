@@ -28,6 +28,8 @@ struct GemmParams {
   float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
   const float* bias;    // or null: C += bias (product i's at bias + i·n) as C is written
   bool a_chunks, b_chunks;  // the mma kernel: 16-byte copies of A's, B's chunks (tf32x3_chunks_aligned)
+  bool c_pairs;             // the mma kernel: C's adjacent columns stored as one 8-byte pair (tf32x3_pairs_aligned)
+  bool partial_pairs;       // the same for the split-K workspace
 };
 
 // x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
@@ -186,20 +188,18 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// One thread's chunks of a k-slice of one operand into its slot (cp.async; completion is the
-// caller's group wait): 16-byte copies where the source allows, else 4 elements of 4 bytes.
-template <typename Walk>
-__device__ __forceinline__ void copy_chunks(const Walk& w, const float* __restrict__ base, float* slot, bool chunks) {
+// One thread's pieces of a k-slice of one operand into its slot (cp.async; completion is the
+// caller's group wait): 16-byte chunks, or single elements where the source is not 16-byte aligned.
+template <typename Copies>
+__device__ __forceinline__ void copy_pieces(const Copies& w, const float* __restrict__ base, float* slot) {
 #pragma unroll
-  for (int i = 0; i < Walk::kChunks; ++i) {
+  for (int i = 0; i < Copies::kPieces; ++i) {
     const int valid = w.valid(i);
     const float* src = valid ? base + w.source(i) : base;
-    if (chunks) {
+    if constexpr (Copies::kElems == 4)
       copy_async16(slot + w.slot(i), src, 4 * valid);
-    } else {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) copy_async4(slot + w.slot(i) + e, e < valid ? src + e : base, e < valid ? 4 : 0);
-    }
+    else
+      copy_async4(slot + w.slot(i), src, 4 * valid);
   }
 }
 
@@ -210,7 +210,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
   const float* __restrict__ a = p.a + batch * p.stride_a;
   const float* __restrict__ b = p.b + batch * p.stride_b;
-  const int64_t row0 = int64_t{blockIdx.x} * Tile::kRows, col0 = int64_t{blockIdx.y} * Tile::kCols;
+  int64_t row_tile, col_tile;
+  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
+  const int64_t row0 = row_tile * Tile::kRows, col0 = col_tile * Tile::kCols;
   const int64_t k_begin = split * p.k_per_split;
   const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
   const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
@@ -228,25 +230,27 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   // The ring: slices 0 … kStages−2 in flight before the loop; slice s + kStages − 1 is issued once
   // slice s has landed and everyone is past slice s − 1, whose slot it takes. One group per slice,
   // empty ones included, so that "all but kStages − 2 groups done" always means slice s is in.
-  Tf32x3AWalk<Tile, TransA> a_walk(t, row0, k_begin, p.m, k_end, p.lda);
-  Tf32x3BWalk<Tile, TransB> b_walk(t, col0, k_begin, p.n, k_end, p.ldb);
-  auto copy_next = [&](int slot) {
+  auto copy_next = [&](int slot, int64_t k0) {  // the slice at k0
     float* slice = ring + slot * Tile::kStageFloats;
-    copy_chunks(a_walk, a, slice, p.a_chunks);
-    copy_chunks(b_walk, b, slice + Tile::kAFloats, p.b_chunks);
-    a_walk.next_slice();
-    b_walk.next_slice();
+    if (p.a_chunks)
+      copy_pieces(Tf32x3ACopies<Tile, TransA>(t, row0, k0, p.m, k_end, p.lda), a, slice);
+    else
+      copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, row0, k0, p.m, k_end, p.lda), a, slice);
+    if (p.b_chunks)
+      copy_pieces(Tf32x3BCopies<Tile, TransB>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
+    else
+      copy_pieces(Tf32x3BCopies<Tile, TransB, 1>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
   };
 #pragma unroll
   for (int s = 0; s < Tile::kStages - 1; ++s) {
-    if (s < slices) copy_next(s);
+    if (s < slices) copy_next(s, k_begin + s * Tile::kDepth);
     copy_async_commit();
   }
   for (int s = 0; s < slices; ++s) {
     copy_async_wait<Tile::kStages - 2>();
     __syncthreads();
     const int next = s + Tile::kStages - 1;
-    if (next < slices) copy_next(next % Tile::kStages);
+    if (next < slices) copy_next(next % Tile::kStages, k_begin + int64_t{next} * Tile::kDepth);
     copy_async_commit();
 
     const float* a_slot = ring + (s % Tile::kStages) * Tile::kStageFloats;
@@ -282,24 +286,54 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
 
-  // Each lane writes its own accumulators (mma_c_coord); edges, alpha, beta and the bias per element.
+  // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
+  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows; edges, alpha, beta
+  // and the bias per element.
   float* __restrict__ c = p.c + batch * p.stride_c;
 #pragma unroll
   for (int i = 0; i < Tile::kFragRows; ++i)
 #pragma unroll
     for (int j = 0; j < Tile::kFragCols; ++j)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const TileElement x = mma_c_coord(lane, r);
+      for (int h = 0; h < 2; ++h) {
+        const TileElement x = mma_c_coord(lane, 2 * h);
         const int64_t row = row0 + warp_row + 16 * i + x.row, col = col0 + warp_col + 8 * j + x.col;
         if (row >= p.m || col >= p.n) continue;
+        const bool second = col + 1 < p.n;
+        float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
         if (p.splits > 1) {
-          p.partial[(z * p.m + row) * p.n + col] = acc[i][j][r];
+          float* dst = p.partial + (z * p.m + row) * p.n + col;
+          if (second && p.partial_pairs) {
+            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+          } else {
+            dst[0] = v0;
+            if (second) dst[1] = v1;
+          }
+          continue;
+        }
+        float* dst = c + row * p.ldc + col;
+        const bool pair = second && p.c_pairs;
+        v0 *= p.alpha;
+        v1 *= p.alpha;
+        if (p.beta != 0.f) {  // beta 0: C is not read
+          if (pair) {
+            const float2 old = *reinterpret_cast<const float2*>(dst);
+            v0 += p.beta * old.x;
+            v1 += p.beta * old.y;
+          } else {
+            v0 += p.beta * dst[0];
+            if (second) v1 += p.beta * dst[1];
+          }
+        }
+        if (p.bias) {
+          v0 += p.bias[batch * p.n + col];
+          if (second) v1 += p.bias[batch * p.n + col + 1];
+        }
+        if (pair) {
+          *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
         } else {
-          float* dst = c + row * p.ldc + col;
-          float v = p.beta == 0.f ? p.alpha * acc[i][j][r] : p.alpha * acc[i][j][r] + p.beta * *dst;
-          if (p.bias) v += p.bias[batch * p.n + col];
-          *dst = v;
+          dst[0] = v0;
+          if (second) dst[1] = v1;
         }
       }
 }
@@ -360,9 +394,13 @@ void launch_wmma(const GemmParams& p, int64_t count, float* workspace, int64_t w
 template <typename Tile, bool TransA, bool TransB>
 void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
   // Over 48 KiB of shared memory is opt-in, once per kernel (the backend stays on one device).
+  // The carve-out at its maximum, so that kMinBlocks blocks fit whatever the driver's default split
+  // between L1 and shared memory.
   static const bool opted_in = [] {
     CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, Tile::kSharedBytes));
+    CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
     return true;
   }();
   (void)opted_in;
@@ -407,7 +445,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
                      g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
                      tf32x3_chunks_aligned(g.a, g.lda, g.count, g.stride_a),
-                     tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b)};
+                     tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
+                     tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
+                     tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   const bool small = tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors());
   if (tf32x3_kernel() == Tf32x3Kernel::Wmma) {
     small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)

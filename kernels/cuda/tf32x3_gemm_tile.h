@@ -194,59 +194,79 @@ UV_HOST_DEVICE inline ChunkCopy tf32x3_b_chunk(int c, int64_t k0, int64_t col0, 
   const int valid = !inside || left <= 0 ? 0 : left >= 4 ? 4 : static_cast<int>(left);
   return {TransB ? gc * ldb + gk : gk * ldb + gc, valid, tf32x3_b_smem<Tile, TransB>(k, col)};
 }
-// The same copies as the kernel walks them: one thread's chunks of one operand, slice after slice,
-// with the address and bounds arithmetic done once per slice rather than per chunk (it is what the
-// registers of the big tile cannot afford). Width is the tile's rows (A) or columns (B); KInner says
+// The same copies as the kernel makes them: one thread's pieces of one operand's slice, with the
+// address and bounds arithmetic done once per slice rather than per piece (registers the big tile
+// cannot afford otherwise). Width is the tile's rows (A) or columns (B); KInner says
 // that k is the source's contiguous dimension (A plain, B transposed); Pitch is the slice's row
-// pitch for that layout. tf32x3_a_chunk / tf32x3_b_chunk are its specification (CPU-tested).
-template <int Width, bool KInner, int Pitch, int Threads>
-struct Tf32x3ChunkWalk {
+// pitch for that layout. Elems = 4: 16-byte chunks, whose specification is tf32x3_a_chunk /
+// tf32x3_b_chunk (CPU-tested); Elems = 1: single elements, for sources not 16-byte aligned, where a
+// warp's 32 lanes take 32 consecutive elements of a row (coalesced, 32 distinct banks: chunks'
+// 4-byte copies would collide 4 ways at the k-major pitch).
+template <int Width, bool KInner, int Pitch, int Threads, int Elems>
+struct Tf32x3SliceCopies {
   static constexpr int kDepth = 32;
-  static constexpr int kAcross = KInner ? kDepth / 4 : Width / 4;  // chunks along the contiguous dimension
-  static constexpr int kChunks = Width * kDepth / 4 / Threads;
-  static constexpr int kOuterStep = Threads / kAcross;  // the outer index from one of a thread's chunks to the next
-  static_assert(Threads % kAcross == 0 && kChunks * Threads * 4 == Width * kDepth, "a thread's chunks a fixed step apart");
-  int64_t src;         // chunk 0's offset from the operand's base, this slice
-  int64_t chunk_step;  // from chunk i's source to chunk i + 1's: kOuterStep rows of the source
-  int64_t slice_step;  // from one slice's sources to the next
-  int64_t k_left;      // KInner: k_end − chunk 0's k; otherwise k_end − chunk 0's outer k
-  int64_t w_left;      // the other dimension's room: width limit − chunk 0's index along it
-  int dst;             // chunk 0's offset in the slice
+  static constexpr int kElems = Elems;
+  static constexpr int kAcross = (KInner ? kDepth : Width) / Elems;  // pieces along the contiguous dimension
+  static constexpr int kPieces = Width * kDepth / Elems / Threads;   // a thread's pieces of a slice
+  static constexpr int kOuterStep = Threads / kAcross;  // the outer index from one of a thread's pieces to the next
+  static_assert(Threads % kAcross == 0 && kPieces * Threads * Elems == Width * kDepth, "pieces a fixed step apart");
+  int64_t src;         // piece 0's offset from the operand's base
+  int64_t chunk_step;  // from piece i's source to piece i + 1's: kOuterStep rows of the source
+  int64_t k_left;      // KInner: k_end − piece 0's k; otherwise k_end − piece 0's outer k
+  int64_t w_left;      // the other dimension's room: width limit − piece 0's index along it
+  int dst;             // piece 0's offset in the slice
 
   // w0: the tile's first row (A) or column (B); w_limit: m or n; ld: the source's leading dimension.
-  UV_HOST_DEVICE Tf32x3ChunkWalk(int thread, int64_t w0, int64_t k0, int64_t w_limit, int64_t k_end, int64_t ld) {
-    const int outer = thread / kAcross, inner = 4 * (thread % kAcross);
+  UV_HOST_DEVICE Tf32x3SliceCopies(int thread, int64_t w0, int64_t k0, int64_t w_limit, int64_t k_end, int64_t ld) {
+    const int outer = thread / kAcross, inner = Elems * (thread % kAcross);
     const int64_t w = w0 + (KInner ? outer : inner), k = k0 + (KInner ? inner : outer);
     src = KInner ? w * ld + k : k * ld + w;
     chunk_step = int64_t{kOuterStep} * ld;
-    slice_step = KInner ? kDepth : int64_t{kDepth} * ld;
     k_left = k_end - k;
     w_left = w_limit - w;
     dst = outer * Pitch + inner;
   }
-  // Chunk i of this slice: elements inside the matrix (0 to 4), its source offset and slot offset.
+  // Piece i of this slice: elements inside the matrix (0 to Elems), its source offset and slot offset.
   UV_HOST_DEVICE int valid(int i) const {
     const int64_t outer_left = (KInner ? w_left : k_left) - int64_t{i} * kOuterStep;
     const int64_t left = KInner ? k_left : w_left;  // along the contiguous dimension
-    return outer_left <= 0 || left <= 0 ? 0 : left >= 4 ? 4 : static_cast<int>(left);
+    return outer_left <= 0 || left <= 0 ? 0 : left >= Elems ? Elems : static_cast<int>(left);
   }
   UV_HOST_DEVICE int64_t source(int i) const { return src + i * chunk_step; }
   UV_HOST_DEVICE int slot(int i) const { return dst + i * kOuterStep * Pitch; }
-  UV_HOST_DEVICE void next_slice() {
-    src += slice_step;
-    k_left -= kDepth;
-  }
 };
-template <typename Tile, bool TransA>
-using Tf32x3AWalk = Tf32x3ChunkWalk<Tile::kRows, !TransA, TransA ? Tile::kAMPitch : Tile::kKPitch, Tile::kThreads>;
-template <typename Tile, bool TransB>
-using Tf32x3BWalk = Tf32x3ChunkWalk<Tile::kCols, TransB, TransB ? Tile::kKPitch : Tile::kBNPitch, Tile::kThreads>;
+template <typename Tile, bool TransA, int Elems = 4>
+using Tf32x3ACopies =
+    Tf32x3SliceCopies<Tile::kRows, !TransA, TransA ? Tile::kAMPitch : Tile::kKPitch, Tile::kThreads, Elems>;
+template <typename Tile, bool TransB, int Elems = 4>
+using Tf32x3BCopies =
+    Tf32x3SliceCopies<Tile::kCols, TransB, TransB ? Tile::kKPitch : Tile::kBNPitch, Tile::kThreads, Elems>;
+
+// The order of a product's tiles: blocks start in launch order (x fastest), so consecutive blocks
+// take the row tiles of a band of kTf32x3TileGroup, column tile after column tile: a wave of blocks
+// then reads a band of A and a band of B (squarish) instead of all of A for one column strip.
+// A bijection of (x, y) on the row_tiles × col_tiles grid.
+constexpr int kTf32x3TileGroup = 16;
+UV_HOST_DEVICE inline void tf32x3_tile_order(int64_t x, int64_t y, int64_t row_tiles, int64_t col_tiles,
+                                             int64_t& row_tile, int64_t& col_tile) {
+  const int64_t linear = y * row_tiles + x, band = int64_t{kTf32x3TileGroup} * col_tiles;
+  const int64_t first_row = linear / band * kTf32x3TileGroup;
+  const int64_t rows = row_tiles - first_row < kTf32x3TileGroup ? row_tiles - first_row : kTf32x3TileGroup;
+  const int64_t within = linear % band;
+  row_tile = first_row + within % rows;
+  col_tile = within / rows;
+}
 
 // 16-byte chunk copies need 16-byte aligned sources: the base, the leading dimension and, across
 // products, the stride (row0, col0 and k0 are multiples of 4). Otherwise the kernel copies 4 bytes
 // at a time.
 inline bool tf32x3_chunks_aligned(const float* base, int64_t ld, int64_t count, int64_t stride) {
   return reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 4 == 0 && (count == 1 || stride % 4 == 0);
+}
+// The epilogue's pairs (a row's columns 2t, 2t + 1) as one 8-byte store: the base, the leading
+// dimension and, across products, the stride even.
+inline bool tf32x3_pairs_aligned(const float* base, int64_t ld, int64_t count, int64_t stride) {
+  return reinterpret_cast<uintptr_t>(base) % 8 == 0 && ld % 2 == 0 && (count == 1 || stride % 2 == 0);
 }
 
 // Two kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async ring,
