@@ -420,8 +420,10 @@ class CudaBackend final : public Backend {
   // cuBLAS's, made on first use (a run's first step runs directly, before any capture).
   cuda::Tf32x3Ops tf32x3_ops() {
     constexpr int64_t kFloats = int64_t{8} << 20;
-    if (!tf32x3_workspace_)
+    if (!tf32x3_workspace_) {
       CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
+      cuda::tf32x3_prepare();  // the kernels' attributes, outside any capture too
+    }
     tf32x3_library_ops_ = cuda::Tf32x3Ops{stream_, tf32x3_workspace_, kFloats, &tf32x3_calls_};
     return tf32x3_library_ops_;
   }

@@ -391,19 +391,19 @@ void launch_wmma(const GemmParams& p, int64_t count, float* workspace, int64_t w
                [&](dim3 grid, const GemmParams& q) { tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(q); });
 }
 
+// Over 48 KiB of shared memory is opt-in, per kernel; the carve-out at its maximum, so that
+// kMinBlocks blocks fit whatever the driver's default split between L1 and shared memory.
+template <typename Tile, bool TransA, bool TransB>
+void opt_in() {
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  Tile::kSharedBytes));
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
+                                  cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
 template <typename Tile, bool TransA, bool TransB>
 void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  // Over 48 KiB of shared memory is opt-in, once per kernel (the backend stays on one device).
-  // The carve-out at its maximum, so that kMinBlocks blocks fit whatever the driver's default split
-  // between L1 and shared memory.
-  static const bool opted_in = [] {
-    CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, Tile::kSharedBytes));
-    CUDA_CHECK(cudaFuncSetAttribute(tf32x3_mma_kernel<Tile, TransA, TransB>,
-                                    cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-    return true;
-  }();
-  (void)opted_in;
+  tf32x3_prepare();
   launch<Tile>(p, count, workspace, workspace_floats, stream, [&](dim3 grid, const GemmParams& q) {
     tf32x3_mma_kernel<Tile, TransA, TransB><<<grid, Tile::kThreads, Tile::kSharedBytes, stream>>>(q);
   });
@@ -456,6 +456,21 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
     small ? launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream)
           : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
   }
+}
+
+void tf32x3_prepare() {
+  static const bool done = [] {
+    opt_in<Tf32x3MmaBigTile, false, false>();
+    opt_in<Tf32x3MmaBigTile, false, true>();
+    opt_in<Tf32x3MmaBigTile, true, false>();
+    opt_in<Tf32x3MmaBigTile, true, true>();
+    opt_in<Tf32x3MmaSmallTile, false, false>();
+    opt_in<Tf32x3MmaSmallTile, false, true>();
+    opt_in<Tf32x3MmaSmallTile, true, false>();
+    opt_in<Tf32x3MmaSmallTile, true, true>();
+    return true;
+  }();
+  (void)done;
 }
 
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }

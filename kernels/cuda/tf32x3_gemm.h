@@ -27,6 +27,10 @@ void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stri
 // bias + i·n) added as C is written. A BiasGradient epilogue is refused (UV_CHECK).
 void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_floats, cudaStream_t stream);
 
+// Sets the kernels' attributes (their shared memory), once a process: the backend calls it with its
+// workspace, before any CUDA-graph capture; the first product calls it too. One device a process.
+void tf32x3_prepare();
+
 // The kernel the products run on (Tf32x3Kernel, tf32x3_gemm_tile.h): UV_TF32X3_KERNEL at the first
 // call, or what set_tf32x3_kernel set since.
 Tf32x3Kernel tf32x3_kernel();
