@@ -1250,14 +1250,20 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: mma (also unset or empty) or wmma; anything else is refused (the benches exit 2
-// with the value, the GPU's first product throws it).
+// UV_TF32X3_KERNEL: mma (also unset or empty), mma4 or wmma; anything else is refused (the benches
+// exit 2 with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Wmma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("wmma", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Wmma);
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma4", k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma4);
+  for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
+    EXPECT_TRUE(cuda::parse_tf32x3_kernel(name.name, k));
+    EXPECT_EQ(cuda::tf32x3_kernel_name(k), std::string(name.name));
+  }
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
@@ -1595,16 +1601,21 @@ void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
 
 TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndFollowTheSpecification) {
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaBigTile>();
+  expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3Mma4BigTile>();
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaSmallTile>();
   expect_tf32x3_element_copies<cuda::Tf32x3MmaBigTile>();
+  expect_tf32x3_element_copies<cuda::Tf32x3Mma4BigTile>();
   expect_tf32x3_element_copies<cuda::Tf32x3MmaSmallTile>();
   static_assert(cuda::Tf32x3MmaBigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
+  static_assert(cuda::Tf32x3Mma4BigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
   static_assert(cuda::Tf32x3MmaSmallTile::kSharedBytes * 4 <= 227 * 1024, "four small blocks a multiprocessor");
 }
 
 TEST(Tf32x3MmaTile, FragmentLoadsHaveNoBankConflicts) {
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, false, false>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, true, true>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3Mma4BigTile, false, true>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3Mma4BigTile, true, false>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, false, true>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, true, false>();
 }
@@ -1613,6 +1624,7 @@ TEST(Tf32x3MmaTile, EmulatedBlocksMultiply) {
   std::mt19937_64 rng(test::fresh_seed());
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, false, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, true, true>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, false, true>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, false, true>(rng);
 }
@@ -1653,8 +1665,8 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 // wider than the matrices (C's padding must stay as it was), sizes off every tile grid and k-slice,
 // both tile shapes (the 3001×2999 product has 24² big tiles, at least 4 a multiprocessor on an
 // H100/H200; the others take the small ones), split-K (the 70×50 products with k = 5000 have 2
-// tiles: 16 splits, and 3 of its 5 with a workspace too small for 16), and k = 0; both kernels
-// (Tf32x3Kernel), and for the mma kernel both copy paths (16-byte chunks where the leading
+// tiles: 16 splits, and 3 of its 5 with a workspace too small for 16), and k = 0; each kernel
+// (Tf32x3Kernel), and for the mma kernels both copy paths (16-byte chunks where the leading
 // dimensions are multiples of 4: the 260×132×1000 and 3001×2999×40 products in part; 4-byte copies
 // elsewhere). Tolerance: the suite's rule for float32 with the reduction length.
 TEST(BackendGemm, Tf32x3MatchesTheCpu) {
@@ -1664,7 +1676,8 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
   struct Size { int64_t m, n, k, count, pad, workspace_floats; };
   const int64_t kWorkspace = int64_t{1} << 22;
   const cuda::Tf32x3Kernel chosen = cuda::tf32x3_kernel();
-  for (const cuda::Tf32x3Kernel kernel : {cuda::Tf32x3Kernel::Mma, cuda::Tf32x3Kernel::Wmma}) {
+  for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
+    const cuda::Tf32x3Kernel kernel = name.kernel;
     cuda::set_tf32x3_kernel(kernel);
     for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{7, 5, 3, 1, 3, kWorkspace},
                          Size{300, 70, 1000, 3, 1, kWorkspace}, Size{260, 132, 1000, 2, 0, kWorkspace},

@@ -418,17 +418,18 @@ void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t wo
               : launch_mma<Tile, false, false>(p, count, workspace, workspace_floats, stream);
 }
 static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
+                  Tf32x3Mma4BigTile::kRows == Tf32x3BigTile::kRows && Tf32x3Mma4BigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
                   Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth,
               "both kernels on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL picks the kernel until the two are measured against each other (then the slower
-// one goes): mma (default) or wmma.
+// UV_TF32X3_KERNEL picks the kernel until they are measured against each other (then the slower
+// ones go): mma (default), mma4 or wmma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
     Tf32x3Kernel kernel = Tf32x3Kernel::Mma;
-    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wmma");
+    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma, mma4 or wmma");
     return static_cast<int>(kernel);
   }()};
   return choice;
@@ -449,12 +450,15 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   const bool small = tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors());
-  if (tf32x3_kernel() == Tf32x3Kernel::Wmma) {
+  const Tf32x3Kernel kernel = tf32x3_kernel();
+  if (kernel == Tf32x3Kernel::Wmma) {
     small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)
           : launch_wmma<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
+  } else if (small) {
+    launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else {
-    small ? launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream)
-          : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
+    kernel == Tf32x3Kernel::Mma4 ? launch_mma<Tf32x3Mma4BigTile>(p, g.count, workspace, workspace_floats, stream)
+                                 : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
   }
 }
 
@@ -464,6 +468,10 @@ void tf32x3_prepare() {
     opt_in<Tf32x3MmaBigTile, false, true>();
     opt_in<Tf32x3MmaBigTile, true, false>();
     opt_in<Tf32x3MmaBigTile, true, true>();
+    opt_in<Tf32x3Mma4BigTile, false, false>();
+    opt_in<Tf32x3Mma4BigTile, false, true>();
+    opt_in<Tf32x3Mma4BigTile, true, false>();
+    opt_in<Tf32x3Mma4BigTile, true, true>();
     opt_in<Tf32x3MmaSmallTile, false, false>();
     opt_in<Tf32x3MmaSmallTile, false, true>();
     opt_in<Tf32x3MmaSmallTile, true, false>();
@@ -475,7 +483,6 @@ void tf32x3_prepare() {
 
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
 void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
-const char* tf32x3_kernel_name(Tf32x3Kernel kernel) { return kernel == Tf32x3Kernel::Wmma ? "wmma" : "mma"; }
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

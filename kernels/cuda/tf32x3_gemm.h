@@ -35,7 +35,6 @@ void tf32x3_prepare();
 // call, or what set_tf32x3_kernel set since.
 Tf32x3Kernel tf32x3_kernel();
 void set_tf32x3_kernel(Tf32x3Kernel kernel);
-const char* tf32x3_kernel_name(Tf32x3Kernel kernel);
 
 struct Tf32x3Ops {
   using Scalar = float;

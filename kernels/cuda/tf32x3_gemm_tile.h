@@ -135,8 +135,11 @@ struct Tf32x3MmaTileT {
   static_assert(kAFloats % 4 == 0 && kBFloats % 4 == 0, "16-byte aligned slices");
 };
 // 128×128 tiles of 8 warps (64×32 each; 3 slices of 36 KiB), two blocks a multiprocessor (128
-// registers a thread); 64×64 tiles of 4 warps (32×32; 54 KiB) for thin products, four at a time.
+// registers a thread); the same tiles of 4 warps (64×64 each: a third fewer shared-memory loads and
+// operand splits per mma, at 255 registers), two blocks a multiprocessor, to be measured against
+// them; 64×64 tiles of 4 warps (32×32; 54 KiB) for thin products, four at a time.
 using Tf32x3MmaBigTile = Tf32x3MmaTileT<128, 128, 64, 32, 3, 2>;
+using Tf32x3Mma4BigTile = Tf32x3MmaTileT<128, 128, 64, 64, 3, 2>;
 using Tf32x3MmaSmallTile = Tf32x3MmaTileT<64, 64, 32, 32, 3, 4>;
 
 // Where the elements of an m16n8k8 TF32 fragment sit (PTX ISA, "Matrix Fragments for mma.m16n8k8",
@@ -269,20 +272,33 @@ inline bool tf32x3_pairs_aligned(const float* base, int64_t ld, int64_t count, i
   return reinterpret_cast<uintptr_t>(base) % 8 == 0 && ld % 2 == 0 && (count == 1 || stride % 2 == 0);
 }
 
-// Two kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async ring,
-// the default) and `Wmma` (the first design, register-staged WMMA). The environment's
-// UV_TF32X3_KERNEL=mma|wmma sets the choice; tests switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wmma };
+// Three kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async
+// ring, 8 warps a big tile: the default), `Mma4` (the same, 4 warps of 64×64 a big tile) and `Wmma`
+// (the first design, register-staged WMMA). The environment's UV_TF32X3_KERNEL (mma, mma4, wmma)
+// sets the choice; tests switch it with set_tf32x3_kernel.
+enum class Tf32x3Kernel { Mma, Mma4, Wmma };
+struct Tf32x3KernelName {
+  Tf32x3Kernel kernel;
+  const char* name;
+};
+constexpr Tf32x3KernelName kTf32x3Kernels[] = {
+    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Mma4, "mma4"}, {Tf32x3Kernel::Wmma, "wmma"}};
+inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
+  for (const Tf32x3KernelName& k : kTf32x3Kernels)
+    if (k.kernel == kernel) return k.name;
+  return "?";
+}
 // UV_TF32X3_KERNEL's value (null or empty: the default); false for anything else.
 inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
-  if (!value || !*value || std::strcmp(value, "mma") == 0) {
+  if (!value || !*value) {
     out = Tf32x3Kernel::Mma;
     return true;
   }
-  if (std::strcmp(value, "wmma") == 0) {
-    out = Tf32x3Kernel::Wmma;
-    return true;
-  }
+  for (const Tf32x3KernelName& k : kTf32x3Kernels)
+    if (std::strcmp(value, k.name) == 0) {
+      out = k.kernel;
+      return true;
+    }
   return false;
 }
 
