@@ -1660,30 +1660,27 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 
 #ifdef UV_WITH_CUDA
 
-// The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and three products with their
-// strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading dimensions
-// wider than the matrices (C's padding must stay as it was), sizes off every tile grid and k-slice,
-// both tile shapes (the 3001×2999 product has 24² big tiles, at least 4 a multiprocessor on an
-// H100/H200; the others take the small ones), split-K (the 70×50 products with k = 5000 have 2
-// tiles: 16 splits, and 3 of its 5 with a workspace too small for 16), and k = 0; each kernel
-// (Tf32x3Kernel), and for the mma kernels both copy paths (16-byte chunks where the leading
-// dimensions are multiples of 4: the 260×132×1000 and 3001×2999×40 products in part; 4-byte copies
-// elsewhere). Tolerance: the suite's rule for float32 with the reduction length.
-TEST(BackendGemm, Tf32x3MatchesTheCpu) {
-  UV_REQUIRE_DEVICE(device);
+// The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and several products with
+// their strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading
+// dimensions wider than the matrices (C's padding must stay as it was), sizes off every tile grid
+// and k-slice, split-K (the 70×50 products with k = 5000 have 2 tiles: 16 splits, and 3 of its 5
+// with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
+// both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
+// 260×132×1000 products; single elements elsewhere) and both epilogue stores (pairs where C's
+// leading dimension is even). Tolerance: the suite's rule for float32 with the reduction length.
+struct Tf32x3TestSize {
+  int64_t m, n, k, count, pad, workspace_floats;
+};
+void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes, bool bias_cases) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  struct Size { int64_t m, n, k, count, pad, workspace_floats; };
+  using Size = Tf32x3TestSize;
   const int64_t kWorkspace = int64_t{1} << 22;
   const cuda::Tf32x3Kernel chosen = cuda::tf32x3_kernel();
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     const cuda::Tf32x3Kernel kernel = name.kernel;
     cuda::set_tf32x3_kernel(kernel);
-    for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{7, 5, 3, 1, 3, kWorkspace},
-                         Size{300, 70, 1000, 3, 1, kWorkspace}, Size{260, 132, 1000, 2, 0, kWorkspace},
-                         Size{3001, 2999, 40, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 2, kWorkspace},
-                         Size{70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, Size{70, 50, 5000, 1, 0, 0},
-                         Size{33, 17, 0, 2, 0, kWorkspace}}) {
+    for (const Size z : sizes) {
       for (int transposes = 0; transposes < 4; ++transposes) {
         const bool ta = transposes & 1, tb = transposes & 2;
         SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, " + std::to_string(z.count) + " × " +
@@ -1705,7 +1702,7 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
             cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
                       ref.data() + i * stride_c, ldc);
           }
-          Mirror d{*device, {}};
+          Mirror d{device, {}};
           std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
           if (beta == 0.f)
             for (int64_t i = 0; i < z.count * z.m; ++i)
@@ -1722,6 +1719,7 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
     }
     // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
     // through split-K's reduce kernel.
+    if (!bias_cases) continue;
     for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
       SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, bias epilogue, " + std::to_string(z.count) +
                    " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
@@ -1733,7 +1731,7 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
         cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
                   ref.data() + i * z.n, width);
       cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
-      Mirror d{*device, {}};
+      Mirror d{device, {}};
       GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
                                 d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
       call.epilogue = GemmEpilogue::Bias;
@@ -1745,6 +1743,25 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
     }
   }
   cuda::set_tf32x3_kernel(chosen);
+}
+
+TEST(BackendGemm, Tf32x3MatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device,
+                            {{131, 259, 77, 1, 0, w}, {7, 5, 3, 1, 3, w}, {300, 70, 1000, 3, 1, w},
+                             {260, 132, 1000, 2, 0, w}, {70, 50, 5000, 2, 2, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
+                             {70, 50, 5000, 1, 0, 0}, {33, 17, 0, 2, 0, w}},
+                            true);
+}
+
+// The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
+// 3001×2999 product, 4 × 12² in the four 1500² ones), over k-slices enough to go round the copy ring
+// more than once; the 1500² products' operands all take 16-byte chunks, the 3001×2999's some.
+TEST(BackendGemm, Tf32x3BigTilesMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device, {{3001, 2999, 200, 1, 0, w}, {1500, 1500, 100, 4, 0, w}}, false);
 }
 
 // column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the
