@@ -1667,82 +1667,94 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 // with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
 // both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
 // 260×132×1000 products; single elements elsewhere) and both epilogue stores (pairs where C's
-// leading dimension is even). Tolerance: the suite's rule for float32 with the reduction length.
+// leading dimension is even); and each tile shape forced (the small products as big tiles too).
+// Tolerance: the suite's rule for float32 with the reduction length.
 struct Tf32x3TestSize {
   int64_t m, n, k, count, pad, workspace_floats;
 };
-void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes, bool bias_cases) {
+void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes,
+                               const std::vector<cuda::Tf32x3Tiles>& tile_choices, bool bias_cases) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   using Size = Tf32x3TestSize;
   const int64_t kWorkspace = int64_t{1} << 22;
   const cuda::Tf32x3Kernel chosen = cuda::tf32x3_kernel();
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
-    const cuda::Tf32x3Kernel kernel = name.kernel;
-    cuda::set_tf32x3_kernel(kernel);
-    for (const Size z : sizes) {
-      for (int transposes = 0; transposes < 4; ++transposes) {
-        const bool ta = transposes & 1, tb = transposes & 2;
-        SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, " + std::to_string(z.count) + " × " +
-                     std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
-                     std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + ", workspace " +
-                     std::to_string(z.workspace_floats));
-        const int64_t lda = (ta ? z.m : z.k) + z.pad, ldb = (tb ? z.k : z.n) + z.pad, ldc = z.n + z.pad;
-        const int64_t stride_a = (ta ? z.k : z.m) * lda, stride_b = (tb ? z.n : z.k) * ldb, stride_c = z.m * ldc;
-        const auto a = test::random_vector<float>(z.count * stride_a, rng), b = test::random_vector<float>(z.count * stride_b, rng),
-                   c0 = test::random_vector<float>(z.count * stride_c, rng);
-        for (float beta : {0.f, 1.f}) {
-          std::vector<float> ref = c0;
-          for (int64_t i = 0; i < z.count; ++i) {
-            if (z.k == 0) {  // C = beta·C, worked out here: BLAS libraries differ on a zero k's leading dimensions
-              for (int64_t row = 0; row < z.m; ++row)
-                for (int64_t col = 0; col < z.n; ++col) ref[i * stride_c + row * ldc + col] *= beta;
-              continue;
+    for (const cuda::Tf32x3Tiles tiles : tile_choices) {
+      const cuda::Tf32x3Kernel kernel = name.kernel;
+      cuda::set_tf32x3_kernel(kernel);
+      cuda::set_tf32x3_tiles(tiles);
+      const std::string which = std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, " +
+                                (tiles == cuda::Tf32x3Tiles::Auto ? "tiles by size"
+                                 : tiles == cuda::Tf32x3Tiles::Big ? "big tiles"
+                                                                   : "small tiles");
+      for (const Size z : sizes) {
+        for (int transposes = 0; transposes < 4; ++transposes) {
+          const bool ta = transposes & 1, tb = transposes & 2;
+          SCOPED_TRACE(which + ", " + std::to_string(z.count) + " × " +
+                       std::to_string(z.m) + "×" + std::to_string(z.n) + "×" +
+                       std::to_string(z.k) + (ta ? " Aᵀ" : " A") + (tb ? " Bᵀ" : " B") + ", workspace " +
+                       std::to_string(z.workspace_floats));
+          const int64_t lda = (ta ? z.m : z.k) + z.pad, ldb = (tb ? z.k : z.n) + z.pad, ldc = z.n + z.pad;
+          const int64_t stride_a = (ta ? z.k : z.m) * lda, stride_b = (tb ? z.n : z.k) * ldb, stride_c = z.m * ldc;
+          const auto a = test::random_vector<float>(z.count * stride_a, rng);
+          const auto b = test::random_vector<float>(z.count * stride_b, rng);
+          const auto c0 = test::random_vector<float>(z.count * stride_c, rng);
+          for (float beta : {0.f, 1.f}) {
+            std::vector<float> ref = c0;
+            for (int64_t i = 0; i < z.count; ++i) {
+              if (z.k == 0) {  // C = beta·C, worked out here: BLAS libraries differ on a zero k's leading dimensions
+                for (int64_t row = 0; row < z.m; ++row)
+                  for (int64_t col = 0; col < z.n; ++col) ref[i * stride_c + row * ldc + col] *= beta;
+                continue;
+              }
+              cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
+                        ref.data() + i * stride_c, ldc);
             }
-            cpu->gemm(ta, tb, z.m, z.n, z.k, 0.5f, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb, beta,
-                      ref.data() + i * stride_c, ldc);
+            Mirror d{device, {}};
+            std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
+            if (beta == 0.f)
+              for (int64_t i = 0; i < z.count * z.m; ++i)
+                std::fill_n(start.begin() + i * ldc, z.n, std::numeric_limits<float>::quiet_NaN());
+            float* c = d.put(start);
+            float* workspace = z.workspace_floats ? d.put(test::poisoned<float>(z.workspace_floats)) : nullptr;
+            cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda,
+                              d.put(b), ldb, beta, c, ldc, workspace, z.workspace_floats, nullptr);
+            ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+            const double r = test::rtol_for<float>(std::max<int64_t>(z.k, 1));
+            EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
           }
-          Mirror d{device, {}};
-          std::vector<float> start = c0;  // beta 0: the matrix poisoned, the padding kept
-          if (beta == 0.f)
-            for (int64_t i = 0; i < z.count * z.m; ++i)
-              std::fill_n(start.begin() + i * ldc, z.n, std::numeric_limits<float>::quiet_NaN());
-          float* c = d.put(start);
-          float* workspace = z.workspace_floats ? d.put(test::poisoned<float>(z.workspace_floats)) : nullptr;
-          cuda::tf32x3_gemm(z.count, stride_a, stride_b, stride_c, ta, tb, z.m, z.n, z.k, 0.5f, d.put(a), lda, d.put(b),
-                            ldb, beta, c, ldc, workspace, z.workspace_floats, nullptr);
-          ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-          const double r = test::rtol_for<float>(std::max<int64_t>(z.k, 1));
-          EXPECT_TRUE(all_close(d.get(c, c0.size()), ref, r, r * std::sqrt(double(z.k)))) << "beta " << beta;
         }
       }
-    }
-    // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
-    // through split-K's reduce kernel.
-    if (!bias_cases) continue;
-    for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
-      SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(kernel)) + " kernel, bias epilogue, " + std::to_string(z.count) +
-                   " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
-      const int64_t width = z.count * z.n;
-      const auto a = test::random_vector<float>(z.count * z.m * z.k, rng), b = test::random_vector<float>(z.count * z.k * z.n, rng),
-                 bias = test::random_vector<float>(width, rng);
-      std::vector<float> ref(z.m * width);
-      for (int64_t i = 0; i < z.count; ++i)
-        cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
-                  ref.data() + i * z.n, width);
-      cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
-      Mirror d{device, {}};
-      GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
-                                d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
-      call.epilogue = GemmEpilogue::Bias;
-      call.bias = d.put(bias);
-      cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
-      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-      const double r = test::rtol_for<float>(z.k);
-      EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+      // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
+      // through split-K's reduce kernel.
+      if (!bias_cases) continue;
+      for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
+        SCOPED_TRACE(which + ", bias epilogue, " + std::to_string(z.count) +
+                     " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
+        const int64_t width = z.count * z.n;
+        const auto a = test::random_vector<float>(z.count * z.m * z.k, rng);
+        const auto b = test::random_vector<float>(z.count * z.k * z.n, rng);
+        const auto bias = test::random_vector<float>(width, rng);
+        std::vector<float> ref(z.m * width);
+        for (int64_t i = 0; i < z.count; ++i)
+          cpu->gemm(false, false, z.m, z.n, z.k, 1.f, a.data() + i * z.m * z.k, z.k, b.data() + i * z.k * z.n, z.n, 0.f,
+                    ref.data() + i * z.n, width);
+        cpu->bias_add_rows(ref.data(), bias.data(), z.m, width);
+        Mirror d{device, {}};
+        GemmCall call = gemm_call(z.count, z.m * z.k, z.k * z.n, z.n, false, false, z.m, z.n, z.k, 1.f, d.put(a), z.k,
+                                  d.put(b), z.n, 0.f, d.put(test::poisoned<float>(ref.size())), width);
+        call.epilogue = GemmEpilogue::Bias;
+        call.bias = d.put(bias);
+        cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
+        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        const double r = test::rtol_for<float>(z.k);
+        EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+      }
     }
   }
   cuda::set_tf32x3_kernel(chosen);
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
 }
 
 TEST(BackendGemm, Tf32x3MatchesTheCpu) {
@@ -1752,7 +1764,7 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
                             {{131, 259, 77, 1, 0, w}, {7, 5, 3, 1, 3, w}, {300, 70, 1000, 3, 1, w},
                              {260, 132, 1000, 2, 0, w}, {70, 50, 5000, 2, 2, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
                              {70, 50, 5000, 1, 0, 0}, {33, 17, 0, 2, 0, w}},
-                            true);
+                            {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
@@ -1761,7 +1773,8 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
 TEST(BackendGemm, Tf32x3BigTilesMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   const int64_t w = int64_t{1} << 22;
-  expect_tf32x3_matches_cpu(*device, {{3001, 2999, 200, 1, 0, w}, {1500, 1500, 100, 4, 0, w}}, false);
+  expect_tf32x3_matches_cpu(*device, {{3001, 2999, 200, 1, 0, w}, {1500, 1500, 100, 4, 0, w}},
+                            {cuda::Tf32x3Tiles::Auto}, false);
 }
 
 // column_sums and max_column_norm: tiles of kColumnTile columns cover every column once, and the

@@ -435,6 +435,11 @@ std::atomic<int>& kernel_choice() {
   return choice;
 }
 
+std::atomic<int>& tiles_choice() {
+  static std::atomic<int> choice{static_cast<int>(Tf32x3Tiles::Auto)};
+  return choice;
+}
+
 }  // namespace
 
 void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
@@ -449,7 +454,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
                      tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
-  const bool small = tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors());
+  const Tf32x3Tiles tiles = static_cast<Tf32x3Tiles>(tiles_choice().load());
+  const bool small = tiles == Tf32x3Tiles::Auto ? tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors())
+                                                : tiles == Tf32x3Tiles::Small;
   const Tf32x3Kernel kernel = tf32x3_kernel();
   if (kernel == Tf32x3Kernel::Wmma) {
     small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)
@@ -480,6 +487,8 @@ void tf32x3_prepare() {
   }();
   (void)done;
 }
+
+void set_tf32x3_tiles(Tf32x3Tiles tiles) { tiles_choice().store(static_cast<int>(tiles)); }
 
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
 void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
