@@ -1,7 +1,7 @@
 // The developer scripts under tools/ that no other test runs: tools/ncu_summary.py (gpu-check's
 // kernels stage) on a synthetic Nsight Compute summary, and its errors; `tools/gpu-check pack-cells`
 // (how a sweep's finished cells travel to and from a GPU machine); tools/results_table.py's wall
-// time per machine.
+// time per machine; tools/bench_table.py's goal across runs.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "tests/cli_util.h"
 #include "tests/test_util.h"
@@ -194,6 +195,54 @@ TEST_F(ToolsResultsTable, WallTimeIsPerMachine) {
   EXPECT_NE(out.find("wall time on NVIDIA H200 while its cells ran (union of 1 cells' run intervals): 2.00 h"),
             std::string::npos)
       << out;
+}
+
+// tools/bench_table.py --goal: issue 3's goal across runs of one card. Per pass and large shape, the
+// best fused strategy from any run against the best cuBLAS path from any run; a chain row that ran on
+// our own GEMM (tf32x3 = 1, a --gemm=tf32x3 run) is not a cuBLAS path, paper shapes (M < 4096) are
+// left out, and only fractions ≤ 0.25 count. Exit 0 where every counted shape meets 1.3×.
+class ToolsBenchGoal : public test::TempDirTest {
+ protected:
+  struct Row { const char* name; double ms; int tf32x3; };
+  void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows) {
+    std::ofstream out(path(file));
+    out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
+        << "\", \"tf32x3_kernel\": \"" << kernel << "\"}, \"benchmarks\": [";
+    for (size_t i = 0; i < rows.size(); ++i)
+      out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
+          << "\"real_time\": " << rows[i].ms << ", \"time_unit\": \"ms\", \"tf32x3\": " << rows[i].tf32x3 << "}";
+    out << "]}";
+  }
+  int goal(std::string& out) {
+    return run_shell("python3 " +
+                         test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "bench_table.py").string()) +
+                         " --goal " + test::shell_quote(path("a.json")) + " " + test::shell_quote(path("b.json")),
+                     out);
+  }
+};
+
+TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
+  const char* small = "step/large/M:4096/K:4096/N:4096/r:204/J:1";
+  const char* half = "step/large/M:4096/K:4096/N:4096/r:2048/J:1";
+  auto name = [](const char* strategy, const char* shape) { return std::string(strategy) + "/" + shape; };
+  const std::string c1 = name("chain", small), m1 = name("materialise", small), f1 = name("chain_fused", small);
+  const std::string c2 = name("chain", half), f2 = name("chain_fused", half);
+  write("a.json", "cublas", "mma",
+        {{c1.c_str(), 1.0, 0}, {m1.c_str(), 8.0, 0}, {f1.c_str(), 0.8, 1}, {c2.c_str(), 7.0, 0},
+         {f2.c_str(), 7.5, 1}, {"chain/step/paper/M:100/K:784/N:500/r:78/J:1", 0.05, 0},
+         {"chain_fused/step/paper/M:100/K:784/N:500/r:78/J:1", 0.5, 0}});
+  write("b.json", "tf32x3", "mma4", {{c1.c_str(), 0.5, 1}, {f1.c_str(), 0.7, 1}});
+  std::string out;
+  EXPECT_EQ(goal(out), 0) << out;  // 1.0 (a's chain) against 0.7 (b's chain_fused): 1.43×; r = K/2 not counted
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | 0.700 (chain_fused, tf32x3:mma4) | 1.43x |"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("met on 1 of 1 pass-shapes"), std::string::npos) << out;
+  EXPECT_EQ(out.find("M=100"), std::string::npos) << out;
+
+  write("b.json", "tf32x3", "mma4", {{f1.c_str(), 0.9, 1}});  // 1.11×: not met
+  out.clear();
+  EXPECT_EQ(goal(out), 1) << out;
+  EXPECT_NE(out.find("met on 0 of 1 pass-shapes"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -7,6 +7,13 @@ baseline measured in the same run.
     build/bench_predicted_linear --benchmark_out=b.json --benchmark_out_format=json
     tools/bench_table.py b.json                                   # baselines: chain, materialise (cuBLAS)
     tools/bench_table.py c.json --baselines dense,materialise     # conv: cuDNN on W
+    tools/bench_table.py --goal a.json b.json ...                 # issue 3's goal across runs
+
+--goal reads several bench_predicted_linear runs of the same card (e.g. one per --gemm library and
+3xTF32 kernel) and, per pass and large shape (M ≥ 4096), sets the best fused strategy (chain_fused,
+onthefly_w: W never materialised) against the best cuBLAS path (chain, materialise; rows on our own
+GEMM, tf32x3 = 1, do not count as cuBLAS), each from whichever run had it, and counts the shapes
+at fraction learned ≤ 0.25 where the fused one is at least 1.3× faster.
 """
 import json
 import sys
@@ -56,11 +63,65 @@ def main(path, baselines=("chain", "materialise")):
         print("| " + " | ".join(cells) + " |")
 
 
+FUSED = ("chain_fused", "onthefly_w")
+CUBLAS = ("chain", "materialise")
+GOAL_RATIO, GOAL_FRACTION, LARGE_M = 1.3, 0.25, 4096
+
+
+def goal(paths):
+    best = {}  # (pass, shape) -> kind -> (ms, strategy, run label)
+    cards = set()
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        context = report.get("context", {})
+        cards.add(context.get("backend", "?"))
+        label = f"{context.get('gemm', '?')}:{context.get('tf32x3_kernel', '?')}"
+        for b in report["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            parts = b["name"].split("/")
+            strategy, pass_name = parts[0], parts[1]
+            dims = dict(p.split(":") for p in parts[3:] if ":" in p)
+            if strategy not in FUSED + CUBLAS or int(dims.get("M", 0)) < LARGE_M:
+                continue
+            if strategy in CUBLAS and b.get("tf32x3", 0) == 1:
+                continue  # our GEMM under the cuBLAS strategy's name: not a cuBLAS path
+            kind = "fused" if strategy in FUSED else "cublas"
+            unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+            ms = b["real_time"] * unit
+            shape = (int(dims["M"]), int(dims["K"]), int(dims["N"]), int(dims["r"]), int(dims.get("J", 1)))
+            slot = best.setdefault((pass_name, shape), {})
+            if kind not in slot or ms < slot[kind][0]:
+                slot[kind] = (ms, strategy, label)
+    if len(cards) > 1:
+        print(f"warning: runs from different backends: {sorted(cards)}")
+    print("| pass | shape | fraction | best cuBLAS ms (strategy, run) | best fused ms (strategy, run) | speed-up |")
+    print("|---|---|---|---|---|---|")
+    met = counted = 0
+    for (pass_name, (m, k, n, r, j)), slot in sorted(best.items()):
+        if "fused" not in slot or "cublas" not in slot:
+            continue
+        fraction = r * j / k
+        c, f = slot["cublas"], slot["fused"]
+        ratio = c[0] / f[0]
+        if fraction <= GOAL_FRACTION + 1e-9:
+            counted += 1
+            met += ratio >= GOAL_RATIO
+        print(f"| {pass_name} | M={m} K={k} N={n} r={r} J={j} | {fraction:.2f} | {c[0]:.3f} ({c[1]}, {c[2]}) "
+              f"| {f[0]:.3f} ({f[1]}, {f[2]}) | {ratio:.2f}x |")
+    print(f"\ngoal (fused ≥ {GOAL_RATIO}× the best cuBLAS path at fraction ≤ {GOAL_FRACTION}, M ≥ {LARGE_M}): "
+          f"met on {met} of {counted} pass-shapes")
+    return 0 if counted and met == counted else 1
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if len(args) == 3 and args[1] == "--baselines":
+    if len(args) >= 2 and args[0] == "--goal":
+        sys.exit(goal(args[1:]))
+    elif len(args) == 3 and args[1] == "--baselines":
         main(args[0], args[2].split(","))
     elif len(args) == 1:
         main(args[0])
     else:
-        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b]")
+        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json...")
