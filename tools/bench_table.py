@@ -121,7 +121,7 @@ if __name__ == "__main__":
         sys.exit(goal(args[1:]))
     elif len(args) == 3 and args[1] == "--baselines":
         main(args[0], args[2].split(","))
-    elif len(args) == 1:
+    elif len(args) == 1 and not args[0].startswith("--"):
         main(args[0])
     else:
         sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json...")
