@@ -401,6 +401,14 @@ void opt_in() {
                                   cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
 }
 
+template <typename Tile>
+void opt_in_transposes() {
+  opt_in<Tile, false, false>();
+  opt_in<Tile, false, true>();
+  opt_in<Tile, true, false>();
+  opt_in<Tile, true, true>();
+}
+
 template <typename Tile, bool TransA, bool TransB>
 void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
   tf32x3_prepare();
@@ -471,18 +479,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
 
 void tf32x3_prepare() {
   static const bool done = [] {
-    opt_in<Tf32x3MmaBigTile, false, false>();
-    opt_in<Tf32x3MmaBigTile, false, true>();
-    opt_in<Tf32x3MmaBigTile, true, false>();
-    opt_in<Tf32x3MmaBigTile, true, true>();
-    opt_in<Tf32x3Mma4BigTile, false, false>();
-    opt_in<Tf32x3Mma4BigTile, false, true>();
-    opt_in<Tf32x3Mma4BigTile, true, false>();
-    opt_in<Tf32x3Mma4BigTile, true, true>();
-    opt_in<Tf32x3MmaSmallTile, false, false>();
-    opt_in<Tf32x3MmaSmallTile, false, true>();
-    opt_in<Tf32x3MmaSmallTile, true, false>();
-    opt_in<Tf32x3MmaSmallTile, true, true>();
+    opt_in_transposes<Tf32x3MmaBigTile>();
+    opt_in_transposes<Tf32x3Mma4BigTile>();
+    opt_in_transposes<Tf32x3MmaSmallTile>();
     return true;
   }();
   (void)done;
