@@ -1729,6 +1729,37 @@ void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize
       // The Bias epilogue (product i's bias at bias + i·n, the products side by side in C), unsplit and
       // through split-K's reduce kernel.
       if (!bias_cases) continue;
+      {
+        // Non-finite operands: a NaN's row and column come out NaN, an Inf's non-finite (an Inf
+        // against a factor whose TF32 small part is 0 gives Inf·0 = NaN in the big·small term), and
+        // every other element matches the CPU.
+        SCOPED_TRACE(which + ", non-finite operands");
+        const int64_t m = 37, n = 29, k = 45;
+        auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+        a[3 * k + 7] = std::numeric_limits<float>::infinity();
+        a[5 * k + 9] = std::numeric_limits<float>::quiet_NaN();
+        b[11 * n + 4] = -std::numeric_limits<float>::infinity();
+        std::vector<float> ref(m * n);
+        cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
+        Mirror d{device, {}};
+        float* c = d.put(test::poisoned<float>(m * n));
+        cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
+                          nullptr);
+        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        const auto got = d.get(c, ref.size());
+        const double r = test::rtol_for<float>(k);
+        for (int64_t row = 0; row < m; ++row)
+          for (int64_t col = 0; col < n; ++col) {
+            const float want = ref[row * n + col], have = got[row * n + col];
+            if (std::isnan(want)) {
+              EXPECT_TRUE(std::isnan(have)) << row << "," << col << ": " << have;
+            } else if (std::isinf(want)) {
+              EXPECT_FALSE(std::isfinite(have)) << row << "," << col << ": " << have;
+            } else {
+              EXPECT_NEAR(have, want, r * (1 + std::fabs(want)) * std::sqrt(double(k))) << row << "," << col;
+            }
+          }
+      }
       for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
         SCOPED_TRACE(which + ", bias epilogue, " + std::to_string(z.count) +
                      " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));

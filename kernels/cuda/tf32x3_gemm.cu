@@ -39,7 +39,7 @@ __device__ __forceinline__ void split_tf32(Fragment& big, Fragment& small) {
   for (int e = 0; e < big.num_elements; ++e) {
     const float x = big.x[e];
     const float hi = nvcuda::wmma::__float_to_tf32(x);
-    small.x[e] = isfinite(hi) ? nvcuda::wmma::__float_to_tf32(x - hi) : 0.f;  // ±Inf stays Inf, not NaN
+    small.x[e] = isfinite(hi) ? nvcuda::wmma::__float_to_tf32(x - hi) : 0.f;  // not Inf − Inf = NaN
     big.x[e] = hi;
   }
 }
@@ -173,13 +173,19 @@ __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
 }
 
-// x = big + small as TF32 bit patterns (cvt.rna, as the host's tf32_round_host); ±Inf keeps a zero
-// small part so that it stays Inf rather than Inf − Inf = NaN.
+// x = big + small as TF32 bit patterns, each rounded to nearest with ties away from zero by adding
+// half a TF32 unit to the magnitude's bits and dropping the 13 low ones: cvt.rna.tf32.f32's
+// rounding (and the host's tf32_round_host) in 2 integer instructions where the cvt takes 3 (8.5
+// instructions a split against 10.5; the splits are most of the kernel's non-mma work). ±Inf and
+// NaN keep their bits, with a zero small part rather than Inf − Inf = NaN. Non-finite in, non-finite
+// out: an Inf can still meet a factor whose small part is 0 (Inf·0 = NaN in a big·small term), and a
+// finite x within half a TF32 unit of FLT_MAX rounds to Inf and gives NaN.
 __device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(big) : "f"(x));
+  const uint32_t bits = __float_as_uint(x);
+  const bool finite = fabsf(x) < INFINITY;
+  big = finite ? (bits + 0x1000u) & 0xffffe000u : bits;
   const float rest = x - __uint_as_float(big);
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(small) : "f"(rest));
-  if (!isfinite(__uint_as_float(big))) small = 0u;
+  small = finite ? (__float_as_uint(rest) + 0x1000u) & 0xffffe000u : 0u;
 }
 // d += a·b on one m16n8k8 fragment (layouts: mma_a_coord, mma_b_coord, mma_c_coord).
 __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
