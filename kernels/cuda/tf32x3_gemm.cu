@@ -1,9 +1,13 @@
-// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h). A block per tile of C (and per slice of k where
-// products with few tiles split it); k in slices of 32 staged in
-// shared memory, the next slice's loads in flight (in registers) while the tensor cores work on the
-// current one; each warp's 16×16 fragments split into TF32 big and small parts as they leave shared
-// memory; the epilogue stages each fragment through shared memory so that edges, alpha and beta are
-// handled element by element.
+// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h): two designs, to be measured against each other.
+// Both: a block per tile of C (and per slice of k where products with few tiles split it), k in
+// slices of 32 staged in shared memory, each warp's fragments split into TF32 big and small parts as
+// they leave shared memory.
+//   wmma (tf32x3_gemm_kernel): the next slice's loads in flight in registers while the tensor cores
+//     work on the current one; WMMA 16×16×8 fragments; the epilogue stages each fragment through
+//     shared memory so that edges, alpha and beta are handled element by element.
+//   mma (tf32x3_mma_kernel, big tiles of 8 or 4 warps): a 3-slot cp.async ring of slices, mma.sync
+//     m16n8k8 fed from bank-conflict-free layouts, tiles in bands, each lane storing its own
+//     accumulators (pairs where C allows).
 #include <mma.h>
 
 #include <atomic>
