@@ -131,6 +131,31 @@ TEST(StrategyCost, MeasuredGpuRatesKeepAutoOnCublas) {
       }
 }
 
+// chain_fused past its on-chip limits is the chain on the 3xTF32 tensor cores: the chain's FLOPs and
+// bytes, at the tensor chain's rate once measured (the library's until then, and `auto` leaves it
+// out); within the limits, its own on-chip kernels' rate and saved bytes.
+TEST(StrategyCost, TensorChainIsTheChainAtItsOwnRate) {
+  const PredictedLinearShape large = shape(4096, 4096, 4096, 1024), small = shape(100, 784, 500, 78);
+  ASSERT_FALSE(cuda::chain_fused_supported(large));
+  ASSERT_TRUE(cuda::chain_fused_supported(small));
+  Roofline r = roofline_for(Device::CUDA);
+  EXPECT_EQ(r.tensor_chain_flops_per_second, 0);  // not measured yet
+  const StrategyCost chain = predicted_step_cost(large, PredictedStrategy::Chain, r);
+  StrategyCost fused = predicted_step_cost(large, PredictedStrategy::ChainFused, r);
+  EXPECT_DOUBLE_EQ(fused.flops, chain.flops);
+  EXPECT_DOUBLE_EQ(fused.bytes, chain.bytes);
+  EXPECT_DOUBLE_EQ(fused.seconds, chain.seconds);
+  const auto cuda_priced = priced_strategies(large, Device::CUDA);
+  EXPECT_EQ(std::count(cuda_priced.begin(), cuda_priced.end(), PredictedStrategy::ChainFused), 0);
+  r.tensor_chain_flops_per_second = 2 * r.flops_per_second;
+  fused = predicted_step_cost(large, PredictedStrategy::ChainFused, r);
+  EXPECT_DOUBLE_EQ(fused.seconds, chain.flops / (2 * r.flops_per_second) + chain.bytes / r.bytes_per_second);
+  EXPECT_LT(fused.seconds, chain.seconds);
+  // Within the on-chip limits the tensor rate plays no part.
+  EXPECT_DOUBLE_EQ(predicted_step_cost(small, PredictedStrategy::ChainFused, r).seconds,
+                   predicted_step_cost(small, PredictedStrategy::ChainFused, roofline_for(Device::CUDA)).seconds);
+}
+
 // The bench's floor: the larger of FLOPs at peak and bytes at bandwidth, on a chip at least as fast
 // as the planning figures, so no measured time can be under it by much.
 TEST(StrategyCost, RooflineFloorIsTheLargerOfComputeAndMemoryAtPeak) {

@@ -53,9 +53,10 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
       for (int pass = 0; pass < 3; ++pass)  // Y_j = T_j·V_j, dV_j = T_jᵀ·dY_j, dT_j = dY_j·V_jᵀ
         for (double j = 0; j < J; ++j) add_gemm(c, m, nc, r);
       add_gemm(c, m, k, tc);        // dX = dT·Uᵀ
-      // chain_fused: forward reads its T row tile from chip, not memory, and dT never leaves it
-      // (written and read back by the chain): 3 M×J·r transfers fewer.
-      if (strategy == PredictedStrategy::ChainFused) c.bytes -= 4 * 3 * m * tc;
+      // chain_fused on chip: forward reads its T row tile from chip, not memory, and dT never
+      // leaves it (written and read back by the chain): 3 M×J·r transfers fewer. Past the on-chip
+      // limits it is the chain, on the tensor cores.
+      if (strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(s)) c.bytes -= 4 * 3 * m * tc;
       break;
     case PredictedStrategy::Materialise:
       for (double j = 0; j < J; ++j) add_gemm(c, k, nc, r);  // W_j = U_j·V_j
@@ -73,7 +74,10 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
       break;
     }
   }
-  const double rate = strategy == PredictedStrategy::ChainFused  ? roofline.chain_fused_flops_per_second
+  const double tensor_chain = roofline.tensor_chain_flops_per_second > 0 ? roofline.tensor_chain_flops_per_second
+                                                                          : roofline.flops_per_second;
+  const double rate = strategy == PredictedStrategy::ChainFused
+                          ? (cuda::chain_fused_supported(s) ? roofline.chain_fused_flops_per_second : tensor_chain)
                       : strategy == PredictedStrategy::OnTheFlyW ? roofline.onthefly_w_flops_per_second
                                                                  : roofline.flops_per_second;
   c.seconds = c.flops / rate + c.bytes / roofline.bytes_per_second;
@@ -83,7 +87,8 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
 std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device) {
   std::vector<PredictedStrategy> out = {PredictedStrategy::Chain, PredictedStrategy::Materialise};
   if (device == Device::CUDA) {
-    if (cuda::chain_fused_supported(s)) out.push_back(PredictedStrategy::ChainFused);
+    if (cuda::chain_fused_supported(s) || roofline_for(device).tensor_chain_flops_per_second > 0)
+      out.push_back(PredictedStrategy::ChainFused);
     if (cuda::onthefly_w_supported(s)) out.push_back(PredictedStrategy::OnTheFlyW);
   }
   return out;

@@ -27,6 +27,9 @@ struct Roofline {
   double bytes_per_second;
   double chain_fused_flops_per_second; // uvtrain's fused T-on-chip kernels
   double onthefly_w_flops_per_second;  // uvtrain's W-tile-rebuilding kernels
+  // chain_fused past its on-chip limits: the chain on uvtrain's 3xTF32 tensor-core GEMM. 0 until
+  // measured on a GPU: priced then at the library rate, and not among the strategies `auto` compares.
+  double tensor_chain_flops_per_second = 0;
 };
 Roofline roofline_for(Device device);
 // The hardware floor a strategy's measured time is reported against (bench_predicted_linear's
@@ -48,7 +51,8 @@ double roofline_floor_seconds(const StrategyCost& cost, const Roofline& peak);
 StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrategy strategy,
                                  const Roofline& roofline);
 // The strategies `auto` compares on a device for this shape: CPU chain and materialise; CUDA also
-// chain_fused where its on-chip limit (J·r ≤ ChainFusedTile::kMaxTCols) holds, and onthefly_w.
+// chain_fused where its on-chip limits hold (chain_fused_supported) or, past them, where the tensor
+// chain has a measured rate, and onthefly_w.
 std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device);
 // The cheapest of priced_strategies on the device's roofline (ties go to the earlier in the list).
 PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device);
