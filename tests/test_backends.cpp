@@ -1305,6 +1305,24 @@ TEST(Tf32x3MmaTile, FragmentLayoutsHoldEachElementOnce) {
     }
 }
 
+// Which copies and stores the launcher picks: 16-byte chunks only from a 16-byte aligned base with
+// a leading dimension (and, across products, a stride) a multiple of 4; 8-byte pairs likewise with 8
+// and 2.
+TEST(Tf32x3MmaTile, AlignmentDecidesChunksAndPairs) {
+  alignas(16) static float buffer[64];
+  EXPECT_TRUE(cuda::tf32x3_chunks_aligned(buffer, 8, 1, 0));
+  EXPECT_TRUE(cuda::tf32x3_chunks_aligned(buffer, 8, 3, 36));
+  EXPECT_FALSE(cuda::tf32x3_chunks_aligned(buffer + 1, 8, 1, 0));  // base 4 bytes off
+  EXPECT_FALSE(cuda::tf32x3_chunks_aligned(buffer + 2, 8, 1, 0));  // 8 bytes off
+  EXPECT_FALSE(cuda::tf32x3_chunks_aligned(buffer, 6, 1, 0));      // leading dimension
+  EXPECT_FALSE(cuda::tf32x3_chunks_aligned(buffer, 8, 3, 34));     // stride between products
+  EXPECT_TRUE(cuda::tf32x3_chunks_aligned(buffer, 8, 1, 34));      // one product: no stride
+  EXPECT_TRUE(cuda::tf32x3_pairs_aligned(buffer + 2, 6, 3, 34));
+  EXPECT_FALSE(cuda::tf32x3_pairs_aligned(buffer + 1, 6, 1, 0));
+  EXPECT_FALSE(cuda::tf32x3_pairs_aligned(buffer, 7, 1, 0));
+  EXPECT_FALSE(cuda::tf32x3_pairs_aligned(buffer, 6, 3, 35));
+}
+
 // The tiles' launch order covers each tile of the grid once, whatever its shape, and takes the
 // row tiles of a band of kTf32x3TileGroup column after column.
 TEST(Tf32x3MmaTile, TileOrderIsABijectionInBands) {
@@ -1625,6 +1643,7 @@ TEST(Tf32x3MmaTile, EmulatedBlocksMultiply) {
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, false, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, true, true>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, false, true>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, false, true>(rng);
 }
@@ -1673,11 +1692,22 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
 // and k-slice, split-K (the 70×50 products with k = 5000 have 2 tiles: 16 splits, and 3 of its 5
 // with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
 // both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
-// 260×132×1000 products; single elements elsewhere) and both epilogue stores (pairs where C's
-// leading dimension is even); and each tile shape forced (the small products as big tiles too).
+// 260×132×1000 products, and with a k off the chunks' grid in the 64×48×77 one with leading
+// dimension 80; single elements elsewhere) and both epilogue stores (pairs where C's leading
+// dimension is even; split-K's workspace unpaired for the 70×51 products); and each tile shape
+// forced (the small products as big tiles too) as well as chosen by size.
 // Tolerance: the suite's rule for float32 with the reduction length.
 struct Tf32x3TestSize {
   int64_t m, n, k, count, pad, workspace_floats;
+};
+// The process-wide kernel and tile choices as they were, put back however the test leaves.
+struct Tf32x3ChoiceRestorer {
+  cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
+  cuda::Tf32x3Tiles tiles = cuda::tf32x3_tiles();
+  ~Tf32x3ChoiceRestorer() {
+    cuda::set_tf32x3_kernel(kernel);
+    cuda::set_tf32x3_tiles(tiles);
+  }
 };
 void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes,
                                const std::vector<cuda::Tf32x3Tiles>& tile_choices, bool bias_cases) {
@@ -1685,7 +1715,7 @@ void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize
   std::mt19937_64 rng(test::fresh_seed());
   using Size = Tf32x3TestSize;
   const int64_t kWorkspace = int64_t{1} << 22;
-  const cuda::Tf32x3Kernel chosen = cuda::tf32x3_kernel();
+  const Tf32x3ChoiceRestorer restore;
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     for (const cuda::Tf32x3Tiles tiles : tile_choices) {
       const cuda::Tf32x3Kernel kernel = name.kernel;
@@ -1767,7 +1797,8 @@ void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize
             }
           }
       }
-      for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{70, 50, 5000, 2, 0, kWorkspace}}) {
+      for (const Size z : {Size{131, 259, 77, 1, 0, kWorkspace}, Size{132, 260, 77, 1, 0, kWorkspace},
+                           Size{70, 50, 5000, 2, 0, kWorkspace}}) {
         SCOPED_TRACE(which + ", bias epilogue, " + std::to_string(z.count) +
                      " × " + std::to_string(z.m) + "×" + std::to_string(z.n) + "×" + std::to_string(z.k));
         const int64_t width = z.count * z.n;
@@ -1791,8 +1822,6 @@ void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize
       }
     }
   }
-  cuda::set_tf32x3_kernel(chosen);
-  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
 }
 
 TEST(BackendGemm, Tf32x3MatchesTheCpu) {
@@ -1800,9 +1829,21 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
   const int64_t w = int64_t{1} << 22;
   expect_tf32x3_matches_cpu(*device,
                             {{131, 259, 77, 1, 0, w}, {7, 5, 3, 1, 3, w}, {300, 70, 1000, 3, 1, w},
-                             {260, 132, 1000, 2, 0, w}, {70, 50, 5000, 2, 2, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
-                             {70, 50, 5000, 1, 0, 0}, {33, 17, 0, 2, 0, w}},
-                            {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
+                             {260, 132, 1000, 2, 0, w}, {64, 48, 77, 1, 3, w}, {70, 50, 5000, 2, 2, w},
+                             {70, 51, 5000, 2, 0, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, {70, 50, 5000, 1, 0, 0},
+                             {33, 17, 0, 2, 0, w}},
+                            {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
+}
+
+// A short cover of every kernel, tile shape and transpose, over several turns of the copy ring, with
+// both copy paths (single elements at lda 301, chunks in the 260×132 products), partial tiles and
+// split-K (the 260×132×1000 products: 15 small tiles, 3 splits), for compute-sanitizer's memcheck
+// and racecheck, under which the whole test above runs too slowly.
+TEST(BackendGemm, Tf32x3FewLaunchesMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device, {{131, 70, 300, 2, 1, w}, {260, 132, 1000, 1, 0, w}},
+                            {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, false);
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the

@@ -472,7 +472,7 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
                      tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
-  const Tf32x3Tiles tiles = static_cast<Tf32x3Tiles>(tiles_choice().load());
+  const Tf32x3Tiles tiles = tf32x3_tiles();
   const bool small = tiles == Tf32x3Tiles::Auto ? tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors())
                                                 : tiles == Tf32x3Tiles::Small;
   const Tf32x3Kernel kernel = tf32x3_kernel();
@@ -497,6 +497,7 @@ void tf32x3_prepare() {
   (void)done;
 }
 
+Tf32x3Tiles tf32x3_tiles() { return static_cast<Tf32x3Tiles>(tiles_choice().load()); }
 void set_tf32x3_tiles(Tf32x3Tiles tiles) { tiles_choice().store(static_cast<int>(tiles)); }
 
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }

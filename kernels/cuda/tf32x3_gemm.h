@@ -34,6 +34,7 @@ void tf32x3_prepare();
 // Which tiles the products take: by tf32x3_use_small_tiles (Auto, the default), or all big or all
 // small (for tests: every path on small products).
 enum class Tf32x3Tiles { Auto, Big, Small };
+Tf32x3Tiles tf32x3_tiles();
 void set_tf32x3_tiles(Tf32x3Tiles tiles);
 
 // The kernel the products run on (Tf32x3Kernel, tf32x3_gemm_tile.h): UV_TF32X3_KERNEL at the first
