@@ -140,9 +140,8 @@ class CudaBackend final : public Backend {
   void set_gemm_library(GemmLibrary library) override {
     UV_CHECK(!captured_, "the GEMM library cannot change after a capture recorded its products");
     lt_.reset();
-    tf32x3_library_ = false;
-    if (library == GemmLibrary::Tf32x3) tf32x3_ops();  // its workspace, before any capture
     tf32x3_library_ = library == GemmLibrary::Tf32x3;
+    if (tf32x3_library_) tf32x3_ops();  // its workspace, before any capture
     if (library == GemmLibrary::Cublas || tf32x3_library_) return;
     // A workspace of its own, zeroed: cublasSgemm's scratch in the shared one could land on the
     // counters cuBLASLt's in-place split-K reduction keeps there between its launches.

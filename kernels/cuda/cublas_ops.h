@@ -28,7 +28,7 @@ struct CublasOps {
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (tf32x3 && tf32x3_fits(1, m, n))  // past its grid, cuBLAS
-      return Tf32x3Ops(*tf32x3).gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return tf32x3->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (lt && lt->run(gemm_call(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), stream)) return;
     CUBLAS_CHECK(cublasSgemm(handle, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                              static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b,
@@ -40,8 +40,8 @@ struct CublasOps {
                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     if (count == 1) return gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (tf32x3 && tf32x3_fits(count, m, n))  // past its grid, cuBLAS
-      return Tf32x3Ops(*tf32x3).gemm_batched(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b,
-                                             ldb, beta, c, ldc);
+      return tf32x3->gemm_batched(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta,
+                                  c, ldc);
     if (lt && lt->run(gemm_call(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c,
                                 ldc),
                       stream))
@@ -55,7 +55,7 @@ struct CublasOps {
   // A product with its bias epilogue in one launch; false (nothing run) without cuBLASLt or where
   // it has no algorithm for the call, and the orchestration runs the product and a bias kernel.
   bool gemm_fused(const GemmCall& c) {
-    if (tf32x3) return Tf32x3Ops(*tf32x3).gemm_fused(c);
+    if (tf32x3) return tf32x3->gemm_fused(c);
     return lt && lt->run(c, stream);
   }
   void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) {

@@ -49,26 +49,27 @@ struct Tf32x3Ops {
   int64_t workspace_floats = 0;
   int64_t* calls = nullptr;    // or null: counts the host's calls (a replayed CUDA graph adds none)
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-    tf32x3_gemm(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_floats, stream);
-    if (calls) ++*calls;
+            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) const {
+    gemm_batched(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb, int64_t m,
                     int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                    float beta, float* c, int64_t ldc) {
+                    float beta, float* c, int64_t ldc) const {
     tf32x3_gemm(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace,
                 workspace_floats, stream);
     if (calls) ++*calls;
   }
   // The forward bias in the product's epilogue; the bias gradient stays a column-sum kernel.
-  bool gemm_fused(const GemmCall& c) {
+  bool gemm_fused(const GemmCall& c) const {
     if (c.epilogue != GemmEpilogue::Bias || !tf32x3_fits(c.count, c.m, c.n)) return false;
     tf32x3_gemm(c, workspace, workspace_floats, stream);
     if (calls) ++*calls;
     return true;
   }
-  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) { cuda::bias_add_rows(y, bias, m, n, stream); }
-  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) {
+  void bias_add_rows(float* y, const float* bias, int64_t m, int64_t n) const {
+    cuda::bias_add_rows(y, bias, m, n, stream);
+  }
+  void column_sums(const float* x, int64_t m, int64_t n, float* out, GradientMode mode) const {
     cuda::column_sums(x, m, n, out, mode, stream);
   }
 };
