@@ -50,6 +50,8 @@ enum class GemmLibrary {
   Tf32x3,             // our 3xTF32 tensor-core GEMM (kernels/cuda/tf32x3_gemm.h): float32 accuracy
 };
 GemmLibrary parse_gemm_library(const std::string& name);  // UserError naming the value
+bool is_gemm_library(const std::string& name);
+std::string gemm_library_names();  // "cublas, cublaslt, ...", for messages
 // What the cuBLASLt and small-GEMM paths ran, counted as the host issues calls (a replayed CUDA graph repeats the
 // captured calls without counting them again).
 struct GemmCounts {

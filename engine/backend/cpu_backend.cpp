@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <utility>
 
 #include "engine/backend/backend.h"
 #include "engine/core/error.h"
@@ -49,21 +50,39 @@ const char* activation_name(Activation activation) {
   return "?";
 }
 
+namespace {
+// train.gemm's and --gemm's names, in the order messages list them.
+constexpr std::pair<GemmLibrary, const char*> kGemmLibraryNames[] = {
+    {GemmLibrary::Cublas, "cublas"},
+    {GemmLibrary::CublasLt, "cublaslt"},
+    {GemmLibrary::CublasLtOneKernel, "cublaslt_one_kernel"},
+    {GemmLibrary::Tf32x3, "tf32x3"}};
+}  // namespace
+
+bool is_gemm_library(const std::string& name) {
+  for (const auto& [library, library_name] : kGemmLibraryNames)
+    if (name == library_name) return true;
+  return false;
+}
+
+std::string gemm_library_names() {
+  std::string out;
+  for (const auto& [library, library_name] : kGemmLibraryNames) {
+    if (!out.empty()) out += ", ";
+    out += library_name;
+  }
+  return out;
+}
+
 GemmLibrary parse_gemm_library(const std::string& name) {
-  if (name == "cublas") return GemmLibrary::Cublas;
-  if (name == "cublaslt") return GemmLibrary::CublasLt;
-  if (name == "cublaslt_one_kernel") return GemmLibrary::CublasLtOneKernel;
-  if (name == "tf32x3") return GemmLibrary::Tf32x3;
-  UV_FAIL("unknown GEMM library '" << name << "' (expected cublas, cublaslt, cublaslt_one_kernel or tf32x3)");
+  for (const auto& [library, library_name] : kGemmLibraryNames)
+    if (name == library_name) return library;
+  UV_FAIL("unknown GEMM library '" << name << "' (expected one of " << gemm_library_names() << ")");
 }
 
 const char* gemm_library_name(GemmLibrary library) {
-  switch (library) {
-    case GemmLibrary::Cublas: return "cublas";
-    case GemmLibrary::CublasLt: return "cublaslt";
-    case GemmLibrary::CublasLtOneKernel: return "cublaslt_one_kernel";
-    case GemmLibrary::Tf32x3: return "tf32x3";
-  }
+  for (const auto& [known, library_name] : kGemmLibraryNames)
+    if (known == library) return library_name;
   return "?";
 }
 

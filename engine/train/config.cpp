@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/backend/backend.h"
 #include "engine/core/error.h"
 #include "engine/data/dataset.h"
 
@@ -217,9 +218,8 @@ RunConfig parse_config(const std::string& text, const std::string& source,
              "config " << source << ": 'train.project_input' = \"" << r.project_input
                        << "\" is not one of auto, on, off");
   r.gemm = get<std::string>(t, "gemm");
-  UV_REQUIRE(r.gemm == "cublas" || r.gemm == "cublaslt" || r.gemm == "cublaslt_one_kernel" || r.gemm == "tf32x3",
-             "config " << source << ": 'train.gemm' = \"" << r.gemm
-                       << "\" is not one of cublas, cublaslt, cublaslt_one_kernel, tf32x3");
+  UV_REQUIRE(is_gemm_library(r.gemm),
+             "config " << source << ": 'train.gemm' = \"" << r.gemm << "\" is not one of " << gemm_library_names());
   r.small_gemm = get<std::string>(t, "small_gemm");
   UV_REQUIRE(r.small_gemm == "on" || r.small_gemm == "off",
              "config " << source << ": 'train.small_gemm' = \"" << r.small_gemm << "\" is not one of on, off");
