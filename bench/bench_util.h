@@ -77,7 +77,7 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("backend", backend->description());
   benchmark::AddCustomContext("gemm", gemm);
-  // Which of the two 3xTF32 kernels the tf32x3 products ran on (kernels/cuda/tf32x3_gemm_tile.h).
+  // Which 3xTF32 kernel the tf32x3 products ran on (kernels/cuda/tf32x3_gemm_tile.h).
   const char* tf32x3_kernel = std::getenv("UV_TF32X3_KERNEL");
   cuda::Tf32x3Kernel kernel;
   if (!cuda::parse_tf32x3_kernel(tf32x3_kernel, kernel)) {

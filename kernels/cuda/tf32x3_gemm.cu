@@ -439,7 +439,7 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3Mma4BigTile::kRows == Tf32x3BigTile::kRows && Tf32x3Mma4BigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
                   Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth,
-              "both kernels on the grids and splits of tf32x3_gemm_tile.h");
+              "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
 // UV_TF32X3_KERNEL picks the kernel until they are measured against each other (then the slower
 // ones go): mma (default), mma4 or wmma.
