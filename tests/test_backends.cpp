@@ -1250,7 +1250,7 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: mma (also unset or empty), mma4 or wmma; anything else is refused (the benches
+// UV_TF32X3_KERNEL: mma (also unset or empty), mma4, wmma or wgmma; anything else is refused (the benches
 // exit 2 with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Wmma;
@@ -1260,6 +1260,8 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Wmma);
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma4", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma4);
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel("wgmma", k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wgmma);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     EXPECT_TRUE(cuda::parse_tf32x3_kernel(name.name, k));
     EXPECT_EQ(cuda::tf32x3_kernel_name(k), std::string(name.name));
@@ -1646,6 +1648,263 @@ TEST(Tf32x3MmaTile, EmulatedBlocksMultiply) {
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, false, true>(rng);
+}
+
+// ---- The wgmma kernel's arithmetic (Tf32x3WgmmaTile, kernels/cuda/sm90a/tf32x3_wgmma.cu) ----
+// The same checks for the layouts the wgmma kernel adds: B's parts in K-major core matrices, read
+// back through the matrix descriptors as the PTX ISA's canonical layout decodes them, the
+// warpgroup's register fragments, the conversion pass's loads and stores, and an emulation of the
+// whole data movement.
+
+TEST(Tf32x3WgmmaTile, DescriptorsEncodeAndReadTheCanonicalLayout) {
+  // Fields in 16-byte units: start 0x400 → 0x40, leading 128 → 8 (bits 16–29), stride 1024 → 64 (bits 32–45).
+  EXPECT_EQ(cuda::wgmma_descriptor(0x400, 128, 1024), uint64_t{0x0000004000080040});
+  EXPECT_EQ(cuda::wgmma_descriptor(0x3FFF0, 16, 16) & 0x3FFF, uint64_t{0x3FFF});  // the top of 256 KiB
+  using Tile = cuda::Tf32x3WgmmaTile;
+  // Each (column, k) of a slice has its own place in a part buffer.
+  std::vector<int> seen(Tile::kSplitFloats, 0);
+  for (int n = 0; n < Tile::kCols; ++n)
+    for (int k = 0; k < Tile::kDepth; ++k) ++seen.at(cuda::tf32x3_wgmma_b_offset(n, k));
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long{Tile::kSplitFloats});
+  // Each k-step's descriptor reads (n, k) where the conversion put (n, 8·kk + k); core matrices are
+  // 128 contiguous bytes (8 columns' 16-byte rows).
+  const uint32_t base = 0x1200;
+  for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
+    const uint64_t desc = cuda::wgmma_descriptor(base + kk * cuda::kTf32x3WgmmaStepBytes,
+                                                 cuda::kTf32x3WgmmaLeadingBytes, cuda::kTf32x3WgmmaStrideBytes);
+    for (int n = 0; n < Tile::kCols; ++n)
+      for (int k = 0; k < 8; ++k) {
+        const uint32_t address = cuda::wgmma_k_major_address(desc, n, k);
+        ASSERT_EQ(address % 4, 0u);
+        ASSERT_EQ(int(address - base) / 4, cuda::tf32x3_wgmma_b_offset(n, 8 * kk + k)) << kk << " " << n << " " << k;
+      }
+  }
+  for (int n = 0; n < Tile::kCols; n += 8)
+    for (int k = 0; k < Tile::kDepth; k += 4)
+      for (int e = 0; e < 32; ++e)  // the core matrix at (n, k): 32 consecutive floats
+        EXPECT_EQ(cuda::tf32x3_wgmma_b_offset(n + e / 4, k + e % 4), cuda::tf32x3_wgmma_b_offset(n, k) + e);
+}
+
+TEST(Tf32x3WgmmaTile, FragmentLayoutsHoldEachElementOnce) {
+  std::vector<int> a(64 * 8, 0), c(64 * 128, 0);
+  for (int warp = 0; warp < 4; ++warp)
+    for (int lane = 0; lane < 32; ++lane) {
+      for (int r = 0; r < 4; ++r) {
+        const cuda::TileElement x = cuda::wgmma_a_coord(warp, lane, r);
+        ASSERT_TRUE(x.row >= 16 * warp && x.row < 16 * warp + 16 && x.col >= 0 && x.col < 8);
+        ++a[x.row * 8 + x.col];
+      }
+      for (int r = 0; r < 64; ++r) {
+        const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, r);
+        ASSERT_TRUE(x.row >= 16 * warp && x.row < 16 * warp + 16 && x.col >= 0 && x.col < 128);
+        ++c[x.row * 128 + x.col];
+        if (r % 2 == 1) {  // the epilogue's pairs: registers 2h, 2h + 1 are one row's adjacent columns
+          const cuda::TileElement first = cuda::wgmma_c_coord(warp, lane, r - 1);
+          EXPECT_EQ(first.row, x.row);
+          EXPECT_EQ(first.col + 1, x.col);
+        }
+      }
+    }
+  EXPECT_EQ(std::count(a.begin(), a.end(), 1), 64 * 8);
+  EXPECT_EQ(std::count(c.begin(), c.end(), 1), 64 * 128);
+  // CUTLASS's CLayout_64xN, written out: lane (t0 + 4·t1), warp t2, value (v0 + 2·v1 + 4·v2) at
+  // row t1 + 16·t2 + 8·v1, column 2·t0 + v0 + 8·v2.
+  for (int warp = 0; warp < 4; ++warp)
+    for (int lane = 0; lane < 32; ++lane)
+      for (int r = 0; r < 64; ++r) {
+        const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, r);
+        EXPECT_EQ(x.row, lane / 4 + 16 * warp + 8 * ((r / 2) % 2));
+        EXPECT_EQ(x.col, 2 * (lane % 4) + r % 2 + 8 * (r / 4));
+      }
+}
+
+TEST(Tf32x3WgmmaTile, ConversionAndFragmentLoadsHaveNoBankConflicts) {
+  using Tile = cuda::Tf32x3WgmmaTile;
+  std::vector<int> seen(Tile::kSplitFloats, 0);
+  for (int warp = 0; warp < Tile::kThreads / 32; ++warp)
+    for (int i = 0; i < Tile::kConvertChunks; ++i) {
+      cuda::TileElement x[32];
+      for (int lane = 0; lane < 32; ++lane) {
+        x[lane] = cuda::tf32x3_wgmma_convert_chunk<Tile>(warp * 32 + lane + i * Tile::kThreads);
+        ASSERT_TRUE(x[lane].row < Tile::kCols && x[lane].col < Tile::kDepth / 4);
+        for (int e = 0; e < 4; ++e) ++seen.at(cuda::tf32x3_wgmma_b_offset(x[lane].row, 4 * x[lane].col + e));
+      }
+      // The parts' 16-byte stores, a quarter warp at a time: one core matrix, 8 distinct groups of 4 banks.
+      for (int q = 0; q < 32; q += 8) {
+        std::set<int> groups;
+        for (int lane = q; lane < q + 8; ++lane) {
+          const int o = cuda::tf32x3_wgmma_b_offset(x[lane].row, 4 * x[lane].col);
+          EXPECT_EQ(o % 4, 0);
+          EXPECT_EQ(o / 32, cuda::tf32x3_wgmma_b_offset(x[q].row, 4 * x[q].col) / 32);
+          groups.insert(o / 4 % 8);
+        }
+        EXPECT_EQ(groups.size(), 8u) << "warp " << warp << " chunk " << i << " quarter " << q / 8;
+        // B transposed in the ring: 16-byte loads, likewise 8 distinct groups a quarter warp.
+        std::set<int> load_groups;
+        for (int lane = q; lane < q + 8; ++lane) {
+          const int at = cuda::tf32x3_b_smem<Tile, true>(4 * x[lane].col, x[lane].row);
+          EXPECT_EQ(at % 4, 0);
+          load_groups.insert(at / 4 % 8);
+        }
+        EXPECT_EQ(load_groups.size(), 8u) << "warp " << warp << " chunk " << i;
+      }
+      // B plain in the ring: each of the 4 element loads on 32 banks.
+      for (int e = 0; e < 4; ++e) {
+        std::set<int> banks;
+        for (int lane = 0; lane < 32; ++lane)
+          banks.insert(cuda::tf32x3_b_smem<Tile, false>(4 * x[lane].col + e, x[lane].row) % 32);
+        EXPECT_EQ(banks.size(), 32u) << "warp " << warp << " chunk " << i << " element " << e;
+      }
+    }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long{Tile::kSplitFloats});
+  // A's fragment loads from the ring, both layouts.
+  for (const bool trans : {false, true})
+    for (int warp = 0; warp < Tile::kThreads / 32; ++warp)
+      for (int kk = 0; kk < Tile::kDepth; kk += 8)
+        for (int r = 0; r < 4; ++r) {
+          std::set<int> banks;
+          for (int lane = 0; lane < 32; ++lane) {
+            const cuda::TileElement x = cuda::wgmma_a_coord(warp % 4, lane, r);
+            const int row = 64 * (warp / 4) + x.row, k = kk + x.col;
+            banks.insert((trans ? cuda::tf32x3_a_smem<Tile, true>(row, k) : cuda::tf32x3_a_smem<Tile, false>(row, k)) %
+                         32);
+          }
+          EXPECT_EQ(banks.size(), 32u) << (trans ? "Aᵀ" : "A") << " warp " << warp << " kk " << kk << " r " << r;
+        }
+  static_assert(Tile::kSharedBytes <= 227 * 1024, "a block's shared memory");
+}
+
+namespace {
+
+// The wgmma kernel's data movement for one product, block by block on the host (doubles): the
+// ring's copies (the mma kernel's, checked above), the conversion of B's slice into its two parts
+// by the kernel's chunks and offsets (big = the float rounding, small = the rest, so a mix-up of
+// the buffers shows), A's parts gathered by wgmma_a_coord, each wgmma by its definition with B read
+// through the descriptors, the three products in the kernel's order, the lanes' stores by
+// wgmma_c_coord, and split-K's partial sums added in order.
+template <bool TransA, bool TransB, int Elems>
+std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b,
+                                         int64_t ldb, int64_t m, int64_t n, int64_t k, int64_t k_per_split) {
+  using Tile = cuda::Tf32x3WgmmaTile;
+  const int64_t splits = std::max<int64_t>(1, (k + k_per_split - 1) / k_per_split);
+  std::vector<double> partial(splits * m * n, std::nan(""));
+  auto parts_of = [](double x, double& big, double& small) {
+    big = double(float(x));
+    small = x - big;
+  };
+  const uint32_t base[2] = {0x400, 0x400 + 4 * Tile::kSplitFloats};  // big's and small's buffer addresses
+  for (int64_t split = 0; split < splits; ++split)
+    for (int64_t row0 = 0; row0 < m; row0 += Tile::kRows)
+      for (int64_t col0 = 0; col0 < n; col0 += Tile::kCols) {
+        const int64_t k_begin = split * k_per_split, k_end = std::min(k, k_begin + k_per_split);
+        std::vector<double> acc(size_t(Tile::kThreads) * 64, 0.0);
+        for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
+          std::vector<double> slot(Tile::kStageFloats, std::nan(""));
+          for (int t = 0; t < Tile::kThreads; ++t) {
+            const cuda::Tf32x3ACopies<Tile, TransA, Elems> aw(t, row0, k0, m, k_end, lda);
+            for (int i = 0; i < aw.kPieces; ++i)
+              for (int e = 0; e < Elems; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
+            const cuda::Tf32x3BCopies<Tile, TransB, Elems> bw(t, col0, k0, n, k_end, ldb);
+            for (int i = 0; i < bw.kPieces; ++i)
+              for (int e = 0; e < Elems; ++e)
+                slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
+          }
+          // The conversion: parts[0] big, parts[1] small, poisoned first.
+          std::vector<double> parts[2] = {std::vector<double>(Tile::kSplitFloats, std::nan("")),
+                                          std::vector<double>(Tile::kSplitFloats, std::nan(""))};
+          for (int t = 0; t < Tile::kThreads; ++t)
+            for (int i = 0; i < Tile::kConvertChunks; ++i) {
+              const cuda::TileElement c = cuda::tf32x3_wgmma_convert_chunk<Tile>(t + i * Tile::kThreads);
+              for (int e = 0; e < 4; ++e) {
+                const double x = slot[Tile::kAFloats + cuda::tf32x3_b_smem<Tile, TransB>(4 * c.col + e, c.row)];
+                const int o = cuda::tf32x3_wgmma_b_offset(c.row, 4 * c.col + e);
+                parts_of(x, parts[0][o], parts[1][o]);
+              }
+            }
+          for (int group = 0; group < Tile::kWarpgroups; ++group)
+            for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
+              double am[2][64][8];  // A's big and small parts (64×8) from the warpgroup's registers
+              for (int warp = 0; warp < 4; ++warp)
+                for (int lane = 0; lane < 32; ++lane)
+                  for (int r = 0; r < 4; ++r) {
+                    const cuda::TileElement x = cuda::wgmma_a_coord(warp, lane, r);
+                    const double v = slot[cuda::tf32x3_a_smem<Tile, TransA>(64 * group + x.row, 8 * kk + x.col)];
+                    parts_of(v, am[0][x.row][x.col], am[1][x.row][x.col]);
+                  }
+              // B (8×128) through each part's descriptor for this k-step.
+              double bm[2][8][128];
+              for (int part = 0; part < 2; ++part) {
+                const uint64_t desc = cuda::wgmma_descriptor(base[part] + kk * cuda::kTf32x3WgmmaStepBytes,
+                                                             cuda::kTf32x3WgmmaLeadingBytes,
+                                                             cuda::kTf32x3WgmmaStrideBytes);
+                for (int col = 0; col < 128; ++col)
+                  for (int q = 0; q < 8; ++q)
+                    bm[part][q][col] = parts[part][(cuda::wgmma_k_major_address(desc, col, q) - base[part]) / 4];
+              }
+              const int order[3][2] = {{1, 0}, {0, 1}, {0, 0}};  // (A's part, B's part): small·big, big·small, big·big
+              for (const auto& o : order)
+                for (int warp = 0; warp < 4; ++warp)
+                  for (int lane = 0; lane < 32; ++lane)
+                    for (int r = 0; r < 64; ++r) {
+                      const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, r);
+                      double sum = 0;
+                      for (int q = 0; q < 8; ++q) sum += am[o[0]][x.row][q] * bm[o[1]][q][x.col];
+                      acc[size_t(group * 128 + warp * 32 + lane) * 64 + r] += sum;
+                    }
+            }
+        }
+        for (int t = 0; t < Tile::kThreads; ++t) {
+          const int group = t / 128, warp = (t / 32) % 4, lane = t % 32;
+          for (int j = 0; j < 16; ++j)
+            for (int h = 0; h < 2; ++h) {
+              const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, 4 * j + 2 * h);
+              const int64_t row = row0 + 64 * group + x.row, col = col0 + x.col;
+              if (row >= m || col >= n) continue;
+              partial[(split * m + row) * n + col] = acc[size_t(t) * 64 + 4 * j + 2 * h];
+              if (col + 1 < n) partial[(split * m + row) * n + col + 1] = acc[size_t(t) * 64 + 4 * j + 2 * h + 1];
+            }
+        }
+      }
+  std::vector<double> c(m * n, 0.0);
+  for (int64_t e = 0; e < m * n; ++e)
+    for (int64_t split = 0; split < splits; ++split) c[e] += partial[split * m * n + e];
+  return c;
+}
+
+template <bool TransA, bool TransB>
+void expect_tf32x3_wgmma_emulation_multiplies(std::mt19937_64& rng) {
+  struct Size { int64_t m, n, k, k_per_split; int elems; };
+  for (const Size z : {Size{131, 70, 77, 77, 1}, Size{5, 133, 40, 40, 4}, Size{140, 9, 300, 96, 4},
+                       Size{70, 260, 100, 64, 1}}) {
+    SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
+                 std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
+                 ", copies of " + std::to_string(z.elems));
+    const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
+    const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
+    const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
+    const auto c = z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split)
+                                : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
+    double worst = 0;
+    for (int64_t row = 0; row < z.m; ++row)
+      for (int64_t col = 0; col < z.n; ++col) {
+        double want = 0;
+        for (int64_t q = 0; q < z.k; ++q)
+          want += (TransA ? a[q * lda + row] : a[row * lda + q]) * (TransB ? b[col * ldb + q] : b[q * ldb + col]);
+        const double got = c[row * z.n + col];
+        worst = std::isfinite(got) ? std::max(worst, std::fabs(got - want)) : INFINITY;
+      }
+    EXPECT_LE(worst, 1e-12);
+  }
+}
+
+}  // namespace
+
+TEST(Tf32x3WgmmaTile, EmulatedBlocksMultiply) {
+  std::mt19937_64 rng(test::fresh_seed());
+  expect_tf32x3_wgmma_emulation_multiplies<false, false>(rng);
+  expect_tf32x3_wgmma_emulation_multiplies<false, true>(rng);
+  expect_tf32x3_wgmma_emulation_multiplies<true, false>(rng);
+  expect_tf32x3_wgmma_emulation_multiplies<true, true>(rng);
 }
 
 // Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about

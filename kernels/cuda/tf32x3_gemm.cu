@@ -1,5 +1,5 @@
-// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h): two designs, to be measured against each other.
-// Both: a block per tile of C (and per slice of k where products with few tiles split it), k in
+// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h): designs to be measured against each other (the
+// fourth, on Hopper's wgmma, is kernels/cuda/sm90a/tf32x3_wgmma.cu). These: a block per tile of C (and per slice of k where products with few tiles split it), k in
 // slices of 32 staged in shared memory, each warp's fragments split into TF32 big and small parts as
 // they leave shared memory.
 //   wmma (tf32x3_gemm_kernel): the next slice's loads in flight in registers while the tensor cores
@@ -15,30 +15,18 @@
 
 #include "engine/core/error.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/tf32x3_device.cuh"
 #include "kernels/cuda/tf32x3_gemm.h"
+#include "kernels/cuda/tf32x3_wgmma.h"
 
 namespace uv::cuda {
 namespace {
 
-struct GemmParams {
-  int64_t m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c;
-  bool trans_a, trans_b;
-  float alpha, beta;
-  const float* a;
-  const float* b;
-  float* c;
-  int splits;           // of k; 1: the kernel writes C itself
-  int64_t k_per_split;  // a multiple of the k-slice
-  float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
-  const float* bias;    // or null: C += bias (product i's at bias + i·n) as C is written
-  bool a_chunks, b_chunks;  // the mma kernel: 16-byte copies of A's, B's chunks (tf32x3_chunks_aligned)
-  bool c_pairs;             // the mma kernel: C's adjacent columns stored as one 8-byte pair (tf32x3_pairs_aligned)
-  bool partial_pairs;       // the same for the split-K workspace
-};
+using GemmParams = Tf32x3Params;
 
 // x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
 template <typename Fragment>
-__device__ __forceinline__ void split_tf32(Fragment& big, Fragment& small) {
+__device__ __forceinline__ void split_fragment_tf32(Fragment& big, Fragment& small) {
 #pragma unroll
   for (int e = 0; e < big.num_elements; ++e) {
     const float x = big.x[e];
@@ -112,12 +100,12 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
 #pragma unroll
       for (int i = 0; i < Tile::kFragRows; ++i) {
         wmma::load_matrix_sync(a_big[i], a_tile + (warp_row + 16 * i) * Tile::kAPitch + kk, Tile::kAPitch);
-        split_tf32(a_big[i], a_small[i]);
+        split_fragment_tf32(a_big[i], a_small[i]);
       }
 #pragma unroll
       for (int j = 0; j < Tile::kFragCols; ++j) {
         wmma::load_matrix_sync(b_big[j], b_tile + kk * Tile::kBPitch + warp_col + 16 * j, Tile::kBPitch);
-        split_tf32(b_big[j], b_small[j]);
+        split_fragment_tf32(b_big[j], b_small[j]);
       }
 #pragma unroll
       for (int i = 0; i < Tile::kFragRows; ++i)
@@ -159,58 +147,11 @@ __global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams 
 
 // ---- The mma.sync kernel (kernels/cuda/tf32x3_gemm_tile.h: Tf32x3MmaTileT and its layouts) ----
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// cp.async with zero fill: `bytes` of the source (0 to the copy's size) land, the rest are zeros.
-__device__ __forceinline__ void copy_async16(float* dst, const float* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void copy_async4(float* dst, const float* src, int bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int Pending>
-__device__ __forceinline__ void copy_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
-}
-
-// x = big + small as TF32 bit patterns, each rounded to nearest with ties away from zero by adding
-// half a TF32 unit to the magnitude's bits and dropping the 13 low ones: cvt.rna.tf32.f32's
-// rounding (and the host's tf32_round_host) in 2 integer instructions where the cvt takes 3 (8.5
-// instructions a split against 10.5; the splits are most of the kernel's non-mma work). ±Inf and
-// NaN keep their bits, with a zero small part rather than Inf − Inf = NaN. Non-finite in, non-finite
-// out: an Inf can still meet a factor whose small part is 0 (Inf·0 = NaN in a big·small term), and a
-// finite x within half a TF32 unit of FLT_MAX rounds to Inf and gives NaN.
-__device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
-  const uint32_t bits = __float_as_uint(x);
-  const bool finite = fabsf(x) < INFINITY;
-  big = finite ? (bits + 0x1000u) & 0xffffe000u : bits;
-  const float rest = x - __uint_as_float(big);
-  small = finite ? (__float_as_uint(rest) + 0x1000u) & 0xffffe000u : 0u;
-}
 // d += a·b on one m16n8k8 fragment (layouts: mma_a_coord, mma_b_coord, mma_c_coord).
 __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// One thread's pieces of a k-slice of one operand into its slot (cp.async; completion is the
-// caller's group wait): 16-byte chunks, or single elements where the source is not 16-byte aligned.
-template <typename Copies>
-__device__ __forceinline__ void copy_pieces(const Copies& w, const float* __restrict__ base, float* slot) {
-#pragma unroll
-  for (int i = 0; i < Copies::kPieces; ++i) {
-    const int valid = w.valid(i);
-    const float* src = valid ? base + w.source(i) : base;
-    if constexpr (Copies::kElems == 4)
-      copy_async16(slot + w.slot(i), src, 4 * valid);
-    else
-      copy_async4(slot + w.slot(i), src, 4 * valid);
-  }
 }
 
 template <typename Tile, bool TransA, bool TransB>
@@ -297,9 +238,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
 
   // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
-  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows; edges, alpha, beta
-  // and the bias per element.
-  float* __restrict__ c = p.c + batch * p.stride_c;
+  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows.
 #pragma unroll
   for (int i = 0; i < Tile::kFragRows; ++i)
 #pragma unroll
@@ -307,44 +246,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const TileElement x = mma_c_coord(lane, 2 * h);
-        const int64_t row = row0 + warp_row + 16 * i + x.row, col = col0 + warp_col + 8 * j + x.col;
-        if (row >= p.m || col >= p.n) continue;
-        const bool second = col + 1 < p.n;
-        float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
-        if (p.splits > 1) {
-          float* dst = p.partial + (z * p.m + row) * p.n + col;
-          if (second && p.partial_pairs) {
-            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
-          } else {
-            dst[0] = v0;
-            if (second) dst[1] = v1;
-          }
-          continue;
-        }
-        float* dst = c + row * p.ldc + col;
-        const bool pair = second && p.c_pairs;
-        v0 *= p.alpha;
-        v1 *= p.alpha;
-        if (p.beta != 0.f) {  // beta 0: C is not read
-          if (pair) {
-            const float2 old = *reinterpret_cast<const float2*>(dst);
-            v0 += p.beta * old.x;
-            v1 += p.beta * old.y;
-          } else {
-            v0 += p.beta * dst[0];
-            if (second) v1 += p.beta * dst[1];
-          }
-        }
-        if (p.bias) {
-          v0 += p.bias[batch * p.n + col];
-          if (second) v1 += p.bias[batch * p.n + col + 1];
-        }
-        if (pair) {
-          *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
-        } else {
-          dst[0] = v0;
-          if (second) dst[1] = v1;
-        }
+        store_pair(p, z, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
+                   acc[i][j][2 * h + 1]);
       }
 }
 
@@ -438,16 +341,18 @@ void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t wo
 static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3Mma4BigTile::kRows == Tf32x3BigTile::kRows && Tf32x3Mma4BigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
-                  Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth,
+                  Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth &&
+                  Tf32x3WgmmaTile::kRows == Tf32x3BigTile::kRows && Tf32x3WgmmaTile::kCols == Tf32x3BigTile::kCols &&
+                  Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
 // UV_TF32X3_KERNEL picks the kernel until they are measured against each other (then the slower
-// ones go): mma (default), mma4 or wmma.
+// ones go): mma (default), mma4, wmma or wgmma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
     Tf32x3Kernel kernel = Tf32x3Kernel::Mma;
-    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma, mma4 or wmma");
+    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma, mma4, wmma or wgmma");
     return static_cast<int>(kernel);
   }()};
   return choice;
@@ -472,15 +377,24 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
                      tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
-  const Tf32x3Tiles tiles = tf32x3_tiles();
-  const bool small = tiles == Tf32x3Tiles::Auto ? tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors())
-                                                : tiles == Tf32x3Tiles::Small;
   const Tf32x3Kernel kernel = tf32x3_kernel();
+  const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
+  // By size, wgmma keeps its big tiles for thin products too, with split-K filling the GPU: a
+  // 128×128 tile on wgmma against a 64×64 one on mma.sync (tf32x3_use_small_tiles is the mma
+  // kernels' rule).
+  const Tf32x3Tiles tiles = tf32x3_tiles();
+  const bool small = tiles == Tf32x3Tiles::Auto
+                         ? !wgmma && tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors())
+                         : tiles == Tf32x3Tiles::Small;
   if (kernel == Tf32x3Kernel::Wmma) {
     small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)
           : launch_wmma<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (small) {
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
+  } else if (wgmma) {
+    tf32x3_prepare();
+    launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream,
+                            [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
   } else {
     kernel == Tf32x3Kernel::Mma4 ? launch_mma<Tf32x3Mma4BigTile>(p, g.count, workspace, workspace_floats, stream)
                                  : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
@@ -492,6 +406,7 @@ void tf32x3_prepare() {
     opt_in_transposes<Tf32x3MmaBigTile>();
     opt_in_transposes<Tf32x3Mma4BigTile>();
     opt_in_transposes<Tf32x3MmaSmallTile>();
+    if (tf32x3_wgmma_available()) tf32x3_wgmma_prepare();
     return true;
   }();
   (void)done;

@@ -272,17 +272,93 @@ inline bool tf32x3_pairs_aligned(const float* base, int64_t ld, int64_t count, i
   return reinterpret_cast<uintptr_t>(base) % 8 == 0 && ld % 2 == 0 && (count == 1 || stride % 2 == 0);
 }
 
-// Three kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async
-// ring, 8 warps a big tile: the default), `Mma4` (the same, 4 warps of 64×64 a big tile) and `Wmma`
-// (the first design, register-staged WMMA). The environment's UV_TF32X3_KERNEL (mma, mma4, wmma)
-// sets the choice; tests switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Mma4, Wmma };
+// ---- The wgmma kernel's arithmetic (tf32x3_wgmma_kernel in kernels/cuda/sm90a/tf32x3_wgmma.cu) ----
+//
+// Hopper's warpgroup MMA (wgmma, sm_90a only): a warpgroup of 4 warps multiplies a 64×8 A held in
+// its registers by an 8×N B read from shared memory through a matrix descriptor, asynchronously.
+// mma.sync reaches only part of Hopper's tensor-core rate; wgmma is how the rest is had. For TF32,
+// B must be K-major in shared memory (no transposed form), and both its TF32 parts are needed, so
+// each k-slice of B goes from the ring (as the mma kernel's, in B's source layout) through one
+// conversion pass into two K-major buffers, big and small, split once per block instead of once
+// per warp that reads them. A's fragments are split in registers as they leave the ring.
+//
+// 128×128 tiles of 2 warpgroups, each 64 rows × all 128 columns (wgmma m64n128k8: 64 accumulators
+// a thread), one block a multiprocessor with up to 255 registers a thread. The tensor cores work
+// on slice s while the threads convert slice s + 1: B's parts and A's registers are double
+// buffered, and each slice waits only for the one before it (wgmma.wait_group 1).
+struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
+  // The base gives the ring: kStages slots of A's and B's slices in their source layouts, its
+  // pitches and its cp.async copies for 256 threads (kWarpRows and kWarpCols are unused here).
+  static constexpr int kWarpgroups = kThreads / 128;
+  static constexpr int kSplitFloats = kCols * kDepth;  // one TF32 part of B's slice (tf32x3_wgmma_b_offset)
+  static constexpr int kPartBuffers = 2;               // slices whose parts are in use at once
+  // The parts first (buffer 0's big and small, buffer 1's), then the ring. Hides the base's
+  // ring-only size.
+  static constexpr int kSharedBytes = (2 * kPartBuffers * kSplitFloats + kStages * kStageFloats) * 4;
+  static constexpr int kConvertChunks = kCols * kDepth / 4 / kThreads;  // a thread's 4-k chunks of B's slice
+  static_assert(kRows == 64 * kWarpgroups, "a warpgroup per 64 rows");
+  static_assert(kConvertChunks * kThreads * 4 == kCols * kDepth, "the conversion splits evenly");
+};
+
+// B's TF32 parts for wgmma: 16-byte rows of 4 k each, 8 columns (n) to a 128-byte "core matrix",
+// the no-swizzle K-major canonical layout of the PTX ISA's matrix descriptor: in 16-byte units,
+// ((8, n/8), 2) : ((1, SBO), LBO) for one 8-deep step. Here [n/8][k/4][n%8][k%4]: the next 4 k
+// (LBO) 128 bytes on, the next 8 columns (SBO) a whole 32-deep slice's 1024 bytes on; the k-step
+// kk (8 k) starts at 256·kk bytes.
+UV_HOST_DEVICE constexpr int tf32x3_wgmma_b_offset(int n, int k) {
+  return (n / 8) * 256 + (k / 4) * 32 + (n % 8) * 4 + k % 4;
+}
+constexpr uint32_t kTf32x3WgmmaLeadingBytes = 128, kTf32x3WgmmaStrideBytes = 1024;
+constexpr uint32_t kTf32x3WgmmaStepBytes = 256;  // from one 8-deep k-step's start to the next
+
+// wgmma's shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor Format"): bits 0–13 the
+// start address, 16–29 the leading byte offset, 32–45 the stride byte offset, each in 16-byte
+// units; base offset (49–51) 0 and swizzle (62–63) none.
+UV_HOST_DEVICE constexpr uint64_t wgmma_descriptor(uint32_t address, uint32_t leading_bytes, uint32_t stride_bytes) {
+  return uint64_t{(address >> 4) & 0x3FFFu} | (uint64_t{(leading_bytes >> 4) & 0x3FFFu} << 16) |
+         (uint64_t{(stride_bytes >> 4) & 0x3FFFu} << 32);
+}
+// The byte address a wgmma reads for B's element (n, k), k < 8, through a no-swizzle K-major
+// descriptor: the canonical layout above, decoded. The CPU tests read the conversion's buffers
+// through it.
+UV_HOST_DEVICE constexpr uint32_t wgmma_k_major_address(uint64_t desc, int n, int k) {
+  const uint32_t start = uint32_t(desc & 0x3FFFu) << 4, leading = uint32_t((desc >> 16) & 0x3FFFu) << 4;
+  const uint32_t stride = uint32_t((desc >> 32) & 0x3FFFu) << 4;
+  return start + uint32_t(n % 8) * 16 + uint32_t(n / 8) * stride + uint32_t(k / 4) * leading + uint32_t(k % 4) * 4;
+}
+// Chunk c (thread + i·threads) of the conversion pass: column n = row, k 4·col … 4·col + 3 of the
+// slice. A quarter warp's 8 chunks are one core matrix (128 contiguous bytes, no conflicts); a
+// warp's 32 consecutive columns keep the plain layout's element loads on 32 banks, and the
+// transposed layout's 16-byte loads, 36 floats apart, on 8 distinct groups of 4 banks.
+template <typename Tile>
+UV_HOST_DEVICE constexpr TileElement tf32x3_wgmma_convert_chunk(int c) {
+  return {c % Tile::kCols, c / Tile::kCols};
+}
+// Register fragments (PTX ISA, "Register Fragments" of wgmma .m64nNk8; CUTLASS's ALayout_64x8 and
+// CLayout_64xN): warp w of the warpgroup holds rows 16w … 16w + 15, as mma.m16n8k8 does for A,
+// and for the accumulators of every 8 columns j (registers 4j … 4j + 3) as mma.m16n8k8's C.
+UV_HOST_DEVICE inline TileElement wgmma_a_coord(int warp_in_group, int lane, int reg) {
+  const TileElement x = mma_a_coord(lane, reg);
+  return {16 * warp_in_group + x.row, x.col};
+}
+UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int reg) {
+  const TileElement x = mma_c_coord(lane, reg % 4);
+  return {16 * warp_in_group + x.row, 8 * (reg / 4) + x.col};
+}
+
+// Four kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async
+// ring, 8 warps a big tile: the default), `Mma4` (the same, 4 warps of 64×64 a big tile), `Wmma`
+// (the first design, register-staged WMMA) and `Wgmma` (Hopper's warpgroup MMA; on a device other
+// than compute capability 9.0 it runs as `Mma`). The environment's UV_TF32X3_KERNEL (mma, mma4,
+// wmma, wgmma) sets the choice; tests switch it with set_tf32x3_kernel.
+enum class Tf32x3Kernel { Mma, Mma4, Wmma, Wgmma };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
 };
 constexpr Tf32x3KernelName kTf32x3Kernels[] = {
-    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Mma4, "mma4"}, {Tf32x3Kernel::Wmma, "wmma"}};
+    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Mma4, "mma4"}, {Tf32x3Kernel::Wmma, "wmma"},
+    {Tf32x3Kernel::Wgmma, "wgmma"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;

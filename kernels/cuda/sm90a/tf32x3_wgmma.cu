@@ -1,0 +1,245 @@
+// The 3xTF32 GEMM on Hopper's warpgroup MMA (kernels/cuda/tf32x3_gemm_tile.h: Tf32x3WgmmaTile and its
+// layouts, with the reasons). Built for sm_90a alone (CMakeLists.txt: uvwgmma), where wgmma exists.
+//
+// A block computes a 128×128 tile of C: each of its 2 warpgroups 64 rows by all 128 columns, with
+// 64 float32 accumulators a thread. Per k-slice s of 32:
+//   1. slice s is in the ring (cp.async, as the mma kernel's); slice s + 2 is issued;
+//   2. every thread converts 4 chunks of B's slice into TF32 big and small parts, K-major core
+//      matrices (tf32x3_wgmma_b_offset), into buffer s % 2, and splits its warp's A fragments
+//      into register set s % 2;
+//   3. after a proxy fence and a barrier, each warpgroup issues 4 k-steps × 3 wgmma m64n128k8
+//      (small·big, big·small, big·big: the small terms first), then waits for slice s − 1's, so
+//      the tensor cores work on slice s while the threads convert slice s + 1, and buffer and
+//      register set (s + 1) % 2 are free when they do.
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/tf32x3_device.cuh"
+#include "kernels/cuda/tf32x3_wgmma.h"
+
+namespace uv::cuda {
+namespace {
+
+using Tile = Tf32x3WgmmaTile;
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
+// The conversion's ordinary (generic-proxy) stores, made visible to wgmma's reads (async proxy).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The compiler sees an inline wgmma as done when issued: these empty statements pin every access
+// of the accumulators to its side of the issue and of the wait.
+__device__ __forceinline__ void fence_accumulators(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// d(64×128) += a(64×8: this warp's 16 rows, wgmma_a_coord) · b(8×128: K-major, `desc`).
+__device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63 "
+      "}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]),
+        "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+        "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
+        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+        "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]),
+        "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]),
+        "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+        "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+#endif
+
+template <bool TransA, bool TransB>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(128) float smem[];  // B's parts (2 buffers of big, small), the ring
+  float* const parts = smem;
+  float* const ring = smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats;
+  const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
+  const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
+  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
+  const float* __restrict__ a = p.a + batch * p.stride_a;
+  const float* __restrict__ b = p.b + batch * p.stride_b;
+  int64_t row_tile, col_tile;
+  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
+  const int64_t row0 = row_tile * Tile::kRows, col0 = col_tile * Tile::kCols;
+  const int64_t k_begin = split * p.k_per_split;
+  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
+  const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
+
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+
+  // The ring, as the mma kernel's: one cp.async group a slice, empty ones included.
+  auto copy_next = [&](int slot, int64_t k0) {  // the slice at k0
+    float* slice = ring + slot * Tile::kStageFloats;
+    if (p.a_chunks)
+      copy_pieces(Tf32x3ACopies<Tile, TransA>(t, row0, k0, p.m, k_end, p.lda), a, slice);
+    else
+      copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, row0, k0, p.m, k_end, p.lda), a, slice);
+    if (p.b_chunks)
+      copy_pieces(Tf32x3BCopies<Tile, TransB>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
+    else
+      copy_pieces(Tf32x3BCopies<Tile, TransB, 1>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
+  };
+#pragma unroll
+  for (int s = 0; s < Tile::kStages - 1; ++s) {
+    if (s < slices) copy_next(s, k_begin + s * Tile::kDepth);
+    copy_async_commit();
+  }
+  // Slice s of the product, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
+  // (P a constant, so that the two register sets stay apart).
+  uint32_t a_parts[2][2][Tile::kDepth / 8][4];  // [buffer][big, small][k-step][register]
+  auto step = [&](auto buffer, int s) {
+    constexpr int P = decltype(buffer)::value;
+    copy_async_wait<Tile::kStages - 2>();
+    // Slice s is in for everyone; every warpgroup has waited for its wgmmas of slice s − 2, so
+    // buffer P and register set P are free, and so is slice s − 1's ring slot (converted and read
+    // before that barrier), which the copy of slice s + 2 takes.
+    __syncthreads();
+    const int next = s + Tile::kStages - 1;
+    if (next < slices) copy_next(next % Tile::kStages, k_begin + int64_t{next} * Tile::kDepth);
+    copy_async_commit();
+
+    const float* a_slot = ring + (s % Tile::kStages) * Tile::kStageFloats;
+    const float* b_slot = a_slot + Tile::kAFloats;
+    float* const big = parts + P * 2 * Tile::kSplitFloats;
+    float* const small = big + Tile::kSplitFloats;
+#pragma unroll
+    for (int i = 0; i < Tile::kConvertChunks; ++i) {
+      const TileElement c = tf32x3_wgmma_convert_chunk<Tile>(t + i * Tile::kThreads);  // column, 4-k chunk
+      float x[4];
+      if constexpr (TransB) {  // k contiguous: one 16-byte load
+        const float4 v = *reinterpret_cast<const float4*>(b_slot + tf32x3_b_smem<Tile, true>(4 * c.col, c.row));
+        x[0] = v.x;
+        x[1] = v.y;
+        x[2] = v.z;
+        x[3] = v.w;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) x[e] = b_slot[tf32x3_b_smem<Tile, false>(4 * c.col + e, c.row)];
+      }
+      uint4 hi, lo;
+      split_tf32(x[0], hi.x, lo.x);
+      split_tf32(x[1], hi.y, lo.y);
+      split_tf32(x[2], hi.z, lo.z);
+      split_tf32(x[3], hi.w, lo.w);
+      const int o = tf32x3_wgmma_b_offset(c.row, 4 * c.col);
+      *reinterpret_cast<uint4*>(big + o) = hi;
+      *reinterpret_cast<uint4*>(small + o) = lo;
+    }
+#pragma unroll
+    for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const TileElement x = wgmma_a_coord(warp_in_group, lane, r);
+        split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, 8 * kk + x.col)], a_parts[P][0][kk][r],
+                   a_parts[P][1][kk][r]);
+      }
+    fence_proxy_async();
+    __syncthreads();  // both parts of B's slice are in
+
+    wgmma_fence();  // A's registers, written above, before the wgmmas read them
+    fence_accumulators(acc);
+    const uint32_t big_address = shared_address(big), small_address = shared_address(small);
+#pragma unroll
+    for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
+      const uint64_t big_desc = wgmma_descriptor(big_address + kk * kTf32x3WgmmaStepBytes, kTf32x3WgmmaLeadingBytes,
+                                                 kTf32x3WgmmaStrideBytes);
+      const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
+                                                   kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
+      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc);
+      wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc);
+      wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
+    fence_accumulators(acc);
+  };
+  for (int s = 0; s < slices; s += 2) {
+    step(std::integral_constant<int, 0>{}, s);
+    if (s + 1 < slices) step(std::integral_constant<int, 1>{}, s + 1);
+  }
+  wgmma_wait<0>();
+  fence_accumulators(acc);
+  copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
+
+  // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
+#pragma unroll
+  for (int j = 0; j < Tile::kCols / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
+      store_pair(p, z, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+    }
+#else
+  __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
+#endif
+}
+
+template <bool TransA, bool TransB>
+void opt_in() {
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  Tile::kSharedBytes));
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  cudaSharedmemCarveoutMaxShared));
+}
+
+}  // namespace
+
+bool tf32x3_wgmma_available() {
+  static const bool available = [] {
+    int device = 0, major = 0, minor = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    return major == 9 && minor == 0;
+  }();
+  return available;
+}
+
+void tf32x3_wgmma_prepare() {
+  opt_in<false, false>();
+  opt_in<false, true>();
+  opt_in<true, false>();
+  opt_in<true, true>();
+}
+
+void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
+  const size_t smem = Tile::kSharedBytes;
+  if (p.trans_a) {
+    if (p.trans_b)
+      tf32x3_wgmma_kernel<true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    else
+      tf32x3_wgmma_kernel<true, false><<<grid, Tile::kThreads, smem, stream>>>(p);
+  } else {
+    if (p.trans_b)
+      tf32x3_wgmma_kernel<false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    else
+      tf32x3_wgmma_kernel<false, false><<<grid, Tile::kThreads, smem, stream>>>(p);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace uv::cuda

@@ -1,0 +1,123 @@
+// Device code shared by the 3xTF32 GEMM's kernels: kernels/cuda/tf32x3_gemm.cu (built for sm_90)
+// and kernels/cuda/sm90a/tf32x3_wgmma.cu (built for sm_90a only, where wgmma exists). The product's
+// parameters, the operand split, cp.async copies and the epilogue's stores. Inline device functions
+// only, so each translation unit compiles its own for its own architecture.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/tf32x3_gemm_tile.h"
+
+namespace uv::cuda {
+
+// One strided batch of products, C_i = alpha · op(A_i) · op(B_i) + beta · C_i (tf32x3_gemm.h).
+struct Tf32x3Params {
+  int64_t m, n, k, lda, ldb, ldc, stride_a, stride_b, stride_c;
+  bool trans_a, trans_b;
+  float alpha, beta;
+  const float* a;
+  const float* b;
+  float* c;
+  int splits;           // of k; 1: the kernel writes C itself
+  int64_t k_per_split;  // a multiple of the k-slice
+  float* partial;       // splits > 1: (count, splits, m, n), summed by tf32x3_reduce_kernel
+  const float* bias;    // or null: C += bias (product i's at bias + i·n) as C is written
+  bool a_chunks, b_chunks;  // the ring kernels: 16-byte copies of A's, B's chunks (tf32x3_chunks_aligned)
+  bool c_pairs;             // the ring kernels: C's adjacent columns stored as one 8-byte pair (tf32x3_pairs_aligned)
+  bool partial_pairs;       // the same for the split-K workspace
+};
+
+__device__ __forceinline__ uint32_t shared_address(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// cp.async with zero fill: `bytes` of the source (0 to the copy's size) land, the rest are zeros.
+__device__ __forceinline__ void copy_async16(float* dst, const float* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_async4(float* dst, const float* src, int bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)), "l"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int Pending>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
+
+// x = big + small as TF32 bit patterns, each rounded to nearest with ties away from zero by adding
+// half a TF32 unit to the magnitude's bits and dropping the 13 low ones: cvt.rna.tf32.f32's
+// rounding (and the host's tf32_round_host) in 2 integer instructions where the cvt takes 3 (8.5
+// instructions a split against 10.5; the splits are most of the kernel's non-mma work). ±Inf and
+// NaN keep their bits, with a zero small part rather than Inf − Inf = NaN. Non-finite in, non-finite
+// out: an Inf can still meet a factor whose small part is 0 (Inf·0 = NaN in a big·small term), and a
+// finite x within half a TF32 unit of FLT_MAX rounds to Inf and gives NaN.
+__device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& small) {
+  const uint32_t bits = __float_as_uint(x);
+  const bool finite = fabsf(x) < INFINITY;
+  big = finite ? (bits + 0x1000u) & 0xffffe000u : bits;
+  const float rest = x - __uint_as_float(big);
+  small = finite ? (__float_as_uint(rest) + 0x1000u) & 0xffffe000u : 0u;
+}
+
+// One thread's pieces of a k-slice of one operand into its slot (cp.async; completion is the
+// caller's group wait): 16-byte chunks, or single elements where the source is not 16-byte aligned.
+template <typename Copies>
+__device__ __forceinline__ void copy_pieces(const Copies& w, const float* __restrict__ base, float* slot) {
+#pragma unroll
+  for (int i = 0; i < Copies::kPieces; ++i) {
+    const int valid = w.valid(i);
+    const float* src = valid ? base + w.source(i) : base;
+    if constexpr (Copies::kElems == 4)
+      copy_async16(slot + w.slot(i), src, 4 * valid);
+    else
+      copy_async4(slot + w.slot(i), src, 4 * valid);
+  }
+}
+
+// A lane's two accumulators of one row, columns col and col + 1 of product z's tile, to C (alpha,
+// beta, bias; one 8-byte pair where C allows) or, with split-K, to the workspace. Edges per element.
+__device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int64_t row, int64_t col, float v0,
+                                           float v1) {
+  if (row >= p.m || col >= p.n) return;
+  const bool second = col + 1 < p.n;
+  if (p.splits > 1) {
+    float* dst = p.partial + (z * p.m + row) * p.n + col;
+    if (second && p.partial_pairs) {
+      *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+    } else {
+      dst[0] = v0;
+      if (second) dst[1] = v1;
+    }
+    return;
+  }
+  const int64_t batch = z / p.splits;
+  float* dst = p.c + batch * p.stride_c + row * p.ldc + col;
+  const bool pair = second && p.c_pairs;
+  v0 *= p.alpha;
+  v1 *= p.alpha;
+  if (p.beta != 0.f) {  // beta 0: C is not read
+    if (pair) {
+      const float2 old = *reinterpret_cast<const float2*>(dst);
+      v0 += p.beta * old.x;
+      v1 += p.beta * old.y;
+    } else {
+      v0 += p.beta * dst[0];
+      if (second) v1 += p.beta * dst[1];
+    }
+  }
+  if (p.bias) {
+    v0 += p.bias[batch * p.n + col];
+    if (second) v1 += p.bias[batch * p.n + col + 1];
+  }
+  if (pair) {
+    *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+  } else {
+    dst[0] = v0;
+    if (second) dst[1] = v1;
+  }
+}
+
+}  // namespace uv::cuda

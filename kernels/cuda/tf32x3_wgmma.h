@@ -1,0 +1,19 @@
+// The 3xTF32 GEMM's wgmma kernel (kernels/cuda/sm90a/tf32x3_wgmma.cu, built for sm_90a alone: wgmma
+// is an arch-specific instruction of compute capability 9.0). kernels/cuda/tf32x3_gemm.cu launches
+// it for big tiles when UV_TF32X3_KERNEL=wgmma and tf32x3_wgmma_available().
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+namespace uv::cuda {
+
+struct Tf32x3Params;
+
+// True on a device of compute capability 9.0 (H100, H200), the only one sm_90a code runs on.
+bool tf32x3_wgmma_available();
+// Sets the kernel's attributes (over 48 KiB of shared memory, the carve-out); tf32x3_prepare calls it.
+void tf32x3_wgmma_prepare();
+// Launches the kernel on `grid` (Tf32x3WgmmaTile's tiles, split-K on z as tf32x3_gemm.cu sets it).
+void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
+
+}  // namespace uv::cuda
