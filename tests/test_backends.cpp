@@ -1228,7 +1228,7 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
       SCOPED_TRACE("k " + std::to_string(k) + ", " + std::to_string(blocks) + " blocks");
       ASSERT_GE(split.splits, 1);
       EXPECT_LE(split.splits, cuda::kTf32x3MaxSplits);
-      if (blocks >= 264 || k < 512) {
+      if (blocks >= 264 || k < 512) {  // two whole waves on 132 slots, or no room for 2 splits of 256
         EXPECT_EQ(split.splits, 1);
       }
       if (split.splits == 1) continue;
@@ -1241,6 +1241,36 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
   EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, int64_t{1} << 22).splits, 16);
   EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, 3 * 2 * 70 * 50).splits, 3);  // the workspace's room
   EXPECT_EQ(cuda::tf32x3_split(2, 70, 50, 5000, 4, 132, 0).splits, 1);
+  // By waves on 132 slots (one block a multiprocessor, as the wgmma kernel's): 64 tiles split in 2
+  // fill one wave; 128 tiles are one wave already; 224 take 2 waves unsplit and 7 waves of quarter
+  // blocks split in 4 (1.75 against 2, within 5% of 10 splits' 1.7); 264 are two whole waves.
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 204, 4096, 64, 132, int64_t{1} << 26).splits, 2);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 409, 4096, 128, 132, int64_t{1} << 26).splits, 1);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 819, 16384, 224, 132, int64_t{1} << 26).splits, 4);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 1024, 16384, 264, 132, int64_t{1} << 26).splits, 1);
+  // The rule, against every allowed split: the fewest within 5% of the best wave time, and a split
+  // only where it gains 10% over none (k = 4096: up to 16 splits, each a whole number of k-slices).
+  for (const int64_t slots : {int64_t{132}, int64_t{264}, int64_t{528}})
+    for (int64_t blocks = 1; blocks < 4 * slots; blocks += 7) {
+      const int64_t k = 4096;  // 16 splits allowed
+      const cuda::Tf32x3Split split = cuda::tf32x3_split(1, 500, 500, k, blocks, slots, int64_t{1} << 26);
+      double best = 1e9;
+      for (int64_t s = 1; s <= 16; ++s)
+        best = std::min(best, cuda::tf32x3_split_time(blocks, cuda::tf32x3_splits_made(k, s), slots));
+      const double chosen = cuda::tf32x3_split_time(blocks, split.splits, slots);
+      SCOPED_TRACE(std::to_string(blocks) + " blocks on " + std::to_string(slots) + " slots: " +
+                   std::to_string(split.splits) + " splits");
+      if (split.splits > 1) {
+        EXPECT_LE(chosen, 1.05 * best);
+        EXPECT_GT(cuda::tf32x3_split_time(blocks, 1, slots), 1.1 * chosen);
+        EXPECT_EQ(split.k_per_split, cuda::tf32x3_split_depth(k, split.splits));
+        EXPECT_EQ(cuda::tf32x3_splits_made(k, split.splits), split.splits);
+        for (int64_t s = 2; s < split.splits; ++s)
+          EXPECT_GT(cuda::tf32x3_split_time(blocks, cuda::tf32x3_splits_made(k, s), slots), 1.05 * best);
+      } else {
+        EXPECT_LE(cuda::tf32x3_split_time(blocks, 1, slots), 1.1 * 1.05 * best + 1e-12);
+      }
+    }
 }
 
 // ---- The mma.sync kernel's arithmetic (Tf32x3MmaTileT), checked here because the kernel cannot be

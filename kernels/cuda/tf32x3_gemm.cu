@@ -277,14 +277,15 @@ int multiprocessors() {
   return count;
 }
 
-// The launch grid and split-K of a product on `Tile`'s grid; `kernel(grid, p)` launches the main
-// kernel, then the reduce kernel sums the splits.
+// The launch grid and split-K of a product on `Tile`'s grid, for a kernel of which `blocks_per_sm`
+// blocks fit a multiprocessor; `kernel(grid, p)` launches the main kernel, then the reduce kernel
+// sums the splits.
 template <typename Tile, typename Kernel>
 void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream,
-            Kernel kernel) {
+            int blocks_per_sm, Kernel kernel) {
   const int64_t row_blocks = tf32x3_row_blocks<Tile>(p.m), col_blocks = tf32x3_col_blocks<Tile>(p.n);
-  const Tf32x3Split split = tf32x3_split(count, p.m, p.n, p.k, count * row_blocks * col_blocks, multiprocessors(),
-                                         workspace ? workspace_floats : 0);
+  const Tf32x3Split split = tf32x3_split(count, p.m, p.n, p.k, count * row_blocks * col_blocks,
+                                         int64_t{multiprocessors()} * blocks_per_sm, workspace ? workspace_floats : 0);
   p.splits = split.splits;
   p.k_per_split = split.k_per_split;
   p.partial = workspace;
@@ -300,7 +301,8 @@ void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_flo
 
 template <typename Tile>
 void launch_wmma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  launch<Tile>(p, count, workspace, workspace_floats, stream,
+  // One big block a multiprocessor (255 registers a thread), two small ones.
+  launch<Tile>(p, count, workspace, workspace_floats, stream, Tile::kRows == Tf32x3BigTile::kRows ? 1 : 2,
                [&](dim3 grid, const GemmParams& q) { tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(q); });
 }
 
@@ -325,7 +327,7 @@ void opt_in_transposes() {
 template <typename Tile, bool TransA, bool TransB>
 void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
   tf32x3_prepare();
-  launch<Tile>(p, count, workspace, workspace_floats, stream, [&](dim3 grid, const GemmParams& q) {
+  launch<Tile>(p, count, workspace, workspace_floats, stream, Tile::kMinBlocks, [&](dim3 grid, const GemmParams& q) {
     tf32x3_mma_kernel<Tile, TransA, TransB><<<grid, Tile::kThreads, Tile::kSharedBytes, stream>>>(q);
   });
 }
@@ -393,7 +395,7 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (wgmma) {
     tf32x3_prepare();
-    launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream,
+    launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
                             [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
   } else {
     kernel == Tf32x3Kernel::Mma4 ? launch_mma<Tf32x3Mma4BigTile>(p, g.count, workspace, workspace_floats, stream)

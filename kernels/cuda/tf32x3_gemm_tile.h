@@ -69,29 +69,54 @@ inline bool tf32x3_use_small_tiles(int64_t count, int64_t m, int64_t n, int mult
   return count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n) < 4 * int64_t{multiprocessors};
 }
 // Split-K for products with few output tiles and a long k (the weight gradients dV = Tᵀ·dY, whose k
-// is the batch): `splits` slices of k, each a multiple of the k-slice, write their partial products
-// to a workspace (splits × count × m × n floats) that a second kernel sums in order, so the result
-// does not depend on timing. 1: no split.
+// is the batch, and the chain's thin X·U): `splits` slices of k, each a multiple of the k-slice,
+// write their partial products to a workspace (splits × count × m × n floats) that a second kernel
+// sums in order, so the result does not depend on timing. 1: no split.
 struct Tf32x3Split {
   int splits = 1;
   int64_t k_per_split = 0;
 };
 constexpr int kTf32x3MaxSplits = 16;
-inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, int64_t blocks, int multiprocessors,
+// The time of `blocks` equal blocks, each split into s, on `slots` blocks at once (multiprocessors
+// × blocks a multiprocessor holds), in whole blocks' time: ⌈blocks·s / slots⌉ waves of 1/s each.
+inline double tf32x3_split_time(int64_t blocks, int64_t s, int64_t slots) {  // s ≥ 1
+  return double((blocks * s + slots - 1) / slots) / double(s);
+}
+// k in slices of whole k-slices: the depth of each of `splits` (rounded up to the k-slice), and so
+// the number of splits that depth actually gives (rounding may leave fewer; a fixed point).
+inline int64_t tf32x3_split_depth(int64_t k, int64_t splits) {
+  const int64_t depth = Tf32x3BigTile::kDepth;
+  return ((k + splits - 1) / splits + depth - 1) / depth * depth;
+}
+inline int64_t tf32x3_splits_made(int64_t k, int64_t splits) {
+  return (k + tf32x3_split_depth(k, splits) - 1) / tf32x3_split_depth(k, splits);
+}
+// The fewest splits within 5% of the best time the allowed splits give (each at least 256 deep, at
+// most 16, the workspace's room, 65535 products × splits on the grid), and none where that gains
+// under 10% over no split (the workspace's round trip and the reduce kernel cost something).
+inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, int64_t blocks, int64_t slots,
                                 int64_t workspace_floats) {
   Tf32x3Split out;
   out.k_per_split = k;
-  if (blocks >= 2 * int64_t{multiprocessors} || m * n == 0) return out;
+  if (m * n == 0 || blocks <= 0 || slots <= 0) return out;
   constexpr int64_t kMinDepth = 8 * Tf32x3BigTile::kDepth;  // each split at least 256 deep
-  int64_t splits = (2 * int64_t{multiprocessors} + blocks - 1) / blocks;
-  splits = splits < k / kMinDepth ? splits : k / kMinDepth;
-  splits = splits < kTf32x3MaxSplits ? splits : kTf32x3MaxSplits;
+  int64_t most = k / kMinDepth;
+  most = most < kTf32x3MaxSplits ? most : kTf32x3MaxSplits;
   const int64_t fit = workspace_floats / (count * m * n);
-  splits = splits < fit ? splits : fit;
-  if (splits < 2 || count * splits > 65535) return out;
-  const int64_t depth = Tf32x3BigTile::kDepth;
-  out.k_per_split = ((k + splits - 1) / splits + depth - 1) / depth * depth;
-  out.splits = static_cast<int>((k + out.k_per_split - 1) / out.k_per_split);  // rounding may leave fewer
+  most = most < fit ? most : fit;
+  most = most < 65535 / count ? most : 65535 / count;
+  if (most < 2) return out;
+  double best = tf32x3_split_time(blocks, 1, slots);
+  for (int64_t s = 2; s <= most; ++s) {
+    const double time = tf32x3_split_time(blocks, tf32x3_splits_made(k, s), slots);
+    best = time < best ? time : best;
+  }
+  int64_t splits = 1;
+  while (tf32x3_split_time(blocks, tf32x3_splits_made(k, splits), slots) > 1.05 * best) ++splits;
+  splits = tf32x3_splits_made(k, splits);
+  if (splits < 2 || tf32x3_split_time(blocks, 1, slots) <= 1.1 * tf32x3_split_time(blocks, splits, slots)) return out;
+  out.k_per_split = tf32x3_split_depth(k, splits);
+  out.splits = static_cast<int>(splits);
   return out;
 }
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).

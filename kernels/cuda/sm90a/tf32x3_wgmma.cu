@@ -39,8 +39,13 @@ __device__ __forceinline__ void fence_accumulators(float (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-// d(64×128) += a(64×8: this warp's 16 rows, wgmma_a_coord) · b(8×128: K-major, `desc`).
-__device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
+__device__ __forceinline__ void fence_registers(uint32_t (&a)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[i])::"memory");
+}
+// d(64×128) = a(64×8: this warp's 16 rows, wgmma_a_coord) · b(8×128: K-major, `desc`) + (accumulate ? d : 0).
+__device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (&a)[4], uint64_t desc,
+                                                int accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
@@ -65,7 +70,7 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
         "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
         "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate));
 }
 #endif
 
@@ -87,9 +92,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
   const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
 
+  // Not zeroed: the block's first wgmma overwrites them (scale-d 0). Ordinary instructions writing
+  // them would sit inside the wgmma pipeline, which spans the loop's back edge, and ptxas would
+  // serialise every wgmma (its C7515 remark).
   float acc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
 
   // The ring, as the mma kernel's: one cp.async group a slice, empty ones included.
   auto copy_next = [&](int slot, int64_t k0) {  // the slice at k0
@@ -160,8 +166,14 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     fence_proxy_async();
     __syncthreads();  // both parts of B's slice are in
 
-    wgmma_fence();  // A's registers, written above, before the wgmmas read them
+    // A's registers, written above, pinned before the fence that orders them before the wgmmas.
     fence_accumulators(acc);
+#pragma unroll
+    for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
+      fence_registers(a_parts[P][0][kk]);
+      fence_registers(a_parts[P][1][kk]);
+    }
+    wgmma_fence();
     const uint32_t big_address = shared_address(big), small_address = shared_address(small);
 #pragma unroll
     for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
@@ -169,9 +181,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
                                                  kTf32x3WgmmaStrideBytes);
       const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
                                                    kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
-      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc);
-      wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc);
-      wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc);
+      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, s > 0 || kk > 0);  // the block's first: D = A·B
+      wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
+      wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
     wgmma_commit();
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
@@ -183,6 +195,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   }
   wgmma_wait<0>();
   fence_accumulators(acc);
+  if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
+#pragma unroll
+    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
 
   // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
