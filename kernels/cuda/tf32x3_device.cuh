@@ -77,10 +77,11 @@ __device__ __forceinline__ void copy_pieces(const Copies& w, const float* __rest
   }
 }
 
-// A lane's two accumulators of one row, columns col and col + 1 of product z's tile, to C (alpha,
-// beta, bias; one 8-byte pair where C allows) or, with split-K, to the workspace. Edges per element.
-__device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int64_t row, int64_t col, float v0,
-                                           float v1) {
+// A lane's two accumulators of one row, columns col and col + 1 of the tile of grid slice z (product
+// `batch`, split z % splits), to C (alpha, beta, bias; one 8-byte pair where C allows) or, with
+// split-K, to the workspace. Edges per element.
+__device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int64_t batch, int64_t row, int64_t col,
+                                           float v0, float v1) {
   if (row >= p.m || col >= p.n) return;
   const bool second = col + 1 < p.n;
   if (p.splits > 1) {
@@ -93,7 +94,6 @@ __device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int
     }
     return;
   }
-  const int64_t batch = z / p.splits;
   float* dst = p.c + batch * p.stride_c + row * p.ldc + col;
   const bool pair = second && p.c_pairs;
   v0 *= p.alpha;

@@ -246,7 +246,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const TileElement x = mma_c_coord(lane, 2 * h);
-        store_pair(p, z, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
+        store_pair(p, z, batch, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
                    acc[i][j][2 * h + 1]);
       }
 }

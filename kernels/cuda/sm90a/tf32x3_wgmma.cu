@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
-      store_pair(p, z, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+      store_pair(p, z, batch, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
     }
 #else
   __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
