@@ -3,9 +3,12 @@
 //   build/bench_predicted_linear --device=cpu|cuda --benchmark_out=out.json --benchmark_out_format=json
 // Reported per benchmark: time per call (CUDA events on the GPU), TFLOP/s and GB/s from the cost
 // model of engine/ops/strategy_cost.h, that model's time estimate (model_ms, what `auto` compares)
-// and the strategy's roofline floor on the chip (floor_ms: its FLOPs at peak or bytes at bandwidth).
+// and the strategy's roofline floor on the chip (floor_ms: its FLOPs at peak or bytes at bandwidth),
+// and check_rel_err: its outputs against the chain's through cuBLAS on the same inputs.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -25,6 +28,60 @@ uv::Backend* g_backend = nullptr;
 using uv::bench::Pass;
 using uv::bench::Tensors;
 using uv::bench::timed_loop;
+
+// --gemm=tf32x3 runs the chain on our own GEMM: the check's reference then goes through cuBLAS.
+bool gemm_library_is_ours() { return uv::bench::gemm_library() == uv::GemmLibrary::Tf32x3; }
+
+// The largest difference between `got` and `want` on their first and last `rows_each` rows (of
+// `cols` floats, on the backend), relative to the largest magnitude in `want` there.
+double sampled_relative_error(uv::Backend& be, const float* got, const float* want, int64_t rows, int64_t cols,
+                              int64_t rows_each = 64) {
+  double worst = 0, scale = 0;
+  for (const int64_t first : {int64_t{0}, std::max<int64_t>(0, rows - rows_each)}) {
+    const int64_t n = std::min(rows_each, rows - first) * cols;
+    std::vector<float> g(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+    be.copy_to_host(g.data(), got + first * cols, n * sizeof(float));
+    be.copy_to_host(w.data(), want + first * cols, n * sizeof(float));
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = std::fabs(double(g[i]) - double(w[i]));
+      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+      scale = std::max(scale, std::fabs(double(w[i])));
+    }
+  }
+  return worst / std::max(scale, 1e-30);
+}
+
+// Correctness beside the speed: the strategy's outputs (Y; for a step also dX and dV) against the
+// chain's on the same inputs through cuBLAS (or the CPU's GEMM), on sampled rows, so a fast but
+// wrong kernel shows in the same table (tools/bench_table.py leaves rows over 1e-4 out of the goal).
+double check_against_chain(uv::Backend& be, const uv::PredictedLinearForwardArgs& f,
+                           const uv::PredictedLinearBackwardArgs& b, Pass pass,
+                           const std::function<void()>& work) {
+  const uv::PredictedLinearShape& s = f.shape;
+  Tensors t;
+  uv::PredictedLinearForwardArgs rf = f;
+  rf.strategy = uv::PredictedStrategy::Chain;
+  rf.saved = t.make(be, uv::predicted_linear_saved_floats(s, rf.strategy), 21);
+  rf.y = t.make(be, s.m * s.n, 22);
+  uv::PredictedLinearBackwardArgs rb = b;
+  rb.strategy = uv::PredictedStrategy::Chain;
+  rb.saved = rf.saved;
+  rb.scratch = t.make(be, uv::predicted_linear_backward_scratch_floats(s, rb.strategy), 23);
+  rb.dx = t.make(be, s.m * s.k, 24);
+  rb.dv = t.make(be, s.rank * s.n, 25);
+  rb.dbias = t.make(be, s.n, 26);
+  work();  // the strategy's own outputs, once more
+  if (gemm_library_is_ours()) be.set_gemm_library(uv::GemmLibrary::Cublas);
+  be.predicted_linear_forward(rf);
+  if (pass == Pass::Step) be.predicted_linear_backward(rb);
+  if (gemm_library_is_ours()) be.set_gemm_library(uv::bench::gemm_library());
+  double err = sampled_relative_error(be, f.y, rf.y, s.m, s.n);
+  if (pass == Pass::Step) {
+    err = std::max(err, sampled_relative_error(be, b.dx, rb.dx, s.m, s.k));
+    err = std::max(err, sampled_relative_error(be, b.dv, rb.dv, s.rank, s.n));
+  }
+  return err;
+}
 
 // Arguments: M, K, N, r (per column), J.
 void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pass) {
@@ -48,6 +105,7 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
     if (pass == Pass::Step) be.predicted_linear_backward(b);
   };
   const double ms = timed_loop(state, be, work);
+  state.counters["check_rel_err"] = check_against_chain(be, f, b, pass, work);
   // The cost model counts a whole step; a forward pass is about a third of its FLOPs (1 of 3
   // products per operand), so the forward counters use that share.
   const uv::Roofline roofline = uv::roofline_for(be.device());

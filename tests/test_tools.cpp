@@ -203,14 +203,15 @@ TEST_F(ToolsResultsTable, WallTimeIsPerMachine) {
 // left out, and only fractions ≤ 0.25 count. Exit 0 where every counted shape meets 1.3×.
 class ToolsBenchGoal : public test::TempDirTest {
  protected:
-  struct Row { const char* name; double ms; int tf32x3; };
+  struct Row { const char* name; double ms; int tf32x3; double check = 0; };  // check: the bench's check_rel_err
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows) {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
         << "\", \"tf32x3_kernel\": \"" << kernel << "\"}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
-          << "\"real_time\": " << rows[i].ms << ", \"time_unit\": \"ms\", \"tf32x3\": " << rows[i].tf32x3 << "}";
+          << "\"real_time\": " << rows[i].ms << ", \"time_unit\": \"ms\", \"tf32x3\": " << rows[i].tf32x3
+          << ", \"check_rel_err\": " << rows[i].check << "}";
     out << "]}";
   }
   int goal(std::string& out) {
@@ -243,6 +244,17 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   out.clear();
   EXPECT_EQ(goal(out), 1) << out;
   EXPECT_NE(out.find("met on 0 of 1 pass-shapes"), std::string::npos) << out;
+
+  // A fast row whose outputs missed the chain's counts for nothing, and is listed.
+  write("b.json", "cublas", "wgmma", {{f1.c_str(), 0.1, 1, 3e-2}});
+  out.clear();
+  EXPECT_EQ(goal(out), 1) << out;  // a's own chain_fused (0.8 against 1.0: 1.25×) is the best left
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | 0.800 (chain_fused, cublas:mma) | 1.25x |"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("left out, outputs off the chain's"), std::string::npos) << out;
+  EXPECT_NE(out.find("chain_fused/step/large/M:4096/K:4096/N:4096/r:204/J:1 (cublas:wgmma): 0.03"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace

@@ -13,7 +13,9 @@ baseline measured in the same run.
 3xTF32 kernel) and, per pass and large shape (M ≥ 4096), sets the best fused strategy (chain_fused,
 onthefly_w: W never materialised) against the best cuBLAS path (chain, materialise; rows on our own
 GEMM, tf32x3 = 1, do not count as cuBLAS), each from whichever run had it, and counts the shapes
-at fraction learned ≤ 0.25 where the fused one is at least 1.3× faster.
+at fraction learned ≤ 0.25 where the fused one is at least 1.3× faster. Rows whose outputs missed
+the chain's through cuBLAS (the bench's check_rel_err over 1e-4) count for nothing and are listed:
+a fast but wrong kernel does not meet the goal.
 """
 import json
 import sys
@@ -24,6 +26,7 @@ def main(path, baselines=("chain", "materialise")):
     with open(path) as f:
         report = json.load(f)
     rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
+    wrong = []  # rows whose outputs missed the chain's through cuBLAS
     for b in report["benchmarks"]:
         if b.get("run_type") == "aggregate":
             continue
@@ -34,6 +37,8 @@ def main(path, baselines=("chain", "materialise")):
         unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
         rows[(pass_name, shape)][strategy] = (b["real_time"] * unit, b.get("TFLOP/s", float("nan")),
                                               b.get("floor_ms"))
+        if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:
+            wrong.append(f"{strategy} {pass_name} {shape}: check_rel_err {b.get('check_rel_err')}")
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
     context = report.get("context", {})
     on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
@@ -61,16 +66,24 @@ def main(path, baselines=("chain", "materialise")):
                 continue
             cells.append(f"{best / r[s][0]:.2f}x" if best and s in r else "")
         print("| " + " | ".join(cells) + " |")
+    if wrong:
+        print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")
+        for w in wrong:
+            print(f"  {w}")
 
 
 FUSED = ("chain_fused", "onthefly_w")
 CUBLAS = ("chain", "materialise")
 GOAL_RATIO, GOAL_FRACTION, LARGE_M = 1.3, 0.25, 4096
+# The bench's check_rel_err: the largest difference from the chain through cuBLAS on sampled rows,
+# relative to the largest output there. float32 sums over k ≤ 16384 stay near 1e-6.
+CHECK_TOLERANCE = 1e-4
 
 
 def goal(paths):
     best = {}  # (pass, shape) -> kind -> (ms, strategy, run label)
     cards = set()
+    wrong = []  # rows whose outputs failed the bench's check
     for path in paths:
         with open(path) as f:
             report = json.load(f)
@@ -88,6 +101,9 @@ def goal(paths):
             if strategy in CUBLAS and b.get("tf32x3", 0) == 1:
                 continue  # our GEMM under the cuBLAS strategy's name: not a cuBLAS path
             kind = "fused" if strategy in FUSED else "cublas"
+            if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:  # NaN fails too
+                wrong.append(f"{b['name'].replace('/manual_time', '')} ({label}): {b.get('check_rel_err')}")
+                continue
             unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
             ms = b["real_time"] * unit
             shape = (int(dims["M"]), int(dims["K"]), int(dims["N"]), int(dims["r"]), int(dims.get("J", 1)))
@@ -110,6 +126,10 @@ def goal(paths):
             met += ratio >= GOAL_RATIO
         print(f"| {pass_name} | M={m} K={k} N={n} r={r} J={j} | {fraction:.2f} | {c[0]:.3f} ({c[1]}, {c[2]}) "
               f"| {f[0]:.3f} ({f[1]}, {f[2]}) | {ratio:.2f}x |")
+    if wrong:
+        print(f"\nleft out, outputs off the chain's by more than {CHECK_TOLERANCE} (check_rel_err):")
+        for w in wrong:
+            print(f"  {w}")
     print(f"\ngoal (fused ≥ {GOAL_RATIO}× the best cuBLAS path at fraction ≤ {GOAL_FRACTION}, M ≥ {LARGE_M}): "
           f"met on {met} of {counted} pass-shapes")
     return 0 if counted and met == counted else 1
