@@ -1544,6 +1544,40 @@ void expect_tf32x3_fragment_loads_conflict_free() {
   }
 }
 
+// One ring slot as the kernels' copies fill it for the k-slice at k0 of the tile at (row0, col0):
+// every thread's pieces of A and B, zeros past the edges, NaN where nothing was copied.
+template <typename Tile, bool TransA, bool TransB, int Elems>
+std::vector<double> tf32x3_emulate_slot(const std::vector<double>& a, int64_t lda, const std::vector<double>& b,
+                                        int64_t ldb, int64_t m, int64_t n, int64_t row0, int64_t col0, int64_t k0,
+                                        int64_t k_end) {
+  std::vector<double> slot(Tile::kStageFloats, std::nan(""));  // poisoned: an uncopied element shows
+  for (int t = 0; t < Tile::kThreads; ++t) {
+    const cuda::Tf32x3ACopies<Tile, TransA, Elems> aw(t, row0, k0, m, k_end, lda);
+    for (int i = 0; i < aw.kPieces; ++i)
+      for (int e = 0; e < Elems; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
+    const cuda::Tf32x3BCopies<Tile, TransB, Elems> bw(t, col0, k0, n, k_end, ldb);
+    for (int i = 0; i < bw.kPieces; ++i)
+      for (int e = 0; e < Elems; ++e) slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
+  }
+  return slot;
+}
+// The largest difference of an emulated C from op(A)·op(B) summed in doubles (infinite where an
+// element is not finite: unwritten, or fed by an uncopied one).
+double tf32x3_emulation_error(const std::vector<double>& a, int64_t lda, bool trans_a, const std::vector<double>& b,
+                              int64_t ldb, bool trans_b, const std::vector<double>& c, int64_t m, int64_t n,
+                              int64_t k) {
+  double worst = 0;
+  for (int64_t row = 0; row < m; ++row)
+    for (int64_t col = 0; col < n; ++col) {
+      double want = 0;
+      for (int64_t q = 0; q < k; ++q)
+        want += (trans_a ? a[q * lda + row] : a[row * lda + q]) * (trans_b ? b[col * ldb + q] : b[q * ldb + col]);
+      const double got = c[row * n + col];
+      worst = std::isfinite(got) ? std::max(worst, std::fabs(got - want)) : INFINITY;
+    }
+  return worst;
+}
+
 // The kernel's data movement for one product, block by block on the host (doubles, so only the
 // indexing is tested): the walks' copies into a slot (zero fill past the edges), each warp's
 // fragment registers gathered by the layouts, the mma by its definition (D(16×8) += A(16×8)·B(8×8)
@@ -1563,16 +1597,8 @@ std::vector<double> tf32x3_emulate(const std::vector<double>& a, int64_t lda, co
           return acc[((size_t(t) * Tile::kFragRows + i) * Tile::kFragCols + j) * 4 + r];
         };
         for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
-          std::vector<double> slot(Tile::kStageFloats, std::nan(""));  // poisoned: an uncopied element shows
-          for (int t = 0; t < Tile::kThreads; ++t) {
-            const cuda::Tf32x3ACopies<Tile, TransA, Elems> aw(t, row0, k0, m, k_end, lda);
-            for (int i = 0; i < aw.kPieces; ++i)
-              for (int e = 0; e < Elems; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
-            const cuda::Tf32x3BCopies<Tile, TransB, Elems> bw(t, col0, k0, n, k_end, ldb);
-            for (int i = 0; i < bw.kPieces; ++i)
-              for (int e = 0; e < Elems; ++e)
-                slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
-          }
+          const std::vector<double> slot =
+              tf32x3_emulate_slot<Tile, TransA, TransB, Elems>(a, lda, b, ldb, m, n, row0, col0, k0, k_end);
           for (int warp = 0; warp < Tile::kWarps; ++warp) {
             const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
             const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
@@ -1634,16 +1660,7 @@ void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
     const auto c = z.elems == 1 ? tf32x3_emulate<Tile, TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split)
                                 : tf32x3_emulate<Tile, TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
-    double worst = 0;
-    for (int64_t row = 0; row < z.m; ++row)
-      for (int64_t col = 0; col < z.n; ++col) {
-        double want = 0;
-        for (int64_t q = 0; q < z.k; ++q)
-          want += (TransA ? a[q * lda + row] : a[row * lda + q]) * (TransB ? b[col * ldb + q] : b[q * ldb + col]);
-        const double got = c[row * z.n + col];
-        worst = std::isfinite(got) ? std::max(worst, std::fabs(got - want)) : INFINITY;
-      }
-    EXPECT_LE(worst, 1e-12);
+    EXPECT_LE(tf32x3_emulation_error(a, lda, TransA, b, ldb, TransB, c, z.m, z.n, z.k), 1e-12);
   }
 }
 
@@ -1829,16 +1846,8 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
         const int64_t k_begin = split * k_per_split, k_end = std::min(k, k_begin + k_per_split);
         std::vector<double> acc(size_t(Tile::kThreads) * 64, 0.0);
         for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
-          std::vector<double> slot(Tile::kStageFloats, std::nan(""));
-          for (int t = 0; t < Tile::kThreads; ++t) {
-            const cuda::Tf32x3ACopies<Tile, TransA, Elems> aw(t, row0, k0, m, k_end, lda);
-            for (int i = 0; i < aw.kPieces; ++i)
-              for (int e = 0; e < Elems; ++e) slot[aw.slot(i) + e] = e < aw.valid(i) ? a[aw.source(i) + e] : 0.0;
-            const cuda::Tf32x3BCopies<Tile, TransB, Elems> bw(t, col0, k0, n, k_end, ldb);
-            for (int i = 0; i < bw.kPieces; ++i)
-              for (int e = 0; e < Elems; ++e)
-                slot[Tile::kAFloats + bw.slot(i) + e] = e < bw.valid(i) ? b[bw.source(i) + e] : 0.0;
-          }
+          const std::vector<double> slot =
+              tf32x3_emulate_slot<Tile, TransA, TransB, Elems>(a, lda, b, ldb, m, n, row0, col0, k0, k_end);
           // The conversion: parts[0] big, parts[1] small, poisoned first.
           std::vector<double> parts[2] = {std::vector<double>(Tile::kSplitFloats, std::nan("")),
                                           std::vector<double>(Tile::kSplitFloats, std::nan(""))};
@@ -1914,16 +1923,7 @@ void expect_tf32x3_wgmma_emulation_multiplies(std::mt19937_64& rng) {
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
     const auto c = z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split)
                                 : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
-    double worst = 0;
-    for (int64_t row = 0; row < z.m; ++row)
-      for (int64_t col = 0; col < z.n; ++col) {
-        double want = 0;
-        for (int64_t q = 0; q < z.k; ++q)
-          want += (TransA ? a[q * lda + row] : a[row * lda + q]) * (TransB ? b[col * ldb + q] : b[q * ldb + col]);
-        const double got = c[row * z.n + col];
-        worst = std::isfinite(got) ? std::max(worst, std::fabs(got - want)) : INFINITY;
-      }
-    EXPECT_LE(worst, 1e-12);
+    EXPECT_LE(tf32x3_emulation_error(a, lda, TransA, b, ldb, TransB, c, z.m, z.n, z.k), 1e-12);
   }
 }
 

@@ -77,6 +77,74 @@ __device__ __forceinline__ void copy_pieces(const Copies& w, const float* __rest
   }
 }
 
+// Where a block of a ring kernel (mma, wgmma) works: its product (`batch`, grid slice z), its tile
+// of C (tf32x3_tile_order's bands) and its range of k (split z % splits), in `slices` k-slices.
+struct Tf32x3Place {
+  int64_t z, batch, row0, col0, k_begin, k_end;
+  int slices;
+  const float* a;  // the product's operands
+  const float* b;
+};
+template <typename Tile>
+__device__ __forceinline__ Tf32x3Place tf32x3_place(const Tf32x3Params& p) {
+  Tf32x3Place w;
+  w.z = blockIdx.z;
+  w.batch = w.z / p.splits;
+  const int64_t split = w.z % p.splits;
+  w.a = p.a + w.batch * p.stride_a;
+  w.b = p.b + w.batch * p.stride_b;
+  int64_t row_tile, col_tile;
+  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
+  w.row0 = row_tile * Tile::kRows;
+  w.col0 = col_tile * Tile::kCols;
+  w.k_begin = split * p.k_per_split;
+  w.k_end = p.k < w.k_begin + p.k_per_split ? p.k : w.k_begin + p.k_per_split;
+  w.slices = w.k_end > w.k_begin ? static_cast<int>((w.k_end - w.k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
+  return w;
+}
+// Thread t's copies of the k-slice at k0 of A and B into a ring slot (cp.async: 16-byte chunks, or
+// single elements where an operand is not 16-byte aligned); the caller commits the group.
+template <typename Tile, bool TransA, bool TransB>
+__device__ __forceinline__ void copy_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
+                                           float* slice) {
+  if (p.a_chunks)
+    copy_pieces(Tf32x3ACopies<Tile, TransA>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
+  else
+    copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
+  if (p.b_chunks)
+    copy_pieces(Tf32x3BCopies<Tile, TransB>(t, w.col0, k0, p.n, w.k_end, p.ldb), w.b, slice + Tile::kAFloats);
+  else
+    copy_pieces(Tf32x3BCopies<Tile, TransB, 1>(t, w.col0, k0, p.n, w.k_end, p.ldb), w.b, slice + Tile::kAFloats);
+}
+
+// The cp.async ring of k-slices (kStages slots) that both ring kernels read: start() puts slices
+// 0 … kStages − 2 in flight; arrive(s) waits for slice s, passes a barrier (so every thread is
+// done with slice s − 1, whose slot the next copy takes), issues slice s + kStages − 1 and returns
+// slice s's slot. One group per slice, empty ones included, so that "all but kStages − 2 groups
+// done" always means slice s is in.
+template <typename Tile, bool TransA, bool TransB>
+struct Tf32x3Ring {
+  const Tf32x3Params& p;
+  const Tf32x3Place& w;
+  float* slots;
+  int t;  // the thread
+  __device__ __forceinline__ float* slot(int s) const { return slots + (s % Tile::kStages) * Tile::kStageFloats; }
+  __device__ __forceinline__ void copy(int s) const {
+    if (s < w.slices) copy_slice<Tile, TransA, TransB>(p, w, t, w.k_begin + int64_t{s} * Tile::kDepth, slot(s));
+    copy_async_commit();
+  }
+  __device__ __forceinline__ void start() const {
+#pragma unroll
+    for (int s = 0; s < Tile::kStages - 1; ++s) copy(s);
+  }
+  __device__ __forceinline__ const float* arrive(int s) const {
+    copy_async_wait<Tile::kStages - 2>();
+    __syncthreads();
+    copy(s + Tile::kStages - 1);
+    return slot(s);
+  }
+};
+
 // A lane's two accumulators of one row, columns col and col + 1 of the tile of grid slice z (product
 // `batch`, split z % splits), to C (alpha, beta, bias; one 8-byte pair where C allows) or, with
 // split-K, to the workspace. Edges per element.

@@ -156,17 +156,11 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], 
 
 template <typename Tile, bool TransA, bool TransB>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_kernel(GemmParams p) {
-  extern __shared__ __align__(16) float ring[];  // kStages × (A's slice, B's slice)
+  extern __shared__ __align__(16) float smem[];  // the ring: kStages × (A's slice, B's slice)
   const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
-  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
-  const float* __restrict__ a = p.a + batch * p.stride_a;
-  const float* __restrict__ b = p.b + batch * p.stride_b;
-  int64_t row_tile, col_tile;
-  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
-  const int64_t row0 = row_tile * Tile::kRows, col0 = col_tile * Tile::kCols;
-  const int64_t k_begin = split * p.k_per_split;
-  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
-  const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
+  const Tf32x3Place place = tf32x3_place<Tile>(p);
+  const int64_t z = place.z, batch = place.batch, row0 = place.row0, col0 = place.col0;
+  const int slices = place.slices;
   const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
   const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
 
@@ -178,33 +172,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
 
-  // The ring: slices 0 … kStages−2 in flight before the loop; slice s + kStages − 1 is issued once
-  // slice s has landed and everyone is past slice s − 1, whose slot it takes. One group per slice,
-  // empty ones included, so that "all but kStages − 2 groups done" always means slice s is in.
-  auto copy_next = [&](int slot, int64_t k0) {  // the slice at k0
-    float* slice = ring + slot * Tile::kStageFloats;
-    if (p.a_chunks)
-      copy_pieces(Tf32x3ACopies<Tile, TransA>(t, row0, k0, p.m, k_end, p.lda), a, slice);
-    else
-      copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, row0, k0, p.m, k_end, p.lda), a, slice);
-    if (p.b_chunks)
-      copy_pieces(Tf32x3BCopies<Tile, TransB>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
-    else
-      copy_pieces(Tf32x3BCopies<Tile, TransB, 1>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
-  };
-#pragma unroll
-  for (int s = 0; s < Tile::kStages - 1; ++s) {
-    if (s < slices) copy_next(s, k_begin + s * Tile::kDepth);
-    copy_async_commit();
-  }
+  const Tf32x3Ring<Tile, TransA, TransB> ring{p, place, smem, t};
+  ring.start();
   for (int s = 0; s < slices; ++s) {
-    copy_async_wait<Tile::kStages - 2>();
-    __syncthreads();
-    const int next = s + Tile::kStages - 1;
-    if (next < slices) copy_next(next % Tile::kStages, k_begin + int64_t{next} * Tile::kDepth);
-    copy_async_commit();
-
-    const float* a_slot = ring + (s % Tile::kStages) * Tile::kStageFloats;
+    const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
 #pragma unroll 1  // unrolled, the big tile spills at its 128 registers
     for (int kk = 0; kk < Tile::kDepth; kk += 8) {

@@ -79,56 +79,28 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ __align__(128) float smem[];  // B's parts (2 buffers of big, small), the ring
   float* const parts = smem;
-  float* const ring = smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats;
   const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
   const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
-  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
-  const float* __restrict__ a = p.a + batch * p.stride_a;
-  const float* __restrict__ b = p.b + batch * p.stride_b;
-  int64_t row_tile, col_tile;
-  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
-  const int64_t row0 = row_tile * Tile::kRows, col0 = col_tile * Tile::kCols;
-  const int64_t k_begin = split * p.k_per_split;
-  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
-  const int slices = k_end > k_begin ? static_cast<int>((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
+  const Tf32x3Place place = tf32x3_place<Tile>(p);
+  const int64_t z = place.z, batch = place.batch, row0 = place.row0, col0 = place.col0;
+  const int slices = place.slices;
 
   // Not zeroed: the block's first wgmma overwrites them (scale-d 0). Ordinary instructions writing
   // them would sit inside the wgmma pipeline, which spans the loop's back edge, and ptxas would
   // serialise every wgmma (its C7515 remark).
   float acc[64];
 
-  // The ring, as the mma kernel's: one cp.async group a slice, empty ones included.
-  auto copy_next = [&](int slot, int64_t k0) {  // the slice at k0
-    float* slice = ring + slot * Tile::kStageFloats;
-    if (p.a_chunks)
-      copy_pieces(Tf32x3ACopies<Tile, TransA>(t, row0, k0, p.m, k_end, p.lda), a, slice);
-    else
-      copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, row0, k0, p.m, k_end, p.lda), a, slice);
-    if (p.b_chunks)
-      copy_pieces(Tf32x3BCopies<Tile, TransB>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
-    else
-      copy_pieces(Tf32x3BCopies<Tile, TransB, 1>(t, col0, k0, p.n, k_end, p.ldb), b, slice + Tile::kAFloats);
-  };
-#pragma unroll
-  for (int s = 0; s < Tile::kStages - 1; ++s) {
-    if (s < slices) copy_next(s, k_begin + s * Tile::kDepth);
-    copy_async_commit();
-  }
+  const Tf32x3Ring<Tile, TransA, TransB> ring{p, place, smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
+  ring.start();
   // Slice s of the product, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
   // (P a constant, so that the two register sets stay apart).
   uint32_t a_parts[2][2][Tile::kDepth / 8][4];  // [buffer][big, small][k-step][register]
   auto step = [&](auto buffer, int s) {
     constexpr int P = decltype(buffer)::value;
-    copy_async_wait<Tile::kStages - 2>();
     // Slice s is in for everyone; every warpgroup has waited for its wgmmas of slice s − 2, so
     // buffer P and register set P are free, and so is slice s − 1's ring slot (converted and read
-    // before that barrier), which the copy of slice s + 2 takes.
-    __syncthreads();
-    const int next = s + Tile::kStages - 1;
-    if (next < slices) copy_next(next % Tile::kStages, k_begin + int64_t{next} * Tile::kDepth);
-    copy_async_commit();
-
-    const float* a_slot = ring + (s % Tile::kStages) * Tile::kStageFloats;
+    // before the barrier), which the copy of slice s + 2 takes.
+    const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
     float* const big = parts + P * 2 * Tile::kSplitFloats;
     float* const small = big + Tile::kSplitFloats;
