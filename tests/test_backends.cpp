@@ -1215,6 +1215,12 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
     EXPECT_GE(cuda::tf32x3_col_blocks<cuda::Tf32x3SmallTile>(m) * 64, m);
     EXPECT_LT((cuda::tf32x3_col_blocks<cuda::Tf32x3SmallTile>(m) - 1) * 64, m);
   }
+  EXPECT_TRUE(cuda::tf32x3_wgmma_fills(4096, 204));    // X·U at r = 204: two 128-wide tiles 80% full
+  EXPECT_TRUE(cuda::tf32x3_wgmma_fills(204, 4096));    // dV = Tᵀ·dY
+  EXPECT_TRUE(cuda::tf32x3_wgmma_fills(128, 64));      // exactly half
+  EXPECT_FALSE(cuda::tf32x3_wgmma_fills(100, 39));     // MNIST's X·U: 24% of a tile
+  EXPECT_TRUE(cuda::tf32x3_wgmma_fills(129, 128));     // 50.4% of two tiles
+  EXPECT_FALSE(cuda::tf32x3_wgmma_fills(129, 64));     // 25.2%
   EXPECT_TRUE(cuda::tf32x3_use_small_tiles(1, 4096, 204, 132));    // X·U at r = 204: 64 big tiles
   EXPECT_FALSE(cuda::tf32x3_use_small_tiles(1, 4096, 4096, 132));  // T·V: 1024 big tiles
   EXPECT_TRUE(cuda::tf32x3_fits(1, int64_t{64} * 65536, 10));       // row tiles on gridDim.x

@@ -352,12 +352,12 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   const Tf32x3Kernel kernel = tf32x3_kernel();
   const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
-  // By size, wgmma keeps its big tiles for thin products too, with split-K filling the GPU: a
-  // 128×128 tile on wgmma against a 64×64 one on mma.sync (tf32x3_use_small_tiles is the mma
-  // kernels' rule).
+  // By size: wgmma keeps its big tiles wherever they are half full, split-K filling the GPU (a
+  // 128×128 tile on wgmma against a 64×64 one on mma.sync); the mma kernels go by the tiles' count.
   const Tf32x3Tiles tiles = tf32x3_tiles();
   const bool small = tiles == Tf32x3Tiles::Auto
-                         ? !wgmma && tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors())
+                         ? (wgmma ? !tf32x3_wgmma_fills(g.m, g.n)
+                                  : tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
                          : tiles == Tf32x3Tiles::Small;
   if (kernel == Tf32x3Kernel::Wmma) {
     small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)

@@ -325,6 +325,16 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   static_assert(kConvertChunks * kThreads * 4 == kCols * kDepth, "the conversion splits evenly");
 };
 
+// By size, wgmma's big tiles where they are at least half full (m·n against the tiles' area): the
+// chain's thin X·U and dV (r = 204 fills 80% of two 128-wide tiles) keep them, with split-K; the
+// small products of a small network take the mma kernel's 64×64 tiles, which waste less on
+// zero-filled edges.
+inline bool tf32x3_wgmma_fills(int64_t m, int64_t n) {
+  const int64_t rows = tf32x3_row_blocks<Tf32x3WgmmaTile>(m) * Tf32x3WgmmaTile::kRows;
+  const int64_t cols = tf32x3_col_blocks<Tf32x3WgmmaTile>(n) * Tf32x3WgmmaTile::kCols;
+  return 2 * m * n >= rows * cols;
+}
+
 // B's TF32 parts for wgmma: 16-byte rows of 4 k each, 8 columns (n) to a 128-byte "core matrix",
 // the no-swizzle K-major canonical layout of the PTX ISA's matrix descriptor: in 16-byte units,
 // ((8, n/8), 2) : ((1, SBO), LBO) for one 8-deep step. Here [n/8][k/4][n%8][k%4]: the next 4 k
