@@ -63,8 +63,9 @@ template <typename Tile>
 UV_HOST_DEVICE inline int64_t tf32x3_col_blocks(int64_t n) {
   return (n + Tile::kCols - 1) / Tile::kCols;
 }
-// The big tiles unless they give fewer than four blocks per multiprocessor (one big block fits on a
-// multiprocessor at a time: 255 registers a thread), so that the last wave is a small part.
+// The mma and wmma kernels' rule: big tiles unless they give fewer than four a multiprocessor (they
+// hold one or two at a time), so that the last wave is a small part of the work; the 64×64 tiles
+// otherwise. The wgmma kernel goes by tf32x3_wgmma_fills instead.
 inline bool tf32x3_use_small_tiles(int64_t count, int64_t m, int64_t n, int multiprocessors) {
   return count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n) < 4 * int64_t{multiprocessors};
 }
