@@ -52,8 +52,9 @@ double sampled_relative_error(uv::Backend& be, const float* got, const float* wa
 }
 
 // Correctness beside the speed: the strategy's outputs (Y; for a step also dX and dV) against the
-// chain's on the same inputs through cuBLAS (or the CPU's GEMM), on sampled rows, so a fast but
-// wrong kernel shows in the same table (tools/bench_table.py leaves rows over 1e-4 out of the goal).
+// chain's on the same inputs through cuBLAS (cuBLASLt with --gemm=cublaslt*; the CPU's GEMM on the
+// CPU), on sampled rows, so a fast but wrong kernel shows in the same table (tools/bench_table.py
+// leaves rows over 1e-4 out of the goal).
 double check_against_chain(uv::Backend& be, const uv::PredictedLinearForwardArgs& f,
                            const uv::PredictedLinearBackwardArgs& b, Pass pass,
                            const std::function<void()>& work) {
@@ -66,15 +67,25 @@ double check_against_chain(uv::Backend& be, const uv::PredictedLinearForwardArgs
   uv::PredictedLinearBackwardArgs rb = b;
   rb.strategy = uv::PredictedStrategy::Chain;
   rb.saved = rf.saved;
-  rb.scratch = t.make(be, uv::predicted_linear_backward_scratch_floats(s, rb.strategy), 23);
-  rb.dx = t.make(be, s.m * s.k, 24);
-  rb.dv = t.make(be, s.rank * s.n, 25);
-  rb.dbias = t.make(be, s.n, 26);
+  const bool step = pass == Pass::Step;  // a forward pass needs no backward buffers
+  rb.scratch = t.make(be, step ? uv::predicted_linear_backward_scratch_floats(s, rb.strategy) : 0, 23);
+  rb.dx = t.make(be, step ? s.m * s.k : 0, 24);
+  rb.dv = t.make(be, step ? s.rank * s.n : 0, 25);
+  rb.dbias = t.make(be, step ? s.n : 0, 26);
   work();  // the strategy's own outputs, once more
-  if (gemm_library_is_ours()) be.set_gemm_library(uv::GemmLibrary::Cublas);
-  be.predicted_linear_forward(rf);
-  if (pass == Pass::Step) be.predicted_linear_backward(rb);
-  if (gemm_library_is_ours()) be.set_gemm_library(uv::bench::gemm_library());
+  {
+    // The reference on cuBLAS, the benchmark's library back however this leaves.
+    struct Library {
+      uv::Backend& be;
+      bool switched;
+      ~Library() {
+        if (switched) be.set_gemm_library(uv::bench::gemm_library());
+      }
+    } library{be, gemm_library_is_ours()};
+    if (library.switched) be.set_gemm_library(uv::GemmLibrary::Cublas);
+    be.predicted_linear_forward(rf);
+    if (pass == Pass::Step) be.predicted_linear_backward(rb);
+  }
   double err = sampled_relative_error(be, f.y, rf.y, s.m, s.n);
   if (pass == Pass::Step) {
     err = std::max(err, sampled_relative_error(be, b.dx, rb.dx, s.m, s.k));

@@ -1226,8 +1226,8 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
   EXPECT_TRUE(cuda::tf32x3_fits(1, int64_t{64} * 65536, 10));       // row tiles on gridDim.x
   EXPECT_FALSE(cuda::tf32x3_fits(1, 10, int64_t{64} * 65536));      // column tiles on gridDim.y
   EXPECT_FALSE(cuda::tf32x3_fits(65536, 10, 10));                   // products on gridDim.z
-  // Split-K: the slices cover k once, each a multiple of the k-slice, none empty; only for
-  // products with few tiles, a long k and room in the workspace.
+  // Split-K: the slices cover k once, each a multiple of the k-slice, none empty; only where k
+  // allows 2 slices of 256, the workspace has room, and the waves gain (below).
   for (const int64_t k : {int64_t{256}, int64_t{257}, int64_t{1000}, int64_t{4096}, int64_t{5000}, int64_t{32768}}) {
     for (const int64_t blocks : {int64_t{1}, int64_t{4}, int64_t{64}, int64_t{263}, int64_t{264}}) {
       const cuda::Tf32x3Split split = cuda::tf32x3_split(2, 70, 50, k, blocks, 132, int64_t{1} << 22);

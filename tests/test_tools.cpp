@@ -255,6 +255,16 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   EXPECT_NE(out.find("chain_fused/step/large/M:4096/K:4096/N:4096/r:204/J:1 (cublas:wgmma): 0.03"),
             std::string::npos)
       << out;
+
+  // A shape whose only fused rows are wrong counts, as not met, rather than dropping out.
+  const char* other = "step/large/M:4096/K:4096/N:4096/r:409/J:1";
+  const std::string c3 = name("chain", other), f3 = name("chain_fused", other);
+  write("a.json", "cublas", "mma", {{c1.c_str(), 1.0, 0}, {f1.c_str(), 0.5, 1}, {c3.c_str(), 1.0, 0}});
+  write("b.json", "cublas", "wgmma", {{f3.c_str(), 0.5, 1, 3e-2}});
+  out.clear();
+  EXPECT_EQ(goal(out), 1) << out;
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | wrong outputs | — |"), std::string::npos) << out;
+  EXPECT_NE(out.find("met on 1 of 2 pass-shapes"), std::string::npos) << out;
 }
 
 }  // namespace

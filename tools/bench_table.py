@@ -27,6 +27,7 @@ def main(path, baselines=("chain", "materialise")):
         report = json.load(f)
     rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
     wrong = []  # rows whose outputs missed the chain's through cuBLAS
+    flagged = set()  # (pass, shape, strategy) of those rows
     for b in report["benchmarks"]:
         if b.get("run_type") == "aggregate":
             continue
@@ -39,6 +40,7 @@ def main(path, baselines=("chain", "materialise")):
                                               b.get("floor_ms"))
         if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:
             wrong.append(f"{strategy} {pass_name} {shape}: check_rel_err {b.get('check_rel_err')}")
+            flagged.add((pass_name, shape, strategy))
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
     context = report.get("context", {})
     on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
@@ -64,7 +66,8 @@ def main(path, baselines=("chain", "materialise")):
         for s in strategies:
             if s in BASELINES:
                 continue
-            cells.append(f"{best / r[s][0]:.2f}x" if best and s in r else "")
+            mark = " (wrong)" if (pass_name, shape, s) in flagged else ""
+            cells.append(f"{best / r[s][0]:.2f}x{mark}" if best and s in r else "")
         print("| " + " | ".join(cells) + " |")
     if wrong:
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")
@@ -101,13 +104,14 @@ def goal(paths):
             if strategy in CUBLAS and b.get("tf32x3", 0) == 1:
                 continue  # our GEMM under the cuBLAS strategy's name: not a cuBLAS path
             kind = "fused" if strategy in FUSED else "cublas"
-            if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:  # NaN fails too
-                wrong.append(f"{b['name'].replace('/manual_time', '')} ({label}): {b.get('check_rel_err')}")
-                continue
             unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
             ms = b["real_time"] * unit
             shape = (int(dims["M"]), int(dims["K"]), int(dims["N"]), int(dims["r"]), int(dims.get("J", 1)))
             slot = best.setdefault((pass_name, shape), {})
+            if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:  # NaN fails too
+                wrong.append(f"{b['name'].replace('/manual_time', '')} ({label}): {b.get('check_rel_err')}")
+                slot.setdefault("wrong " + kind, True)
+                continue
             if kind not in slot or ms < slot[kind][0]:
                 slot[kind] = (ms, strategy, label)
     if len(cards) > 1:
@@ -116,9 +120,17 @@ def goal(paths):
     print("|---|---|---|---|---|---|")
     met = counted = 0
     for (pass_name, (m, k, n, r, j)), slot in sorted(best.items()):
+        fraction = r * j / k
+        if "cublas" in slot and "fused" not in slot and "wrong fused" in slot:
+            # Fused rows measured, none of them right: counted, and not met.
+            if fraction <= GOAL_FRACTION + 1e-9:
+                counted += 1
+            c = slot["cublas"]
+            print(f"| {pass_name} | M={m} K={k} N={n} r={r} J={j} | {fraction:.2f} | {c[0]:.3f} ({c[1]}, {c[2]}) "
+                  f"| wrong outputs | — |")
+            continue
         if "fused" not in slot or "cublas" not in slot:
             continue
-        fraction = r * j / k
         c, f = slot["cublas"], slot["fused"]
         ratio = c[0] / f[0]
         if fraction <= GOAL_FRACTION + 1e-9:

@@ -145,11 +145,12 @@ struct Tf32x3Ring {
   }
 };
 
-// A lane's two accumulators of one row, columns col and col + 1 of the tile of grid slice z (product
-// `batch`, split z % splits), to C (alpha, beta, bias; one 8-byte pair where C allows) or, with
-// split-K, to the workspace. Edges per element.
-__device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int64_t batch, int64_t row, int64_t col,
-                                           float v0, float v1) {
+// A lane's two accumulators of one row, columns col and col + 1 of the tile of grid slice z, to C
+// (`c`: the product's C; alpha, beta, bias; one 8-byte pair where C allows) or, with split-K, to the
+// workspace. Edges per element.
+__device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, float* __restrict__ c,
+                                           const float* __restrict__ bias, int64_t row, int64_t col, float v0,
+                                           float v1) {
   if (row >= p.m || col >= p.n) return;
   const bool second = col + 1 < p.n;
   if (p.splits > 1) {
@@ -162,7 +163,7 @@ __device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int
     }
     return;
   }
-  float* dst = p.c + batch * p.stride_c + row * p.ldc + col;
+  float* dst = c + row * p.ldc + col;
   const bool pair = second && p.c_pairs;
   v0 *= p.alpha;
   v1 *= p.alpha;
@@ -176,9 +177,9 @@ __device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, int
       if (second) v1 += p.beta * dst[1];
     }
   }
-  if (p.bias) {
-    v0 += p.bias[batch * p.n + col];
-    if (second) v1 += p.bias[batch * p.n + col + 1];
+  if (bias) {
+    v0 += bias[col];
+    if (second) v1 += bias[col + 1];
   }
   if (pair) {
     *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);

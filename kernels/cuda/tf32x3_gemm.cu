@@ -11,7 +11,9 @@
 #include <mma.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 
 #include "engine/core/error.h"
 #include "kernels/cuda/cuda_check.h"
@@ -208,6 +210,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
 
+  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
+  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
   // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
   // columns (mma_c_coord), stored as a pair where C (or the workspace) allows.
 #pragma unroll
@@ -217,7 +221,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const TileElement x = mma_c_coord(lane, 2 * h);
-        store_pair(p, z, batch, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
+        store_pair(p, z, c, bias, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
                    acc[i][j][2 * h + 1]);
       }
 }
@@ -352,6 +356,12 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   const Tf32x3Kernel kernel = tf32x3_kernel();
   const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
+  if (kernel == Tf32x3Kernel::Wgmma && !wgmma) {
+    static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
+    std::call_once(said, [] {
+      std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
+    });
+  }
   // By size: wgmma keeps its big tiles wherever they are half full, split-K filling the GPU (a
   // 128×128 tile on wgmma against a 64×64 one on mma.sync); the mma kernels go by the tiles' count.
   const Tf32x3Tiles tiles = tf32x3_tiles();

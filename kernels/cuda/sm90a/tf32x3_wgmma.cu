@@ -173,13 +173,15 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
 
+  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
+  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
   // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
 #pragma unroll
   for (int j = 0; j < Tile::kCols / 8; ++j)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
-      store_pair(p, z, batch, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+      store_pair(p, z, c, bias, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
     }
 #else
   __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
