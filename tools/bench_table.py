@@ -14,8 +14,9 @@ baseline measured in the same run.
 onthefly_w: W never materialised) against the best cuBLAS path (chain, materialise; rows on our own
 GEMM, tf32x3 = 1, do not count as cuBLAS), each from whichever run had it, and counts the shapes
 at fraction learned ≤ 0.25 where the fused one is at least 1.3× faster. Rows whose outputs missed
-the chain's through cuBLAS (the bench's check_rel_err over 1e-4) count for nothing and are listed:
-a fast but wrong kernel does not meet the goal.
+the chain's through cuBLAS (the bench's check_rel_err over 1e-4) count for nothing and are listed,
+and a shape whose fused rows are all wrong counts as not met: a fast but wrong kernel does not
+meet the goal.
 """
 import json
 import sys
