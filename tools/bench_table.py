@@ -8,6 +8,7 @@ baseline measured in the same run.
     tools/bench_table.py b.json                                   # baselines: chain, materialise (cuBLAS)
     tools/bench_table.py c.json --baselines dense,materialise     # conv: cuDNN on W
     tools/bench_table.py --goal a.json b.json ...                 # issue 3's goal across runs
+    tools/bench_table.py --check a.json ...                       # exit 1 if a row's outputs were wrong
 
 --goal reads several bench_predicted_linear runs of the same card (e.g. one per --gemm library and
 3xTF32 kernel) and, per pass and large shape (M ≥ 4096), sets the best fused strategy (chain_fused,
@@ -148,13 +149,33 @@ def goal(paths):
     return 0 if counted and met == counted else 1
 
 
+def check(paths):
+    """Exit status 1 where any row's outputs missed the chain's (check_rel_err over the tolerance, or
+    NaN, or absent from a bench that reports it: none of a run's rows may go unchecked)."""
+    bad = rows = 0
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for b in report["benchmarks"]:
+            if b.get("run_type") == "aggregate" or b["name"].startswith("dense/"):
+                continue
+            rows += 1
+            if not b.get("check_rel_err", float("nan")) <= CHECK_TOLERANCE:
+                bad += 1
+                print(f"{path}: {b['name'].replace('/manual_time', '')}: check_rel_err {b.get('check_rel_err')}")
+    print(f"{rows - bad} of {rows} rows within {CHECK_TOLERANCE} of the chain's outputs")
+    return 1 if bad or not rows else 0
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "--goal":
         sys.exit(goal(args[1:]))
+    elif len(args) >= 2 and args[0] == "--check":
+        sys.exit(check(args[1:]))
     elif len(args) == 3 and args[1] == "--baselines":
         main(args[0], args[2].split(","))
     elif len(args) == 1 and not args[0].startswith("--"):
         main(args[0])
     else:
-        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json...")
+        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json... | --check BENCH.json...")
