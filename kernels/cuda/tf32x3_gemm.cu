@@ -1,7 +1,7 @@
 // The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h): designs to be measured against each other (the
-// fourth, on Hopper's wgmma, is kernels/cuda/sm90a/tf32x3_wgmma.cu). These: a block per tile of C (and per slice of k where products with few tiles split it), k in
-// slices of 32 staged in shared memory, each warp's fragments split into TF32 big and small parts as
-// they leave shared memory.
+// fourth, on Hopper's wgmma, is kernels/cuda/sm90a/tf32x3_wgmma.cu). These: a block per tile of C
+// (and per slice of k where products with few tiles split it), k in slices of 32 staged in shared
+// memory, each warp's fragments split into TF32 big and small parts as they leave shared memory.
 //   wmma (tf32x3_gemm_kernel): the next slice's loads in flight in registers while the tensor cores
 //     work on the current one; WMMA 16×16×8 fragments; the epilogue stages each fragment through
 //     shared memory so that edges, alpha and beta are handled element by element.
@@ -301,7 +301,6 @@ void opt_in_transposes() {
 
 template <typename Tile, bool TransA, bool TransB>
 void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  tf32x3_prepare();
   launch<Tile>(p, count, workspace, workspace_floats, stream, Tile::kMinBlocks, [&](dim3 grid, const GemmParams& q) {
     tf32x3_mma_kernel<Tile, TransA, TransB><<<grid, Tile::kThreads, Tile::kSharedBytes, stream>>>(q);
   });
@@ -347,6 +346,7 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                                                            << " exceed the launch grid");
   UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
   if (g.m == 0 || g.n == 0) return;
+  tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
   const GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
                      g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
                      g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
@@ -375,7 +375,6 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   } else if (small) {
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (wgmma) {
-    tf32x3_prepare();
     launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
                             [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
   } else {
