@@ -84,10 +84,10 @@ double check_against_chain(uv::Backend& be, const uv::PredictedLinearForwardArgs
     } library{be, gemm_library_is_ours()};
     if (library.switched) be.set_gemm_library(uv::GemmLibrary::Cublas);
     be.predicted_linear_forward(rf);
-    if (pass == Pass::Step) be.predicted_linear_backward(rb);
+    if (step) be.predicted_linear_backward(rb);
   }
   double err = sampled_relative_error(be, f.y, rf.y, s.m, s.n);
-  if (pass == Pass::Step) {
+  if (step) {
     err = std::max(err, sampled_relative_error(be, b.dx, rb.dx, s.m, s.k));
     err = std::max(err, sampled_relative_error(be, b.dv, rb.dv, s.rank, s.n));
   }

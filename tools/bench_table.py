@@ -23,13 +23,27 @@ import json
 import sys
 from collections import defaultdict
 
+# The bench's check_rel_err: the largest difference from the chain through cuBLAS on sampled rows,
+# relative to the largest output there. float32 sums over k ≤ 16384 stay near 1e-6.
+CHECK_TOLERANCE = 1e-4
+
+
+def row_ms(b):
+    """A benchmark row's time in milliseconds."""
+    return b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
+
+
+def failed_check(b, missing=0.0):
+    """Whether a row's outputs missed the chain's: check_rel_err over the tolerance or NaN; `missing`
+    stands in for a row without the counter."""
+    return not b.get("check_rel_err", missing) <= CHECK_TOLERANCE
+
 def main(path, baselines=("chain", "materialise")):
     BASELINES = tuple(baselines)
     with open(path) as f:
         report = json.load(f)
     rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
-    wrong = []  # rows whose outputs missed the chain's through cuBLAS
-    flagged = set()  # (pass, shape, strategy) of those rows
+    flagged = {}  # (pass, shape, strategy) -> check_rel_err of rows whose outputs missed the chain's
     for b in report["benchmarks"]:
         if b.get("run_type") == "aggregate":
             continue
@@ -37,12 +51,9 @@ def main(path, baselines=("chain", "materialise")):
         parts = b["name"].split("/")
         strategy, pass_name = parts[0], parts[1]
         shape = " ".join(p.replace(":", "=") for p in parts[3:] if ":" in p)
-        unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
-        rows[(pass_name, shape)][strategy] = (b["real_time"] * unit, b.get("TFLOP/s", float("nan")),
-                                              b.get("floor_ms"))
-        if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:
-            wrong.append(f"{strategy} {pass_name} {shape}: check_rel_err {b.get('check_rel_err')}")
-            flagged.add((pass_name, shape, strategy))
+        rows[(pass_name, shape)][strategy] = (row_ms(b), b.get("TFLOP/s", float("nan")), b.get("floor_ms"))
+        if failed_check(b):
+            flagged[(pass_name, shape, strategy)] = b.get("check_rel_err")
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
     context = report.get("context", {})
     on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
@@ -71,18 +82,15 @@ def main(path, baselines=("chain", "materialise")):
             mark = " (wrong)" if (pass_name, shape, s) in flagged else ""
             cells.append(f"{best / r[s][0]:.2f}x{mark}" if best and s in r else "")
         print("| " + " | ".join(cells) + " |")
-    if wrong:
+    if flagged:
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")
-        for w in wrong:
-            print(f"  {w}")
+        for (pass_name, shape, strategy), err in flagged.items():
+            print(f"  {strategy} {pass_name} {shape}: check_rel_err {err}")
 
 
 FUSED = ("chain_fused", "onthefly_w")
 CUBLAS = ("chain", "materialise")
 GOAL_RATIO, GOAL_FRACTION, LARGE_M = 1.3, 0.25, 4096
-# The bench's check_rel_err: the largest difference from the chain through cuBLAS on sampled rows,
-# relative to the largest output there. float32 sums over k ≤ 16384 stay near 1e-6.
-CHECK_TOLERANCE = 1e-4
 
 
 def goal(paths):
@@ -106,11 +114,10 @@ def goal(paths):
             if strategy in CUBLAS and b.get("tf32x3", 0) == 1:
                 continue  # our GEMM under the cuBLAS strategy's name: not a cuBLAS path
             kind = "fused" if strategy in FUSED else "cublas"
-            unit = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b["time_unit"]]
-            ms = b["real_time"] * unit
+            ms = row_ms(b)
             shape = (int(dims["M"]), int(dims["K"]), int(dims["N"]), int(dims["r"]), int(dims.get("J", 1)))
             slot = best.setdefault((pass_name, shape), {})
-            if not b.get("check_rel_err", 0) <= CHECK_TOLERANCE:  # NaN fails too
+            if failed_check(b):
                 wrong.append(f"{b['name'].replace('/manual_time', '')} ({label}): {b.get('check_rel_err')}")
                 slot.setdefault("wrong " + kind, True)
                 continue
@@ -160,7 +167,7 @@ def check(paths):
             if b.get("run_type") == "aggregate" or b["name"].startswith("dense/"):
                 continue
             rows += 1
-            if not b.get("check_rel_err", float("nan")) <= CHECK_TOLERANCE:
+            if failed_check(b, missing=float("nan")):
                 bad += 1
                 print(f"{path}: {b['name'].replace('/manual_time', '')}: check_rel_err {b.get('check_rel_err')}")
     print(f"{rows - bad} of {rows} rows within {CHECK_TOLERANCE} of the chain's outputs")
