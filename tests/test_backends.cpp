@@ -1983,13 +1983,59 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
   EXPECT_GT(err1, 20 * err3) << "one TF32 product per term";
 }
 
+// A product deeper than the chunk depth as its chunks (tf32x3_chunk), each applied in turn as the
+// device applies it (C = alpha·op(A)·op(B) + beta·C, then the bias), gives the whole product: every
+// transpose, leading dimensions wider than the matrices, k off the chunks' grid.
+TEST(Tf32x3Tile, DepthChunksSumToTheWholeProduct) {
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 5, n = 6, k = 37, depth = 8, pad = 3;
+  EXPECT_EQ(cuda::tf32x3_chunks(k, depth), 5);
+  EXPECT_EQ(cuda::tf32x3_chunks(8, 8), 1);
+  EXPECT_EQ(cuda::tf32x3_chunks(0, 8), 1);
+  EXPECT_EQ(cuda::tf32x3_chunks(cuda::kTf32x3ChunkDepth + 1, cuda::kTf32x3ChunkDepth), 2);
+  for (int transposes = 0; transposes < 4; ++transposes) {
+    const bool ta = transposes & 1, tb = transposes & 2;
+    SCOPED_TRACE(std::string(ta ? "Aᵀ" : "A") + (tb ? " Bᵀ" : " B"));
+    const int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    const auto a = test::random_vector<float>((ta ? k : m) * lda, rng);
+    const auto b = test::random_vector<float>((tb ? n : k) * ldb, rng);
+    const auto c0 = test::random_vector<float>(m * ldc, rng);
+    auto bias = test::random_vector<float>(n, rng);
+    GemmCall g = gemm_call(1, 0, 0, 0, ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 0.75f, nullptr, ldc);
+    g.epilogue = GemmEpilogue::Bias;
+    g.bias = bias.data();
+    // C = alpha·op(A)·op(B) + beta·C (+ bias), in float64, for the call's own pointers.
+    auto apply = [](const GemmCall& call, std::vector<double>& c) {
+      for (int64_t i = 0; i < call.m; ++i)
+        for (int64_t j = 0; j < call.n; ++j) {
+          double sum = 0;
+          for (int64_t p = 0; p < call.k; ++p)
+            sum += double(call.ta ? call.a[p * call.lda + i] : call.a[i * call.lda + p]) *
+                   double(call.tb ? call.b[j * call.ldb + p] : call.b[p * call.ldb + j]);
+          double& out = c[i * call.ldc + j];
+          out = call.alpha * sum + call.beta * out + (call.epilogue == GemmEpilogue::Bias ? call.bias[j] : 0.0);
+        }
+    };
+    std::vector<double> whole(c0.begin(), c0.end()), chunked = whole;
+    apply(g, whole);
+    for (int64_t i = 0; i < cuda::tf32x3_chunks(k, depth); ++i) {
+      const GemmCall chunk = cuda::tf32x3_chunk(g, i, depth);
+      EXPECT_EQ(chunk.k, i < 4 ? depth : k - 4 * depth) << "chunk " << i;
+      EXPECT_EQ(chunk.beta, i == 0 ? g.beta : 1.f) << "chunk " << i;
+      EXPECT_EQ(chunk.bias != nullptr, i == 0) << "chunk " << i;
+      apply(chunk, chunked);
+    }
+    for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(chunked[i], whole[i], 1e-12) << "element " << i;
+  }
+}
+
 #ifdef UV_WITH_CUDA
 
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and several products with
 // their strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading
 // dimensions wider than the matrices (C's padding must stay as it was), sizes off every tile grid
-// and k-slice, split-K (the 70×50 products with k = 5000 have 2 tiles: 16 splits, and 3 of its 5
-// with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
+// and k-slice, split-K (the 70×50 products with k = 5000 run in chunks 4096 and 904 deep of 2
+// tiles: 16 and 3 splits, 3 and 3 with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
 // both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
 // 260×132×1000 products, and with a k off the chunks' grid in the 64×48×77 one with leading
 // dimension 80; single elements elsewhere) and both epilogue stores (pairs where C's leading
@@ -2137,6 +2183,68 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
                              {70, 51, 5000, 2, 0, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, {70, 50, 5000, 1, 0, 0},
                              {33, 17, 0, 2, 0, w}},
                             {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
+}
+
+// Products deeper than the chunk depth run as chunks adding into C (tf32x3_chunk): at depth 96 the
+// k = 1000 and 5000 products take 11 and 53 chunks, each with its own split-K (or none without a
+// workspace), beta and the bias on the first only.
+TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  struct DepthRestorer {
+    int64_t depth = cuda::tf32x3_chunk_depth();
+    ~DepthRestorer() { cuda::set_tf32x3_chunk_depth(depth); }
+  } restore;
+  cuda::set_tf32x3_chunk_depth(96);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0}},
+                            {cuda::Tf32x3Tiles::Auto}, true);
+}
+
+// Long sums keep float32's accuracy: one 128×128 tile (unsplit: no workspace, so one accumulator
+// runs the whole chunk) with k = 32868 against a float64 reference, within the suite's float32 rule
+// (4ε·√k of the outputs' typical size). Unchunked, the tensor cores' truncating accumulation was
+// measured near plain TF32's error at this depth (tf32x3_gemm_tile.h); that figure is printed.
+TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
+  UV_REQUIRE_DEVICE(device);
+  const Tf32x3ChoiceRestorer restore;
+  struct DepthRestorer {
+    int64_t depth = cuda::tf32x3_chunk_depth();
+    ~DepthRestorer() { cuda::set_tf32x3_chunk_depth(depth); }
+  } restore_depth;
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 128, n = 128, k = 32768 + 100;
+  const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+  std::vector<double> ref(m * n, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) {
+      const double x = a[i * k + p];
+      for (int64_t j = 0; j < n; ++j) ref[i * n + j] += x * b[p * n + j];
+    }
+  double rms = 0;
+  for (double v : ref) rms += v * v;
+  rms = std::sqrt(rms / double(ref.size()));
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
+  for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
+    cuda::set_tf32x3_kernel(name.kernel);
+    for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1} << 20}) {
+      cuda::set_tf32x3_chunk_depth(depth);
+      Mirror d{*device, {}};
+      float* c = d.put(test::poisoned<float>(m * n));
+      cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
+                        nullptr);
+      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+      const std::vector<float> out = d.get(c, m * n);
+      double worst = 0;
+      for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
+      const double err = worst / rms, bound = test::rtol_for<float>(k);
+      std::printf("[ info     ] tf32x3 %s kernel, k = %lld, chunk depth %lld: max error %.3g of the outputs' rms "
+                  "(float32 rule %.3g)\n",
+                  name.name, static_cast<long long>(k), static_cast<long long>(depth), err, bound);
+      if (depth == cuda::kTf32x3ChunkDepth) {
+        EXPECT_LE(err, bound) << name.name << " kernel";
+      }
+    }
+  }
 }
 
 // A short cover of every kernel, tile shape and transpose, over several turns of the copy ring, with

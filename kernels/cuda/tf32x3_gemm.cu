@@ -339,6 +339,8 @@ std::atomic<int>& tiles_choice() {
   return choice;
 }
 
+void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream);
+
 }  // namespace
 
 void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
@@ -347,6 +349,26 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
+  const int64_t depth = tf32x3_chunk_depth();
+  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
+    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream);
+}
+
+namespace {
+std::atomic<int64_t>& chunk_depth_choice() {
+  static std::atomic<int64_t> depth{kTf32x3ChunkDepth};
+  return depth;
+}
+}  // namespace
+int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }
+void set_tf32x3_chunk_depth(int64_t depth) {
+  UV_CHECK(depth >= 32 && depth % 32 == 0, "tf32x3 chunk depth " << depth << " is not a positive multiple of 32");
+  chunk_depth_choice().store(depth);
+}
+
+namespace {
+// One launch (and split-K's reduce) of a product no deeper than a chunk.
+void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
   const GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
                      g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
                      g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
@@ -382,6 +404,7 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                                  : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
   }
 }
+}  // namespace
 
 void tf32x3_prepare() {
   static const bool done = [] {

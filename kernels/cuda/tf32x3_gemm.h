@@ -31,6 +31,11 @@ void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_float
 // workspace, before any CUDA-graph capture; the first product calls it too. One device a process.
 void tf32x3_prepare();
 
+// The deepest accumulation on the tensor cores (kTf32x3ChunkDepth, tf32x3_gemm_tile.h says why);
+// tests set other depths (positive multiples of 32) to run many chunks on small products.
+int64_t tf32x3_chunk_depth();
+void set_tf32x3_chunk_depth(int64_t depth);
+
 // Which tiles the products take: by tf32x3_use_small_tiles (Auto, the default), or all big or all
 // small (for tests: every path on small products).
 enum class Tf32x3Tiles { Auto, Big, Small };

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "engine/core/host_device.h"
+#include "kernels/gemm_call.h"
 
 namespace uv::cuda {
 
@@ -120,6 +121,35 @@ inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, 
   out.splits = static_cast<int>(splits);
   return out;
 }
+// Depth chunks. The tensor cores add each instruction's products into the float32 accumulator
+// with truncation, not round-to-nearest (Fasi et al., "Numerical behavior of NVIDIA tensor cores",
+// 2021), so a long sum's error grows with the number of steps instead of their square root. On an
+// H100 (docs/gpu-results.md, 2026-11-26) every kernel here was off cuBLAS's float32 chain by 3–4e-5
+// of the largest output at k = 4096, 1.2e-4 at 16384 and up to 3.7e-4 at 32768 (dV = Tᵀ·dY, k the
+// batch): the last is near plain TF32's error. So no accumulator runs deeper than
+// kTf32x3ChunkDepth: a deeper product is a sequence of launches of that depth (split-K inside each
+// as before), each adding its partial product into C with round-to-nearest adds (beta = 1 after
+// the first; the bias with the first). C's round trip per chunk costs a few percent on the deepest
+// products only.
+constexpr int64_t kTf32x3ChunkDepth = 4096;
+inline int64_t tf32x3_chunks(int64_t k, int64_t depth) { return k <= depth ? 1 : (k + depth - 1) / depth; }
+// The call computing chunk `index` of g's k (depth a multiple of 4: the chunks' operands keep the
+// 16-byte alignment of g's, which the ring kernels' copies check).
+inline GemmCall tf32x3_chunk(const GemmCall& g, int64_t index, int64_t depth) {
+  if (tf32x3_chunks(g.k, depth) == 1) return g;
+  GemmCall c = g;
+  const int64_t k0 = index * depth;
+  c.k = g.k - k0 < depth ? g.k - k0 : depth;
+  c.a = g.a + (g.ta ? k0 * g.lda : k0);  // op(A) = A (m×k, k along a row) or Aᵀ (A k×m)
+  c.b = g.b + (g.tb ? k0 : k0 * g.ldb);  // op(B) = B (k×n) or Bᵀ (B n×k, k along a row)
+  if (index > 0) {
+    c.beta = 1.f;
+    c.epilogue = GemmEpilogue::None;
+    c.bias = nullptr;
+  }
+  return c;
+}
+
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
 inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
   return count >= 1 && count <= 65535 && m >= 0 && n >= 0 &&
