@@ -2203,7 +2203,8 @@ TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
 // Long sums keep float32's accuracy: one 128×128 tile (unsplit: no workspace, so one accumulator
 // runs the whole chunk) with k = 32868 against a float64 reference, within the suite's float32 rule
 // (4ε·√k of the outputs' typical size). Unchunked, the tensor cores' truncating accumulation was
-// measured near plain TF32's error at this depth (tf32x3_gemm_tile.h); that figure is printed.
+// measured near plain TF32's error at this depth (tf32x3_gemm_tile.h); the figures at other chunk
+// depths are printed beside the default's.
 TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   UV_REQUIRE_DEVICE(device);
   const Tf32x3ChoiceRestorer restore;
@@ -2226,7 +2227,7 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     cuda::set_tf32x3_kernel(name.kernel);
-    for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1} << 20}) {
+    for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
       cuda::set_tf32x3_chunk_depth(depth);
       Mirror d{*device, {}};
       float* c = d.put(test::poisoned<float>(m * n));

@@ -126,12 +126,13 @@ inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, 
 // 2021), so a long sum's error grows with the number of steps instead of their square root. On an
 // H100 (docs/gpu-results.md, 2026-11-26) every kernel here was off cuBLAS's float32 chain by 3–4e-5
 // of the largest output at k = 4096, 1.2e-4 at 16384 and up to 3.7e-4 at 32768 (dV = Tᵀ·dY, k the
-// batch): the last is near plain TF32's error. So no accumulator runs deeper than
-// kTf32x3ChunkDepth: a deeper product is a sequence of launches of that depth (split-K inside each
-// as before), each adding its partial product into C with round-to-nearest adds (beta = 1 after
-// the first; the bias with the first). C's round trip per chunk costs a few percent on the deepest
-// products only.
-constexpr int64_t kTf32x3ChunkDepth = 4096;
+// batch), and one unsplit 128×128 tile with k = 32868 was off float64 by 9.4e-4 of the outputs'
+// rms: plain TF32's error. In chunks of 4096 that fell to 1.09e-4, linear in the depth, against
+// float32's 4ε·√k = 8.6e-5. So no accumulator runs deeper than kTf32x3ChunkDepth: a deeper
+// product is a sequence of launches of that depth (split-K inside each as before), each adding its
+// partial product into C with round-to-nearest adds (beta = 1 after the first; the bias with the
+// first). C's round trip per chunk cost about 1% at depth 4096 on the deepest products measured.
+constexpr int64_t kTf32x3ChunkDepth = 2048;
 inline int64_t tf32x3_chunks(int64_t k, int64_t depth) { return k <= depth ? 1 : (k + depth - 1) / depth; }
 // The call computing chunk `index` of g's k (depth a multiple of 4: the chunks' operands keep the
 // 16-byte alignment of g's, which the ring kernels' copies check).
