@@ -1173,42 +1173,9 @@ TEST(CudaArchitectures, BuildsRunWhereTheirCodeDoes) {
   EXPECT_FALSE(cuda_archs_run_on("120", 10, 0));
 }
 
-// The 3xTF32 GEMM's k-slice loads (kernels/cuda/tf32x3_gemm_tile.h): for both tiles and every
-// transpose, the loads of a slice cover each element of A's and B's tiles exactly once, and a warp's
-// 32 consecutive loads step along the source's contiguous dimension (coalesced).
-template <typename Tile>
-void expect_tf32x3_loads_cover_once_and_coalesce() {
-  for (bool trans : {false, true}) {
-    SCOPED_TRACE(std::string(trans ? "transposed" : "plain") + " operands, " + std::to_string(Tile::kRows) + "×" +
-                 std::to_string(Tile::kCols) + " tile");
-    std::vector<int> a_seen(Tile::kRows * Tile::kDepth, 0), b_seen(Tile::kDepth * Tile::kCols, 0);
-    for (int e = 0; e < Tile::kALoads * Tile::kThreads; ++e) {
-      const cuda::TileElement x = cuda::tf32x3_a_element<Tile>(e, trans);
-      ASSERT_TRUE(x.row >= 0 && x.row < Tile::kRows && x.col >= 0 && x.col < Tile::kDepth) << e;
-      ++a_seen[x.row * Tile::kDepth + x.col];
-      if (e % 32 != 0) {  // within a warp: the next address of the source
-        const cuda::TileElement prev = cuda::tf32x3_a_element<Tile>(e - 1, trans);
-        EXPECT_EQ(trans ? x.row - prev.row : x.col - prev.col, 1) << e;
-      }
-    }
-    for (int e = 0; e < Tile::kBLoads * Tile::kThreads; ++e) {
-      const cuda::TileElement x = cuda::tf32x3_b_element<Tile>(e, trans);
-      ASSERT_TRUE(x.row >= 0 && x.row < Tile::kDepth && x.col >= 0 && x.col < Tile::kCols) << e;
-      ++b_seen[x.row * Tile::kCols + x.col];
-      if (e % 32 != 0) {
-        const cuda::TileElement prev = cuda::tf32x3_b_element<Tile>(e - 1, trans);
-        EXPECT_EQ(trans ? x.row - prev.row : x.col - prev.col, 1) << e;
-      }
-    }
-    EXPECT_EQ(std::count(a_seen.begin(), a_seen.end(), 1), static_cast<long>(a_seen.size()));
-    EXPECT_EQ(std::count(b_seen.begin(), b_seen.end(), 1), static_cast<long>(b_seen.size()));
-  }
-}
-
-TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
-  expect_tf32x3_loads_cover_once_and_coalesce<cuda::Tf32x3BigTile>();
-  expect_tf32x3_loads_cover_once_and_coalesce<cuda::Tf32x3SmallTile>();
-  // Grids: every row and column of C in exactly one tile; the small tiles for thin products.
+// The 3xTF32 GEMM's grids (kernels/cuda/tf32x3_gemm_tile.h): every row and column of C in exactly
+// one tile; the small tiles for thin products.
+TEST(Tf32x3Tile, GridsCoverEveryRowAndColumnOnce) {
   for (int64_t m : {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65}, int64_t{4096}}) {
     EXPECT_GE(cuda::tf32x3_row_blocks<cuda::Tf32x3BigTile>(m) * 128, m);
     EXPECT_LT((cuda::tf32x3_row_blocks<cuda::Tf32x3BigTile>(m) - 1) * 128, m);
@@ -1286,25 +1253,24 @@ TEST(Tf32x3Tile, LoadsCoverEverySliceElementOnceAndCoalesce) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: mma (also unset or empty), mma4, wmma or wgmma; anything else is refused (the benches
-// exit 2 with the value, the GPU's first product throws it).
+// UV_TF32X3_KERNEL: wgmma (also unset or empty) or mma; anything else is refused (the benches exit 2
+// with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
-  cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Wmma;
+  cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
-  EXPECT_TRUE(cuda::parse_tf32x3_kernel("wmma", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wmma);
-  EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma4", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma4);
-  EXPECT_TRUE(cuda::parse_tf32x3_kernel("wgmma", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Wgmma);
+  EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma", k));
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     EXPECT_TRUE(cuda::parse_tf32x3_kernel(name.name, k));
     EXPECT_EQ(cuda::tf32x3_kernel_name(k), std::string(name.name));
   }
+  k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wgmma);
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
+  EXPECT_FALSE(cuda::parse_tf32x3_kernel("mma4", k));  // measured slower and removed
+  EXPECT_FALSE(cuda::parse_tf32x3_kernel("wmma", k));
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("cublas", k));
 }
 
@@ -1674,21 +1640,18 @@ void expect_tf32x3_emulation_multiplies(std::mt19937_64& rng) {
 
 TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndFollowTheSpecification) {
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaBigTile>();
-  expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3Mma4BigTile>();
   expect_tf32x3_mma_copies_cover_once<cuda::Tf32x3MmaSmallTile>();
   expect_tf32x3_element_copies<cuda::Tf32x3MmaBigTile>();
-  expect_tf32x3_element_copies<cuda::Tf32x3Mma4BigTile>();
   expect_tf32x3_element_copies<cuda::Tf32x3MmaSmallTile>();
   static_assert(cuda::Tf32x3MmaBigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
-  static_assert(cuda::Tf32x3Mma4BigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
   static_assert(cuda::Tf32x3MmaSmallTile::kSharedBytes * 4 <= 227 * 1024, "four small blocks a multiprocessor");
 }
 
 TEST(Tf32x3MmaTile, FragmentLoadsHaveNoBankConflicts) {
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, false, false>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, true, true>();
-  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3Mma4BigTile, false, true>();
-  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3Mma4BigTile, true, false>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, false, true>();
+  expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaBigTile, true, false>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, false, true>();
   expect_tf32x3_fragment_loads_conflict_free<cuda::Tf32x3MmaSmallTile, true, false>();
 }
@@ -1697,8 +1660,8 @@ TEST(Tf32x3MmaTile, EmulatedBlocksMultiply) {
   std::mt19937_64 rng(test::fresh_seed());
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, false, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, true, true>(rng);
-  expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, false, true>(rng);
-  expect_tf32x3_emulation_multiplies<cuda::Tf32x3Mma4BigTile, true, false>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, false, true>(rng);
+  expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaBigTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, true, false>(rng);
   expect_tf32x3_emulation_multiplies<cuda::Tf32x3MmaSmallTile, false, true>(rng);
 }
@@ -2034,9 +1997,9 @@ TEST(Tf32x3Tile, DepthChunksSumToTheWholeProduct) {
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and several products with
 // their strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading
 // dimensions wider than the matrices (C's padding must stay as it was), sizes off every tile grid
-// and k-slice, split-K (the 70×50 products with k = 5000 run in chunks 4096 and 904 deep of 2
-// tiles: 16 and 3 splits, 3 and 3 with a workspace too small for 16), and k = 0; each kernel (Tf32x3Kernel), and for the mma kernels
-// both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
+// and k-slice, split-K (the 70×50 products with k = 5000 run in chunks 2048, 2048 and 904 deep of 2
+// tiles: 8, 8 and 3 splits, 3 each with a workspace too small for more), and k = 0; each kernel
+// (Tf32x3Kernel), both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
 // 260×132×1000 products, and with a k off the chunks' grid in the 64×48×77 one with leading
 // dimension 80; single elements elsewhere) and both epilogue stores (pairs where C's leading
 // dimension is even; split-K's workspace unpaired for the 70×51 products); and each tile shape

@@ -232,15 +232,15 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
         {{c1.c_str(), 1.0, 0}, {m1.c_str(), 8.0, 0}, {f1.c_str(), 0.8, 1}, {c2.c_str(), 7.0, 0},
          {f2.c_str(), 7.5, 1}, {"chain/step/paper/M:100/K:784/N:500/r:78/J:1", 0.05, 0},
          {"chain_fused/step/paper/M:100/K:784/N:500/r:78/J:1", 0.5, 0}});
-  write("b.json", "tf32x3", "mma4", {{c1.c_str(), 0.5, 1}, {f1.c_str(), 0.7, 1}});
+  write("b.json", "tf32x3", "wgmma", {{c1.c_str(), 0.5, 1}, {f1.c_str(), 0.7, 1}});
   std::string out;
   EXPECT_EQ(goal(out), 0) << out;  // 1.0 (a's chain) against 0.7 (b's chain_fused): 1.43×; r = K/2 not counted
-  EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | 0.700 (chain_fused, tf32x3:mma4) | 1.43x |"), std::string::npos)
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | 0.700 (chain_fused, tf32x3:wgmma) | 1.43x |"), std::string::npos)
       << out;
   EXPECT_NE(out.find("met on 1 of 1 pass-shapes"), std::string::npos) << out;
   EXPECT_EQ(out.find("M=100"), std::string::npos) << out;
 
-  write("b.json", "tf32x3", "mma4", {{f1.c_str(), 0.9, 1}});  // 1.11×: not met
+  write("b.json", "tf32x3", "wgmma", {{f1.c_str(), 0.9, 1}});  // 1.11×: not met
   out.clear();
   EXPECT_EQ(goal(out), 1) << out;
   EXPECT_NE(out.find("met on 0 of 1 pass-shapes"), std::string::npos) << out;

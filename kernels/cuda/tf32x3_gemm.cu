@@ -1,14 +1,11 @@
-// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h): designs to be measured against each other (the
-// fourth, on Hopper's wgmma, is kernels/cuda/sm90a/tf32x3_wgmma.cu). These: a block per tile of C
-// (and per slice of k where products with few tiles split it), k in slices of 32 staged in shared
-// memory, each warp's fragments split into TF32 big and small parts as they leave shared memory.
-//   wmma (tf32x3_gemm_kernel): the next slice's loads in flight in registers while the tensor cores
-//     work on the current one; WMMA 16×16×8 fragments; the epilogue stages each fragment through
-//     shared memory so that edges, alpha and beta are handled element by element.
-//   mma (tf32x3_mma_kernel, big tiles of 8 or 4 warps): a 3-slot cp.async ring of slices, mma.sync
-//     m16n8k8 fed from bank-conflict-free layouts, tiles in bands, each lane storing its own
-//     accumulators (pairs where C allows).
-#include <mma.h>
+// The 3xTF32 GEMM (kernels/cuda/tf32x3_gemm.h) on mma.sync (tf32x3_mma_kernel): a block per tile
+// of C (and per slice of k where products with few tiles split it), k in slices of 32 in a 3-slot
+// cp.async ring in shared memory, mma.sync m16n8k8 fed from bank-conflict-free layouts, each warp's
+// fragments split into TF32 big and small parts as they leave shared memory, each lane storing its
+// own accumulators (pairs where C allows). It takes every product's small tiles, and the big ones
+// off Hopper; on Hopper the big tiles run on wgmma (kernels/cuda/sm90a/tf32x3_wgmma.cu), measured
+// 1.2–1.5× faster on an H100 (docs/gpu-results.md, 2026-11-26). Two other designs measured there
+// (4 warps a big tile; register-staged WMMA) were slower and are gone.
 
 #include <atomic>
 #include <cstdio>
@@ -25,127 +22,6 @@ namespace uv::cuda {
 namespace {
 
 using GemmParams = Tf32x3Params;
-
-// x = big + small, each TF32: the small part is the rounding error of the big one, rounded again.
-template <typename Fragment>
-__device__ __forceinline__ void split_fragment_tf32(Fragment& big, Fragment& small) {
-#pragma unroll
-  for (int e = 0; e < big.num_elements; ++e) {
-    const float x = big.x[e];
-    const float hi = nvcuda::wmma::__float_to_tf32(x);
-    small.x[e] = isfinite(hi) ? nvcuda::wmma::__float_to_tf32(x - hi) : 0.f;  // not Inf − Inf = NaN
-    big.x[e] = hi;
-  }
-}
-
-template <typename Tile>
-__global__ void __launch_bounds__(Tile::kThreads) tf32x3_gemm_kernel(GemmParams p) {
-  using namespace nvcuda;
-  __shared__ __align__(128) float a_tile[Tile::kRows * Tile::kAPitch];   // (kRows, kDepth) of op(A)
-  __shared__ __align__(128) float b_tile[Tile::kDepth * Tile::kBPitch];  // (kDepth, kCols) of op(B)
-  const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
-  const int64_t z = blockIdx.z, batch = z / p.splits, split = z % p.splits;
-  const float* __restrict__ a = p.a + batch * p.stride_a;
-  const float* __restrict__ b = p.b + batch * p.stride_b;
-  float* __restrict__ c = p.c + batch * p.stride_c;
-  const int64_t row0 = int64_t{blockIdx.x} * Tile::kRows, col0 = int64_t{blockIdx.y} * Tile::kCols;
-  const int64_t k_begin = split * p.k_per_split;
-  const int64_t k_end = p.k < k_begin + p.k_per_split ? p.k : k_begin + p.k_per_split;
-  const int warp_row = (warp / Tile::kWarpsAcross) * Tile::kWarpRows;
-  const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
-
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[Tile::kFragRows][Tile::kFragCols];
-#pragma unroll
-  for (int i = 0; i < Tile::kFragRows; ++i)
-#pragma unroll
-    for (int j = 0; j < Tile::kFragCols; ++j) wmma::fill_fragment(acc[i][j], 0.f);
-
-  float av[Tile::kALoads], bv[Tile::kBLoads];  // the slice on its way to shared memory
-  auto load = [&](int64_t k0) {
-#pragma unroll
-    for (int it = 0; it < Tile::kALoads; ++it) {
-      const TileElement x = tf32x3_a_element<Tile>(t + it * Tile::kThreads, p.trans_a);
-      const int64_t gr = row0 + x.row, gk = k0 + x.col;
-      av[it] = gr < p.m && gk < k_end ? (p.trans_a ? a[gk * p.lda + gr] : a[gr * p.lda + gk]) : 0.f;
-    }
-#pragma unroll
-    for (int it = 0; it < Tile::kBLoads; ++it) {
-      const TileElement x = tf32x3_b_element<Tile>(t + it * Tile::kThreads, p.trans_b);
-      const int64_t gk = k0 + x.row, gc = col0 + x.col;
-      bv[it] = gk < k_end && gc < p.n ? (p.trans_b ? b[gc * p.ldb + gk] : b[gk * p.ldb + gc]) : 0.f;
-    }
-  };
-  auto stage = [&] {
-#pragma unroll
-    for (int it = 0; it < Tile::kALoads; ++it) {
-      const TileElement x = tf32x3_a_element<Tile>(t + it * Tile::kThreads, p.trans_a);
-      a_tile[x.row * Tile::kAPitch + x.col] = av[it];
-    }
-#pragma unroll
-    for (int it = 0; it < Tile::kBLoads; ++it) {
-      const TileElement x = tf32x3_b_element<Tile>(t + it * Tile::kThreads, p.trans_b);
-      b_tile[x.row * Tile::kBPitch + x.col] = bv[it];
-    }
-  };
-
-  load(k_begin);
-  for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
-    stage();
-    __syncthreads();
-    if (k0 + Tile::kDepth < k_end) load(k0 + Tile::kDepth);  // in flight during this slice's products
-#pragma unroll 1  // one 8-deep step's fragments live at a time (unrolled, the big tile spills)
-    for (int kk = 0; kk < Tile::kDepth; kk += 8) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_big[Tile::kFragRows],
-          a_small[Tile::kFragRows];
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_big[Tile::kFragCols],
-          b_small[Tile::kFragCols];
-#pragma unroll
-      for (int i = 0; i < Tile::kFragRows; ++i) {
-        wmma::load_matrix_sync(a_big[i], a_tile + (warp_row + 16 * i) * Tile::kAPitch + kk, Tile::kAPitch);
-        split_fragment_tf32(a_big[i], a_small[i]);
-      }
-#pragma unroll
-      for (int j = 0; j < Tile::kFragCols; ++j) {
-        wmma::load_matrix_sync(b_big[j], b_tile + kk * Tile::kBPitch + warp_col + 16 * j, Tile::kBPitch);
-        split_fragment_tf32(b_big[j], b_small[j]);
-      }
-#pragma unroll
-      for (int i = 0; i < Tile::kFragRows; ++i)
-#pragma unroll
-        for (int j = 0; j < Tile::kFragCols; ++j) {
-          // The small terms first, so they are not lost against the big one.
-          wmma::mma_sync(acc[i][j], a_small[i], b_big[j], acc[i][j]);
-          wmma::mma_sync(acc[i][j], a_big[i], b_small[j], acc[i][j]);
-          wmma::mma_sync(acc[i][j], a_big[i], b_big[j], acc[i][j]);
-        }
-    }
-    __syncthreads();  // the slice is consumed before the next one is staged
-  }
-
-  // Each warp's fragments leave through its own 16×16 of A's tile (free after the last slice).
-  float* out = a_tile + warp * 256;
-#pragma unroll
-  for (int i = 0; i < Tile::kFragRows; ++i)
-#pragma unroll
-    for (int j = 0; j < Tile::kFragCols; ++j) {
-      wmma::store_matrix_sync(out, acc[i][j], 16, wmma::mem_row_major);
-      __syncwarp();
-      for (int e = lane; e < 256; e += 32) {
-        const int64_t row = row0 + warp_row + 16 * i + e / 16, col = col0 + warp_col + 16 * j + e % 16;
-        if (row < p.m && col < p.n) {
-          if (p.splits > 1) {
-            p.partial[(z * p.m + row) * p.n + col] = out[e];
-          } else {
-            float* dst = c + row * p.ldc + col;
-            float v = p.beta == 0.f ? p.alpha * out[e] : p.alpha * out[e] + p.beta * *dst;  // beta 0: C unread
-            if (p.bias) v += p.bias[batch * p.n + col];
-            *dst = v;
-          }
-        }
-      }
-      __syncwarp();  // read before the next fragment overwrites it
-    }
-}
 
 // ---- The mma.sync kernel (kernels/cuda/tf32x3_gemm_tile.h: Tf32x3MmaTileT and its layouts) ----
 
@@ -274,13 +150,6 @@ void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_flo
   }
 }
 
-template <typename Tile>
-void launch_wmma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  // One big block a multiprocessor (255 registers a thread), two small ones.
-  launch<Tile>(p, count, workspace, workspace_floats, stream, Tile::kRows == Tf32x3BigTile::kRows ? 1 : 2,
-               [&](dim3 grid, const GemmParams& q) { tf32x3_gemm_kernel<Tile><<<grid, Tile::kThreads, 0, stream>>>(q); });
-}
-
 // Over 48 KiB of shared memory is opt-in, per kernel; the carve-out at its maximum, so that
 // kMinBlocks blocks fit whatever the driver's default split between L1 and shared memory.
 template <typename Tile, bool TransA, bool TransB>
@@ -315,20 +184,18 @@ void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t wo
               : launch_mma<Tile, false, false>(p, count, workspace, workspace_floats, stream);
 }
 static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
-                  Tf32x3Mma4BigTile::kRows == Tf32x3BigTile::kRows && Tf32x3Mma4BigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
                   Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth &&
                   Tf32x3WgmmaTile::kRows == Tf32x3BigTile::kRows && Tf32x3WgmmaTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL picks the kernel until they are measured against each other (then the slower
-// ones go): mma (default), mma4, wmma or wgmma.
+// UV_TF32X3_KERNEL: wgmma (the default; mma off Hopper) or mma (everywhere, for comparison).
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
-    Tf32x3Kernel kernel = Tf32x3Kernel::Mma;
-    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma, mma4, wmma or wgmma");
+    Tf32x3Kernel kernel = Tf32x3Kernel::Wgmma;
+    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wgmma");
     return static_cast<int>(kernel);
   }()};
   return choice;
@@ -378,30 +245,27 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                      tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   const Tf32x3Kernel kernel = tf32x3_kernel();
   const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
-  if (kernel == Tf32x3Kernel::Wgmma && !wgmma) {
+  const char* asked = std::getenv("UV_TF32X3_KERNEL");
+  if (kernel == Tf32x3Kernel::Wgmma && !wgmma && asked && *asked) {
     static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
     std::call_once(said, [] {
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
   // By size: wgmma keeps its big tiles wherever they are half full, split-K filling the GPU (a
-  // 128×128 tile on wgmma against a 64×64 one on mma.sync); the mma kernels go by the tiles' count.
+  // 128×128 tile on wgmma against a 64×64 one on mma.sync); mma goes by the tiles' count.
   const Tf32x3Tiles tiles = tf32x3_tiles();
   const bool small = tiles == Tf32x3Tiles::Auto
                          ? (wgmma ? !tf32x3_wgmma_fills(g.m, g.n)
                                   : tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
                          : tiles == Tf32x3Tiles::Small;
-  if (kernel == Tf32x3Kernel::Wmma) {
-    small ? launch_wmma<Tf32x3SmallTile>(p, g.count, workspace, workspace_floats, stream)
-          : launch_wmma<Tf32x3BigTile>(p, g.count, workspace, workspace_floats, stream);
-  } else if (small) {
+  if (small) {
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (wgmma) {
     launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
                             [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
   } else {
-    kernel == Tf32x3Kernel::Mma4 ? launch_mma<Tf32x3Mma4BigTile>(p, g.count, workspace, workspace_floats, stream)
-                                 : launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
+    launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
   }
 }
 }  // namespace
@@ -409,7 +273,6 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
 void tf32x3_prepare() {
   static const bool done = [] {
     opt_in_transposes<Tf32x3MmaBigTile>();
-    opt_in_transposes<Tf32x3Mma4BigTile>();
     opt_in_transposes<Tf32x3MmaSmallTile>();
     if (tf32x3_wgmma_available()) tf32x3_wgmma_prepare();
     return true;

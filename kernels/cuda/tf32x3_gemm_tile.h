@@ -17,45 +17,19 @@
 
 namespace uv::cuda {
 
-// A block computes a kRows × kCols tile of C in k-slices of kDepth staged in shared memory; each of
-// its warps a kWarpRows × kWarpCols part of it, as 16×16 WMMA accumulator fragments.
-template <int Rows, int Cols, int WarpRows, int WarpCols>
-struct Tf32x3TileT {
-  static constexpr int kRows = Rows, kCols = Cols, kWarpRows = WarpRows, kWarpCols = WarpCols;
-  static constexpr int kDepth = 32;
-  static constexpr int kWarps = (Rows / WarpRows) * (Cols / WarpCols);
-  static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kWarpsAcross = Cols / WarpCols;
-  static constexpr int kFragRows = WarpRows / 16, kFragCols = WarpCols / 16;
-  // Row pitches in shared memory: 4 floats over the tile keep WMMA's 32-byte alignment of every
-  // fragment's first element and move successive rows to other banks.
-  static constexpr int kAPitch = kDepth + 4, kBPitch = Cols + 4;
-  static constexpr int kALoads = Rows * kDepth / kThreads, kBLoads = kDepth * Cols / kThreads;
-  static_assert(Rows % WarpRows == 0 && Cols % WarpCols == 0 && WarpRows % 16 == 0 && WarpCols % 16 == 0,
-                "warps tile the block in 16×16 fragments");
-  static_assert(kALoads * kThreads == Rows * kDepth && kBLoads * kThreads == kDepth * Cols, "loads split evenly");
-  static_assert(kWarps * 256 <= Rows * kAPitch, "the epilogue's 16×16 per warp fits in A's tile");
+// The tile grids every kernel shares (so the split rule and the tile choice are one): 128×128
+// tiles for products with enough of them to fill the GPU, 64×64 for thin ones (the chain's X·U and
+// dV = Tᵀ·dY at small r have an M×r or r×N output), k in slices of 32.
+template <int Rows, int Cols>
+struct Tf32x3Grid {
+  static constexpr int kRows = Rows, kCols = Cols, kDepth = 32;
 };
-// 128×128 tiles of 8 warps, for products with enough tiles to fill the GPU; 64×64 of 4 warps for
-// thin ones (the chain's X·U and dV = Tᵀ·dY at small r have an M×r or r×N output).
-using Tf32x3BigTile = Tf32x3TileT<128, 128, 64, 32>;
-using Tf32x3SmallTile = Tf32x3TileT<64, 64, 32, 32>;
+using Tf32x3BigTile = Tf32x3Grid<128, 128>;
+using Tf32x3SmallTile = Tf32x3Grid<64, 64>;
 
 struct TileElement {
   int row, col;
 };
-// Load e (e = thread + i·threads) of a k-slice: A's element (row of the tile, k within the slice),
-// B's (k within the slice, column of the tile). Adjacent e walk the source's contiguous dimension
-// so a warp's loads coalesce: k for A stored (m×k), rows for op(A) = Aᵀ stored (k×m); columns for
-// B stored (k×n), k for op(B) = Bᵀ stored (n×k).
-template <typename Tile>
-UV_HOST_DEVICE inline TileElement tf32x3_a_element(int e, bool trans_a) {
-  return trans_a ? TileElement{e % Tile::kRows, e / Tile::kRows} : TileElement{e / Tile::kDepth, e % Tile::kDepth};
-}
-template <typename Tile>
-UV_HOST_DEVICE inline TileElement tf32x3_b_element(int e, bool trans_b) {
-  return trans_b ? TileElement{e % Tile::kDepth, e / Tile::kDepth} : TileElement{e / Tile::kCols, e % Tile::kCols};
-}
 template <typename Tile>
 UV_HOST_DEVICE inline int64_t tf32x3_row_blocks(int64_t m) {
   return (m + Tile::kRows - 1) / Tile::kRows;
@@ -64,7 +38,7 @@ template <typename Tile>
 UV_HOST_DEVICE inline int64_t tf32x3_col_blocks(int64_t n) {
   return (n + Tile::kCols - 1) / Tile::kCols;
 }
-// The mma and wmma kernels' rule: big tiles unless they give fewer than four a multiprocessor (they
+// The mma kernel's rule: big tiles unless they give fewer than four a multiprocessor (they
 // hold one or two at a time), so that the last wave is a small part of the work; the 64×64 tiles
 // otherwise. The wgmma kernel goes by tf32x3_wgmma_fills instead.
 inline bool tf32x3_use_small_tiles(int64_t count, int64_t m, int64_t n, int multiprocessors) {
@@ -159,11 +133,11 @@ inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
 
 // ---- The mma.sync kernel's arithmetic (tf32x3_mma_kernel in kernels/cuda/tf32x3_gemm.cu) ----
 //
-// A second design beside the WMMA one above, to be measured against it: k-slices copied global →
-// shared by cp.async in 16-byte chunks into a ring of kStages slices (no register staging, one
-// barrier a slice), operands kept in shared memory in their source layout (so transposed operands
-// need no transpose on the way in), and mma.sync.m16n8k8 TF32 fed from shared memory by layouts
-// chosen so that neither the chunk copies nor the fragment loads have bank conflicts.
+// k-slices copied global → shared by cp.async in 16-byte chunks into a ring of kStages slices (no
+// register staging, one barrier a slice), operands kept in shared memory in their source layout (so
+// transposed operands need no transpose on the way in), and mma.sync.m16n8k8 TF32 fed from shared
+// memory by layouts chosen so that neither the chunk copies nor the fragment loads have bank
+// conflicts.
 template <int Rows, int Cols, int WarpRows, int WarpCols, int Stages, int MinBlocks>
 struct Tf32x3MmaTileT {
   static constexpr int kRows = Rows, kCols = Cols, kWarpRows = WarpRows, kWarpCols = WarpCols;
@@ -192,11 +166,8 @@ struct Tf32x3MmaTileT {
   static_assert(kAFloats % 4 == 0 && kBFloats % 4 == 0, "16-byte aligned slices");
 };
 // 128×128 tiles of 8 warps (64×32 each; 3 slices of 36 KiB), two blocks a multiprocessor (128
-// registers a thread); the same tiles of 4 warps (64×64 each: a third fewer shared-memory loads and
-// operand splits per mma, at 255 registers), two blocks a multiprocessor, to be measured against
-// them; 64×64 tiles of 4 warps (32×32; 54 KiB) for thin products, four at a time.
+// registers a thread); 64×64 tiles of 4 warps (32×32; 54 KiB) for thin products, four at a time.
 using Tf32x3MmaBigTile = Tf32x3MmaTileT<128, 128, 64, 32, 3, 2>;
-using Tf32x3Mma4BigTile = Tf32x3MmaTileT<128, 128, 64, 64, 3, 2>;
 using Tf32x3MmaSmallTile = Tf32x3MmaTileT<64, 64, 32, 32, 3, 4>;
 
 // Where the elements of an m16n8k8 TF32 fragment sit (PTX ISA, "Matrix Fragments for mma.m16n8k8",
@@ -413,19 +384,16 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
   return {16 * warp_in_group + x.row, 8 * (reg / 4) + x.col};
 }
 
-// Four kernels until they are measured against each other: `Mma` (mma.sync fed by a cp.async
-// ring, 8 warps a big tile: the default), `Mma4` (the same, 4 warps of 64×64 a big tile), `Wmma`
-// (the first design, register-staged WMMA) and `Wgmma` (Hopper's warpgroup MMA; on a device other
-// than compute capability 9.0 it runs as `Mma`). The environment's UV_TF32X3_KERNEL (mma, mma4,
-// wmma, wgmma) sets the choice; tests switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Mma4, Wmma, Wgmma };
+// The kernel for the big tiles: `Wgmma` (Hopper's warpgroup MMA, the default; on a device other than
+// compute capability 9.0 it runs as `Mma`) or `Mma` (mma.sync fed by a cp.async ring, 8 warps a big
+// tile). Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, mma) sets the
+// choice; tests switch it with set_tf32x3_kernel.
+enum class Tf32x3Kernel { Mma, Wgmma };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
 };
-constexpr Tf32x3KernelName kTf32x3Kernels[] = {
-    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Mma4, "mma4"}, {Tf32x3Kernel::Wmma, "wmma"},
-    {Tf32x3Kernel::Wgmma, "wgmma"}};
+constexpr Tf32x3KernelName kTf32x3Kernels[] = {{Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Wgmma, "wgmma"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -434,7 +402,7 @@ inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
 // UV_TF32X3_KERNEL's value (null or empty: the default); false for anything else.
 inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
   if (!value || !*value) {
-    out = Tf32x3Kernel::Mma;
+    out = Tf32x3Kernel::Wgmma;
     return true;
   }
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
@@ -445,7 +413,7 @@ inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
   return false;
 }
 
-// The host's copy of cvt.rna.tf32.f32 (wmma::__float_to_tf32): round to nearest, ties away from
+// The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from
 // zero, keeping 10 of float32's 23 mantissa bits. Finite inputs only.
 inline float tf32_round_host(float x) {
   uint32_t bits;
