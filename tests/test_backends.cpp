@@ -1800,7 +1800,8 @@ namespace {
 // wgmma_c_coord, and split-K's partial sums added in order.
 template <bool TransA, bool TransB, int Elems>
 std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b,
-                                         int64_t ldb, int64_t m, int64_t n, int64_t k, int64_t k_per_split) {
+                                         int64_t ldb, int64_t m, int64_t n, int64_t k, int64_t k_per_split,
+                                         int flush_slices = 0) {
   using Tile = cuda::Tf32x3WgmmaTile;
   const int64_t splits = std::max<int64_t>(1, (k + k_per_split - 1) / k_per_split);
   std::vector<double> partial(splits * m * n, std::nan(""));
@@ -1813,8 +1814,29 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
     for (int64_t row0 = 0; row0 < m; row0 += Tile::kRows)
       for (int64_t col0 = 0; col0 < n; col0 += Tile::kCols) {
         const int64_t k_begin = split * k_per_split, k_end = std::min(k, k_begin + k_per_split);
-        std::vector<double> acc(size_t(Tile::kThreads) * 64, 0.0);
-        for (int64_t k0 = k_begin; k0 < k_end; k0 += Tile::kDepth) {
+        const int slices = int((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth);
+        std::vector<double> acc(size_t(Tile::kThreads) * 64, std::nan(""));  // scale-d 0 overwrites it
+        bool flushed = false;
+        // The epilogue's store_pair into the split's partial: written, or added after a flush.
+        auto store = [&](bool add) {
+          for (int t = 0; t < Tile::kThreads; ++t) {
+            const int group = t / 128, warp = (t / 32) % 4, lane = t % 32;
+            for (int j = 0; j < 16; ++j)
+              for (int h = 0; h < 2; ++h) {
+                const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, 4 * j + 2 * h);
+                const int64_t row = row0 + 64 * group + x.row, col = col0 + x.col;
+                if (row >= m || col >= n) continue;
+                for (int e = 0; e < 2 && col + e < n; ++e) {
+                  double& dst = partial[(split * m + row) * n + col + e];
+                  const double v = acc[size_t(t) * 64 + 4 * j + 2 * h + e];
+                  dst = add ? dst + v : v;
+                }
+              }
+          }
+        };
+        for (int s = 0; s < slices; ++s) {
+          const int64_t k0 = k_begin + int64_t{s} * Tile::kDepth;
+          if (cuda::tf32x3_fresh_slice(s, flush_slices)) std::fill(acc.begin(), acc.end(), 0.0);
           const std::vector<double> slot =
               tf32x3_emulate_slot<Tile, TransA, TransB, Elems>(a, lda, b, ldb, m, n, row0, col0, k0, k_end);
           // The conversion: parts[0] big, parts[1] small, poisoned first.
@@ -1860,18 +1882,13 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
                       acc[size_t(group * 128 + warp * 32 + lane) * 64 + r] += sum;
                     }
             }
+          if (cuda::tf32x3_flush_after(s, slices, flush_slices)) {
+            store(flushed);
+            flushed = true;
+          }
         }
-        for (int t = 0; t < Tile::kThreads; ++t) {
-          const int group = t / 128, warp = (t / 32) % 4, lane = t % 32;
-          for (int j = 0; j < 16; ++j)
-            for (int h = 0; h < 2; ++h) {
-              const cuda::TileElement x = cuda::wgmma_c_coord(warp, lane, 4 * j + 2 * h);
-              const int64_t row = row0 + 64 * group + x.row, col = col0 + x.col;
-              if (row >= m || col >= n) continue;
-              partial[(split * m + row) * n + col] = acc[size_t(t) * 64 + 4 * j + 2 * h];
-              if (col + 1 < n) partial[(split * m + row) * n + col + 1] = acc[size_t(t) * 64 + 4 * j + 2 * h + 1];
-            }
-        }
+        if (slices == 0) std::fill(acc.begin(), acc.end(), 0.0);
+        store(flushed);
       }
   std::vector<double> c(m * n, 0.0);
   for (int64_t e = 0; e < m * n; ++e)
@@ -1881,17 +1898,19 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
 
 template <bool TransA, bool TransB>
 void expect_tf32x3_wgmma_emulation_multiplies(std::mt19937_64& rng) {
-  struct Size { int64_t m, n, k, k_per_split; int elems; };
-  for (const Size z : {Size{131, 70, 77, 77, 1}, Size{5, 133, 40, 40, 4}, Size{140, 9, 300, 96, 4},
-                       Size{70, 260, 100, 64, 1}}) {
+  // flush: the in-kernel chunks (tf32x3_flush_after) every 2 or 3 slices, past a split's end too.
+  struct Size { int64_t m, n, k, k_per_split; int elems, flush; };
+  for (const Size z : {Size{131, 70, 77, 77, 1, 0}, Size{5, 133, 40, 40, 4, 0}, Size{140, 9, 300, 96, 4, 0},
+                       Size{70, 260, 100, 64, 1, 0}, Size{131, 70, 300, 300, 1, 3}, Size{140, 9, 300, 160, 4, 2}}) {
     SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
                  std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
-                 ", copies of " + std::to_string(z.elems));
+                 ", copies of " + std::to_string(z.elems) + ", flushes every " + std::to_string(z.flush));
     const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
     const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
-    const auto c = z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split)
-                                : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split);
+    const auto c =
+        z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split, z.flush)
+                     : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split, z.flush);
     EXPECT_LE(tf32x3_emulation_error(a, lda, TransA, b, ldb, TransB, c, z.m, z.n, z.k), 1e-12);
   }
 }
@@ -1990,6 +2009,49 @@ TEST(Tf32x3Tile, DepthChunksSumToTheWholeProduct) {
     }
     for (size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(chunked[i], whole[i], 1e-12) << "element " << i;
   }
+}
+
+// The in-kernel chunks: a block's slices start fresh accumulators every flush_slices and flush after
+// the last slice of each chunk but the block's last (its epilogue); 0 never flushes. Every slice's
+// products land in exactly one flush or the epilogue, and each flush starts afresh. And the
+// environment's chunk settings parse.
+TEST(Tf32x3Tile, InKernelFlushesSplitTheSlicesIntoChunks) {
+  for (int flush : {0, 1, 2, 3, 64})
+    for (int slices : {0, 1, 2, 5, 6, 64, 65, 130}) {
+      SCOPED_TRACE("flush every " + std::to_string(flush) + ", " + std::to_string(slices) + " slices");
+      int in_chunk = 0, flushes = 0;
+      for (int s = 0; s < slices; ++s) {
+        EXPECT_EQ(cuda::tf32x3_fresh_slice(s, flush), s == 0 || in_chunk == 0) << s;
+        ++in_chunk;
+        if (cuda::tf32x3_flush_after(s, slices, flush)) {
+          EXPECT_EQ(in_chunk, flush) << s;
+          ++flushes;
+          in_chunk = 0;
+        }
+      }
+      EXPECT_EQ(flushes, flush == 0 || slices == 0 ? 0 : (slices - 1) / flush);
+      if (slices > 0) {
+        EXPECT_GE(in_chunk, 1);  // the epilogue stores a chunk that had slices
+        if (flush > 0) {
+          EXPECT_LE(in_chunk, flush);
+        }
+      }
+    }
+  cuda::Tf32x3Chunks mode = cuda::Tf32x3Chunks::Kernel;
+  EXPECT_TRUE(cuda::parse_tf32x3_chunks(nullptr, mode));
+  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Launches);
+  EXPECT_TRUE(cuda::parse_tf32x3_chunks("kernel", mode));
+  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Kernel);
+  EXPECT_TRUE(cuda::parse_tf32x3_chunks("launches", mode));
+  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Launches);
+  EXPECT_FALSE(cuda::parse_tf32x3_chunks("Kernel", mode));
+  int64_t depth = 0;
+  EXPECT_TRUE(cuda::parse_tf32x3_chunk_depth("", depth));
+  EXPECT_EQ(depth, cuda::kTf32x3ChunkDepth);
+  EXPECT_TRUE(cuda::parse_tf32x3_chunk_depth("4096", depth));
+  EXPECT_EQ(depth, 4096);
+  for (const char* bad : {"0", "-32", "100", "2048x", "x", "31"})
+    EXPECT_FALSE(cuda::parse_tf32x3_chunk_depth(bad, depth)) << bad;
 }
 
 #ifdef UV_WITH_CUDA
@@ -2157,10 +2219,18 @@ TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
     int64_t depth = cuda::tf32x3_chunk_depth();
     ~DepthRestorer() { cuda::set_tf32x3_chunk_depth(depth); }
   } restore;
+  struct ModeRestorer {
+    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
+    ~ModeRestorer() { cuda::set_tf32x3_chunks_mode(mode); }
+  } restore_mode;
   cuda::set_tf32x3_chunk_depth(96);
   const int64_t w = int64_t{1} << 22;
-  expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0}},
-                            {cuda::Tf32x3Tiles::Auto}, true);
+  for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
+    SCOPED_TRACE(mode == cuda::Tf32x3Chunks::Kernel ? "chunks in the kernel" : "chunks as launches");
+    cuda::set_tf32x3_chunks_mode(mode);
+    expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0}},
+                              {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small}, true);
+  }
 }
 
 // Long sums keep float32's accuracy: one 128×128 tile (unsplit: no workspace, so one accumulator
@@ -2188,24 +2258,32 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   for (double v : ref) rms += v * v;
   rms = std::sqrt(rms / double(ref.size()));
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
+  struct ModeRestorer {
+    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
+    ~ModeRestorer() { cuda::set_tf32x3_chunks_mode(mode); }
+  } restore_mode;
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
-    cuda::set_tf32x3_kernel(name.kernel);
-    for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
-      cuda::set_tf32x3_chunk_depth(depth);
-      Mirror d{*device, {}};
-      float* c = d.put(test::poisoned<float>(m * n));
-      cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
-                        nullptr);
-      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-      const std::vector<float> out = d.get(c, m * n);
-      double worst = 0;
-      for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
-      const double err = worst / rms, bound = test::rtol_for<float>(k);
-      std::printf("[ info     ] tf32x3 %s kernel, k = %lld, chunk depth %lld: max error %.3g of the outputs' rms "
-                  "(float32 rule %.3g)\n",
-                  name.name, static_cast<long long>(k), static_cast<long long>(depth), err, bound);
-      if (depth == cuda::kTf32x3ChunkDepth) {
-        EXPECT_LE(err, bound) << name.name << " kernel";
+    for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
+      cuda::set_tf32x3_kernel(name.kernel);
+      cuda::set_tf32x3_chunks_mode(mode);
+      const char* how = mode == cuda::Tf32x3Chunks::Kernel ? "in the kernel" : "as launches";
+      for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
+        cuda::set_tf32x3_chunk_depth(depth);
+        Mirror d{*device, {}};
+        float* c = d.put(test::poisoned<float>(m * n));
+        cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
+                          nullptr);
+        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        const std::vector<float> out = d.get(c, m * n);
+        double worst = 0;
+        for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
+        const double err = worst / rms, bound = test::rtol_for<float>(k);
+        std::printf("[ info     ] tf32x3 %s kernel, k = %lld, chunk depth %lld %s: max error %.3g of the outputs' "
+                    "rms (float32 rule %.3g)\n",
+                    name.name, static_cast<long long>(k), static_cast<long long>(depth), how, err, bound);
+        if (depth == cuda::kTf32x3ChunkDepth) {
+          EXPECT_LE(err, bound) << name.name << " kernel, chunks " << how;
+        }
       }
     }
   }
@@ -2219,6 +2297,25 @@ TEST(BackendGemm, Tf32x3FewLaunchesMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   const int64_t w = int64_t{1} << 22;
   expect_tf32x3_matches_cpu(*device, {{131, 70, 300, 2, 1, w}, {260, 132, 1000, 1, 0, w}},
+                            {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, false);
+}
+
+// The same short cover for the in-kernel chunks (UV_TF32X3_CHUNKS=kernel) at depth 96: each block
+// flushes every 3 slices into C or its split's workspace, reading back what it wrote.
+TEST(BackendGemm, Tf32x3KernelFlushesFewLaunchesMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  struct Restorer {
+    int64_t depth = cuda::tf32x3_chunk_depth();
+    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
+    ~Restorer() {
+      cuda::set_tf32x3_chunk_depth(depth);
+      cuda::set_tf32x3_chunks_mode(mode);
+    }
+  } restore;
+  cuda::set_tf32x3_chunk_depth(96);
+  cuda::set_tf32x3_chunks_mode(cuda::Tf32x3Chunks::Kernel);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device, {{131, 70, 300, 2, 1, w}, {70, 50, 1000, 1, 0, 0}},
                             {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, false);
 }
 

@@ -43,15 +43,39 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
 
   float acc[Tile::kFragRows][Tile::kFragCols][4];
+  auto zero = [&] {
 #pragma unroll
-  for (int i = 0; i < Tile::kFragRows; ++i)
+    for (int i = 0; i < Tile::kFragRows; ++i)
 #pragma unroll
-    for (int j = 0; j < Tile::kFragCols; ++j)
+      for (int j = 0; j < Tile::kFragCols; ++j)
 #pragma unroll
-      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+        for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+  };
+  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
+  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
+  // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
+  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows. `add`: after a flush.
+  // The warp's first row and column pass through an empty asm, so that ptxas cannot hoist the
+  // stores' addresses out of the k-loop for the flushes (they spilled).
+  auto store = [&](bool add) {
+    int64_t first_row = row0 + warp_row, first_col = col0 + warp_col;
+    asm volatile("" : "+l"(first_row), "+l"(first_col));
+#pragma unroll
+    for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+      for (int j = 0; j < Tile::kFragCols; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const TileElement x = mma_c_coord(lane, 2 * h);
+          store_pair(p, z, c, bias, first_row + 16 * i + x.row, first_col + 8 * j + x.col, acc[i][j][2 * h],
+                     acc[i][j][2 * h + 1], add);
+        }
+  };
+  zero();
 
   const Tf32x3Ring<Tile, TransA, TransB> ring{p, place, smem, t};
   ring.start();
+  bool flushed = false;  // the accumulators went into C (or the workspace) at least once
   for (int s = 0; s < slices; ++s) {
     const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
@@ -83,23 +107,14 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
         }
       }
     }
+    if (tf32x3_flush_after(s, slices, p.flush_slices)) {  // a depth chunk done (tf32x3_gemm_tile.h)
+      store(flushed);
+      flushed = true;
+      zero();
+    }
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
-
-  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
-  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
-  // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
-  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows.
-#pragma unroll
-  for (int i = 0; i < Tile::kFragRows; ++i)
-#pragma unroll
-    for (int j = 0; j < Tile::kFragCols; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const TileElement x = mma_c_coord(lane, 2 * h);
-        store_pair(p, z, c, bias, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
-                   acc[i][j][2 * h + 1]);
-      }
+  store(flushed);
 }
 
 // C = alpha · (the splits' partial products, summed in split order) + beta · C.
@@ -206,7 +221,8 @@ std::atomic<int>& tiles_choice() {
   return choice;
 }
 
-void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream);
+void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
+                    int flush_slices);
 
 }  // namespace
 
@@ -217,14 +233,33 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
   const int64_t depth = tf32x3_chunk_depth();
+  if (tf32x3_chunks_mode() == Tf32x3Chunks::Kernel) {
+    launch_product(g, workspace, workspace_floats, stream, g.k > depth ? static_cast<int>(depth / 32) : 0);
+    return;
+  }
   for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
-    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream);
+    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, 0);
 }
 
 namespace {
 std::atomic<int64_t>& chunk_depth_choice() {
-  static std::atomic<int64_t> depth{kTf32x3ChunkDepth};
+  static std::atomic<int64_t> depth{[] {
+    const char* env = std::getenv("UV_TF32X3_CHUNK_DEPTH");
+    int64_t value = kTf32x3ChunkDepth;
+    UV_REQUIRE(parse_tf32x3_chunk_depth(env, value),
+               "UV_TF32X3_CHUNK_DEPTH=\"" << env << "\" is not a positive multiple of 32");
+    return value;
+  }()};
   return depth;
+}
+std::atomic<int>& chunks_choice() {
+  static std::atomic<int> mode{[] {
+    const char* env = std::getenv("UV_TF32X3_CHUNKS");
+    Tf32x3Chunks value = Tf32x3Chunks::Launches;
+    UV_REQUIRE(parse_tf32x3_chunks(env, value), "UV_TF32X3_CHUNKS=\"" << env << "\" is not launches or kernel");
+    return static_cast<int>(value);
+  }()};
+  return mode;
 }
 }  // namespace
 int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }
@@ -232,17 +267,22 @@ void set_tf32x3_chunk_depth(int64_t depth) {
   UV_CHECK(depth >= 32 && depth % 32 == 0, "tf32x3 chunk depth " << depth << " is not a positive multiple of 32");
   chunk_depth_choice().store(depth);
 }
+Tf32x3Chunks tf32x3_chunks_mode() { return static_cast<Tf32x3Chunks>(chunks_choice().load()); }
+void set_tf32x3_chunks_mode(Tf32x3Chunks mode) { chunks_choice().store(static_cast<int>(mode)); }
 
 namespace {
-// One launch (and split-K's reduce) of a product no deeper than a chunk.
-void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  const GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
-                     g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
-                     g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
-                     tf32x3_chunks_aligned(g.a, g.lda, g.count, g.stride_a),
-                     tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
-                     tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
-                     tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
+// One launch (and split-K's reduce) of a product: no deeper than a chunk, or with the kernel
+// flushing every `flush_slices` k-slices (0: never).
+void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
+                    int flush_slices) {
+  GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
+               g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
+               g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
+               tf32x3_chunks_aligned(g.a, g.lda, g.count, g.stride_a),
+               tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
+               tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
+               tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
+  p.flush_slices = flush_slices;
   const Tf32x3Kernel kernel = tf32x3_kernel();
   const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
   const char* asked = std::getenv("UV_TF32X3_KERNEL");

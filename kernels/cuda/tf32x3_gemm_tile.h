@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/core/host_device.h"
@@ -123,6 +124,46 @@ inline GemmCall tf32x3_chunk(const GemmCall& g, int64_t index, int64_t depth) {
     c.bias = nullptr;
   }
   return c;
+}
+
+// The same chunks done inside the kernels instead (Tf32x3Chunks::Kernel, to be measured against the
+// launches): one launch, each block writing its accumulators into C (or its split's workspace)
+// every `flush_slices` k-slices and starting them afresh, so no launch has a last wave per chunk
+// and C's round trip stays in the block's own tile. Slice s (0-based within the block's split)
+// starts fresh accumulators, and the block flushes after slice s, as below; the last flush is the
+// kernel's ordinary epilogue.
+UV_HOST_DEVICE inline bool tf32x3_fresh_slice(int s, int flush_slices) {
+  return s == 0 || (flush_slices > 0 && s % flush_slices == 0);
+}
+UV_HOST_DEVICE inline bool tf32x3_flush_after(int s, int slices, int flush_slices) {
+  return flush_slices > 0 && (s + 1) % flush_slices == 0 && s + 1 < slices;
+}
+// How deep products are chunked: `Launches` (tf32x3_chunk, the default: measured on an H100) or
+// `Kernel` (flushes inside the kernels: not yet run on a GPU). UV_TF32X3_CHUNKS=launches|kernel.
+enum class Tf32x3Chunks { Launches, Kernel };
+inline bool parse_tf32x3_chunks(const char* value, Tf32x3Chunks& out) {
+  if (!value || !*value || std::strcmp(value, "launches") == 0) {
+    out = Tf32x3Chunks::Launches;
+    return true;
+  }
+  if (std::strcmp(value, "kernel") == 0) {
+    out = Tf32x3Chunks::Kernel;
+    return true;
+  }
+  return false;
+}
+// UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice (32), kTf32x3ChunkDepth when unset or
+// empty; false for anything else (the benches exit 2 with the value, the first product throws).
+inline bool parse_tf32x3_chunk_depth(const char* value, int64_t& out) {
+  if (!value || !*value) {
+    out = kTf32x3ChunkDepth;
+    return true;
+  }
+  char* end = nullptr;
+  const long long depth = std::strtoll(value, &end, 10);
+  if (*end != '\0' || depth < 32 || depth % 32 != 0 || depth > (int64_t{1} << 40)) return false;
+  out = depth;
+  return true;
 }
 
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
