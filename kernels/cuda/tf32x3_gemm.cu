@@ -55,8 +55,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
   // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
   // columns (mma_c_coord), stored as a pair where C (or the workspace) allows. `add`: after a flush.
-  // The warp's first row and column pass through an empty asm, so that ptxas cannot hoist the
-  // stores' addresses out of the k-loop for the flushes (they spilled).
+  // The warp's first row and column pass through an empty asm, so that the compiler (NVVM's
+  // loop-invariant code motion) cannot hoist the stores' addresses out of the k-loop for the
+  // flushes: they spilled.
   auto store = [&](bool add) {
     int64_t first_row = row0 + warp_row, first_col = col0 + warp_col;
     asm volatile("" : "+l"(first_row), "+l"(first_col));
@@ -201,6 +202,7 @@ void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t wo
 static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
                   Tf32x3MmaSmallTile::kCols == Tf32x3SmallTile::kCols && Tf32x3MmaBigTile::kDepth == Tf32x3BigTile::kDepth &&
+                  Tf32x3MmaSmallTile::kDepth == Tf32x3BigTile::kDepth &&
                   Tf32x3WgmmaTile::kRows == Tf32x3BigTile::kRows && Tf32x3WgmmaTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
@@ -234,7 +236,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
   const int64_t depth = tf32x3_chunk_depth();
   if (tf32x3_chunks_mode() == Tf32x3Chunks::Kernel) {
-    launch_product(g, workspace, workspace_floats, stream, g.k > depth ? static_cast<int>(depth / 32) : 0);
+    // depth < k ≤ the grid's reach, so the slice count fits an int.
+    launch_product(g, workspace, workspace_floats, stream,
+                   g.k > depth ? static_cast<int>(depth / Tf32x3BigTile::kDepth) : 0);
     return;
   }
   for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)

@@ -94,8 +94,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
   // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next
   // (wgmma_c_coord). `add`: after a flush (tf32x3_flush_after).
-  // The tile's first row and column pass through an empty asm, so that ptxas cannot hoist the 32
-  // stores' addresses out of the k-loop for the flushes (they spilled).
+  // The tile's first row and column pass through an empty asm, so that the compiler (NVVM's
+  // loop-invariant code motion) cannot hoist the 32 stores' addresses out of the k-loop for the
+  // flushes: they spilled.
   auto store = [&](bool add) {
     int64_t first_row = row0 + group_row, first_col = col0;
     asm volatile("" : "+l"(first_row), "+l"(first_col));
@@ -122,6 +123,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     // before the barrier), which the copy of slice s + 2 takes.
     const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
+    // A fresh slice's first wgmma (the block's first, or the first after a flush) overwrites the
+    // accumulators (scale-d 0). Worked out here, before the fences: computed among the wgmmas it
+    // became a branch, and ptxas injected warpgroup.arrive (remark C7519).
+    const uint32_t accumulate_first = tf32x3_fresh_slice(s, p.flush_slices) ? 0u : 1u;
     float* const big = parts + P * 2 * Tile::kSplitFloats;
     float* const small = big + Tile::kSplitFloats;
 #pragma unroll
@@ -173,8 +178,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
                                                  kTf32x3WgmmaStrideBytes);
       const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
                                                    kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
-      // A fresh slice's first (the block's first, or the first after a flush): D = A·B.
-      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, !tf32x3_fresh_slice(s, p.flush_slices) || kk > 0);
+      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, kk > 0 ? 1u : accumulate_first);
       wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
