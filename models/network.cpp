@@ -61,7 +61,8 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       }
       layer.conv = make<Conv2d>(layer.name, store_, backend, cc, predicted);
       if (predicted && lc.strategy == "auto")  // priced on the im2col rows at the training batch size
-        layer.conv->set_strategy(choose_predicted_strategy(layer.conv->layout(config.batch_size).linear(), backend.device()));
+        layer.conv->set_strategy(choose_predicted_strategy(layer.conv->layout(config.batch_size).linear(),
+                                                           backend.device(), backend.wgmma_tensor_chain()));
       layer.op = layer.conv;
       shape = cc.output();
     } else if (lc.type == "dense") {
@@ -86,7 +87,8 @@ Network::Network(const RunConfig& config, Backend& backend, ImageShape input)
       pc.max_col_norm = static_cast<float>(config.max_col_norm);
       layer.predicted = make<PredictedDense>(layer.name, store_, pc);
       if (lc.strategy == "auto")  // priced at the training batch size, before any graph exists
-        layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size), backend.device()));
+        layer.predicted->set_strategy(choose_predicted_strategy(layer.predicted->shape(config.batch_size), backend.device(),
+                                                               backend.wgmma_tensor_chain()));
       layer.op = layer.predicted;
       if (lc.pretrain) {
         layer.decoder = make<TiedDecoder>(layer.name + ".decoder", store_, *layer.predicted);

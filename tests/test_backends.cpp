@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/tf32x3_gemm.h"
+#include "kernels/cuda/tf32x3_wgmma.h"
 #endif
 
 namespace uv {
@@ -2209,6 +2210,18 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
                              {70, 51, 5000, 2, 0, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, {70, 50, 5000, 1, 0, 0},
                              {33, 17, 0, 2, 0, w}},
                             {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
+}
+
+// `auto` prices the tensor chain faster than cuBLAS only where its big tiles run on wgmma (the
+// default kernel, on compute capability 9.0); never on the CPU.
+TEST(BackendGemm, WgmmaTensorChainWhereTheWgmmaKernelRuns) {
+  EXPECT_FALSE(make_cpu_backend()->wgmma_tensor_chain());
+  UV_REQUIRE_DEVICE(device);
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::Wgmma);
+  EXPECT_EQ(device->wgmma_tensor_chain(), cuda::tf32x3_wgmma_available());
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::Mma);
+  EXPECT_FALSE(device->wgmma_tensor_chain());
 }
 
 // Products deeper than the chunk depth run as chunks adding into C (tf32x3_chunk): at depth 96 the

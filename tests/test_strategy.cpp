@@ -131,6 +131,33 @@ TEST(StrategyCost, MeasuredGpuRatesKeepAutoOnCublas) {
       }
 }
 
+// On Hopper (Backend::wgmma_tensor_chain) the tensor chain is priced at the rate measured on an
+// H100, 1.25× the library's: `auto` takes it on the large shapes it was measured on, past the
+// on-chip limits, and nowhere else (not the paper's shapes, not an im2col convolution's thin
+// products, not a large batch with narrow layers).
+TEST(StrategyCost, HopperTakesTheTensorChainOnTheLargeShapesItWasMeasuredOn) {
+  const Roofline hopper = roofline_for(Device::CUDA, true);
+  EXPECT_DOUBLE_EQ(hopper.tensor_chain_flops_per_second, 1.25 * hopper.flops_per_second);
+  EXPECT_EQ(roofline_for(Device::CUDA, false).tensor_chain_flops_per_second, 0);
+  EXPECT_EQ(roofline_for(Device::CPU, true).tensor_chain_flops_per_second, 0);
+  for (int64_t m : {4096, 32768})
+    for (int64_t k : {4096, 16384})
+      for (int64_t percent : {5, 10, 25, 50}) {
+        const PredictedLinearShape s = shape(m, k, k, k * percent / 100);
+        EXPECT_EQ(choose_predicted_strategy(s, Device::CUDA, true), PredictedStrategy::ChainFused)
+            << "M " << m << " K=N " << k << " r " << s.rank;
+        const PredictedStrategy generic = choose_predicted_strategy(s, Device::CUDA, false);
+        EXPECT_TRUE(generic == PredictedStrategy::Chain || generic == PredictedStrategy::Materialise);
+        EXPECT_EQ(choose_predicted_strategy(s, Device::CPU, true), choose_predicted_strategy(s, Device::CPU));
+      }
+  for (const PredictedLinearShape& s : {shape(100, 784, 500, 78), shape(100, 4096, 4096, 205),
+                                        shape(78400, 25, 32, 5), shape(32768, 784, 500, 78),
+                                        shape(1024, 4096, 4096, 1024)}) {
+    const PredictedStrategy chosen = choose_predicted_strategy(s, Device::CUDA, true);
+    EXPECT_EQ(chosen, choose_predicted_strategy(s, Device::CUDA, false)) << "M " << s.m << " K " << s.k;
+  }
+}
+
 // chain_fused past its on-chip limits is the chain on the 3xTF32 tensor cores: the chain's FLOPs and
 // bytes, at the tensor chain's rate once measured (the library's until then, and `auto` leaves it
 // out); within the limits, its own on-chip kernels' rate and saved bytes.
@@ -139,7 +166,7 @@ TEST(StrategyCost, TensorChainIsTheChainAtItsOwnRate) {
   ASSERT_FALSE(cuda::chain_fused_supported(large));
   ASSERT_TRUE(cuda::chain_fused_supported(small));
   Roofline r = roofline_for(Device::CUDA);
-  EXPECT_EQ(r.tensor_chain_flops_per_second, 0);  // not measured yet
+  EXPECT_EQ(r.tensor_chain_flops_per_second, 0);  // a CUDA device without wgmma
   const StrategyCost chain = predicted_step_cost(large, PredictedStrategy::Chain, r);
   StrategyCost fused = predicted_step_cost(large, PredictedStrategy::ChainFused, r);
   EXPECT_DOUBLE_EQ(fused.flops, chain.flops);

@@ -73,6 +73,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual Device device() const = 0;
   virtual std::string description() const = 0;
+  // Whether chain_fused's tensor-core chain runs on Hopper's wgmma here, which `auto` prices
+  // faster than the library's chain (roofline_for).
+  virtual bool wgmma_tensor_chain() const { return false; }
 
   // --- memory -------------------------------------------------------------------------------
   virtual Buffer allocate(size_t bytes) = 0;

@@ -18,6 +18,7 @@
 #include "kernels/cuda/conv2d.h"
 #include "kernels/cuda/cublas_ops.h"
 #include "kernels/cuda/tf32x3_gemm.h"
+#include "kernels/cuda/tf32x3_wgmma.h"
 #include "kernels/cuda/cublaslt_gemm.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_graph.h"
@@ -77,6 +78,9 @@ class CudaBackend final : public Backend {
   }
 
   Device device() const override { return Device::CUDA; }
+  bool wgmma_tensor_chain() const override {
+    return cuda::tf32x3_kernel() == cuda::Tf32x3Kernel::Wgmma && cuda::tf32x3_wgmma_available();
+  }
   std::string description() const override {
     std::ostringstream out;
     out << "cuda:" << device_ << " (" << prop_.name << ", sm_" << prop_.major << prop_.minor << ")";

@@ -5,8 +5,8 @@
 
 namespace uv {
 
-Roofline roofline_for(Device device) {
-  if (device == Device::CUDA) return {35e12, 4.0e12, 1.5e12, 5.0e12};
+Roofline roofline_for(Device device, bool wgmma_tensor_chain) {
+  if (device == Device::CUDA) return {35e12, 4.0e12, 1.5e12, 5.0e12, wgmma_tensor_chain ? 1.25 * 35e12 : 0.0};
   return {150e9, 20e9, 150e9, 150e9};
 }
 
@@ -84,21 +84,26 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
   return c;
 }
 
-std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device) {
+std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device,
+                                                 bool wgmma_tensor_chain) {
   std::vector<PredictedStrategy> out = {PredictedStrategy::Chain, PredictedStrategy::Materialise};
   if (device == Device::CUDA) {
-    if (cuda::chain_fused_supported(s) || roofline_for(device).tensor_chain_flops_per_second > 0)
+    // Past the on-chip limits only on the shapes the tensor chain was measured on (M, K and N of
+    // 4096 and up): the thin products of an im2col convolution (K = 25 to 800) were not.
+    const bool measured = s.m >= 4096 && s.k >= 4096 && s.n_per_column() >= 4096;
+    if (cuda::chain_fused_supported(s) ||
+        (measured && roofline_for(device, wgmma_tensor_chain).tensor_chain_flops_per_second > 0))
       out.push_back(PredictedStrategy::ChainFused);
     if (cuda::onthefly_w_supported(s)) out.push_back(PredictedStrategy::OnTheFlyW);
   }
   return out;
 }
 
-PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device) {
-  const Roofline roofline = roofline_for(device);
+PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device, bool wgmma_tensor_chain) {
+  const Roofline roofline = roofline_for(device, wgmma_tensor_chain);
   PredictedStrategy best = PredictedStrategy::Chain;
   double best_seconds = predicted_step_cost(s, best, roofline).seconds;
-  for (PredictedStrategy strategy : priced_strategies(s, device)) {
+  for (PredictedStrategy strategy : priced_strategies(s, device, wgmma_tensor_chain)) {
     const double seconds = predicted_step_cost(s, strategy, roofline).seconds;
     if (seconds < best_seconds) {
       best = strategy;

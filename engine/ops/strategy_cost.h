@@ -27,11 +27,17 @@ struct Roofline {
   double bytes_per_second;
   double chain_fused_flops_per_second; // uvtrain's fused T-on-chip kernels
   double onthefly_w_flops_per_second;  // uvtrain's W-tile-rebuilding kernels
-  // chain_fused past its on-chip limits: the chain on uvtrain's 3xTF32 tensor-core GEMM. 0 until
-  // measured on a GPU: priced then at the library rate, and not among the strategies `auto` compares.
+  // chain_fused past its on-chip limits: the chain on uvtrain's 3xTF32 tensor-core GEMM. 0 where
+  // it is not faster than the library: priced then at the library rate, and not among the
+  // strategies `auto` compares.
   double tensor_chain_flops_per_second = 0;
 };
-Roofline roofline_for(Device device);
+// `wgmma_tensor_chain`: the device runs that chain's big tiles on Hopper's wgmma
+// (Backend::wgmma_tensor_chain). Measured on an H100 (2026-11-26, docs/gpu-results.md, in depth
+// chunks of 2048), it beat the best cuBLAS path on 23 of 32 large pass-shapes, by a median 1.25×
+// (0.92× to 1.35×), so it is priced at 1.25 × the library rate there. Elsewhere the mma.sync kernel
+// runs it, which lost to cuBLAS on most of them (0.69× to 1.0×): 0, as the library.
+Roofline roofline_for(Device device, bool wgmma_tensor_chain = false);
 // The hardware floor a strategy's measured time is reported against (bench_predicted_linear's
 // floor_ms). Every product runs at the chip's float32 peak and every byte at its memory bandwidth,
 // and the floor is the larger of the two times. GPU: an H200's float32 SIMT peak (67 TFLOP/s) and
@@ -52,9 +58,12 @@ StrategyCost predicted_step_cost(const PredictedLinearShape& s, PredictedStrateg
                                  const Roofline& roofline);
 // The strategies `auto` compares on a device for this shape: CPU chain and materialise; CUDA also
 // chain_fused where its on-chip limits hold (chain_fused_supported) or, past them, where the tensor
-// chain has a measured rate, and onthefly_w.
-std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device);
+// chain has a measured rate and the shape is of those it was measured on (M, K, N ≥ 4096), and
+// onthefly_w.
+std::vector<PredictedStrategy> priced_strategies(const PredictedLinearShape& s, Device device,
+                                                 bool wgmma_tensor_chain = false);
 // The cheapest of priced_strategies on the device's roofline (ties go to the earlier in the list).
-PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device);
+PredictedStrategy choose_predicted_strategy(const PredictedLinearShape& s, Device device,
+                                            bool wgmma_tensor_chain = false);
 
 }  // namespace uv

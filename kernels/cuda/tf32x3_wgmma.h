@@ -1,6 +1,6 @@
 // The 3xTF32 GEMM's wgmma kernel (kernels/cuda/sm90a/tf32x3_wgmma.cu, built for sm_90a alone: wgmma
 // is an arch-specific instruction of compute capability 9.0). kernels/cuda/tf32x3_gemm.cu launches
-// it for big tiles when UV_TF32X3_KERNEL=wgmma and tf32x3_wgmma_available().
+// it for big tiles when UV_TF32X3_KERNEL is wgmma (the default) and tf32x3_wgmma_available().
 #pragma once
 
 #include <cuda_runtime_api.h>
