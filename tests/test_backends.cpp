@@ -1802,7 +1802,7 @@ namespace {
 template <bool TransA, bool TransB, int Elems>
 std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b,
                                          int64_t ldb, int64_t m, int64_t n, int64_t k, int64_t k_per_split,
-                                         int flush_slices = 0) {
+                                         int flush_slices = 0, bool presplit = false) {
   using Tile = cuda::Tf32x3WgmmaTile;
   const int64_t splits = std::max<int64_t>(1, (k + k_per_split - 1) / k_per_split);
   std::vector<double> partial(splits * m * n, std::nan(""));
@@ -1810,6 +1810,17 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
     big = double(float(x));
     small = x - big;
   };
+  // The presplit variant's parts, as tf32x3_presplit_kernel writes them (poisoned first, so a hole
+  // in the layout shows).
+  const int64_t tiles = cuda::tf32x3_presplit_tiles(n);
+  std::vector<double> presplit_parts(presplit ? cuda::tf32x3_presplit_floats(k, n) : 0, std::nan(""));
+  if (presplit)
+    for (int64_t kk = 0; kk < (k + 31) / 32 * 32; ++kk)
+      for (int64_t nn = 0; nn < tiles * 128; ++nn) {
+        const double x = kk < k && nn < n ? (TransB ? b[nn * ldb + kk] : b[kk * ldb + nn]) : 0.0;
+        const int64_t o = cuda::tf32x3_presplit_offset(tiles, kk, nn);
+        parts_of(x, presplit_parts[o], presplit_parts[o + Tile::kSplitFloats]);
+      }
   const uint32_t base[2] = {0x400, 0x400 + 4 * Tile::kSplitFloats};  // big's and small's buffer addresses
   for (int64_t split = 0; split < splits; ++split)
     for (int64_t row0 = 0; row0 < m; row0 += Tile::kRows)
@@ -1843,15 +1854,23 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
           // The conversion: parts[0] big, parts[1] small, poisoned first.
           std::vector<double> parts[2] = {std::vector<double>(Tile::kSplitFloats, std::nan("")),
                                           std::vector<double>(Tile::kSplitFloats, std::nan(""))};
-          for (int t = 0; t < Tile::kThreads; ++t)
-            for (int i = 0; i < Tile::kConvertChunks; ++i) {
-              const cuda::TileElement c = cuda::tf32x3_wgmma_convert_chunk<Tile>(t + i * Tile::kThreads);
-              for (int e = 0; e < 4; ++e) {
-                const double x = slot[Tile::kAFloats + cuda::tf32x3_b_smem<Tile, TransB>(4 * c.col + e, c.row)];
-                const int o = cuda::tf32x3_wgmma_b_offset(c.row, 4 * c.col + e);
-                parts_of(x, parts[0][o], parts[1][o]);
-              }
+          if (presplit) {  // the ring's copy of the slice's parts: 2 × kSplitFloats contiguous floats
+            const int64_t base = ((k0 / Tile::kDepth) * tiles + col0 / Tile::kCols) * 2 * Tile::kSplitFloats;
+            for (int o = 0; o < Tile::kSplitFloats; ++o) {
+              parts[0][o] = presplit_parts[base + o];
+              parts[1][o] = presplit_parts[base + Tile::kSplitFloats + o];
             }
+          } else {
+            for (int t = 0; t < Tile::kThreads; ++t)
+              for (int i = 0; i < Tile::kConvertChunks; ++i) {
+                const cuda::TileElement c = cuda::tf32x3_wgmma_convert_chunk<Tile>(t + i * Tile::kThreads);
+                for (int e = 0; e < 4; ++e) {
+                  const double x = slot[Tile::kAFloats + cuda::tf32x3_b_smem<Tile, TransB>(4 * c.col + e, c.row)];
+                  const int o = cuda::tf32x3_wgmma_b_offset(c.row, 4 * c.col + e);
+                  parts_of(x, parts[0][o], parts[1][o]);
+                }
+              }
+          }
           for (int group = 0; group < Tile::kWarpgroups; ++group)
             for (int kk = 0; kk < Tile::kDepth / 8; ++kk) {
               double am[2][64][8];  // A's big and small parts (64×8) from the warpgroup's registers
@@ -1899,19 +1918,24 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
 
 template <bool TransA, bool TransB>
 void expect_tf32x3_wgmma_emulation_multiplies(std::mt19937_64& rng) {
-  // flush: the in-kernel chunks (tf32x3_flush_after) every 2 or 3 slices, past a split's end too.
-  struct Size { int64_t m, n, k, k_per_split; int elems, flush; };
-  for (const Size z : {Size{131, 70, 77, 77, 1, 0}, Size{5, 133, 40, 40, 4, 0}, Size{140, 9, 300, 96, 4, 0},
-                       Size{70, 260, 100, 64, 1, 0}, Size{131, 70, 300, 300, 1, 3}, Size{140, 9, 300, 160, 4, 2}}) {
+  // flush: the in-kernel chunks (tf32x3_flush_after) every 2 or 3 slices, past a split's end too;
+  // presplit: B's parts split beforehand (Tf32x3Kernel::WgmmaPresplit), with and without split-K.
+  struct Size { int64_t m, n, k, k_per_split; int elems, flush; bool presplit; };
+  for (const Size z : {Size{131, 70, 77, 77, 1, 0, false}, Size{5, 133, 40, 40, 4, 0, false},
+                       Size{140, 9, 300, 96, 4, 0, false}, Size{70, 260, 100, 64, 1, 0, false},
+                       Size{131, 70, 300, 300, 1, 3, false}, Size{140, 9, 300, 160, 4, 2, false},
+                       Size{131, 200, 77, 77, 1, 0, true}, Size{140, 9, 300, 96, 4, 2, true}}) {
     SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
                  std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
-                 ", copies of " + std::to_string(z.elems) + ", flushes every " + std::to_string(z.flush));
+                 ", copies of " + std::to_string(z.elems) + ", flushes every " + std::to_string(z.flush) +
+                 (z.presplit ? ", presplit" : ""));
     const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
     const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
-    const auto c =
-        z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split, z.flush)
-                     : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k, z.k_per_split, z.flush);
+    const auto c = z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k,
+                                                                          z.k_per_split, z.flush, z.presplit)
+                                : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k,
+                                                                          z.k_per_split, z.flush, z.presplit);
     EXPECT_LE(tf32x3_emulation_error(a, lda, TransA, b, ldb, TransB, c, z.m, z.n, z.k), 1e-12);
   }
 }
@@ -1924,6 +1948,29 @@ TEST(Tf32x3WgmmaTile, EmulatedBlocksMultiply) {
   expect_tf32x3_wgmma_emulation_multiplies<false, true>(rng);
   expect_tf32x3_wgmma_emulation_multiplies<true, false>(rng);
   expect_tf32x3_wgmma_emulation_multiplies<true, true>(rng);
+}
+
+// The presplit layout (tf32x3_presplit_offset): every element of op(B)'s padded k-slices and column
+// tiles has its own big and small place, each (slice, tile) block is the kernel's part buffer
+// (tf32x3_wgmma_b_offset) big then small, and the presplit ring fits the shared memory.
+TEST(Tf32x3WgmmaTile, PresplitPartsHaveOnePlaceEachInTheKernelsLayout) {
+  using Tile = cuda::Tf32x3WgmmaTile;
+  static_assert(Tile::kPresplitSharedBytes <= 227 * 1024, "the presplit ring fits a multiprocessor");
+  const int64_t k = 70, n = 200, tiles = cuda::tf32x3_presplit_tiles(n);
+  EXPECT_EQ(tiles, 2);
+  const int64_t floats = cuda::tf32x3_presplit_floats(k, n);
+  EXPECT_EQ(floats, 3 * 2 * 2 * Tile::kSplitFloats);
+  std::vector<int> seen(floats, 0);
+  for (int64_t kk = 0; kk < 96; ++kk)
+    for (int64_t nn = 0; nn < 256; ++nn) {
+      const int64_t o = cuda::tf32x3_presplit_offset(tiles, kk, nn);
+      const int64_t block = ((kk / 32) * tiles + nn / 128) * 2 * Tile::kSplitFloats;
+      ASSERT_EQ(o - block, cuda::tf32x3_wgmma_b_offset(int(nn % 128), int(kk % 32))) << kk << "," << nn;
+      ASSERT_LT(o - block, Tile::kSplitFloats);
+      ++seen[o];
+      ++seen[o + Tile::kSplitFloats];
+    }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), floats);
 }
 
 // Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about

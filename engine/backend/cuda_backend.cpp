@@ -79,7 +79,9 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::CUDA; }
   bool wgmma_tensor_chain() const override {
-    return cuda::tf32x3_kernel() == cuda::Tf32x3Kernel::Wgmma && cuda::tf32x3_wgmma_available();
+    const cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
+    return (kernel == cuda::Tf32x3Kernel::Wgmma || kernel == cuda::Tf32x3Kernel::WgmmaPresplit) &&
+           cuda::tf32x3_wgmma_available();
   }
   std::string description() const override {
     std::ostringstream out;

@@ -29,6 +29,8 @@ struct Tf32x3Params {
   bool partial_pairs;       // the same for the split-K workspace
   int flush_slices;         // > 0: the accumulators go into C (or the workspace) every this many
                             // k-slices of a block, round to nearest (tf32x3_flush_after); 0: once
+  const float* b_parts;     // or null: op(B) split beforehand (tf32x3_presplit_offset; one product)
+  int64_t b_part_tiles;     // its 128-column tiles
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {

@@ -207,12 +207,13 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma (the default; mma off Hopper) or mma (everywhere, for comparison).
+// UV_TF32X3_KERNEL: wgmma (the default; mma off Hopper), wgmma_presplit or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
     Tf32x3Kernel kernel = Tf32x3Kernel::Wgmma;
-    UV_REQUIRE(parse_tf32x3_kernel(env, kernel), "UV_TF32X3_KERNEL=\"" << env << "\" is not mma or wgmma");
+    UV_REQUIRE(parse_tf32x3_kernel(env, kernel),
+               "UV_TF32X3_KERNEL=\"" << env << "\" is not wgmma, wgmma_presplit or mma");
     return static_cast<int>(kernel);
   }()};
   return choice;
@@ -288,9 +289,10 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   p.flush_slices = flush_slices;
   const Tf32x3Kernel kernel = tf32x3_kernel();
-  const bool wgmma = kernel == Tf32x3Kernel::Wgmma && tf32x3_wgmma_available();
+  const bool wants_wgmma = kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit;
+  const bool wgmma = wants_wgmma && tf32x3_wgmma_available();
   const char* asked = std::getenv("UV_TF32X3_KERNEL");
-  if (kernel == Tf32x3Kernel::Wgmma && !wgmma && asked && *asked) {
+  if (wants_wgmma && !wgmma && asked && *asked) {
     static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
     std::call_once(said, [] {
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
@@ -306,6 +308,15 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
   if (small) {
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (wgmma) {
+    // WgmmaPresplit: B split once into the workspace's second half (one product, where it fits),
+    // the first half left to split-K.
+    const int64_t part_floats = tf32x3_presplit_floats(g.k, g.n);
+    if (kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace && part_floats <= workspace_floats / 2) {
+      p.b_parts = workspace + (workspace_floats - part_floats);
+      p.b_part_tiles = tf32x3_presplit_tiles(g.n);
+      tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, const_cast<float*>(p.b_parts), stream);
+      workspace_floats -= part_floats;
+    }
     launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
                             [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
   } else {

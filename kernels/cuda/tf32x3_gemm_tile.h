@@ -365,7 +365,13 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   // ring-only size.
   static constexpr int kSharedBytes = (2 * kPartBuffers * kSplitFloats + kStages * kStageFloats) * 4;
   static constexpr int kConvertChunks = kCols * kDepth / 4 / kThreads;  // a thread's 4-k chunks of B's slice
+  // Tf32x3Kernel::WgmmaPresplit: B's parts come split (tf32x3_presplit_offset) with A's slice in
+  // each of 4 ring slots; the copy of slice s + 2 goes where slice s − 2 was, whose wgmmas are done.
+  static constexpr int kPresplitStages = 4;
+  static constexpr int kPresplitStageFloats = kAFloats + 2 * kSplitFloats;  // A's slice, B's big and small
+  static constexpr int kPresplitSharedBytes = kPresplitStages * kPresplitStageFloats * 4;
   static_assert(kRows == 64 * kWarpgroups, "a warpgroup per 64 rows");
+  static_assert(kAFloats % 32 == 0, "B's parts 128-byte aligned after A's slice");
   static_assert(kConvertChunks * kThreads * 4 == kCols * kDepth, "the conversion splits evenly");
 };
 
@@ -386,6 +392,18 @@ inline bool tf32x3_wgmma_fills(int64_t m, int64_t n) {
 // kk (8 k) starts at 256·kk bytes.
 UV_HOST_DEVICE constexpr int tf32x3_wgmma_b_offset(int n, int k) {
   return (n / 8) * 256 + (k / 4) * 32 + (n % 8) * 4 + k % 4;
+}
+// Tf32x3Kernel::WgmmaPresplit (not yet run on a GPU): op(B) (k×n) split into its parts once, by a
+// kernel of its own, instead of by every block of a row of tiles that reads it (the chain's U, V,
+// Uᵀ and Vᵀ are read by M/128 of them). In the order the blocks copy them: for each k-slice of 32
+// and 128-column tile, big then small, each in tf32x3_wgmma_b_offset's layout; zeros past k and n.
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_tiles(int64_t n) { return (n + 127) / 128; }
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
+  return (k + 31) / 32 * tf32x3_presplit_tiles(n) * 2 * (128 * 32);
+}
+// op(B)'s element (kk, nn): its big part's index (the small one 128·32 further).
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t kk, int64_t nn) {
+  return ((kk / 32) * tiles + nn / 128) * 2 * (128 * 32) + tf32x3_wgmma_b_offset(int(nn % 128), int(kk % 32));
 }
 constexpr uint32_t kTf32x3WgmmaLeadingBytes = 128, kTf32x3WgmmaStrideBytes = 1024;
 constexpr uint32_t kTf32x3WgmmaStepBytes = 256;  // from one 8-deep k-step's start to the next
@@ -426,15 +444,18 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 }
 
 // The kernel for the big tiles: `Wgmma` (Hopper's warpgroup MMA, the default; on a device other than
-// compute capability 9.0 it runs as `Mma`) or `Mma` (mma.sync fed by a cp.async ring, 8 warps a big
-// tile). Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, mma) sets the
-// choice; tests switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wgmma };
+// compute capability 9.0 it runs as `Mma`), `WgmmaPresplit` (the same with B split beforehand,
+// tf32x3_presplit_offset, where the product is one and its parts fit half the workspace: to be
+// measured) or `Mma` (mma.sync fed by a cp.async ring, 8 warps a big tile). Small tiles are always
+// Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
+// switch it with set_tf32x3_kernel.
+enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
 };
-constexpr Tf32x3KernelName kTf32x3Kernels[] = {{Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Wgmma, "wgmma"}};
+constexpr Tf32x3KernelName kTf32x3Kernels[] = {
+    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Wgmma, "wgmma"}, {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;

@@ -5,6 +5,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+
 namespace uv::cuda {
 
 struct Tf32x3Params;
@@ -13,7 +15,12 @@ struct Tf32x3Params;
 bool tf32x3_wgmma_available();
 // Sets the kernel's attributes (over 48 KiB of shared memory, the carve-out); tf32x3_prepare calls it.
 void tf32x3_wgmma_prepare();
-// Launches the kernel on `grid` (Tf32x3WgmmaTile's tiles, split-K on z as tf32x3_gemm.cu sets it).
+// Launches the kernel on `grid` (Tf32x3WgmmaTile's tiles, split-K on z as tf32x3_gemm.cu sets it);
+// with p.b_parts, the presplit variant.
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
+// op(B) (k×n, `trans_b`: B stored n×k) into `parts` (tf32x3_presplit_floats(k, n) floats, laid out
+// as tf32x3_presplit_offset says), for the presplit variant.
+void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
+                           cudaStream_t stream);
 
 }  // namespace uv::cuda

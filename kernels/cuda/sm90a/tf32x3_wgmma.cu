@@ -74,10 +74,57 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
 }
 #endif
 
-template <bool TransA, bool TransB>
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
+// (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
+template <bool TransA>
+struct Tf32x3PresplitRing {
+  const Tf32x3Params& p;
+  const Tf32x3Place& w;
+  float* slots;
+  int t;
+  __device__ __forceinline__ float* slot(int s) const {
+    return slots + (s % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
+  }
+  __device__ __forceinline__ void copy(int s) const {
+    if (s < w.slices) {
+      const int64_t k0 = w.k_begin + int64_t{s} * Tile::kDepth;
+      float* const dst = slot(s);
+      if (p.a_chunks)
+        copy_pieces(Tf32x3ACopies<Tile, TransA>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, dst);
+      else
+        copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, dst);
+      const float* src = p.b_parts + ((k0 / Tile::kDepth) * p.b_part_tiles + w.col0 / Tile::kCols) * 2 * Tile::kSplitFloats;
+#pragma unroll
+      for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
+        const int chunk = t + i * Tile::kThreads;
+        copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
+      }
+    }
+    copy_async_commit();
+  }
+  __device__ __forceinline__ void start() const {
+    copy(0);
+    copy(1);
+  }
+  // Slice s in (slice s + 1's copy may still be in flight), its parts visible to wgmma, and every
+  // thread past slice s − 1: then slice s + 2 goes into slice s − 2's slot.
+  __device__ __forceinline__ const float* arrive(int s) const {
+    copy_async_wait<1>();
+    fence_proxy_async();
+    __syncthreads();
+    copy(s + 2);
+    return slot(s);
+  }
+};
+#endif
+static_assert(2 * Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "the parts' copies split evenly");
+
+template <bool TransA, bool TransB, bool PreSplit>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  extern __shared__ __align__(128) float smem[];  // B's parts (2 buffers of big, small), the ring
+  // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
+  extern __shared__ __align__(128) float smem[];
   float* const parts = smem;
   const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
   const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
@@ -111,7 +158,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   };
   bool flushed = false;  // the accumulators went into C (or the workspace) at least once
 
-  const Tf32x3Ring<Tile, TransA, TransB> ring{p, place, smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
+  using Ring = std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA>, Tf32x3Ring<Tile, TransA, TransB>>;
+  const Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
   // Slice s of the product, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
   // (P a constant, so that the two register sets stay apart).
@@ -127,10 +175,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     // accumulators (scale-d 0). Worked out here, before the fences: computed among the wgmmas it
     // became a branch, and ptxas injected warpgroup.arrive (remark C7519).
     const uint32_t accumulate_first = tf32x3_fresh_slice(s, p.flush_slices) ? 0u : 1u;
-    float* const big = parts + P * 2 * Tile::kSplitFloats;
+    float* const big = PreSplit ? const_cast<float*>(b_slot) : parts + P * 2 * Tile::kSplitFloats;
     float* const small = big + Tile::kSplitFloats;
 #pragma unroll
-    for (int i = 0; i < Tile::kConvertChunks; ++i) {
+    for (int i = 0; i < (PreSplit ? 0 : Tile::kConvertChunks); ++i) {
       const TileElement c = tf32x3_wgmma_convert_chunk<Tile>(t + i * Tile::kThreads);  // column, 4-k chunk
       float x[4];
       if constexpr (TransB) {  // k contiguous: one 16-byte load
@@ -160,8 +208,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
         split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, 8 * kk + x.col)], a_parts[P][0][kk][r],
                    a_parts[P][1][kk][r]);
       }
-    fence_proxy_async();
-    __syncthreads();  // both parts of B's slice are in
+    if constexpr (!PreSplit) {
+      fence_proxy_async();
+      __syncthreads();  // both parts of B's slice are in
+    }
 
     // A's registers, written above, pinned before the fence that orders them before the wgmmas.
     fence_accumulators(acc);
@@ -209,12 +259,36 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
 #endif
 }
 
-template <bool TransA, bool TransB>
+template <bool TransA, bool TransB, bool PreSplit = false>
 void opt_in() {
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  Tile::kSharedBytes));
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                  cudaSharedmemCarveoutMaxShared));
+  const int bytes = PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit>,
+                                  cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
+// op(B) (k×n) into its parts (tf32x3_presplit_offset): a thread per column and 4-k chunk of the
+// padded k-slices and column tiles, zeros past k and n.
+__global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
+                                       float* __restrict__ parts) {
+  const int64_t tiles = tf32x3_presplit_tiles(n), width = tiles * Tile::kCols;
+  const int64_t chunks = (k + Tile::kDepth - 1) / Tile::kDepth * (Tile::kDepth / 4) * width;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < chunks; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t nn = i % width, kk = 4 * (i / width);
+    float x[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      x[e] = kk + e < k && nn < n ? (trans_b ? b[nn * ldb + kk + e] : b[(kk + e) * ldb + nn]) : 0.f;
+    uint4 hi, lo;
+    split_tf32(x[0], hi.x, lo.x);
+    split_tf32(x[1], hi.y, lo.y);
+    split_tf32(x[2], hi.z, lo.z);
+    split_tf32(x[3], hi.w, lo.w);
+    const int64_t o = tf32x3_presplit_offset(tiles, kk, nn);
+    *reinterpret_cast<uint4*>(parts + o) = hi;
+    *reinterpret_cast<uint4*>(parts + o + Tile::kSplitFloats) = lo;
+  }
 }
 
 }  // namespace
@@ -235,20 +309,40 @@ void tf32x3_wgmma_prepare() {
   opt_in<false, true>();
   opt_in<true, false>();
   opt_in<true, true>();
+  opt_in<false, false, true>();
+  opt_in<true, false, true>();
+}
+
+void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
+                           cudaStream_t stream) {
+  const int64_t chunks = tf32x3_presplit_floats(k, n) / 2 / 4;
+  const int64_t blocks = (chunks + 255) / 256 < 4096 ? (chunks + 255) / 256 : 4096;
+  tf32x3_presplit_kernel<<<static_cast<unsigned>(blocks > 0 ? blocks : 1), 256, 0, stream>>>(b, ldb, trans_b, k, n,
+                                                                                           parts);
+  CUDA_CHECK_LAUNCH();
 }
 
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
+  if (p.b_parts) {  // B's parts are K-major whatever op(B) was
+    const size_t smem = Tile::kPresplitSharedBytes;
+    if (p.trans_a)
+      tf32x3_wgmma_kernel<true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    else
+      tf32x3_wgmma_kernel<false, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   const size_t smem = Tile::kSharedBytes;
   if (p.trans_a) {
     if (p.trans_b)
-      tf32x3_wgmma_kernel<true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      tf32x3_wgmma_kernel<true, true, false><<<grid, Tile::kThreads, smem, stream>>>(p);
     else
-      tf32x3_wgmma_kernel<true, false><<<grid, Tile::kThreads, smem, stream>>>(p);
+      tf32x3_wgmma_kernel<true, false, false><<<grid, Tile::kThreads, smem, stream>>>(p);
   } else {
     if (p.trans_b)
-      tf32x3_wgmma_kernel<false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      tf32x3_wgmma_kernel<false, true, false><<<grid, Tile::kThreads, smem, stream>>>(p);
     else
-      tf32x3_wgmma_kernel<false, false><<<grid, Tile::kThreads, smem, stream>>>(p);
+      tf32x3_wgmma_kernel<false, false, false><<<grid, Tile::kThreads, smem, stream>>>(p);
   }
   CUDA_CHECK_LAUNCH();
 }
