@@ -2267,6 +2267,8 @@ TEST(BackendGemm, WgmmaTensorChainWhereTheWgmmaKernelRuns) {
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::Wgmma);
   EXPECT_EQ(device->wgmma_tensor_chain(), cuda::tf32x3_wgmma_available());
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaPresplit);
+  EXPECT_EQ(device->wgmma_tensor_chain(), cuda::tf32x3_wgmma_available());
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::Mma);
   EXPECT_FALSE(device->wgmma_tensor_chain());
 }
@@ -2289,8 +2291,11 @@ TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
   for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
     SCOPED_TRACE(mode == cuda::Tf32x3Chunks::Kernel ? "chunks in the kernel" : "chunks as launches");
     cuda::set_tf32x3_chunks_mode(mode);
-    expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0}},
-                              {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small}, true);
+    // Big tiles too: with a workspace, one product and wgmma_presplit, each chunk's B split apart.
+    expect_tf32x3_matches_cpu(*device,
+                              {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0},
+                               {131, 70, 1000, 1, 0, w}},
+                              {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
   }
 }
 
@@ -2324,6 +2329,8 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
     ~ModeRestorer() { cuda::set_tf32x3_chunks_mode(mode); }
   } restore_mode;
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
+    // Without a workspace (so that split-K cannot shorten the sums) wgmma_presplit would run as wgmma.
+    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit) continue;
     for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
       cuda::set_tf32x3_kernel(name.kernel);
       cuda::set_tf32x3_chunks_mode(mode);

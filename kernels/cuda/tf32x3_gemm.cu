@@ -8,6 +8,7 @@
 // (4 warps a big tile; register-staged WMMA) were slower and are gone.
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -308,14 +309,17 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
   if (small) {
     launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
   } else if (wgmma) {
-    // WgmmaPresplit: B split once into the workspace's second half (one product, where it fits),
-    // the first half left to split-K.
+    // WgmmaPresplit: B split once into the workspace's tail (one product, where its parts fit half
+    // of it), 128-byte aligned for the 16-byte copies and stores; split-K keeps what is before.
     const int64_t part_floats = tf32x3_presplit_floats(g.k, g.n);
-    if (kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace && part_floats <= workspace_floats / 2) {
-      p.b_parts = workspace + (workspace_floats - part_floats);
+    const int64_t part_start = (workspace_floats - part_floats) / 32 * 32;
+    if (kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace &&
+        reinterpret_cast<uintptr_t>(workspace) % 128 == 0 && part_floats <= workspace_floats / 2) {
+      float* const parts = workspace + part_start;
+      tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, stream);
+      p.b_parts = parts;
       p.b_part_tiles = tf32x3_presplit_tiles(g.n);
-      tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, const_cast<float*>(p.b_parts), stream);
-      workspace_floats -= part_floats;
+      workspace_floats = part_start;
     }
     launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
                             [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });

@@ -17,8 +17,9 @@
 
 namespace uv::cuda {
 
-// `workspace` (workspace_floats, device memory, or null) holds split-K's partial products; without
-// room there a product runs unsplit.
+// `workspace` (workspace_floats, device memory, or null) holds split-K's partial products and, for
+// Tf32x3Kernel::WgmmaPresplit, B's split parts in its tail; without room there a product runs
+// unsplit, and B is split by the blocks.
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
                  int64_t ldb, float beta, float* c, int64_t ldc, float* workspace, int64_t workspace_floats,

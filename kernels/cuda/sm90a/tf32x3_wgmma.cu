@@ -168,7 +168,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     constexpr int P = decltype(buffer)::value;
     // Slice s is in for everyone; every warpgroup has waited for its wgmmas of slice s − 2, so
     // buffer P and register set P are free, and so is slice s − 1's ring slot (converted and read
-    // before the barrier), which the copy of slice s + 2 takes.
+    // before the barrier), which the copy of slice s + 2 takes. PreSplit: no buffer P (the parts
+    // are in the slot), and the copy of slice s + 2 takes slice s − 2's slot (Tf32x3PresplitRing).
     const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
     // A fresh slice's first wgmma (the block's first, or the first after a flush) overwrites the
