@@ -81,8 +81,8 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   const char* tf32x3_kernel = std::getenv("UV_TF32X3_KERNEL");
   cuda::Tf32x3Kernel kernel;
   if (!cuda::parse_tf32x3_kernel(tf32x3_kernel, kernel)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not wgmma, wgmma_presplit or mma\n", program,
-                 tf32x3_kernel);
+    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not one of %s\n", program, tf32x3_kernel,
+                 cuda::tf32x3_kernel_names().c_str());
     return 2;
   }
   benchmark::AddCustomContext("tf32x3_kernel", cuda::tf32x3_kernel_name(kernel));

@@ -1855,7 +1855,7 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
           std::vector<double> parts[2] = {std::vector<double>(Tile::kSplitFloats, std::nan("")),
                                           std::vector<double>(Tile::kSplitFloats, std::nan(""))};
           if (presplit) {  // the ring's copy of the slice's parts: 2 × kSplitFloats contiguous floats
-            const int64_t base = ((k0 / Tile::kDepth) * tiles + col0 / Tile::kCols) * 2 * Tile::kSplitFloats;
+            const int64_t base = cuda::tf32x3_presplit_offset(tiles, k0, col0);
             for (int o = 0; o < Tile::kSplitFloats; ++o) {
               parts[0][o] = presplit_parts[base + o];
               parts[1][o] = presplit_parts[base + Tile::kSplitFloats + o];
@@ -2118,13 +2118,18 @@ TEST(Tf32x3Tile, InKernelFlushesSplitTheSlicesIntoChunks) {
 struct Tf32x3TestSize {
   int64_t m, n, k, count, pad, workspace_floats;
 };
-// The process-wide kernel and tile choices as they were, put back however the test leaves.
+// The process-wide kernel, tile and depth-chunk choices as they were, put back however the test
+// leaves.
 struct Tf32x3ChoiceRestorer {
   cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
   cuda::Tf32x3Tiles tiles = cuda::tf32x3_tiles();
+  int64_t depth = cuda::tf32x3_chunk_depth();
+  cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
   ~Tf32x3ChoiceRestorer() {
     cuda::set_tf32x3_kernel(kernel);
     cuda::set_tf32x3_tiles(tiles);
+    cuda::set_tf32x3_chunk_depth(depth);
+    cuda::set_tf32x3_chunks_mode(mode);
   }
 };
 void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes,
@@ -2278,14 +2283,7 @@ TEST(BackendGemm, WgmmaTensorChainWhereTheWgmmaKernelRuns) {
 // workspace), beta and the bias on the first only.
 TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
-  struct DepthRestorer {
-    int64_t depth = cuda::tf32x3_chunk_depth();
-    ~DepthRestorer() { cuda::set_tf32x3_chunk_depth(depth); }
-  } restore;
-  struct ModeRestorer {
-    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
-    ~ModeRestorer() { cuda::set_tf32x3_chunks_mode(mode); }
-  } restore_mode;
+  const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_chunk_depth(96);
   const int64_t w = int64_t{1} << 22;
   for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
@@ -2307,10 +2305,6 @@ TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
 TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   UV_REQUIRE_DEVICE(device);
   const Tf32x3ChoiceRestorer restore;
-  struct DepthRestorer {
-    int64_t depth = cuda::tf32x3_chunk_depth();
-    ~DepthRestorer() { cuda::set_tf32x3_chunk_depth(depth); }
-  } restore_depth;
   std::mt19937_64 rng(test::fresh_seed());
   const int64_t m = 128, n = 128, k = 32768 + 100;
   const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
@@ -2324,10 +2318,6 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   for (double v : ref) rms += v * v;
   rms = std::sqrt(rms / double(ref.size()));
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
-  struct ModeRestorer {
-    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
-    ~ModeRestorer() { cuda::set_tf32x3_chunks_mode(mode); }
-  } restore_mode;
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     // Without a workspace (so that split-K cannot shorten the sums) wgmma_presplit would run as wgmma.
     if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit) continue;
@@ -2373,14 +2363,7 @@ TEST(BackendGemm, Tf32x3FewLaunchesMatchTheCpu) {
 // kernels' big tiles (wgmma's on Hopper) and the small ones.
 TEST(BackendGemm, Tf32x3KernelFlushesFewLaunchesMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
-  struct Restorer {
-    int64_t depth = cuda::tf32x3_chunk_depth();
-    cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
-    ~Restorer() {
-      cuda::set_tf32x3_chunk_depth(depth);
-      cuda::set_tf32x3_chunks_mode(mode);
-    }
-  } restore;
+  const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_chunk_depth(96);
   cuda::set_tf32x3_chunks_mode(cuda::Tf32x3Chunks::Kernel);
   const int64_t w = int64_t{1} << 22;

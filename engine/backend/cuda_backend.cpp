@@ -79,9 +79,7 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::CUDA; }
   bool wgmma_tensor_chain() const override {
-    const cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
-    return (kernel == cuda::Tf32x3Kernel::Wgmma || kernel == cuda::Tf32x3Kernel::WgmmaPresplit) &&
-           cuda::tf32x3_wgmma_available();
+    return cuda::tf32x3_is_wgmma(cuda::tf32x3_kernel()) && cuda::tf32x3_wgmma_available();
   }
   std::string description() const override {
     std::ostringstream out;

@@ -106,15 +106,21 @@ __device__ __forceinline__ Tf32x3Place tf32x3_place(const Tf32x3Params& p) {
   w.slices = w.k_end > w.k_begin ? static_cast<int>((w.k_end - w.k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
   return w;
 }
-// Thread t's copies of the k-slice at k0 of A and B into a ring slot (cp.async: 16-byte chunks, or
-// single elements where an operand is not 16-byte aligned); the caller commits the group.
-template <typename Tile, bool TransA, bool TransB>
-__device__ __forceinline__ void copy_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
-                                           float* slice) {
+// Thread t's copies of the k-slice at k0 of A (copy_a_slice), or of A and B (copy_slice), into a
+// ring slot (cp.async: 16-byte chunks, or single elements where an operand is not 16-byte aligned);
+// the caller commits the group.
+template <typename Tile, bool TransA>
+__device__ __forceinline__ void copy_a_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
+                                             float* slice) {
   if (p.a_chunks)
     copy_pieces(Tf32x3ACopies<Tile, TransA>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
   else
     copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
+}
+template <typename Tile, bool TransA, bool TransB>
+__device__ __forceinline__ void copy_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
+                                           float* slice) {
+  copy_a_slice<Tile, TransA>(p, w, t, k0, slice);
   if (p.b_chunks)
     copy_pieces(Tf32x3BCopies<Tile, TransB>(t, w.col0, k0, p.n, w.k_end, p.ldb), w.b, slice + Tile::kAFloats);
   else

@@ -214,10 +214,18 @@ std::atomic<int>& kernel_choice() {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
     Tf32x3Kernel kernel = Tf32x3Kernel::Wgmma;
     UV_REQUIRE(parse_tf32x3_kernel(env, kernel),
-               "UV_TF32X3_KERNEL=\"" << env << "\" is not wgmma, wgmma_presplit or mma");
+               "UV_TF32X3_KERNEL=\"" << env << "\" is not one of " << tf32x3_kernel_names());
     return static_cast<int>(kernel);
   }()};
   return choice;
+}
+// Whether the environment named the kernel (then a wgmma choice off Hopper says what ran instead).
+bool kernel_named() {
+  static const bool named = [] {
+    const char* env = std::getenv("UV_TF32X3_KERNEL");
+    return env && *env;
+  }();
+  return named;
 }
 
 std::atomic<int>& tiles_choice() {
@@ -225,29 +233,6 @@ std::atomic<int>& tiles_choice() {
   return choice;
 }
 
-void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
-                    int flush_slices);
-
-}  // namespace
-
-void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  UV_CHECK(tf32x3_fits(g.count, g.m, g.n), "tf32x3_gemm: " << g.count << " products of " << g.m << "×" << g.n
-                                                           << " exceed the launch grid");
-  UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
-  if (g.m == 0 || g.n == 0) return;
-  tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
-  const int64_t depth = tf32x3_chunk_depth();
-  if (tf32x3_chunks_mode() == Tf32x3Chunks::Kernel) {
-    // depth < k ≤ the grid's reach, so the slice count fits an int.
-    launch_product(g, workspace, workspace_floats, stream,
-                   g.k > depth ? static_cast<int>(depth / Tf32x3BigTile::kDepth) : 0);
-    return;
-  }
-  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
-    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, 0);
-}
-
-namespace {
 std::atomic<int64_t>& chunk_depth_choice() {
   static std::atomic<int64_t> depth{[] {
     const char* env = std::getenv("UV_TF32X3_CHUNK_DEPTH");
@@ -267,16 +252,7 @@ std::atomic<int>& chunks_choice() {
   }()};
   return mode;
 }
-}  // namespace
-int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }
-void set_tf32x3_chunk_depth(int64_t depth) {
-  UV_CHECK(depth >= 32 && depth % 32 == 0, "tf32x3 chunk depth " << depth << " is not a positive multiple of 32");
-  chunk_depth_choice().store(depth);
-}
-Tf32x3Chunks tf32x3_chunks_mode() { return static_cast<Tf32x3Chunks>(chunks_choice().load()); }
-void set_tf32x3_chunks_mode(Tf32x3Chunks mode) { chunks_choice().store(static_cast<int>(mode)); }
 
-namespace {
 // One launch (and split-K's reduce) of a product: no deeper than a chunk, or with the kernel
 // flushing every `flush_slices` k-slices (0: never).
 void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
@@ -290,10 +266,8 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
   p.flush_slices = flush_slices;
   const Tf32x3Kernel kernel = tf32x3_kernel();
-  const bool wants_wgmma = kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit;
-  const bool wgmma = wants_wgmma && tf32x3_wgmma_available();
-  const char* asked = std::getenv("UV_TF32X3_KERNEL");
-  if (wants_wgmma && !wgmma && asked && *asked) {
+  const bool wgmma = tf32x3_is_wgmma(kernel) && tf32x3_wgmma_available();
+  if (tf32x3_is_wgmma(kernel) && !wgmma && kernel_named()) {
     static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
     std::call_once(said, [] {
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
@@ -327,7 +301,33 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
     launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
   }
 }
+
 }  // namespace
+
+void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+  UV_CHECK(tf32x3_fits(g.count, g.m, g.n), "tf32x3_gemm: " << g.count << " products of " << g.m << "×" << g.n
+                                                           << " exceed the launch grid");
+  UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
+  if (g.m == 0 || g.n == 0) return;
+  tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
+  const int64_t depth = tf32x3_chunk_depth();
+  if (tf32x3_chunks_mode() == Tf32x3Chunks::Kernel) {
+    // depth < k ≤ the grid's reach, so the slice count fits an int.
+    launch_product(g, workspace, workspace_floats, stream,
+                   g.k > depth ? static_cast<int>(depth / Tf32x3BigTile::kDepth) : 0);
+    return;
+  }
+  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
+    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, 0);
+}
+
+int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }
+void set_tf32x3_chunk_depth(int64_t depth) {
+  UV_CHECK(tf32x3_chunk_depth_valid(depth), "tf32x3 chunk depth " << depth << " is not a positive multiple of 32");
+  chunk_depth_choice().store(depth);
+}
+Tf32x3Chunks tf32x3_chunks_mode() { return static_cast<Tf32x3Chunks>(chunks_choice().load()); }
+void set_tf32x3_chunks_mode(Tf32x3Chunks mode) { chunks_choice().store(static_cast<int>(mode)); }
 
 void tf32x3_prepare() {
   static const bool done = [] {

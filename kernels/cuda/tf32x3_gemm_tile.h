@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "engine/core/host_device.h"
 #include "kernels/gemm_call.h"
@@ -152,8 +153,12 @@ inline bool parse_tf32x3_chunks(const char* value, Tf32x3Chunks& out) {
   }
   return false;
 }
-// UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice (32), kTf32x3ChunkDepth when unset or
-// empty; false for anything else (the benches exit 2 with the value, the first product throws).
+// A chunk depth: a positive multiple of the k-slice (32), up to 2⁴⁰.
+inline bool tf32x3_chunk_depth_valid(int64_t depth) {
+  return depth >= 32 && depth % 32 == 0 && depth <= (int64_t{1} << 40);
+}
+// UV_TF32X3_CHUNK_DEPTH: a valid depth, kTf32x3ChunkDepth when unset or empty; false for anything
+// else (the benches exit 2 with the value, the first product throws).
 inline bool parse_tf32x3_chunk_depth(const char* value, int64_t& out) {
   if (!value || !*value) {
     out = kTf32x3ChunkDepth;
@@ -161,7 +166,7 @@ inline bool parse_tf32x3_chunk_depth(const char* value, int64_t& out) {
   }
   char* end = nullptr;
   const long long depth = std::strtoll(value, &end, 10);
-  if (*end != '\0' || depth < 32 || depth % 32 != 0 || depth > (int64_t{1} << 40)) return false;
+  if (*end != '\0' || !tf32x3_chunk_depth_valid(depth)) return false;
   out = depth;
   return true;
 }
@@ -397,13 +402,19 @@ UV_HOST_DEVICE constexpr int tf32x3_wgmma_b_offset(int n, int k) {
 // kernel of its own, instead of by every block of a row of tiles that reads it (the chain's U, V,
 // Uᵀ and Vᵀ are read by M/128 of them). In the order the blocks copy them: for each k-slice of 32
 // and 128-column tile, big then small, each in tf32x3_wgmma_b_offset's layout; zeros past k and n.
-UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_tiles(int64_t n) { return (n + 127) / 128; }
-UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
-  return (k + 31) / 32 * tf32x3_presplit_tiles(n) * 2 * (128 * 32);
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_tiles(int64_t n) {
+  return (n + Tf32x3WgmmaTile::kCols - 1) / Tf32x3WgmmaTile::kCols;
 }
-// op(B)'s element (kk, nn): its big part's index (the small one 128·32 further).
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
+  return (k + Tf32x3WgmmaTile::kDepth - 1) / Tf32x3WgmmaTile::kDepth * tf32x3_presplit_tiles(n) * 2 *
+         Tf32x3WgmmaTile::kSplitFloats;
+}
+// op(B)'s element (kk, nn): its big part's index (the small one kSplitFloats further). At a
+// slice's and tile's first element, where that block of parts starts.
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t kk, int64_t nn) {
-  return ((kk / 32) * tiles + nn / 128) * 2 * (128 * 32) + tf32x3_wgmma_b_offset(int(nn % 128), int(kk % 32));
+  using Tile = Tf32x3WgmmaTile;
+  return ((kk / Tile::kDepth) * tiles + nn / Tile::kCols) * 2 * Tile::kSplitFloats +
+         tf32x3_wgmma_b_offset(int(nn % Tile::kCols), int(kk % Tile::kDepth));
 }
 constexpr uint32_t kTf32x3WgmmaLeadingBytes = 128, kTf32x3WgmmaStrideBytes = 1024;
 constexpr uint32_t kTf32x3WgmmaStepBytes = 256;  // from one 8-deep k-step's start to the next
@@ -473,6 +484,16 @@ inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
       return true;
     }
   return false;
+}
+// "mma, wgmma, wgmma_presplit": the names UV_TF32X3_KERNEL takes, for messages.
+inline std::string tf32x3_kernel_names() {
+  std::string out;
+  for (const Tf32x3KernelName& k : kTf32x3Kernels) out += (out.empty() ? "" : ", ") + std::string(k.name);
+  return out;
+}
+// The kernels whose big tiles run on wgmma where the device has it (as mma elsewhere).
+inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
+  return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit;
 }
 
 // The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from

@@ -90,11 +90,8 @@ struct Tf32x3PresplitRing {
     if (s < w.slices) {
       const int64_t k0 = w.k_begin + int64_t{s} * Tile::kDepth;
       float* const dst = slot(s);
-      if (p.a_chunks)
-        copy_pieces(Tf32x3ACopies<Tile, TransA>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, dst);
-      else
-        copy_pieces(Tf32x3ACopies<Tile, TransA, 1>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, dst);
-      const float* src = p.b_parts + ((k0 / Tile::kDepth) * p.b_part_tiles + w.col0 / Tile::kCols) * 2 * Tile::kSplitFloats;
+      copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
+      const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);  // the block's parts
 #pragma unroll
       for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
         const int chunk = t + i * Tile::kThreads;
