@@ -86,22 +86,15 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
     return 2;
   }
   benchmark::AddCustomContext("tf32x3_kernel", cuda::tf32x3_kernel_name(kernel));
-  // How the 3xTF32 products' depth chunks ran (kernels/cuda/tf32x3_gemm_tile.h).
-  const char* chunks_env = std::getenv("UV_TF32X3_CHUNKS");
+  // How deep the 3xTF32 products' accumulations ran (kernels/cuda/tf32x3_gemm_tile.h).
   const char* depth_env = std::getenv("UV_TF32X3_CHUNK_DEPTH");
-  cuda::Tf32x3Chunks chunks;
   int64_t depth = 0;
-  if (!cuda::parse_tf32x3_chunks(chunks_env, chunks)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_CHUNKS=\"%s\" is not launches or kernel\n", program, chunks_env);
-    return 2;
-  }
   if (!cuda::parse_tf32x3_chunk_depth(depth_env, depth)) {
     std::fprintf(stderr, "%s: UV_TF32X3_CHUNK_DEPTH=\"%s\" is not a positive multiple of 32\n", program, depth_env);
     return 2;
   }
-  benchmark::AddCustomContext("tf32x3_chunks", chunks == cuda::Tf32x3Chunks::Kernel ? "kernel" : "launches");
   benchmark::AddCustomContext("tf32x3_chunk_depth", std::to_string(depth));
-  if ((chunks_env && *chunks_env) || (depth_env && *depth_env)) benchmark::AddCustomContext("tf32x3_chunks_set", "1");
+  if (depth_env && *depth_env) benchmark::AddCustomContext("tf32x3_chunk_depth_set", "1");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

@@ -1247,6 +1247,50 @@ TEST(Tf32x3Tile, GridsCoverEveryRowAndColumnOnce) {
     }
 }
 
+// The depth chunks as splits (tf32x3_split's max_depth): every split within the depth, or none
+// (splits = 0) where the allowed splits cannot keep within it; the wave rule among those that can.
+TEST(Tf32x3Tile, SplitsKeepWithinTheChunkDepth) {
+  for (const int64_t k : {int64_t{100}, int64_t{2048}, int64_t{2049}, int64_t{4096}, int64_t{5000}, int64_t{16384},
+                          int64_t{32768}, int64_t{40000}})
+    for (const int64_t max_depth : {int64_t{0}, int64_t{64}, int64_t{512}, int64_t{2048}})
+      for (const int64_t blocks : {int64_t{1}, int64_t{64}, int64_t{224}, int64_t{1024}})
+        for (const int64_t room : {int64_t{0}, int64_t{3} * 70 * 50, int64_t{1} << 26}) {
+          SCOPED_TRACE("k " + std::to_string(k) + ", depth " + std::to_string(max_depth) + ", " +
+                       std::to_string(blocks) + " blocks, room " + std::to_string(room));
+          const cuda::Tf32x3Split split = cuda::tf32x3_split(1, 70, 50, k, blocks, 132, room, max_depth);
+          const bool must = max_depth > 0 && k > max_depth;
+          if (split.splits == 0) {  // only where a split is needed and none of the allowed ones does
+            EXPECT_TRUE(must);
+            const int64_t least = (k + max_depth - 1) / max_depth;
+            EXPECT_TRUE(least > cuda::kTf32x3MaxSplits || least > k / 256 || least > room / (70 * 50));
+            continue;
+          }
+          EXPECT_GE(split.splits * split.k_per_split, k);  // covered
+          EXPECT_LT((split.splits - 1) * split.k_per_split, k);
+          if (must) {
+            EXPECT_GE(split.splits, 2);
+            EXPECT_LE(split.k_per_split, max_depth);
+            EXPECT_EQ(split.k_per_split % cuda::Tf32x3BigTile::kDepth, 0);
+            EXPECT_LE(split.splits * 70 * 50, room);  // the workspace holds them
+          } else {  // no bound, or k within it: as without max_depth
+            const cuda::Tf32x3Split free = cuda::tf32x3_split(1, 70, 50, k, blocks, 132, room);
+            EXPECT_EQ(split.splits, free.splits);
+            EXPECT_EQ(split.k_per_split, free.k_per_split);
+          }
+        }
+  // The shapes of the chain at fraction 0.05 (M = K = N = 4096, r = 204): X·U's 64 tiles, k = 4096,
+  // two splits of 2048 in one launch, as the wave rule chooses unbounded too; 1024 tiles of T·V at
+  // k = 4096 need two splits that fill the workspace (2 × 4096²): one more float and they do not.
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 204, 4096, 64, 132, int64_t{1} << 23, 2048).splits, 2);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 204, 4096, 64, 132, int64_t{1} << 23, 2048).k_per_split, 2048);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 4096, 4096, 1024, 132, int64_t{2} << 24, 2048).splits, 2);
+  EXPECT_EQ(cuda::tf32x3_split(1, 4096, 4096, 4096, 1024, 132, (int64_t{2} << 24) - 1, 2048).splits, 0);
+  // dV = Tᵀ·dY at M = 32768 (k), r = 204, N = 4096: 16 splits of 2048 need 13.4M floats, more
+  // than the 8M of 32 MiB, so the chunks go one launch each.
+  EXPECT_EQ(cuda::tf32x3_split(1, 204, 4096, 32768, 64, 132, int64_t{1} << 23, 2048).splits, 0);
+  EXPECT_EQ(cuda::tf32x3_split(1, 204, 4096, 32768, 64, 132, int64_t{1} << 24, 2048).splits, 16);
+}
+
 // ---- The mma.sync kernel's arithmetic (Tf32x3MmaTileT), checked here because the kernel cannot be
 // run without a GPU: the fragment layouts are bijections, the copies cover every slice element once
 // (coalesced, without store bank conflicts), the kernel's incremental walk gives the specification's
@@ -1254,12 +1298,12 @@ TEST(Tf32x3Tile, GridsCoverEveryRowAndColumnOnce) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: wgmma (also unset or empty) or mma; anything else is refused (the benches exit 2
+// UV_TF32X3_KERNEL: wgmma_presplit (also unset or empty), wgmma or mma; anything else is refused (the benches exit 2
 // with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wgmma);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaPresplit);
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
@@ -1268,7 +1312,7 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
   }
   k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::Wgmma);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaPresplit);
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("mma4", k));  // measured slower and removed
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("wmma", k));
@@ -1802,7 +1846,7 @@ namespace {
 template <bool TransA, bool TransB, int Elems>
 std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t lda, const std::vector<double>& b,
                                          int64_t ldb, int64_t m, int64_t n, int64_t k, int64_t k_per_split,
-                                         int flush_slices = 0, bool presplit = false) {
+                                         bool presplit = false) {
   using Tile = cuda::Tf32x3WgmmaTile;
   const int64_t splits = std::max<int64_t>(1, (k + k_per_split - 1) / k_per_split);
   std::vector<double> partial(splits * m * n, std::nan(""));
@@ -1828,9 +1872,8 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
         const int64_t k_begin = split * k_per_split, k_end = std::min(k, k_begin + k_per_split);
         const int slices = int((k_end - k_begin + Tile::kDepth - 1) / Tile::kDepth);
         std::vector<double> acc(size_t(Tile::kThreads) * 64, std::nan(""));  // scale-d 0 overwrites it
-        bool flushed = false;
-        // The epilogue's store_pair into the split's partial: written, or added after a flush.
-        auto store = [&](bool add) {
+        // The epilogue's store_pair into the split's partial.
+        auto store = [&] {
           for (int t = 0; t < Tile::kThreads; ++t) {
             const int group = t / 128, warp = (t / 32) % 4, lane = t % 32;
             for (int j = 0; j < 16; ++j)
@@ -1839,16 +1882,14 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
                 const int64_t row = row0 + 64 * group + x.row, col = col0 + x.col;
                 if (row >= m || col >= n) continue;
                 for (int e = 0; e < 2 && col + e < n; ++e) {
-                  double& dst = partial[(split * m + row) * n + col + e];
-                  const double v = acc[size_t(t) * 64 + 4 * j + 2 * h + e];
-                  dst = add ? dst + v : v;
+                  partial[(split * m + row) * n + col + e] = acc[size_t(t) * 64 + 4 * j + 2 * h + e];
                 }
               }
           }
         };
         for (int s = 0; s < slices; ++s) {
           const int64_t k0 = k_begin + int64_t{s} * Tile::kDepth;
-          if (cuda::tf32x3_fresh_slice(s, flush_slices)) std::fill(acc.begin(), acc.end(), 0.0);
+          if (s == 0) std::fill(acc.begin(), acc.end(), 0.0);  // the block's first wgmma: scale-d 0
           const std::vector<double> slot =
               tf32x3_emulate_slot<Tile, TransA, TransB, Elems>(a, lda, b, ldb, m, n, row0, col0, k0, k_end);
           // The conversion: parts[0] big, parts[1] small, poisoned first.
@@ -1902,13 +1943,9 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
                       acc[size_t(group * 128 + warp * 32 + lane) * 64 + r] += sum;
                     }
             }
-          if (cuda::tf32x3_flush_after(s, slices, flush_slices)) {
-            store(flushed);
-            flushed = true;
-          }
         }
         if (slices == 0) std::fill(acc.begin(), acc.end(), 0.0);
-        store(flushed);
+        store();
       }
   std::vector<double> c(m * n, 0.0);
   for (int64_t e = 0; e < m * n; ++e)
@@ -1918,24 +1955,21 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
 
 template <bool TransA, bool TransB>
 void expect_tf32x3_wgmma_emulation_multiplies(std::mt19937_64& rng) {
-  // flush: the in-kernel chunks (tf32x3_flush_after) every 2 or 3 slices, past a split's end too;
   // presplit: B's parts split beforehand (Tf32x3Kernel::WgmmaPresplit), with and without split-K.
-  struct Size { int64_t m, n, k, k_per_split; int elems, flush; bool presplit; };
-  for (const Size z : {Size{131, 70, 77, 77, 1, 0, false}, Size{5, 133, 40, 40, 4, 0, false},
-                       Size{140, 9, 300, 96, 4, 0, false}, Size{70, 260, 100, 64, 1, 0, false},
-                       Size{131, 70, 300, 300, 1, 3, false}, Size{140, 9, 300, 160, 4, 2, false},
-                       Size{131, 200, 77, 77, 1, 0, true}, Size{140, 9, 300, 96, 4, 2, true}}) {
+  struct Size { int64_t m, n, k, k_per_split; int elems; bool presplit; };
+  for (const Size z : {Size{131, 70, 77, 77, 1, false}, Size{5, 133, 40, 40, 4, false},
+                       Size{140, 9, 300, 96, 4, false}, Size{70, 260, 100, 64, 1, false},
+                       Size{131, 200, 77, 77, 1, true}, Size{140, 9, 300, 96, 4, true}}) {
     SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + (TransB ? " Bᵀ " : " B ") + std::to_string(z.m) + "×" +
                  std::to_string(z.n) + "×" + std::to_string(z.k) + ", splits of " + std::to_string(z.k_per_split) +
-                 ", copies of " + std::to_string(z.elems) + ", flushes every " + std::to_string(z.flush) +
-                 (z.presplit ? ", presplit" : ""));
+                 ", copies of " + std::to_string(z.elems) + (z.presplit ? ", presplit" : ""));
     const int64_t lda = (TransA ? z.m : z.k) + 3, ldb = (TransB ? z.k : z.n) + 1;
     const auto a = test::random_vector<double>((TransA ? z.k : z.m) * lda, rng);
     const auto b = test::random_vector<double>((TransB ? z.n : z.k) * ldb, rng);
     const auto c = z.elems == 1 ? tf32x3_wgmma_emulate<TransA, TransB, 1>(a, lda, b, ldb, z.m, z.n, z.k,
-                                                                          z.k_per_split, z.flush, z.presplit)
+                                                                          z.k_per_split, z.presplit)
                                 : tf32x3_wgmma_emulate<TransA, TransB, 4>(a, lda, b, ldb, z.m, z.n, z.k,
-                                                                          z.k_per_split, z.flush, z.presplit);
+                                                                          z.k_per_split, z.presplit);
     EXPECT_LE(tf32x3_emulation_error(a, lda, TransA, b, ldb, TransB, c, z.m, z.n, z.k), 1e-12);
   }
 }
@@ -2059,40 +2093,8 @@ TEST(Tf32x3Tile, DepthChunksSumToTheWholeProduct) {
   }
 }
 
-// The in-kernel chunks: a block's slices start fresh accumulators every flush_slices and flush after
-// the last slice of each chunk but the block's last (its epilogue); 0 never flushes. Every slice's
-// products land in exactly one flush or the epilogue, and each flush starts afresh. And the
-// environment's chunk settings parse.
-TEST(Tf32x3Tile, InKernelFlushesSplitTheSlicesIntoChunks) {
-  for (int flush : {0, 1, 2, 3, 64})
-    for (int slices : {0, 1, 2, 5, 6, 64, 65, 130}) {
-      SCOPED_TRACE("flush every " + std::to_string(flush) + ", " + std::to_string(slices) + " slices");
-      int in_chunk = 0, flushes = 0;
-      for (int s = 0; s < slices; ++s) {
-        EXPECT_EQ(cuda::tf32x3_fresh_slice(s, flush), s == 0 || in_chunk == 0) << s;
-        ++in_chunk;
-        if (cuda::tf32x3_flush_after(s, slices, flush)) {
-          EXPECT_EQ(in_chunk, flush) << s;
-          ++flushes;
-          in_chunk = 0;
-        }
-      }
-      EXPECT_EQ(flushes, flush == 0 || slices == 0 ? 0 : (slices - 1) / flush);
-      if (slices > 0) {
-        EXPECT_GE(in_chunk, 1);  // the epilogue stores a chunk that had slices
-        if (flush > 0) {
-          EXPECT_LE(in_chunk, flush);
-        }
-      }
-    }
-  cuda::Tf32x3Chunks mode = cuda::Tf32x3Chunks::Kernel;
-  EXPECT_TRUE(cuda::parse_tf32x3_chunks(nullptr, mode));
-  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Launches);
-  EXPECT_TRUE(cuda::parse_tf32x3_chunks("kernel", mode));
-  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Kernel);
-  EXPECT_TRUE(cuda::parse_tf32x3_chunks("launches", mode));
-  EXPECT_EQ(mode, cuda::Tf32x3Chunks::Launches);
-  EXPECT_FALSE(cuda::parse_tf32x3_chunks("Kernel", mode));
+// UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
+TEST(Tf32x3Tile, ChunkDepthParses) {
   int64_t depth = 0;
   EXPECT_TRUE(cuda::parse_tf32x3_chunk_depth("", depth));
   EXPECT_EQ(depth, cuda::kTf32x3ChunkDepth);
@@ -2107,8 +2109,10 @@ TEST(Tf32x3Tile, InKernelFlushesSplitTheSlicesIntoChunks) {
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and several products with
 // their strides, alpha and beta (beta 0 into a poisoned C, which must not be read), leading
 // dimensions wider than the matrices (C's padding must stay as it was), sizes off every tile grid
-// and k-slice, split-K (the 70×50 products with k = 5000 run in chunks 2048, 2048 and 904 deep of 2
-// tiles: 8, 8 and 3 splits, 3 each with a workspace too small for more), and k = 0; each kernel
+// and k-slice, split-K (the 70×50 products with k = 5000: one launch of 16 splits of 320, or of 3
+// splits of 1696 with a workspace of 3 splits' room; with room for 2, fewer than the 3 that the
+// chunk depth of 2048 needs, chunks 2048, 2048 and 904 deep, a launch each with its own splits),
+// and k = 0; each kernel
 // (Tf32x3Kernel), both copy paths (16-byte chunks where the leading dimensions are multiples of 4, as in the
 // 260×132×1000 products, and with a k off the chunks' grid in the 64×48×77 one with leading
 // dimension 80; single elements elsewhere) and both epilogue stores (pairs where C's leading
@@ -2124,12 +2128,10 @@ struct Tf32x3ChoiceRestorer {
   cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
   cuda::Tf32x3Tiles tiles = cuda::tf32x3_tiles();
   int64_t depth = cuda::tf32x3_chunk_depth();
-  cuda::Tf32x3Chunks mode = cuda::tf32x3_chunks_mode();
   ~Tf32x3ChoiceRestorer() {
     cuda::set_tf32x3_kernel(kernel);
     cuda::set_tf32x3_tiles(tiles);
     cuda::set_tf32x3_chunk_depth(depth);
-    cuda::set_tf32x3_chunks_mode(mode);
   }
 };
 void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes,
@@ -2259,7 +2261,8 @@ TEST(BackendGemm, Tf32x3MatchesTheCpu) {
   expect_tf32x3_matches_cpu(*device,
                             {{131, 259, 77, 1, 0, w}, {7, 5, 3, 1, 3, w}, {300, 70, 1000, 3, 1, w},
                              {260, 132, 1000, 2, 0, w}, {64, 48, 77, 1, 3, w}, {70, 50, 5000, 2, 2, w},
-                             {70, 51, 5000, 2, 0, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50}, {70, 50, 5000, 1, 0, 0},
+                             {70, 51, 5000, 2, 0, w}, {70, 50, 5000, 2, 0, 3 * 2 * 70 * 50},
+                             {70, 50, 5000, 2, 0, 2 * 2 * 70 * 50}, {70, 50, 5000, 1, 0, 0},
                              {33, 17, 0, 2, 0, w}},
                             {cuda::Tf32x3Tiles::Auto, cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
 }
@@ -2278,18 +2281,19 @@ TEST(BackendGemm, WgmmaTensorChainWhereTheWgmmaKernelRuns) {
   EXPECT_FALSE(device->wgmma_tensor_chain());
 }
 
-// Products deeper than the chunk depth run as chunks adding into C (tf32x3_chunk): at depth 96 the
-// k = 1000 and 5000 products take 11 and 53 chunks, each with its own split-K (or none without a
-// workspace), beta and the bias on the first only.
+// Products deeper than the chunk depth. At depth 96 no split may be that shallow (256 at least), so
+// they run as chunks adding into C (tf32x3_chunk): the k = 1000 and 5000 products take 11 and 53
+// chunks, each with its own split-K (or none without a workspace), beta and the bias on the first
+// only. At depth 512 they run as one launch of splits at most 512 deep where the workspace holds
+// them (2 to 16 splits), and as chunks where there is none.
 TEST(BackendGemm, Tf32x3ShortChunksMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   const Tf32x3ChoiceRestorer restore;
-  cuda::set_tf32x3_chunk_depth(96);
   const int64_t w = int64_t{1} << 22;
-  for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
-    SCOPED_TRACE(mode == cuda::Tf32x3Chunks::Kernel ? "chunks in the kernel" : "chunks as launches");
-    cuda::set_tf32x3_chunks_mode(mode);
-    // Big tiles too: with a workspace, one product and wgmma_presplit, each chunk's B split apart.
+  for (const int64_t depth : {int64_t{96}, int64_t{512}}) {
+    SCOPED_TRACE("chunk depth " + std::to_string(depth));
+    cuda::set_tf32x3_chunk_depth(depth);
+    // Big tiles too: with a workspace, one product and wgmma_presplit, B split apart (each chunk's).
     expect_tf32x3_matches_cpu(*device,
                               {{131, 70, 1000, 2, 1, w}, {70, 50, 5000, 2, 0, w}, {70, 50, 5000, 1, 0, 0},
                                {131, 70, 1000, 1, 0, w}},
@@ -2321,27 +2325,23 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     // Without a workspace (so that split-K cannot shorten the sums) wgmma_presplit would run as wgmma.
     if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit) continue;
-    for (const cuda::Tf32x3Chunks mode : {cuda::Tf32x3Chunks::Launches, cuda::Tf32x3Chunks::Kernel}) {
-      cuda::set_tf32x3_kernel(name.kernel);
-      cuda::set_tf32x3_chunks_mode(mode);
-      const char* how = mode == cuda::Tf32x3Chunks::Kernel ? "in the kernel" : "as launches";
-      for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
-        cuda::set_tf32x3_chunk_depth(depth);
-        Mirror d{*device, {}};
-        float* c = d.put(test::poisoned<float>(m * n));
-        cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
-                          nullptr);
-        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-        const std::vector<float> out = d.get(c, m * n);
-        double worst = 0;
-        for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
-        const double err = worst / rms, bound = test::rtol_for<float>(k);
-        std::printf("[ info     ] tf32x3 %s kernel, k = %lld, chunk depth %lld %s: max error %.3g of the outputs' "
-                    "rms (float32 rule %.3g)\n",
-                    name.name, static_cast<long long>(k), static_cast<long long>(depth), how, err, bound);
-        if (depth == cuda::kTf32x3ChunkDepth) {
-          EXPECT_LE(err, bound) << name.name << " kernel, chunks " << how;
-        }
+    cuda::set_tf32x3_kernel(name.kernel);
+    for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
+      cuda::set_tf32x3_chunk_depth(depth);
+      Mirror d{*device, {}};
+      float* c = d.put(test::poisoned<float>(m * n));
+      cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n, nullptr, 0,
+                        nullptr);
+      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+      const std::vector<float> out = d.get(c, m * n);
+      double worst = 0;
+      for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(double(out[i]) - ref[i]));
+      const double err = worst / rms, bound = test::rtol_for<float>(k);
+      std::printf("[ info     ] tf32x3 %s kernel, k = %lld, chunk depth %lld: max error %.3g of the outputs' "
+                  "rms (float32 rule %.3g)\n",
+                  name.name, static_cast<long long>(k), static_cast<long long>(depth), err, bound);
+      if (depth == cuda::kTf32x3ChunkDepth) {
+        EXPECT_LE(err, bound) << name.name << " kernel";
       }
     }
   }
@@ -2358,21 +2358,15 @@ TEST(BackendGemm, Tf32x3FewLaunchesMatchTheCpu) {
                             {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, false);
 }
 
-// The same short cover for the in-kernel chunks (UV_TF32X3_CHUNKS=kernel) at depth 96: each block
-// flushes every 3 slices into C or its split's workspace, reading back what it wrote, on both
-// kernels' big tiles (wgmma's on Hopper) and the small ones.
-TEST(BackendGemm, Tf32x3KernelFlushesFewLaunchesMatchTheCpu) {
+// The same short cover for the depth chunks done as splits of one launch, at depth 512: the
+// k = 1000 products take 2 or 3 splits of at most 512 through the workspace, on both kernels' big
+// tiles (wgmma's on Hopper, B presplit for the one product) and the small ones, with the bias.
+TEST(BackendGemm, Tf32x3ChunkSplitsFewLaunchesMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   const Tf32x3ChoiceRestorer restore;
-  cuda::set_tf32x3_chunk_depth(96);
-  cuda::set_tf32x3_chunks_mode(cuda::Tf32x3Chunks::Kernel);
+  cuda::set_tf32x3_chunk_depth(512);
   const int64_t w = int64_t{1} << 22;
-  // Into C (no workspace), with a chunk ending on the block's last slice (k = 288: 9 slices) and an
-  // odd n; through split-K's workspace (260×133×1000: 3 splits of 11 slices, unpaired for n odd);
-  // and the bias cases, one of them flushing into C with the bias (70×51×5000, no workspace).
-  expect_tf32x3_matches_cpu(*device,
-                            {{131, 70, 300, 2, 1, w}, {70, 50, 1000, 1, 0, 0}, {131, 71, 288, 1, 0, 0},
-                             {260, 133, 1000, 1, 0, w}},
+  expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {260, 133, 1000, 1, 0, w}},
                             {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
 }
 

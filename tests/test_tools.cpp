@@ -204,14 +204,20 @@ TEST_F(ToolsResultsTable, WallTimeIsPerMachine) {
 class ToolsBenchGoal : public test::TempDirTest {
  protected:
   struct Row { const char* name; double ms; int tf32x3; double check = 0; };  // check: the bench's check_rel_err
-  // chunks: the context's tf32x3_chunks and tf32x3_chunk_depth as set in the environment ("" unset).
+  // depth: UV_TF32X3_CHUNK_DEPTH as set in the environment ("" unset: the default, 2048). chunks: a
+  // run before the eighth session, whose context also said how the chunks ran (UV_TF32X3_CHUNKS).
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows,
-             const std::string& chunks = "", const std::string& depth = "2048") {
+             const std::string& depth = "", const std::string& chunks = "") {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
-        << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunks\": \""
-        << (chunks.empty() ? "launches" : chunks) << "\", \"tf32x3_chunk_depth\": \"" << depth << "\""
-        << (chunks.empty() ? "" : ", \"tf32x3_chunks_set\": \"1\"") << "}, \"benchmarks\": [";
+        << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunk_depth\": \""
+        << (depth.empty() ? "2048" : depth) << "\"";
+    if (chunks.empty()) {
+      if (!depth.empty()) out << ", \"tf32x3_chunk_depth_set\": \"1\"";
+    } else {
+      out << ", \"tf32x3_chunks\": \"" << chunks << "\", \"tf32x3_chunks_set\": \"1\"";
+    }
+    out << "}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
           << "\"real_time\": " << rows[i].ms << ", \"time_unit\": \"ms\", \"tf32x3\": " << rows[i].tf32x3
@@ -270,9 +276,16 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   EXPECT_NE(out.find("| 1.000 (chain, cublas:mma) | wrong outputs | — |"), std::string::npos) << out;
   EXPECT_NE(out.find("met on 1 of 2 pass-shapes"), std::string::npos) << out;
 
-  // Runs with the chunks set in the environment are told apart by them.
+  // Runs with the chunk depth set in the environment are told apart by it; and earlier runs by how
+  // their chunks ran too.
   write("a.json", "cublas", "wgmma", {{c1.c_str(), 1.0, 0}, {f1.c_str(), 0.8, 1}});
-  write("b.json", "cublas", "wgmma", {{f1.c_str(), 0.7, 1}}, "kernel", "4096");
+  write("b.json", "cublas", "wgmma", {{f1.c_str(), 0.7, 1}}, "4096");
+  out.clear();
+  EXPECT_EQ(goal(out), 0) << out;
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma:4096) | 1.43x |"),
+            std::string::npos)
+      << out;
+  write("b.json", "cublas", "wgmma", {{f1.c_str(), 0.7, 1}}, "4096", "kernel");
   out.clear();
   EXPECT_EQ(goal(out), 0) << out;
   EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma:kernel:4096) | 1.43x |"),

@@ -59,8 +59,10 @@ def main(path, baselines=("chain", "materialise")):
     on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
     gemm = f", gemm {context['gemm']}" if on_gpu and "gemm" in context else ""
     kernel = f", tf32x3 kernel {context['tf32x3_kernel']}" if on_gpu and "tf32x3_kernel" in context else ""
-    if on_gpu and "tf32x3_chunks" in context:
-        kernel += f", chunks of {context.get('tf32x3_chunk_depth', '?')} as {context['tf32x3_chunks']}"
+    if on_gpu and "tf32x3_chunk_depth" in context:
+        kernel += f", chunks of {context['tf32x3_chunk_depth']}"
+        if "tf32x3_chunks" in context:  # runs before 2026-11-26's eighth session: how the chunks ran
+            kernel += f" as {context['tf32x3_chunks']}"
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
     with_floor = any(v[2] for r in rows.values() for v in r.values())
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
@@ -105,7 +107,9 @@ def goal(paths):
         context = report.get("context", {})
         cards.add(context.get("backend", "?"))
         label = f"{context.get('gemm', '?')}:{context.get('tf32x3_kernel', '?')}"
-        if context.get("tf32x3_chunks_set"):  # UV_TF32X3_CHUNKS or _CHUNK_DEPTH given: runs told apart
+        if context.get("tf32x3_chunk_depth_set"):  # UV_TF32X3_CHUNK_DEPTH given: runs told apart
+            label += f":{context.get('tf32x3_chunk_depth', '?')}"
+        elif context.get("tf32x3_chunks_set"):  # earlier runs, which also chose how the chunks ran
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
         for b in report["benchmarks"]:
             if b.get("run_type") == "aggregate":

@@ -27,8 +27,6 @@ struct Tf32x3Params {
   bool a_chunks, b_chunks;  // the ring kernels: 16-byte copies of A's, B's chunks (tf32x3_chunks_aligned)
   bool c_pairs;             // the ring kernels: C's adjacent columns stored as one 8-byte pair (tf32x3_pairs_aligned)
   bool partial_pairs;       // the same for the split-K workspace
-  int flush_slices;         // > 0: the accumulators go into C (or the workspace) every this many
-                            // k-slices of a block, round to nearest (tf32x3_flush_after); 0: once
   const float* b_parts;     // or null: op(B) split beforehand (tf32x3_presplit_offset; one product)
   int64_t b_part_tiles;     // its 128-column tiles
 };
@@ -157,26 +155,19 @@ struct Tf32x3Ring {
 
 // A lane's two accumulators of one row, columns col and col + 1 of the tile of grid slice z, to C
 // (`c`: the product's C; alpha, beta, bias; one 8-byte pair where C allows) or, with split-K, to the
-// workspace. Edges per element. `add`: a later flush of the same block (Tf32x3Params::flush_slices),
-// added to what its earlier ones wrote (alpha only: beta and the bias came with the first). The
-// thread reads back only what it wrote itself, so no barrier is needed.
+// workspace. Edges per element.
 __device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, float* __restrict__ c,
                                            const float* __restrict__ bias, int64_t row, int64_t col, float v0,
-                                           float v1, bool add = false) {
+                                           float v1) {
   if (row >= p.m || col >= p.n) return;
   const bool second = col + 1 < p.n;
   if (p.splits > 1) {
     float* dst = p.partial + (z * p.m + row) * p.n + col;
     if (second && p.partial_pairs) {
-      if (add) {
-        const float2 old = *reinterpret_cast<const float2*>(dst);
-        v0 += old.x;
-        v1 += old.y;
-      }
       *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
     } else {
-      dst[0] = add ? dst[0] + v0 : v0;
-      if (second) dst[1] = add ? dst[1] + v1 : v1;
+      dst[0] = v0;
+      if (second) dst[1] = v1;
     }
     return;
   }
@@ -184,16 +175,14 @@ __device__ __forceinline__ void store_pair(const Tf32x3Params& p, int64_t z, flo
   const bool pair = second && p.c_pairs;
   v0 *= p.alpha;
   v1 *= p.alpha;
-  const float beta = add ? 1.f : p.beta;
-  if (add) bias = nullptr;
-  if (beta != 0.f) {  // beta 0: C is not read
+  if (p.beta != 0.f) {  // beta 0: C is not read
     if (pair) {
       const float2 old = *reinterpret_cast<const float2*>(dst);
-      v0 += beta * old.x;
-      v1 += beta * old.y;
+      v0 += p.beta * old.x;
+      v1 += p.beta * old.y;
     } else {
-      v0 += beta * dst[0];
-      if (second) v1 += beta * dst[1];
+      v0 += p.beta * dst[0];
+      if (second) v1 += p.beta * dst[1];
     }
   }
   if (bias) {

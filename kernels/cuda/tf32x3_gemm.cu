@@ -44,40 +44,15 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
   const int warp_col = (warp % Tile::kWarpsAcross) * Tile::kWarpCols;
 
   float acc[Tile::kFragRows][Tile::kFragCols][4];
-  auto zero = [&] {
 #pragma unroll
-    for (int i = 0; i < Tile::kFragRows; ++i)
+  for (int i = 0; i < Tile::kFragRows; ++i)
 #pragma unroll
-      for (int j = 0; j < Tile::kFragCols; ++j)
+    for (int j = 0; j < Tile::kFragCols; ++j)
 #pragma unroll
-        for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
-  };
-  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
-  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
-  // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
-  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows. `add`: after a flush.
-  // The warp's first row and column pass through an empty asm, so that the compiler (NVVM's
-  // loop-invariant code motion) cannot hoist the stores' addresses out of the k-loop for the
-  // flushes: they spilled.
-  auto store = [&](bool add) {
-    int64_t first_row = row0 + warp_row, first_col = col0 + warp_col;
-    asm volatile("" : "+l"(first_row), "+l"(first_col));
-#pragma unroll
-    for (int i = 0; i < Tile::kFragRows; ++i)
-#pragma unroll
-      for (int j = 0; j < Tile::kFragCols; ++j)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const TileElement x = mma_c_coord(lane, 2 * h);
-          store_pair(p, z, c, bias, first_row + 16 * i + x.row, first_col + 8 * j + x.col, acc[i][j][2 * h],
-                     acc[i][j][2 * h + 1], add);
-        }
-  };
-  zero();
+      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
 
   const Tf32x3Ring<Tile, TransA, TransB> ring{p, place, smem, t};
   ring.start();
-  bool flushed = false;  // the accumulators went into C (or the workspace) at least once
   for (int s = 0; s < slices; ++s) {
     const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
@@ -109,14 +84,23 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_mma_k
         }
       }
     }
-    if (tf32x3_flush_after(s, slices, p.flush_slices)) {  // a depth chunk done (tf32x3_gemm_tile.h)
-      store(flushed);
-      flushed = true;
-      zero();
-    }
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
-  store(flushed);
+
+  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
+  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
+  // Each lane writes its own accumulators: registers 2h and 2h + 1 are one row's two adjacent
+  // columns (mma_c_coord), stored as a pair where C (or the workspace) allows.
+#pragma unroll
+  for (int i = 0; i < Tile::kFragRows; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::kFragCols; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const TileElement x = mma_c_coord(lane, 2 * h);
+        store_pair(p, z, c, bias, row0 + warp_row + 16 * i + x.row, col0 + warp_col + 8 * j + x.col, acc[i][j][2 * h],
+                   acc[i][j][2 * h + 1]);
+      }
 }
 
 // C = alpha · (the splits' partial products, summed in split order) + beta · C.
@@ -145,19 +129,24 @@ int multiprocessors() {
   return count;
 }
 
-// The launch grid and split-K of a product on `Tile`'s grid, for a kernel of which `blocks_per_sm`
-// blocks fit a multiprocessor; `kernel(grid, p)` launches the main kernel, then the reduce kernel
-// sums the splits.
+// The split-K of a product on `Tile`'s grid, for a kernel of which `blocks_per_sm` blocks fit a
+// multiprocessor, no split deeper than `max_depth` (0: any); splits = 0 where it cannot (tf32x3_split).
+template <typename Tile>
+Tf32x3Split plan_split(const GemmParams& p, int64_t count, int64_t workspace_floats, int blocks_per_sm,
+                       int64_t max_depth) {
+  return tf32x3_split(count, p.m, p.n, p.k, count * tf32x3_row_blocks<Tile>(p.m) * tf32x3_col_blocks<Tile>(p.n),
+                      int64_t{multiprocessors()} * blocks_per_sm, workspace_floats, max_depth);
+}
+
+// The launch grid of a product on `Tile`'s grid with `split`: `kernel(grid, p)` launches the main
+// kernel, then the reduce kernel sums the splits (the workspace holds them: plan_split).
 template <typename Tile, typename Kernel>
-void launch(GemmParams p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream,
-            int blocks_per_sm, Kernel kernel) {
-  const int64_t row_blocks = tf32x3_row_blocks<Tile>(p.m), col_blocks = tf32x3_col_blocks<Tile>(p.n);
-  const Tf32x3Split split = tf32x3_split(count, p.m, p.n, p.k, count * row_blocks * col_blocks,
-                                         int64_t{multiprocessors()} * blocks_per_sm, workspace ? workspace_floats : 0);
+void launch(GemmParams p, int64_t count, const Tf32x3Split& split, float* workspace, cudaStream_t stream,
+            Kernel kernel) {
   p.splits = split.splits;
   p.k_per_split = split.k_per_split;
   p.partial = workspace;
-  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(col_blocks),
+  const dim3 grid(static_cast<unsigned>(tf32x3_row_blocks<Tile>(p.m)), static_cast<unsigned>(tf32x3_col_blocks<Tile>(p.n)),
                   static_cast<unsigned>(count * split.splits));
   kernel(grid, p);
   CUDA_CHECK_LAUNCH();
@@ -186,19 +175,19 @@ void opt_in_transposes() {
 }
 
 template <typename Tile, bool TransA, bool TransB>
-void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  launch<Tile>(p, count, workspace, workspace_floats, stream, Tile::kMinBlocks, [&](dim3 grid, const GemmParams& q) {
+void launch_mma(const GemmParams& p, int64_t count, const Tf32x3Split& split, float* workspace, cudaStream_t stream) {
+  launch<Tile>(p, count, split, workspace, stream, [&](dim3 grid, const GemmParams& q) {
     tf32x3_mma_kernel<Tile, TransA, TransB><<<grid, Tile::kThreads, Tile::kSharedBytes, stream>>>(q);
   });
 }
 template <typename Tile>
-void launch_mma(const GemmParams& p, int64_t count, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
+void launch_mma(const GemmParams& p, int64_t count, const Tf32x3Split& split, float* workspace, cudaStream_t stream) {
   if (p.trans_a)
-    p.trans_b ? launch_mma<Tile, true, true>(p, count, workspace, workspace_floats, stream)
-              : launch_mma<Tile, true, false>(p, count, workspace, workspace_floats, stream);
+    p.trans_b ? launch_mma<Tile, true, true>(p, count, split, workspace, stream)
+              : launch_mma<Tile, true, false>(p, count, split, workspace, stream);
   else
-    p.trans_b ? launch_mma<Tile, false, true>(p, count, workspace, workspace_floats, stream)
-              : launch_mma<Tile, false, false>(p, count, workspace, workspace_floats, stream);
+    p.trans_b ? launch_mma<Tile, false, true>(p, count, split, workspace, stream)
+              : launch_mma<Tile, false, false>(p, count, split, workspace, stream);
 }
 static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTile::kCols == Tf32x3BigTile::kCols &&
                   Tf32x3MmaSmallTile::kRows == Tf32x3SmallTile::kRows &&
@@ -208,11 +197,11 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma (the default; mma off Hopper), wgmma_presplit or mma.
+// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
-    Tf32x3Kernel kernel = Tf32x3Kernel::Wgmma;
+    Tf32x3Kernel kernel = Tf32x3Kernel::WgmmaPresplit;
     UV_REQUIRE(parse_tf32x3_kernel(env, kernel),
                "UV_TF32X3_KERNEL=\"" << env << "\" is not one of " << tf32x3_kernel_names());
     return static_cast<int>(kernel);
@@ -243,20 +232,11 @@ std::atomic<int64_t>& chunk_depth_choice() {
   }()};
   return depth;
 }
-std::atomic<int>& chunks_choice() {
-  static std::atomic<int> mode{[] {
-    const char* env = std::getenv("UV_TF32X3_CHUNKS");
-    Tf32x3Chunks value = Tf32x3Chunks::Launches;
-    UV_REQUIRE(parse_tf32x3_chunks(env, value), "UV_TF32X3_CHUNKS=\"" << env << "\" is not launches or kernel");
-    return static_cast<int>(value);
-  }()};
-  return mode;
-}
-
-// One launch (and split-K's reduce) of a product: no deeper than a chunk, or with the kernel
-// flushing every `flush_slices` k-slices (0: never).
-void launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
-                    int flush_slices) {
+// One launch of a product (with B's presplit and split-K's reduce where they apply), no split
+// deeper than `max_depth` (0: any). False, with nothing launched, where the splits cannot keep
+// within max_depth (tf32x3_split).
+bool launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
+                    int64_t max_depth) {
   GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
                g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
                g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
@@ -264,7 +244,6 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
                tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
-  p.flush_slices = flush_slices;
   const Tf32x3Kernel kernel = tf32x3_kernel();
   const bool wgmma = tf32x3_is_wgmma(kernel) && tf32x3_wgmma_available();
   if (tf32x3_is_wgmma(kernel) && !wgmma && kernel_named()) {
@@ -273,6 +252,7 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
+  const int64_t room = workspace ? workspace_floats : 0;
   // By size: wgmma keeps its big tiles wherever they are half full, split-K filling the GPU (a
   // 128×128 tile on wgmma against a 64×64 one on mma.sync); mma goes by the tiles' count.
   const Tf32x3Tiles tiles = tf32x3_tiles();
@@ -280,26 +260,43 @@ void launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                          ? (wgmma ? !tf32x3_wgmma_fills(g.m, g.n)
                                   : tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
                          : tiles == Tf32x3Tiles::Small;
-  if (small) {
-    launch_mma<Tf32x3MmaSmallTile>(p, g.count, workspace, workspace_floats, stream);
-  } else if (wgmma) {
-    // WgmmaPresplit: B split once into the workspace's tail (one product, where its parts fit half
-    // of it), 128-byte aligned for the 16-byte copies and stores; split-K keeps what is before.
-    const int64_t part_floats = tf32x3_presplit_floats(g.k, g.n);
-    const int64_t part_start = (workspace_floats - part_floats) / 32 * 32;
-    if (kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace &&
-        reinterpret_cast<uintptr_t>(workspace) % 128 == 0 && part_floats <= workspace_floats / 2) {
-      float* const parts = workspace + part_start;
-      tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, stream);
-      p.b_parts = parts;
-      p.b_part_tiles = tf32x3_presplit_tiles(g.n);
-      workspace_floats = part_start;
+  if (small || !wgmma) {
+    if (small) {
+      const Tf32x3Split split = plan_split<Tf32x3MmaSmallTile>(p, g.count, room, Tf32x3MmaSmallTile::kMinBlocks,
+                                                               max_depth);
+      if (split.splits == 0) return false;
+      launch_mma<Tf32x3MmaSmallTile>(p, g.count, split, workspace, stream);
+    } else {
+      const Tf32x3Split split = plan_split<Tf32x3MmaBigTile>(p, g.count, room, Tf32x3MmaBigTile::kMinBlocks,
+                                                             max_depth);
+      if (split.splits == 0) return false;
+      launch_mma<Tf32x3MmaBigTile>(p, g.count, split, workspace, stream);
     }
-    launch<Tf32x3WgmmaTile>(p, g.count, workspace, workspace_floats, stream, Tf32x3WgmmaTile::kMinBlocks,
-                            [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
-  } else {
-    launch_mma<Tf32x3MmaBigTile>(p, g.count, workspace, workspace_floats, stream);
+    return true;
   }
+  // WgmmaPresplit: B split once into the workspace's tail (one product, where its parts fit half
+  // of it), 128-byte aligned for the 16-byte copies and stores; split-K keeps what is before. Where
+  // the splits then cannot keep within max_depth, the blocks convert B as plain wgmma does.
+  using Tile = Tf32x3WgmmaTile;
+  const int64_t part_floats = tf32x3_presplit_floats(g.k, g.n);
+  const int64_t part_start = (workspace_floats - part_floats) / 32 * 32;
+  bool presplit = kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace &&
+                  reinterpret_cast<uintptr_t>(workspace) % 128 == 0 && part_floats <= workspace_floats / 2;
+  Tf32x3Split split = plan_split<Tile>(p, g.count, presplit ? part_start : room, Tile::kMinBlocks, max_depth);
+  if (split.splits == 0 && presplit) {
+    presplit = false;
+    split = plan_split<Tile>(p, g.count, room, Tile::kMinBlocks, max_depth);
+  }
+  if (split.splits == 0) return false;
+  if (presplit) {
+    float* const parts = workspace + part_start;
+    tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, stream);
+    p.b_parts = parts;
+    p.b_part_tiles = tf32x3_presplit_tiles(g.n);
+  }
+  launch<Tile>(p, g.count, split, workspace, stream,
+               [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
+  return true;
 }
 
 }  // namespace
@@ -310,15 +307,13 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
+  // One launch whose splits keep within the chunk depth where the workspace holds them (always
+  // where k is within it); otherwise the chunks one launch each (tf32x3_gemm_tile.h says why).
   const int64_t depth = tf32x3_chunk_depth();
-  if (tf32x3_chunks_mode() == Tf32x3Chunks::Kernel) {
-    // depth < k ≤ the grid's reach, so the slice count fits an int.
-    launch_product(g, workspace, workspace_floats, stream,
-                   g.k > depth ? static_cast<int>(depth / Tf32x3BigTile::kDepth) : 0);
-    return;
-  }
+  if (launch_product(g, workspace, workspace_floats, stream, depth)) return;
   for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
-    launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, 0);
+    UV_CHECK(launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, depth),
+             "tf32x3_gemm: a chunk of depth " << depth << " did not launch");
 }
 
 int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }
@@ -326,8 +321,6 @@ void set_tf32x3_chunk_depth(int64_t depth) {
   UV_CHECK(tf32x3_chunk_depth_valid(depth), "tf32x3 chunk depth " << depth << " is not a positive multiple of 32");
   chunk_depth_choice().store(depth);
 }
-Tf32x3Chunks tf32x3_chunks_mode() { return static_cast<Tf32x3Chunks>(chunks_choice().load()); }
-void set_tf32x3_chunks_mode(Tf32x3Chunks mode) { chunks_choice().store(static_cast<int>(mode)); }
 
 void tf32x3_prepare() {
   static const bool done = [] {

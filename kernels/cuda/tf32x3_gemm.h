@@ -34,12 +34,9 @@ void tf32x3_prepare();
 
 // The deepest accumulation on the tensor cores (kTf32x3ChunkDepth, tf32x3_gemm_tile.h says why):
 // UV_TF32X3_CHUNK_DEPTH at the first call, or what set_tf32x3_chunk_depth set since (tests set
-// small depths to run many chunks on small products). And how the chunks run (Tf32x3Chunks):
-// UV_TF32X3_CHUNKS, or set_tf32x3_chunks_mode.
+// small depths to run many chunks on small products).
 int64_t tf32x3_chunk_depth();
 void set_tf32x3_chunk_depth(int64_t depth);
-Tf32x3Chunks tf32x3_chunks_mode();
-void set_tf32x3_chunks_mode(Tf32x3Chunks mode);
 
 // Which tiles the products take: by tf32x3_use_small_tiles (Auto, the default), or all big or all
 // small (for tests: every path on small products).

@@ -72,27 +72,37 @@ inline int64_t tf32x3_splits_made(int64_t k, int64_t splits) {
 // The fewest splits within 5% of the best time the allowed splits give (each at least 256 deep, at
 // most 16, the workspace's room, 65535 products × splits on the grid), and none where that gains
 // under 10% over no split (the workspace's round trip and the reduce kernel cost something).
+// `max_depth` > 0 (a multiple of the k-slice): no split deeper than that (the depth chunks below,
+// done as splits of one launch, whose reduce adds them with round-to-nearest adds); splits = 0
+// when the allowed splits cannot (then the caller launches the chunks one by one).
 inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, int64_t blocks, int64_t slots,
-                                int64_t workspace_floats) {
+                                int64_t workspace_floats, int64_t max_depth = 0) {
   Tf32x3Split out;
   out.k_per_split = k;
   if (m * n == 0 || blocks <= 0 || slots <= 0) return out;
+  const int64_t least = max_depth > 0 && k > max_depth ? (k + max_depth - 1) / max_depth : 1;
   constexpr int64_t kMinDepth = 8 * Tf32x3BigTile::kDepth;  // each split at least 256 deep
   int64_t most = k / kMinDepth;
   most = most < kTf32x3MaxSplits ? most : kTf32x3MaxSplits;
   const int64_t fit = workspace_floats / (count * m * n);
   most = most < fit ? most : fit;
   most = most < 65535 / count ? most : 65535 / count;
+  if (least > 1 && least > most) {
+    out.splits = 0;
+    return out;
+  }
   if (most < 2) return out;
-  double best = tf32x3_split_time(blocks, 1, slots);
-  for (int64_t s = 2; s <= most; ++s) {
+  double best = tf32x3_split_time(blocks, tf32x3_splits_made(k, least), slots);
+  for (int64_t s = least + 1; s <= most; ++s) {
     const double time = tf32x3_split_time(blocks, tf32x3_splits_made(k, s), slots);
     best = time < best ? time : best;
   }
-  int64_t splits = 1;
+  int64_t splits = least;
   while (tf32x3_split_time(blocks, tf32x3_splits_made(k, splits), slots) > 1.05 * best) ++splits;
-  splits = tf32x3_splits_made(k, splits);
-  if (splits < 2 || tf32x3_split_time(blocks, 1, slots) <= 1.1 * tf32x3_split_time(blocks, splits, slots)) return out;
+  splits = tf32x3_splits_made(k, splits);  // at least `least`'s count: its depth is within max_depth
+  if (least == 1 &&
+      (splits < 2 || tf32x3_split_time(blocks, 1, slots) <= 1.1 * tf32x3_split_time(blocks, splits, slots)))
+    return out;
   out.k_per_split = tf32x3_split_depth(k, splits);
   out.splits = static_cast<int>(splits);
   return out;
@@ -104,10 +114,14 @@ inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, 
 // of the largest output at k = 4096, 1.2e-4 at 16384 and up to 3.7e-4 at 32768 (dV = Tᵀ·dY, k the
 // batch), and one unsplit 128×128 tile with k = 32868 was off float64 by 9.4e-4 of the outputs'
 // rms: plain TF32's error. In chunks of 4096 that fell to 1.09e-4, linear in the depth, against
-// float32's 4ε·√k = 8.6e-5. So no accumulator runs deeper than kTf32x3ChunkDepth: a deeper
-// product is a sequence of launches of that depth (split-K inside each as before), each adding its
-// partial product into C with round-to-nearest adds (beta = 1 after the first; the bias with the
-// first). C's round trip per chunk cost about 1% at depth 4096 on the deepest products measured.
+// float32's 4ε·√k = 8.6e-5. So no accumulator runs deeper than kTf32x3ChunkDepth. A deeper
+// product is one launch whose split-K splits are no deeper than that (tf32x3_split's max_depth)
+// where the workspace holds them; otherwise a sequence of launches of that depth (split-K inside
+// each as before), each adding its partial product into C with round-to-nearest adds (beta = 1
+// after the first; the bias with the first). The launches cost 3–12% at depth 2048 on an H100
+// (each has its own last wave, and C makes a round trip). Flushing the accumulators into C inside
+// the kernels instead was slower still where it mattered (up to 11% on the deep products, and its
+// code cost the other paths registers) and is gone (docs/performance.md).
 constexpr int64_t kTf32x3ChunkDepth = 2048;
 inline int64_t tf32x3_chunks(int64_t k, int64_t depth) { return k <= depth ? 1 : (k + depth - 1) / depth; }
 // The call computing chunk `index` of g's k (depth a multiple of 4: the chunks' operands keep the
@@ -127,32 +141,6 @@ inline GemmCall tf32x3_chunk(const GemmCall& g, int64_t index, int64_t depth) {
   return c;
 }
 
-// The same chunks done inside the kernels instead (Tf32x3Chunks::Kernel, to be measured against the
-// launches): one launch, each block writing its accumulators into C (or its split's workspace)
-// every `flush_slices` k-slices and starting them afresh, so no launch has a last wave per chunk
-// and C's round trip stays in the block's own tile. Slice s (0-based within the block's split)
-// starts fresh accumulators, and the block flushes after slice s, as below; the last flush is the
-// kernel's ordinary epilogue.
-UV_HOST_DEVICE inline bool tf32x3_fresh_slice(int s, int flush_slices) {
-  return s == 0 || (flush_slices > 0 && s % flush_slices == 0);
-}
-UV_HOST_DEVICE inline bool tf32x3_flush_after(int s, int slices, int flush_slices) {
-  return flush_slices > 0 && (s + 1) % flush_slices == 0 && s + 1 < slices;
-}
-// How deep products are chunked: `Launches` (tf32x3_chunk, the default: measured on an H100) or
-// `Kernel` (flushes inside the kernels: not yet run on a GPU). UV_TF32X3_CHUNKS=launches|kernel.
-enum class Tf32x3Chunks { Launches, Kernel };
-inline bool parse_tf32x3_chunks(const char* value, Tf32x3Chunks& out) {
-  if (!value || !*value || std::strcmp(value, "launches") == 0) {
-    out = Tf32x3Chunks::Launches;
-    return true;
-  }
-  if (std::strcmp(value, "kernel") == 0) {
-    out = Tf32x3Chunks::Kernel;
-    return true;
-  }
-  return false;
-}
 // A chunk depth: a positive multiple of the k-slice (32), up to 2⁴⁰.
 inline bool tf32x3_chunk_depth_valid(int64_t depth) {
   return depth >= 32 && depth % 32 == 0 && depth <= (int64_t{1} << 40);
@@ -454,11 +442,12 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
   return {16 * warp_in_group + x.row, 8 * (reg / 4) + x.col};
 }
 
-// The kernel for the big tiles: `Wgmma` (Hopper's warpgroup MMA, the default; on a device other than
-// compute capability 9.0 it runs as `Mma`), `WgmmaPresplit` (the same with B split beforehand,
-// tf32x3_presplit_offset, where the product is one and its parts fit half the workspace: to be
-// measured) or `Mma` (mma.sync fed by a cp.async ring, 8 warps a big tile). Small tiles are always
-// Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
+// The kernel for the big tiles: `WgmmaPresplit` (the default: Hopper's warpgroup MMA with B split
+// into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
+// fit half the workspace, and as `Wgmma` elsewhere; 1–16% faster than Wgmma where it applies and
+// never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
+// (mma.sync fed by a cp.async ring, 8 warps a big tile). Off compute capability 9.0 the wgmma
+// kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
 // switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit };
 struct Tf32x3KernelName {
@@ -475,7 +464,7 @@ inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
 // UV_TF32X3_KERNEL's value (null or empty: the default); false for anything else.
 inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
   if (!value || !*value) {
-    out = Tf32x3Kernel::Wgmma;
+    out = Tf32x3Kernel::WgmmaPresplit;
     return true;
   }
   for (const Tf32x3KernelName& k : kTf32x3Kernels)

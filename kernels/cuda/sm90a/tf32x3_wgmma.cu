@@ -134,27 +134,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   // serialise every wgmma (its C7515 remark).
   float acc[64];
 
-  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
-  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
-  // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next
-  // (wgmma_c_coord). `add`: after a flush (tf32x3_flush_after).
-  // The tile's first row and column pass through an empty asm, so that the compiler (NVVM's
-  // loop-invariant code motion) cannot hoist the 32 stores' addresses out of the k-loop for the
-  // flushes: they spilled.
-  auto store = [&](bool add) {
-    int64_t first_row = row0 + group_row, first_col = col0;
-    asm volatile("" : "+l"(first_row), "+l"(first_col));
-#pragma unroll
-    for (int j = 0; j < Tile::kCols / 8; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
-        store_pair(p, z, c, bias, first_row + x.row, first_col + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1],
-                   add);
-      }
-  };
-  bool flushed = false;  // the accumulators went into C (or the workspace) at least once
-
   using Ring = std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA>, Tf32x3Ring<Tile, TransA, TransB>>;
   const Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
@@ -169,10 +148,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     // are in the slot), and the copy of slice s + 2 takes slice s − 2's slot (Tf32x3PresplitRing).
     const float* a_slot = ring.arrive(s);
     const float* b_slot = a_slot + Tile::kAFloats;
-    // A fresh slice's first wgmma (the block's first, or the first after a flush) overwrites the
-    // accumulators (scale-d 0). Worked out here, before the fences: computed among the wgmmas it
-    // became a branch, and ptxas injected warpgroup.arrive (remark C7519).
-    const uint32_t accumulate_first = tf32x3_fresh_slice(s, p.flush_slices) ? 0u : 1u;
     float* const big = PreSplit ? const_cast<float*>(b_slot) : parts + P * 2 * Tile::kSplitFloats;
     float* const small = big + Tile::kSplitFloats;
 #pragma unroll
@@ -226,19 +201,13 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
                                                  kTf32x3WgmmaStrideBytes);
       const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
                                                    kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
-      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, kk > 0 ? 1u : accumulate_first);
+      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, s > 0 || kk > 0);  // the block's first: D = A·B
       wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
     wgmma_commit();
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
     fence_accumulators(acc);
-    if (tf32x3_flush_after(s, slices, p.flush_slices)) {  // a depth chunk done (tf32x3_gemm_tile.h)
-      wgmma_wait<0>();
-      fence_accumulators(acc);
-      store(flushed);
-      flushed = true;
-    }
   };
   for (int s = 0; s < slices; s += 2) {
     step(std::integral_constant<int, 0>{}, s);
@@ -251,7 +220,17 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     for (int i = 0; i < 64; ++i) acc[i] = 0.f;
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
-  store(flushed);
+
+  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
+  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
+  // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
+#pragma unroll
+  for (int j = 0; j < Tile::kCols / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
+      store_pair(p, z, c, bias, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+    }
 #else
   __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
 #endif
