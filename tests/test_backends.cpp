@@ -2093,6 +2093,89 @@ TEST(Tf32x3Tile, DepthChunksSumToTheWholeProduct) {
   }
 }
 
+// How a product runs (tf32x3_schedule, tf32x3_plan_launch) with the 32 MiB workspace on an H100's
+// 132 multiprocessors, at the chunk depth of 2048: the chain's shapes at M = K = N = 4096.
+TEST(Tf32x3Tile, ScheduleTakesTheMeasuredOrder) {
+  const int64_t w = int64_t{1} << 23;  // 32 MiB of floats
+  const cuda::Tf32x3Gpu presplit{132, true, true, cuda::Tf32x3Tiles::Auto};
+  // X·U at r = 204: one launch, B presplit (2.1M floats), 2 splits of 2048 in the rest.
+  cuda::Tf32x3Schedule s = cuda::tf32x3_schedule(1, 4096, 204, 4096, w, true, presplit, 2048);
+  EXPECT_FALSE(s.chunks);
+  EXPECT_TRUE(s.whole.ok);
+  EXPECT_TRUE(s.whole.presplit);
+  EXPECT_EQ(s.whole.tiles, cuda::Tf32x3TileKind::Wgmma);
+  EXPECT_EQ(s.whole.split.splits, 2);
+  EXPECT_EQ(s.whole.split.k_per_split, 2048);
+  EXPECT_EQ(s.whole.part_start, w - cuda::tf32x3_presplit_floats(4096, 204));
+  EXPECT_LE(2 * 4096 * 204, s.whole.part_start);  // the splits' partials before the parts
+  // X·U at r = 1024: the whole product's parts (8.4M floats) do not fit half the workspace, a
+  // chunk's (4.2M) do: chunks with B presplit, which measured faster than one launch of 2 splits
+  // without it (1.069 against 1.114 ms for the forward).
+  s = cuda::tf32x3_schedule(1, 4096, 1024, 4096, w, true, presplit, 2048);
+  EXPECT_TRUE(s.chunks);
+  const cuda::Tf32x3Launch chunk = cuda::tf32x3_plan_launch(1, 4096, 1024, 2048, w, true, presplit, 2048, false);
+  EXPECT_TRUE(chunk.ok);
+  EXPECT_TRUE(chunk.presplit);
+  // Without presplit (the wgmma or mma kernel, or a misaligned workspace) the same product is one
+  // launch of 2 splits: the partials fill the workspace exactly. (On mma, the big tiles would
+  // give fewer than 4 a multiprocessor: the small ones.)
+  for (const cuda::Tf32x3Gpu& gpu : {cuda::Tf32x3Gpu{132, true, false, cuda::Tf32x3Tiles::Auto},
+                                     cuda::Tf32x3Gpu{132, false, false, cuda::Tf32x3Tiles::Auto}}) {
+    s = cuda::tf32x3_schedule(1, 4096, 1024, 4096, w, true, gpu, 2048);
+    EXPECT_FALSE(s.chunks);
+    EXPECT_FALSE(s.whole.presplit);
+    EXPECT_EQ(s.whole.split.splits, 2);
+    EXPECT_EQ(s.whole.tiles, gpu.wgmma ? cuda::Tf32x3TileKind::Wgmma : cuda::Tf32x3TileKind::MmaSmall);
+  }
+  s = cuda::tf32x3_schedule(1, 4096, 1024, 4096, w, false, presplit, 2048);
+  EXPECT_FALSE(s.chunks);
+  EXPECT_FALSE(s.whole.presplit);
+  // T·V at r = 204 (k within the depth): one launch, B presplit, no split (1024 tiles).
+  s = cuda::tf32x3_schedule(1, 4096, 4096, 204, w, true, presplit, 2048);
+  EXPECT_FALSE(s.chunks);
+  EXPECT_TRUE(s.whole.presplit);
+  EXPECT_EQ(s.whole.split.splits, 1);
+  // Deep products whose splits cannot fit: X·U at K = 16384, r = 819 in chunks with B presplit;
+  // without a workspace, in chunks without it.
+  s = cuda::tf32x3_schedule(1, 4096, 819, 16384, w, true, presplit, 2048);
+  EXPECT_TRUE(s.chunks);
+  EXPECT_TRUE(cuda::tf32x3_plan_launch(1, 4096, 819, 2048, w, true, presplit, 2048, false).presplit);
+  s = cuda::tf32x3_schedule(1, 4096, 819, 16384, 0, true, presplit, 2048);
+  EXPECT_TRUE(s.chunks);
+  EXPECT_FALSE(cuda::tf32x3_plan_launch(1, 4096, 819, 2048, 0, true, presplit, 2048, false).presplit);
+  // Several products never presplit; the small tiles where the big ones would be mostly empty.
+  s = cuda::tf32x3_schedule(3, 300, 70, 1000, w, true, presplit, 2048);
+  EXPECT_FALSE(s.whole.presplit);
+  EXPECT_EQ(s.whole.tiles, cuda::Tf32x3TileKind::MmaSmall);
+  // Every plan that runs keeps its splits within the depth and its partials (and parts) within the
+  // workspace; where it cannot run, the chunks (planned on their own) can.
+  for (const int64_t k : {int64_t{1}, int64_t{2048}, int64_t{2049}, int64_t{5000}, int64_t{16384}, int64_t{32768}})
+    for (const int64_t n : {int64_t{50}, int64_t{204}, int64_t{1024}, int64_t{4096}})
+      for (const int64_t room : {int64_t{0}, int64_t{1} << 20, w})
+        for (const bool wgmma : {false, true})
+          for (const bool pre : {false, true}) {
+            const cuda::Tf32x3Gpu gpu{132, wgmma, pre, cuda::Tf32x3Tiles::Auto};
+            SCOPED_TRACE("k " + std::to_string(k) + ", n " + std::to_string(n) + ", room " + std::to_string(room) +
+                         (wgmma ? ", wgmma" : ", mma") + (pre ? ", presplit" : ""));
+            s = cuda::tf32x3_schedule(1, 4096, n, k, room, true, gpu, 2048);
+            const cuda::Tf32x3Launch one =
+                s.chunks ? cuda::tf32x3_plan_launch(1, 4096, n, std::min<int64_t>(k, 2048), room, true, gpu, 2048, false)
+                         : s.whole;
+            const int64_t depth = s.chunks ? 2048 : k;
+            ASSERT_TRUE(one.ok);
+            EXPECT_LE(std::min(one.split.k_per_split, depth), 2048);
+            const int64_t partials = one.split.splits > 1 ? one.split.splits * 4096 * n : 0;
+            EXPECT_LE(partials, one.presplit ? one.part_start : room);
+            if (one.presplit) {
+              EXPECT_TRUE(wgmma && pre);
+              EXPECT_LE(one.part_start + cuda::tf32x3_presplit_floats(depth, n), room);
+            }
+            if (k <= 2048) {
+              EXPECT_FALSE(s.chunks);
+            }
+          }
+}
+
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
 TEST(Tf32x3Tile, ChunkDepthParses) {
   int64_t depth = 0;

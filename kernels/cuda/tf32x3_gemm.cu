@@ -129,15 +129,6 @@ int multiprocessors() {
   return count;
 }
 
-// The split-K of a product on `Tile`'s grid, for a kernel of which `blocks_per_sm` blocks fit a
-// multiprocessor, no split deeper than `max_depth` (0: any); splits = 0 where it cannot (tf32x3_split).
-template <typename Tile>
-Tf32x3Split plan_split(const GemmParams& p, int64_t count, int64_t workspace_floats, int blocks_per_sm,
-                       int64_t max_depth) {
-  return tf32x3_split(count, p.m, p.n, p.k, count * tf32x3_row_blocks<Tile>(p.m) * tf32x3_col_blocks<Tile>(p.n),
-                      int64_t{multiprocessors()} * blocks_per_sm, workspace_floats, max_depth);
-}
-
 // The launch grid of a product on `Tile`'s grid with `split`: `kernel(grid, p)` launches the main
 // kernel, then the reduce kernel sums the splits (the workspace holds them: plan_split).
 template <typename Tile, typename Kernel>
@@ -232,11 +223,11 @@ std::atomic<int64_t>& chunk_depth_choice() {
   }()};
   return depth;
 }
-// One launch of a product (with B's presplit and split-K's reduce where they apply), no split
-// deeper than `max_depth` (0: any). False, with nothing launched, where the splits cannot keep
-// within max_depth (tf32x3_split).
-bool launch_product(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream,
-                    int64_t max_depth) {
+// One launch of a product as `plan` says (tf32x3_plan_launch): B's presplit, the main kernel and
+// split-K's reduce.
+void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspace, cudaStream_t stream) {
+  UV_CHECK(plan.ok, "tf32x3_gemm: a " << g.m << "×" << g.n << "×" << g.k << " product has no launch within the "
+                                      << tf32x3_chunk_depth() << "-deep chunks");
   GemmParams p{g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.ta, g.tb, g.alpha,
                g.beta, g.a, g.b, g.c, 1, g.k, nullptr,
                g.epilogue == GemmEpilogue::Bias ? g.bias : nullptr,
@@ -244,59 +235,24 @@ bool launch_product(const GemmCall& g, float* workspace, int64_t workspace_float
                tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b),
                tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c),
                tf32x3_pairs_aligned(workspace, g.n, 1, 0)};
-  const Tf32x3Kernel kernel = tf32x3_kernel();
-  const bool wgmma = tf32x3_is_wgmma(kernel) && tf32x3_wgmma_available();
-  if (tf32x3_is_wgmma(kernel) && !wgmma && kernel_named()) {
-    static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
-    std::call_once(said, [] {
-      std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
-    });
+  switch (plan.tiles) {
+    case Tf32x3TileKind::MmaSmall:
+      launch_mma<Tf32x3MmaSmallTile>(p, g.count, plan.split, workspace, stream);
+      return;
+    case Tf32x3TileKind::MmaBig:
+      launch_mma<Tf32x3MmaBigTile>(p, g.count, plan.split, workspace, stream);
+      return;
+    case Tf32x3TileKind::Wgmma:
+      if (plan.presplit) {  // B split once into the workspace's tail, split-K's partials before it
+        float* const parts = workspace + plan.part_start;
+        tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, stream);
+        p.b_parts = parts;
+        p.b_part_tiles = tf32x3_presplit_tiles(g.n);
+      }
+      launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream,
+                              [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
+      return;
   }
-  const int64_t room = workspace ? workspace_floats : 0;
-  // By size: wgmma keeps its big tiles wherever they are half full, split-K filling the GPU (a
-  // 128×128 tile on wgmma against a 64×64 one on mma.sync); mma goes by the tiles' count.
-  const Tf32x3Tiles tiles = tf32x3_tiles();
-  const bool small = tiles == Tf32x3Tiles::Auto
-                         ? (wgmma ? !tf32x3_wgmma_fills(g.m, g.n)
-                                  : tf32x3_use_small_tiles(g.count, g.m, g.n, multiprocessors()))
-                         : tiles == Tf32x3Tiles::Small;
-  if (small || !wgmma) {
-    if (small) {
-      const Tf32x3Split split = plan_split<Tf32x3MmaSmallTile>(p, g.count, room, Tf32x3MmaSmallTile::kMinBlocks,
-                                                               max_depth);
-      if (split.splits == 0) return false;
-      launch_mma<Tf32x3MmaSmallTile>(p, g.count, split, workspace, stream);
-    } else {
-      const Tf32x3Split split = plan_split<Tf32x3MmaBigTile>(p, g.count, room, Tf32x3MmaBigTile::kMinBlocks,
-                                                             max_depth);
-      if (split.splits == 0) return false;
-      launch_mma<Tf32x3MmaBigTile>(p, g.count, split, workspace, stream);
-    }
-    return true;
-  }
-  // WgmmaPresplit: B split once into the workspace's tail (one product, where its parts fit half
-  // of it), 128-byte aligned for the 16-byte copies and stores; split-K keeps what is before. Where
-  // the splits then cannot keep within max_depth, the blocks convert B as plain wgmma does.
-  using Tile = Tf32x3WgmmaTile;
-  const int64_t part_floats = tf32x3_presplit_floats(g.k, g.n);
-  const int64_t part_start = (workspace_floats - part_floats) / 32 * 32;
-  bool presplit = kernel == Tf32x3Kernel::WgmmaPresplit && g.count == 1 && workspace &&
-                  reinterpret_cast<uintptr_t>(workspace) % 128 == 0 && part_floats <= workspace_floats / 2;
-  Tf32x3Split split = plan_split<Tile>(p, g.count, presplit ? part_start : room, Tile::kMinBlocks, max_depth);
-  if (split.splits == 0 && presplit) {
-    presplit = false;
-    split = plan_split<Tile>(p, g.count, room, Tile::kMinBlocks, max_depth);
-  }
-  if (split.splits == 0) return false;
-  if (presplit) {
-    float* const parts = workspace + part_start;
-    tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, stream);
-    p.b_parts = parts;
-    p.b_part_tiles = tf32x3_presplit_tiles(g.n);
-  }
-  launch<Tile>(p, g.count, split, workspace, stream,
-               [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
-  return true;
 }
 
 }  // namespace
@@ -307,13 +263,30 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
-  // One launch whose splits keep within the chunk depth where the workspace holds them (always
-  // where k is within it); otherwise the chunks one launch each (tf32x3_gemm_tile.h says why).
+  const Tf32x3Kernel kernel = tf32x3_kernel();
+  const bool wgmma = tf32x3_is_wgmma(kernel) && tf32x3_wgmma_available();
+  if (tf32x3_is_wgmma(kernel) && !wgmma && kernel_named()) {
+    static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
+    std::call_once(said, [] {
+      std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
+    });
+  }
+  const Tf32x3Gpu gpu{multiprocessors(), wgmma, kernel == Tf32x3Kernel::WgmmaPresplit, tf32x3_tiles()};
+  const int64_t room = workspace ? workspace_floats : 0;
+  const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
+  // No accumulator deeper than the chunk depth: splits of one launch or chunks a launch each
+  // (tf32x3_schedule; tf32x3_gemm_tile.h says why).
   const int64_t depth = tf32x3_chunk_depth();
-  if (launch_product(g, workspace, workspace_floats, stream, depth)) return;
-  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i)
-    UV_CHECK(launch_product(tf32x3_chunk(g, i, depth), workspace, workspace_floats, stream, depth),
-             "tf32x3_gemm: a chunk of depth " << depth << " did not launch");
+  const Tf32x3Schedule schedule = tf32x3_schedule(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
+  if (!schedule.chunks) {
+    launch_product(g, schedule.whole, workspace, stream);
+    return;
+  }
+  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i) {
+    const GemmCall chunk = tf32x3_chunk(g, i, depth);
+    launch_product(chunk, tf32x3_plan_launch(chunk.count, chunk.m, chunk.n, chunk.k, room, aligned, gpu, depth, false),
+                   workspace, stream);
+  }
 }
 
 int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }

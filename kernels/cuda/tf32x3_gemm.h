@@ -38,9 +38,7 @@ void tf32x3_prepare();
 int64_t tf32x3_chunk_depth();
 void set_tf32x3_chunk_depth(int64_t depth);
 
-// Which tiles the products take: by tf32x3_use_small_tiles (Auto, the default), or all big or all
-// small (for tests: every path on small products).
-enum class Tf32x3Tiles { Auto, Big, Small };
+// Which tiles the products take (Tf32x3Tiles, tf32x3_gemm_tile.h).
 Tf32x3Tiles tf32x3_tiles();
 void set_tf32x3_tiles(Tf32x3Tiles tiles);
 

@@ -115,10 +115,10 @@ inline Tf32x3Split tf32x3_split(int64_t count, int64_t m, int64_t n, int64_t k, 
 // batch), and one unsplit 128×128 tile with k = 32868 was off float64 by 9.4e-4 of the outputs'
 // rms: plain TF32's error. In chunks of 4096 that fell to 1.09e-4, linear in the depth, against
 // float32's 4ε·√k = 8.6e-5. So no accumulator runs deeper than kTf32x3ChunkDepth. A deeper
-// product is one launch whose split-K splits are no deeper than that (tf32x3_split's max_depth)
-// where the workspace holds them; otherwise a sequence of launches of that depth (split-K inside
-// each as before), each adding its partial product into C with round-to-nearest adds (beta = 1
-// after the first; the bias with the first). The launches cost 3–12% at depth 2048 on an H100
+// product is one launch whose split-K splits are no deeper than that (tf32x3_split's max_depth),
+// or a sequence of launches of that depth (split-K inside each as before), each adding its partial
+// product into C with round-to-nearest adds (beta = 1 after the first; the bias with the first):
+// tf32x3_schedule chooses by what the workspace holds. The launches cost 3–12% at depth 2048 on an H100
 // (each has its own last wave, and C makes a round trip). Flushing the accumulators into C inside
 // the kernels instead was slower still where it mattered (up to 11% on the deep products, and its
 // code cost the other paths registers) and is gone (docs/performance.md).
@@ -386,8 +386,7 @@ inline bool tf32x3_wgmma_fills(int64_t m, int64_t n) {
 UV_HOST_DEVICE constexpr int tf32x3_wgmma_b_offset(int n, int k) {
   return (n / 8) * 256 + (k / 4) * 32 + (n % 8) * 4 + k % 4;
 }
-// Tf32x3Kernel::WgmmaPresplit (not yet run on a GPU): op(B) (k×n) split into its parts once, by a
-// kernel of its own, instead of by every block of a row of tiles that reads it (the chain's U, V,
+// Tf32x3Kernel::WgmmaPresplit: op(B) (k×n) split into its parts once, by a kernel of its own, instead of by every block of a row of tiles that reads it (the chain's U, V,
 // Uᵀ and Vᵀ are read by M/128 of them). In the order the blocks copy them: for each k-slice of 32
 // and 128-column tile, big then small, each in tf32x3_wgmma_b_offset's layout; zeros past k and n.
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_tiles(int64_t n) {
@@ -404,6 +403,90 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t k
   return ((kk / Tile::kDepth) * tiles + nn / Tile::kCols) * 2 * Tile::kSplitFloats +
          tf32x3_wgmma_b_offset(int(nn % Tile::kCols), int(kk % Tile::kDepth));
 }
+// ---- How tf32x3_gemm runs a product: which tiles, B presplit or not, split-K, depth chunks ----
+
+// Which tiles the products take: by size (Auto, the default; tf32x3_wgmma_fills on wgmma,
+// tf32x3_use_small_tiles on mma), or all big or all small (tests: every path on small products).
+enum class Tf32x3Tiles { Auto, Big, Small };
+// What a plan needs to know of the GPU and the choices.
+struct Tf32x3Gpu {
+  int multiprocessors = 0;
+  bool wgmma = false;     // the big tiles run on wgmma (a wgmma kernel chosen, compute capability 9.0)
+  bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit)
+  Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
+};
+enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
+// One launch of a product.
+struct Tf32x3Launch {
+  bool ok = false;  // false: no launch keeps its splits within the depth (or B presplit, where required)
+  Tf32x3TileKind tiles = Tf32x3TileKind::MmaSmall;
+  bool presplit = false;     // B's parts at workspace + part_start, split-K's partials before them
+  int64_t part_start = 0;
+  Tf32x3Split split;
+};
+// `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
+// parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts
+// fit half the workspace; then, unless `require_presplit`, without it where the splits need the
+// room. Splits no deeper than `max_depth` (tf32x3_split).
+inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int64_t k, int64_t workspace_floats,
+                                       bool aligned, const Tf32x3Gpu& gpu, int64_t max_depth, bool require_presplit) {
+  Tf32x3Launch out;
+  const bool small = gpu.tiles == Tf32x3Tiles::Auto
+                         ? (gpu.wgmma ? !tf32x3_wgmma_fills(m, n) : tf32x3_use_small_tiles(count, m, n, gpu.multiprocessors))
+                         : gpu.tiles == Tf32x3Tiles::Small;
+  out.tiles = small ? Tf32x3TileKind::MmaSmall : gpu.wgmma ? Tf32x3TileKind::Wgmma : Tf32x3TileKind::MmaBig;
+  const int64_t part_floats = tf32x3_presplit_floats(k, n);
+  out.part_start = (workspace_floats - part_floats) / 32 * 32;
+  out.presplit = out.tiles == Tf32x3TileKind::Wgmma && gpu.presplit && count == 1 && workspace_floats > 0 && aligned &&
+                 part_floats <= workspace_floats / 2;
+  if (require_presplit && !out.presplit) return out;
+  // The tiles' grid and how many blocks a multiprocessor holds (the three tiles share one grid).
+  const int64_t blocks = count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n);
+  const int64_t small_blocks =
+      count * tf32x3_row_blocks<Tf32x3MmaSmallTile>(m) * tf32x3_col_blocks<Tf32x3MmaSmallTile>(n);
+  const int per_sm = out.tiles == Tf32x3TileKind::MmaSmall ? Tf32x3MmaSmallTile::kMinBlocks
+                     : out.tiles == Tf32x3TileKind::MmaBig ? Tf32x3MmaBigTile::kMinBlocks
+                                                           : Tf32x3WgmmaTile::kMinBlocks;
+  auto plan = [&](int64_t room) {
+    return tf32x3_split(count, m, n, k, out.tiles == Tf32x3TileKind::MmaSmall ? small_blocks : blocks,
+                        int64_t{gpu.multiprocessors} * per_sm, room, max_depth);
+  };
+  out.split = plan(out.presplit ? out.part_start : workspace_floats);
+  if (out.split.splits == 0 && out.presplit && !require_presplit) {
+    out.presplit = false;
+    out.split = plan(workspace_floats);
+  }
+  out.ok = out.split.splits > 0;
+  return out;
+}
+// A product's launches: where k is within `depth`, one (`whole`). Deeper, the first of these that
+// can run, in the order measured fastest on an H100 (docs/gpu-results.md, eighth session: B's
+// presplit saved more than one launch in place of two at M = K = N = 4096, r = 1024): one launch
+// of splits within the depth with B presplit; a launch a chunk (tf32x3_chunk) with B presplit; one
+// launch of splits within the depth; a launch a chunk. `chunks`: each chunk planned as a product of
+// its own (the chunks after the first are no bigger, so they fit what the first did).
+struct Tf32x3Schedule {
+  bool chunks = false;
+  Tf32x3Launch whole;
+};
+inline Tf32x3Schedule tf32x3_schedule(int64_t count, int64_t m, int64_t n, int64_t k, int64_t workspace_floats,
+                                      bool aligned, const Tf32x3Gpu& gpu, int64_t depth) {
+  Tf32x3Schedule out;
+  if (k <= depth) {
+    out.whole = tf32x3_plan_launch(count, m, n, k, workspace_floats, aligned, gpu, depth, false);
+    return out;
+  }
+  out.whole = tf32x3_plan_launch(count, m, n, k, workspace_floats, aligned, gpu, depth, true);
+  if (out.whole.ok) return out;
+  if (tf32x3_plan_launch(count, m, n, depth, workspace_floats, aligned, gpu, depth, true).ok) {
+    out.chunks = true;
+    return out;
+  }
+  out.whole = tf32x3_plan_launch(count, m, n, k, workspace_floats, aligned, gpu, depth, false);
+  out.chunks = !out.whole.ok;
+  return out;
+}
+
 constexpr uint32_t kTf32x3WgmmaLeadingBytes = 128, kTf32x3WgmmaStrideBytes = 1024;
 constexpr uint32_t kTf32x3WgmmaStepBytes = 256;  // from one 8-deep k-step's start to the next
 
@@ -444,7 +527,7 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 
 // The kernel for the big tiles: `WgmmaPresplit` (the default: Hopper's warpgroup MMA with B split
 // into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
-// fit half the workspace, and as `Wgmma` elsewhere; 1–16% faster than Wgmma where it applies and
+// fit half the workspace, and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies and
 // never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
 // (mma.sync fed by a cp.async ring, 8 warps a big tile). Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
