@@ -2176,6 +2176,70 @@ TEST(Tf32x3Tile, ScheduleTakesTheMeasuredOrder) {
           }
 }
 
+// Persistent blocks: each takes tiles block, block + blocks, … in order, every slice of each once,
+// and together they take every tile once; a unit's coordinates are the classic grid's (x fastest).
+// The plan makes blocks persistent only for one unsplit product, B presplit, over more than a wave.
+TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
+  for (const int64_t units : {int64_t{1}, int64_t{131}, int64_t{132}, int64_t{133}, int64_t{1024}})
+    for (const int slices : {0, 1, 2, 7})
+      for (const int64_t blocks : {int64_t{1}, int64_t{5}, int64_t{132}}) {
+        SCOPED_TRACE(std::to_string(units) + " units of " + std::to_string(slices) + " slices, " +
+                     std::to_string(blocks) + " blocks");
+        std::vector<int> seen(size_t(units * std::max(slices, 1)), 0);
+        for (int64_t b = 0; b < blocks; ++b) {
+          int64_t unit = -1;
+          int slice = -1;
+          int64_t g = 0, last_unit = -1;
+          int last_slice = -1;
+          while (cuda::tf32x3_persistent_unit(g, slices, b, blocks, units, unit, slice)) {
+            EXPECT_EQ(unit % blocks, b);
+            EXPECT_TRUE(unit > last_unit || (unit == last_unit && slice == last_slice + 1));
+            if (unit != last_unit) {
+              EXPECT_EQ(slice, 0);
+              if (last_unit >= 0) {
+                EXPECT_EQ(last_slice, slices - 1);
+              }
+            }
+            ++seen[size_t(unit * slices + slice)];
+            last_unit = unit;
+            last_slice = slice;
+            ++g;
+          }
+          // What the kernel's compute loop visits: units b, b + blocks, … (g0 = i·slices).
+          if (slices > 0 && b < units) {
+            EXPECT_EQ(g, ((units - 1 - b) / blocks + 1) * slices);
+          }
+        }
+        if (slices > 0) {
+          EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), long(units * slices));
+        }
+      }
+  // Unit coordinates: a bijection onto the row_tiles × col_tiles × z grid, x fastest.
+  std::set<std::tuple<int64_t, int64_t, int64_t>> coords;
+  for (int64_t u = 0; u < 7 * 5 * 3; ++u) {
+    int64_t x, y, z;
+    cuda::tf32x3_unit_coords(u, 7, 5, x, y, z);
+    EXPECT_EQ(u, (z * 5 + y) * 7 + x);
+    coords.insert({x, y, z});
+  }
+  EXPECT_EQ(coords.size(), 105u);
+  // The plan: T·V at r = 204 (1024 tiles, k = 204) takes 132 persistent blocks; not with the
+  // presplit kernel alone, not for X·U's split product, nor for one wave of tiles.
+  const int64_t w = int64_t{1} << 23;
+  const cuda::Tf32x3Gpu persistent{132, true, true, cuda::Tf32x3Tiles::Auto, true};
+  EXPECT_EQ(cuda::tf32x3_plan_launch(1, 4096, 4096, 204, w, true, persistent, 2048, false).persistent_blocks, 132);
+  EXPECT_EQ(cuda::tf32x3_plan_launch(1, 4096, 4096, 204, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, false},
+                                     2048, false)
+                .persistent_blocks,
+            0);
+  EXPECT_EQ(cuda::tf32x3_plan_launch(1, 4096, 204, 4096, w, true, persistent, 2048, false).persistent_blocks, 0);
+  EXPECT_EQ(cuda::tf32x3_plan_launch(1, 1408, 1536, 204, w, true, persistent, 2048, false).persistent_blocks, 0);
+  EXPECT_EQ(cuda::tf32x3_plan_launch(1, 1700, 1300, 100, int64_t{1} << 22, true, persistent, 2048, false)
+                .persistent_blocks,
+            132);
+  EXPECT_EQ(cuda::tf32x3_plan_launch(2, 4096, 4096, 204, w, true, persistent, 2048, false).persistent_blocks, 0);
+}
+
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
 TEST(Tf32x3Tile, ChunkDepthParses) {
   int64_t depth = 0;
@@ -2217,14 +2281,17 @@ struct Tf32x3ChoiceRestorer {
     cuda::set_tf32x3_chunk_depth(depth);
   }
 };
+// `kernels`: those to run (empty: every one).
 void expect_tf32x3_matches_cpu(Backend& device, const std::vector<Tf32x3TestSize>& sizes,
-                               const std::vector<cuda::Tf32x3Tiles>& tile_choices, bool bias_cases) {
+                               const std::vector<cuda::Tf32x3Tiles>& tile_choices, bool bias_cases,
+                               const std::vector<cuda::Tf32x3Kernel>& kernels = {}) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
   using Size = Tf32x3TestSize;
   const int64_t kWorkspace = int64_t{1} << 22;
   const Tf32x3ChoiceRestorer restore;
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
+    if (!kernels.empty() && std::find(kernels.begin(), kernels.end(), name.kernel) == kernels.end()) continue;
     for (const cuda::Tf32x3Tiles tiles : tile_choices) {
       const cuda::Tf32x3Kernel kernel = name.kernel;
       cuda::set_tf32x3_kernel(kernel);
@@ -2406,8 +2473,10 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   rms = std::sqrt(rms / double(ref.size()));
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Auto);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
-    // Without a workspace (so that split-K cannot shorten the sums) wgmma_presplit would run as wgmma.
-    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit) continue;
+    // Without a workspace (so that split-K cannot shorten the sums) the presplit kernels would run
+    // as wgmma.
+    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit || name.kernel == cuda::Tf32x3Kernel::WgmmaPersistent)
+      continue;
     cuda::set_tf32x3_kernel(name.kernel);
     for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
       cuda::set_tf32x3_chunk_depth(depth);
@@ -2451,6 +2520,17 @@ TEST(BackendGemm, Tf32x3ChunkSplitsFewLaunchesMatchTheCpu) {
   const int64_t w = int64_t{1} << 22;
   expect_tf32x3_matches_cpu(*device, {{131, 70, 1000, 2, 1, w}, {260, 133, 1000, 1, 0, w}},
                             {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
+}
+
+// Persistent blocks (Tf32x3Kernel::WgmmaPersistent) where a product's tiles are more than a wave on
+// an H100/H200's 132 multiprocessors: 1700×1300 (14 × 11 = 154 tiles, some partial) with k = 100
+// (4 slices, the last partial) and k = 32 (1 slice: the ring runs 2 tiles ahead) and k = 0 (every
+// tile stores beta·C), B presplit, each block taking 1 or 2 tiles; for compute-sanitizer too.
+TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  const int64_t w = int64_t{1} << 22;
+  expect_tf32x3_matches_cpu(*device, {{1700, 1300, 100, 1, 0, w}, {1700, 1300, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w}},
+                            {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaPersistent});
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the

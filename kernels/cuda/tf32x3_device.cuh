@@ -29,6 +29,7 @@ struct Tf32x3Params {
   bool partial_pairs;       // the same for the split-K workspace
   const float* b_parts;     // or null: op(B) split beforehand (tf32x3_presplit_offset; one product)
   int64_t b_part_tiles;     // its 128-column tiles
+  int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {
@@ -87,22 +88,38 @@ struct Tf32x3Place {
   const float* a;  // the product's operands
   const float* b;
 };
+// The block at (x, y, z) of a row_tiles × col_tiles × (products × splits) grid: its tile and slice of k.
 template <typename Tile>
-__device__ __forceinline__ Tf32x3Place tf32x3_place(const Tf32x3Params& p) {
+__device__ __forceinline__ Tf32x3Place tf32x3_place_at(const Tf32x3Params& p, int64_t x, int64_t y, int64_t z,
+                                                       int64_t row_tiles, int64_t col_tiles) {
   Tf32x3Place w;
-  w.z = blockIdx.z;
+  w.z = z;
   w.batch = w.z / p.splits;
   const int64_t split = w.z % p.splits;
   w.a = p.a + w.batch * p.stride_a;
   w.b = p.b + w.batch * p.stride_b;
   int64_t row_tile, col_tile;
-  tf32x3_tile_order(blockIdx.x, blockIdx.y, gridDim.x, gridDim.y, row_tile, col_tile);
+  tf32x3_tile_order(x, y, row_tiles, col_tiles, row_tile, col_tile);
   w.row0 = row_tile * Tile::kRows;
   w.col0 = col_tile * Tile::kCols;
   w.k_begin = split * p.k_per_split;
   w.k_end = p.k < w.k_begin + p.k_per_split ? p.k : w.k_begin + p.k_per_split;
   w.slices = w.k_end > w.k_begin ? static_cast<int>((w.k_end - w.k_begin + Tile::kDepth - 1) / Tile::kDepth) : 0;
   return w;
+}
+// This block's place on the launch grid.
+template <typename Tile>
+__device__ __forceinline__ Tf32x3Place tf32x3_place(const Tf32x3Params& p) {
+  return tf32x3_place_at<Tile>(p, blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y);
+}
+// Unit (tile) u of a persistent launch (Tf32x3Params::units): where the classic launch's block for
+// it would be.
+template <typename Tile>
+__device__ __forceinline__ Tf32x3Place tf32x3_unit_place(const Tf32x3Params& p, int64_t unit) {
+  const int64_t row_tiles = tf32x3_row_blocks<Tile>(p.m), col_tiles = tf32x3_col_blocks<Tile>(p.n);
+  int64_t x, y, z;
+  tf32x3_unit_coords(unit, row_tiles, col_tiles, x, y, z);
+  return tf32x3_place_at<Tile>(p, x, y, z, row_tiles, col_tiles);
 }
 // Thread t's copies of the k-slice at k0 of A (copy_a_slice), or of A and B (copy_slice), into a
 // ring slot (cp.async: 16-byte chunks, or single elements where an operand is not 16-byte aligned);

@@ -139,6 +139,7 @@ void launch(GemmParams p, int64_t count, const Tf32x3Split& split, float* worksp
   p.partial = workspace;
   const dim3 grid(static_cast<unsigned>(tf32x3_row_blocks<Tile>(p.m)), static_cast<unsigned>(tf32x3_col_blocks<Tile>(p.n)),
                   static_cast<unsigned>(count * split.splits));
+  UV_CHECK(p.units == 0 || (split.splits == 1 && count == 1), "tf32x3: persistent blocks over unsplit single products only");
   kernel(grid, p);
   CUDA_CHECK_LAUNCH();
   if (split.splits > 1) {
@@ -188,7 +189,7 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma or mma.
+// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
@@ -249,8 +250,11 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
         p.b_parts = parts;
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);
       }
-      launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream,
-                              [&](dim3 grid, const GemmParams& q) { tf32x3_wgmma_launch(grid, q, stream); });
+      if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
+        p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
+      launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {
+        tf32x3_wgmma_launch(q.units > 0 ? dim3(static_cast<unsigned>(plan.persistent_blocks)) : grid, q, stream);
+      });
       return;
   }
 }
@@ -271,7 +275,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
-  const Tf32x3Gpu gpu{multiprocessors(), wgmma, kernel == Tf32x3Kernel::WgmmaPresplit, tf32x3_tiles()};
+  const Tf32x3Gpu gpu{multiprocessors(), wgmma,
+                      kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent,
+                      tf32x3_tiles(), kernel == Tf32x3Kernel::WgmmaPersistent};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   // No accumulator deeper than the chunk depth: splits of one launch or chunks a launch each

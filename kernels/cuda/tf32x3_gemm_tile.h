@@ -386,8 +386,9 @@ inline bool tf32x3_wgmma_fills(int64_t m, int64_t n) {
 UV_HOST_DEVICE constexpr int tf32x3_wgmma_b_offset(int n, int k) {
   return (n / 8) * 256 + (k / 4) * 32 + (n % 8) * 4 + k % 4;
 }
-// Tf32x3Kernel::WgmmaPresplit: op(B) (k×n) split into its parts once, by a kernel of its own, instead of by every block of a row of tiles that reads it (the chain's U, V,
-// Uᵀ and Vᵀ are read by M/128 of them). In the order the blocks copy them: for each k-slice of 32
+// Tf32x3Kernel::WgmmaPresplit: op(B) (k×n) split into its parts once, by a kernel of its own,
+// instead of by every block of a row of tiles that reads it (the chain's U, V, Uᵀ and Vᵀ are read
+// by M/128 of them). In the order the blocks copy them: for each k-slice of 32
 // and 128-column tile, big then small, each in tf32x3_wgmma_b_offset's layout; zeros past k and n.
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_tiles(int64_t n) {
   return (n + Tf32x3WgmmaTile::kCols - 1) / Tf32x3WgmmaTile::kCols;
@@ -412,8 +413,9 @@ enum class Tf32x3Tiles { Auto, Big, Small };
 struct Tf32x3Gpu {
   int multiprocessors = 0;
   bool wgmma = false;     // the big tiles run on wgmma (a wgmma kernel chosen, compute capability 9.0)
-  bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit)
+  bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit, WgmmaPersistent)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
+  bool persistent = false;  // ... in persistent blocks where that applies (Tf32x3Kernel::WgmmaPersistent)
 };
 enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 // One launch of a product.
@@ -423,6 +425,7 @@ struct Tf32x3Launch {
   bool presplit = false;     // B's parts at workspace + part_start, split-K's partials before them
   int64_t part_start = 0;
   Tf32x3Split split;
+  int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
 };
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
 // parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts
@@ -457,7 +460,31 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
     out.split = plan(workspace_floats);
   }
   out.ok = out.split.splits > 0;
+  // Persistent blocks where the tiles are more than one wave, one product, B presplit and unsplit
+  // (so that every tile is equally deep: tf32x3_persistent_unit).
+  const int64_t slots = int64_t{gpu.multiprocessors} * per_sm;
+  if (out.ok && gpu.persistent && out.presplit && out.split.splits == 1 && count == 1 && blocks > slots)
+    out.persistent_blocks = slots;
   return out;
+}
+// A persistent block's work (Tf32x3Launch::persistent_blocks): block b of `blocks` takes tiles
+// (units) b, b + blocks, b + 2·blocks, … of `units`, each `slices` k-slices deep, and its ring runs
+// on across them: its g-th slice (from 0) is slice `slice` of unit `unit`. False past its last
+// unit (and for slices = 0: no slice at all).
+UV_HOST_DEVICE inline bool tf32x3_persistent_unit(int64_t g, int slices, int64_t block, int64_t blocks, int64_t units,
+                                                  int64_t& unit, int& slice) {
+  if (slices <= 0) return false;
+  unit = block + g / slices * blocks;
+  slice = static_cast<int>(g % slices);
+  return unit < units;
+}
+// A unit's place on the launch grid the classic launch would give it (row tiles on x, column tiles
+// on y, products × splits on z; x fastest): tf32x3_place takes it from there.
+UV_HOST_DEVICE inline void tf32x3_unit_coords(int64_t unit, int64_t row_tiles, int64_t col_tiles, int64_t& x,
+                                              int64_t& y, int64_t& z) {
+  x = unit % row_tiles;
+  y = unit / row_tiles % col_tiles;
+  z = unit / (row_tiles * col_tiles);
 }
 // A product's launches: where k is within `depth`, one (`whole`). Deeper, the first of these that
 // can run, in the order measured fastest on an H100 (docs/gpu-results.md, eighth session: B's
@@ -529,16 +556,23 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
 // fit half the workspace, and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies and
 // never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
-// (mma.sync fed by a cp.async ring, 8 warps a big tile). Off compute capability 9.0 the wgmma
+// (mma.sync fed by a cp.async ring, 8 warps a big tile). `WgmmaPersistent` (not yet run on a GPU):
+// `WgmmaPresplit` with persistent blocks where a product's tiles are more than one wave and unsplit
+// (tf32x3_plan_launch): a block a multiprocessor, each taking tile after tile
+// (tf32x3_persistent_unit), its ring running on across them, so the next tile's first slices
+// arrive while the last one's accumulators are stored. Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
 // switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit };
+enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
 };
 constexpr Tf32x3KernelName kTf32x3Kernels[] = {
-    {Tf32x3Kernel::Mma, "mma"}, {Tf32x3Kernel::Wgmma, "wgmma"}, {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"}};
+    {Tf32x3Kernel::Mma, "mma"},
+    {Tf32x3Kernel::Wgmma, "wgmma"},
+    {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"},
+    {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -565,7 +599,8 @@ inline std::string tf32x3_kernel_names() {
 }
 // The kernels whose big tiles run on wgmma where the device has it (as mma elsewhere).
 inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
-  return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit;
+  return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit ||
+         kernel == Tf32x3Kernel::WgmmaPersistent;
 }
 
 // The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from

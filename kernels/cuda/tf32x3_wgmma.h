@@ -1,6 +1,7 @@
 // The 3xTF32 GEMM's wgmma kernel (kernels/cuda/sm90a/tf32x3_wgmma.cu, built for sm_90a alone: wgmma
 // is an arch-specific instruction of compute capability 9.0). kernels/cuda/tf32x3_gemm.cu launches
-// it for big tiles when UV_TF32X3_KERNEL is wgmma (the default) and tf32x3_wgmma_available().
+// it for big tiles when UV_TF32X3_KERNEL is one of the wgmma kernels (wgmma_presplit, the default;
+// wgmma; wgmma_persistent) and tf32x3_wgmma_available().
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -16,7 +17,7 @@ bool tf32x3_wgmma_available();
 // Sets the kernel's attributes (over 48 KiB of shared memory, the carve-out); tf32x3_prepare calls it.
 void tf32x3_wgmma_prepare();
 // Launches the kernel on `grid` (Tf32x3WgmmaTile's tiles, split-K on z as tf32x3_gemm.cu sets it);
-// with p.b_parts, the presplit variant.
+// with p.b_parts, the presplit variant; with p.units > 0 too, grid.x persistent blocks over them.
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
 // op(B) (k×n, `trans_b`: B stored n×k) into `parts` (tf32x3_presplit_floats(k, n) floats, laid out
 // as tf32x3_presplit_offset says), for the presplit variant.

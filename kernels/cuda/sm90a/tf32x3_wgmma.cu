@@ -11,6 +11,9 @@
 //      (small·big, big·small, big·big: the small terms first), then waits for slice s − 1's, so
 //      the tensor cores work on slice s while the threads convert slice s + 1, and buffer and
 //      register set (s + 1) % 2 are free when they do.
+// Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
+// blocks (Persistent, Tf32x3Kernel::WgmmaPersistent) a block takes tile after tile, its ring running
+// on across them, so the next tile's first two slices load while the last one's are stored.
 #include <cuda_runtime.h>
 
 #include <type_traits>
@@ -77,56 +80,69 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
 // (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
-template <bool TransA>
+// Persistent (p.units > 0): the block's tiles one after another (tf32x3_persistent_unit), every one
+// w.slices deep, the ring's slices counted across them (g), so the copies of a tile's first slices
+// are issued during the last one's.
+template <bool TransA, bool Persistent>
 struct Tf32x3PresplitRing {
   const Tf32x3Params& p;
-  const Tf32x3Place& w;
+  const Tf32x3Place& w;  // the block's (first) tile
   float* slots;
   int t;
-  __device__ __forceinline__ float* slot(int s) const {
-    return slots + (s % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
+  __device__ __forceinline__ float* slot(int64_t g) const {
+    return slots + (g % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
   }
-  __device__ __forceinline__ void copy(int s) const {
-    if (s < w.slices) {
-      const int64_t k0 = w.k_begin + int64_t{s} * Tile::kDepth;
-      float* const dst = slot(s);
-      copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
-      const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);  // the block's parts
+  // Slice s of the tile at `u` into the slot of the ring's slice g.
+  __device__ __forceinline__ void copy_slice(const Tf32x3Place& u, int s, int64_t g) const {
+    const int64_t k0 = u.k_begin + int64_t{s} * Tile::kDepth;
+    float* const dst = slot(g);
+    copy_a_slice<Tile, TransA>(p, u, t, k0, dst);
+    const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, u.col0);  // the tile's parts
 #pragma unroll
-      for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
-        const int chunk = t + i * Tile::kThreads;
-        copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
-      }
+    for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
+      const int chunk = t + i * Tile::kThreads;
+      copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
     }
-    copy_async_commit();
+  }
+  __device__ __forceinline__ void copy(int64_t g) const {
+    if constexpr (Persistent) {
+      int64_t unit;
+      int s;
+      if (tf32x3_persistent_unit(g, w.slices, blockIdx.x, gridDim.x, p.units, unit, s))
+        copy_slice(tf32x3_unit_place<Tile>(p, unit), s, g);
+    } else if (g < w.slices) {
+      copy_slice(w, static_cast<int>(g), g);
+    }
+    copy_async_commit();  // a group for every g, empty or not: arrive's count
   }
   __device__ __forceinline__ void start() const {
     copy(0);
     copy(1);
   }
-  // Slice s in (slice s + 1's copy may still be in flight), its parts visible to wgmma, and every
-  // thread past slice s − 1: then slice s + 2 goes into slice s − 2's slot.
-  __device__ __forceinline__ const float* arrive(int s) const {
+  // Slice g in (slice g + 1's copy may still be in flight), its parts visible to wgmma, and every
+  // thread past slice g − 1: then slice g + 2 goes into slice g − 2's slot.
+  __device__ __forceinline__ const float* arrive(int64_t g) const {
     copy_async_wait<1>();
     fence_proxy_async();
     __syncthreads();
-    copy(s + 2);
-    return slot(s);
+    copy(g + 2);
+    return slot(g);
   }
 };
 #endif
 static_assert(2 * Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "the parts' copies split evenly");
 
-template <bool TransA, bool TransB, bool PreSplit>
+template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
+  static_assert(PreSplit || !Persistent, "persistent blocks take B presplit");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
   extern __shared__ __align__(128) float smem[];
   float* const parts = smem;
   const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
   const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
-  const Tf32x3Place place = tf32x3_place<Tile>(p);
-  const int64_t z = place.z, batch = place.batch, row0 = place.row0, col0 = place.col0;
+  // The block's tile (Persistent: its first; every one is as deep).
+  const Tf32x3Place place = Persistent ? tf32x3_unit_place<Tile>(p, blockIdx.x) : tf32x3_place<Tile>(p);
   const int slices = place.slices;
 
   // Not zeroed: the block's first wgmma overwrites them (scale-d 0). Ordinary instructions writing
@@ -134,10 +150,13 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   // serialise every wgmma (its C7515 remark).
   float acc[64];
 
-  using Ring = std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA>, Tf32x3Ring<Tile, TransA, TransB>>;
+  using Ring =
+      std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>;
   const Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
-  // Slice s of the product, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
+  // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
+  int64_t g0 = 0;
+  // Slice s of the tile, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
   // (P a constant, so that the two register sets stay apart).
   uint32_t a_parts[2][2][Tile::kDepth / 8][4];  // [buffer][big, small][k-step][register]
   auto step = [&](auto buffer, int s) {
@@ -146,7 +165,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     // buffer P and register set P are free, and so is slice s − 1's ring slot (converted and read
     // before the barrier), which the copy of slice s + 2 takes. PreSplit: no buffer P (the parts
     // are in the slot), and the copy of slice s + 2 takes slice s − 2's slot (Tf32x3PresplitRing).
-    const float* a_slot = ring.arrive(s);
+    const float* a_slot = [&] {
+      if constexpr (Persistent)
+        return ring.arrive(g0 + s);
+      else
+        return ring.arrive(s);
+    }();
     const float* b_slot = a_slot + Tile::kAFloats;
     float* const big = PreSplit ? const_cast<float*>(b_slot) : parts + P * 2 * Tile::kSplitFloats;
     float* const small = big + Tile::kSplitFloats;
@@ -201,7 +225,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
                                                  kTf32x3WgmmaStrideBytes);
       const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
                                                    kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
-      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, s > 0 || kk > 0);  // the block's first: D = A·B
+      wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, s > 0 || kk > 0);  // the tile's first: D = A·B
       wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
@@ -209,39 +233,52 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
     fence_accumulators(acc);
   };
-  for (int s = 0; s < slices; s += 2) {
-    step(std::integral_constant<int, 0>{}, s);
-    if (s + 1 < slices) step(std::integral_constant<int, 1>{}, s + 1);
-  }
-  wgmma_wait<0>();
-  fence_accumulators(acc);
-  if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
+  // A tile: its slices, then its accumulators into C (or the split's workspace). Persistent: the
+  // block's next tile after it (its first slices' copies already in flight), until the last.
+  [[maybe_unused]] int64_t unit = blockIdx.x;  // Persistent: the tile's unit (tf32x3_persistent_unit)
+  for (Tf32x3Place tile = place;;) {
+    for (int s = 0; s < slices; s += 2) {
+      step(std::integral_constant<int, 0>{}, s);
+      if (s + 1 < slices) step(std::integral_constant<int, 1>{}, s + 1);
+    }
+    wgmma_wait<0>();
+    fence_accumulators(acc);
+    if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+      for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+    }
+    float* __restrict__ c = p.c + tile.batch * p.stride_c;  // the product's C and bias
+    const float* __restrict__ bias = p.bias ? p.bias + tile.batch * p.n : nullptr;
+    // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
+#pragma unroll
+    for (int j = 0; j < Tile::kCols / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
+        store_pair(p, tile.z, c, bias, tile.row0 + group_row + x.row, tile.col0 + x.col, acc[4 * j + 2 * h],
+                   acc[4 * j + 2 * h + 1]);
+      }
+    if constexpr (!Persistent) {
+      break;
+    } else {  // the block's i-th tile is unit blockIdx.x + i·gridDim.x, its slices the ring's i·slices on
+      g0 += slices;
+      unit += gridDim.x;
+      if (unit >= p.units) break;
+      tile = tf32x3_unit_place<Tile>(p, unit);
+    }
   }
   copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
-
-  float* __restrict__ c = p.c + batch * p.stride_c;  // the product's C and bias
-  const float* __restrict__ bias = p.bias ? p.bias + batch * p.n : nullptr;
-  // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
-#pragma unroll
-  for (int j = 0; j < Tile::kCols / 8; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
-      store_pair(p, z, c, bias, row0 + group_row + x.row, col0 + x.col, acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-    }
 #else
   __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
 #endif
 }
 
-template <bool TransA, bool TransB, bool PreSplit = false>
+template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false>
 void opt_in() {
   const int bytes = PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit>,
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit>,
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent>,
                                   cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
 }
 
@@ -288,6 +325,8 @@ void tf32x3_wgmma_prepare() {
   opt_in<true, true>();
   opt_in<false, false, true>();
   opt_in<true, false, true>();
+  opt_in<false, false, true, true>();
+  opt_in<true, false, true, true>();
 }
 
 void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
@@ -302,10 +341,16 @@ void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k,
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
   if (p.b_parts) {  // B's parts are K-major whatever op(B) was
     const size_t smem = Tile::kPresplitSharedBytes;
-    if (p.trans_a)
+    if (p.units > 0) {  // persistent blocks (grid.x of them)
+      if (p.trans_a)
+        tf32x3_wgmma_kernel<true, false, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      else
+        tf32x3_wgmma_kernel<false, false, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    } else if (p.trans_a) {
       tf32x3_wgmma_kernel<true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-    else
+    } else {
       tf32x3_wgmma_kernel<false, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+    }
     CUDA_CHECK_LAUNCH();
     return;
   }
