@@ -2191,7 +2191,12 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
           int slice = -1;
           int64_t g = 0, last_unit = -1;
           int last_slice = -1;
+          int64_t cursor_unit = b;  // the kernel's copy cursor, walked alongside
+          int cursor_slice = 0;
           while (cuda::tf32x3_persistent_unit(g, slices, b, blocks, units, unit, slice)) {
+            EXPECT_EQ(cursor_unit, unit);
+            EXPECT_EQ(cursor_slice, slice);
+            EXPECT_EQ(cuda::tf32x3_persistent_advance(cursor_unit, cursor_slice, slices, blocks), slice == slices - 1);
             EXPECT_EQ(unit % blocks, b);
             EXPECT_TRUE(unit > last_unit || (unit == last_unit && slice == last_slice + 1));
             if (unit != last_unit) {
@@ -2205,7 +2210,12 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
             last_slice = slice;
             ++g;
           }
-          // What the kernel's compute loop visits: units b, b + blocks, … (g0 = i·slices).
+          if (slices > 0) {
+            EXPECT_GE(cursor_unit, units);  // the cursor stops past the last tile
+          }
+          // What the kernel's compute loop visits: units b, b + blocks, … (g0 = i·slices). (The
+          // plan launches fewer blocks than units, so every block has one; the kernel returns at
+          // once where b ≥ units.)
           if (slices > 0 && b < units) {
             EXPECT_EQ(g, ((units - 1 - b) / blocks + 1) * slices);
           }
@@ -2238,6 +2248,12 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
                 .persistent_blocks,
             132);
   EXPECT_EQ(cuda::tf32x3_plan_launch(2, 4096, 4096, 204, w, true, persistent, 2048, false).persistent_blocks, 0);
+  // 154 tiles with k = 2100 split 5 ways (B presplit): split products stay a block a tile.
+  const cuda::Tf32x3Launch split = cuda::tf32x3_plan_launch(1, 1700, 1300, 2100, int64_t{1} << 25, true, persistent,
+                                                            1 << 20, false);
+  EXPECT_TRUE(split.presplit);
+  EXPECT_GT(split.split.splits, 1);
+  EXPECT_EQ(split.persistent_blocks, 0);
 }
 
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
@@ -2522,14 +2538,24 @@ TEST(BackendGemm, Tf32x3ChunkSplitsFewLaunchesMatchTheCpu) {
                             {cuda::Tf32x3Tiles::Small, cuda::Tf32x3Tiles::Big}, true);
 }
 
-// Persistent blocks (Tf32x3Kernel::WgmmaPersistent) where a product's tiles are more than a wave on
-// an H100/H200's 132 multiprocessors: 1700×1300 (14 × 11 = 154 tiles, some partial) with k = 100
-// (4 slices, the last partial) and k = 32 (1 slice: the ring runs 2 tiles ahead) and k = 0 (every
-// tile stores beta·C), B presplit, each block taking 1 or 2 tiles; for compute-sanitizer too.
+// Persistent blocks (Tf32x3Kernel::WgmmaPersistent) where a product's tiles are more than a wave:
+// 2200² (18 × 18 = 324 tiles, the last row and column partial) on an H100/H200's 132
+// multiprocessors, 2 or 3 tiles a block, B presplit, with k = 80 (3 slices, the last partial: the
+// tiles start at every slot of the ring) and k = 32 (1 slice: the ring's copies run 2 tiles ahead);
+// 1700×1300 with k = 0 (every tile stores beta·C). For compute-sanitizer too.
 TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   const int64_t w = int64_t{1} << 22;
-  expect_tf32x3_matches_cpu(*device, {{1700, 1300, 100, 1, 0, w}, {1700, 1300, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w}},
+  const cuda::Tf32x3Gpu gpu{sms, true, true, cuda::Tf32x3Tiles::Auto, true};
+  for (const int64_t k : {int64_t{80}, int64_t{32}}) {  // the plan the test relies on
+    const cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(1, 2200, 2200, k, w, true, gpu, 2048, false);
+    EXPECT_EQ(plan.persistent_blocks, sms) << "k = " << k;
+    EXPECT_GE(324, 2 * sms) << "fewer than 2 tiles a block";
+  }
+  expect_tf32x3_matches_cpu(*device, {{2200, 2200, 80, 1, 0, w}, {2200, 2200, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w}},
                             {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaPersistent});
 }
 

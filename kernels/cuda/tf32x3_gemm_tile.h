@@ -478,6 +478,15 @@ UV_HOST_DEVICE inline bool tf32x3_persistent_unit(int64_t g, int slices, int64_t
   slice = static_cast<int>(g % slices);
   return unit < units;
 }
+// The kernel's copy cursor, one slice on from (unit, slice): the next slice of the tile, or the
+// block's next tile's first. True where it moved to a new tile (its place to be worked out).
+// Walked from (block, 0), it gives tf32x3_persistent_unit's (unit, slice) for g = 0, 1, 2, ….
+UV_HOST_DEVICE inline bool tf32x3_persistent_advance(int64_t& unit, int& slice, int slices, int64_t blocks) {
+  if (++slice < slices) return false;
+  slice = 0;
+  unit += blocks;
+  return true;
+}
 // A unit's place on the launch grid the classic launch would give it (row tiles on x, column tiles
 // on y, products × splits on z; x fastest): tf32x3_place takes it from there.
 UV_HOST_DEVICE inline void tf32x3_unit_coords(int64_t unit, int64_t row_tiles, int64_t col_tiles, int64_t& x,

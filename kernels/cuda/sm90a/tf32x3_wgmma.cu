@@ -82,15 +82,21 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
 // (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
 // Persistent (p.units > 0): the block's tiles one after another (tf32x3_persistent_unit), every one
 // w.slices deep, the ring's slices counted across them (g), so the copies of a tile's first slices
-// are issued during the last one's.
+// are issued during the last one's. The copies walk the tiles with a cursor of their own (the
+// tile, its place, the slice), so a slice's copy costs no division; a tile's place is worked out
+// once, when the cursor reaches it.
 template <bool TransA, bool Persistent>
 struct Tf32x3PresplitRing {
   const Tf32x3Params& p;
   const Tf32x3Place& w;  // the block's (first) tile
   float* slots;
   int t;
-  __device__ __forceinline__ float* slot(int64_t g) const {
-    return slots + (g % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
+  // Persistent: the next copy's tile (past p.units: none left), its place and slice.
+  int64_t copy_unit = blockIdx.x;
+  Tf32x3Place copy_place = w;
+  int copy_slice_index = 0;
+  __device__ __forceinline__ float* slot(int64_t g) const {  // g ≥ 0
+    return slots + static_cast<int>(static_cast<uint64_t>(g) % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
   }
   // Slice s of the tile at `u` into the slot of the ring's slice g.
   __device__ __forceinline__ void copy_slice(const Tf32x3Place& u, int s, int64_t g) const {
@@ -104,24 +110,27 @@ struct Tf32x3PresplitRing {
       copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
     }
   }
-  __device__ __forceinline__ void copy(int64_t g) const {
+  // The ring's slice g (called for g = 0, 1, 2, … in order): with the cursor at tile u and slice s,
+  // that is tf32x3_persistent_unit(g, …)'s (u, s).
+  __device__ __forceinline__ void copy(int64_t g) {
     if constexpr (Persistent) {
-      int64_t unit;
-      int s;
-      if (tf32x3_persistent_unit(g, w.slices, blockIdx.x, gridDim.x, p.units, unit, s))
-        copy_slice(tf32x3_unit_place<Tile>(p, unit), s, g);
+      if (w.slices > 0 && copy_unit < p.units) {
+        copy_slice(copy_place, copy_slice_index, g);
+        if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
+          copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
+      }
     } else if (g < w.slices) {
       copy_slice(w, static_cast<int>(g), g);
     }
     copy_async_commit();  // a group for every g, empty or not: arrive's count
   }
-  __device__ __forceinline__ void start() const {
+  __device__ __forceinline__ void start() {
     copy(0);
     copy(1);
   }
   // Slice g in (slice g + 1's copy may still be in flight), its parts visible to wgmma, and every
   // thread past slice g − 1: then slice g + 2 goes into slice g − 2's slot.
-  __device__ __forceinline__ const float* arrive(int64_t g) const {
+  __device__ __forceinline__ const float* arrive(int64_t g) {
     copy_async_wait<1>();
     fence_proxy_async();
     __syncthreads();
@@ -135,6 +144,7 @@ static_assert(2 * Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "the parts' co
 template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
   static_assert(PreSplit || !Persistent, "persistent blocks take B presplit");
+  if (Persistent && blockIdx.x >= p.units) return;  // a block without a tile (the host never launches one)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
   extern __shared__ __align__(128) float smem[];
@@ -152,7 +162,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
 
   using Ring =
       std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>;
-  const Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
+  Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
   // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
   int64_t g0 = 0;
