@@ -2557,6 +2557,26 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
   }
   expect_tf32x3_matches_cpu(*device, {{2200, 2200, 80, 1, 0, w}, {2200, 2200, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w}},
                             {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaPersistent});
+  // The Bias epilogue on every tile a block takes (C poisoned: beta 0 must not read it).
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaPersistent);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 2200, n = 2200, k = 80;
+  const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+  const auto bias = test::random_vector<float>(n, rng);
+  std::vector<float> ref(m * n);
+  cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
+  cpu->bias_add_rows(ref.data(), bias.data(), m, n);
+  Mirror d{*device, {}};
+  GemmCall call = gemm_call(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f,
+                            d.put(test::poisoned<float>(ref.size())), n);
+  call.epilogue = GemmEpilogue::Bias;
+  call.bias = d.put(bias);
+  cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(w)), w, nullptr);
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  const double r = test::rtol_for<float>(k);
+  EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(k)))) << "bias epilogue";
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
