@@ -2256,6 +2256,58 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
   EXPECT_EQ(split.persistent_blocks, 0);
 }
 
+// wgmma_persistent's column bands (tf32x3_presplit_band, tf32x3_band) on an H100's 132
+// multiprocessors with the 32 MiB workspace.
+TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
+  const int64_t w = int64_t{1} << 23;
+  const cuda::Tf32x3Gpu persistent{132, true, true, cuda::Tf32x3Tiles::Auto, true};
+  // T·V at K = N = 16384, r = 819 (26 slices: 213k floats a tile's parts): bands of 19 tiles.
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, persistent, 2048), 19 * 128);
+  // Parts that fit whole (T·V at N = 4096, r = 204; X·U's chunks at K = 16384, r = 819): no bands.
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 4096, 204, w, true, persistent, 2048), 4096);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 819, 16384, w, true, persistent, 2048), 819);
+  // dV = Tᵀ·dY (819 rows: 7 row tiles × 8 band tiles, under a wave) and other kernels: none.
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 819, 16384, 4096, w, true, persistent, 2048), 0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, false},
+                                       2048),
+            0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(2, 4096, 16384, 819, w, true, persistent, 2048), 0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, 0, true, persistent, 2048), 0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, false, persistent, 2048), 0);
+  // The device test's 2200² × 80 in 400,000 floats: bands of 8 tiles (1024, 1024 and 152 columns).
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 2200, 2200, 80, 400000, true, persistent, 2048), 1024);
+  // Every band's parts fit, each band is a wave or more but the last, and the bands cover n once.
+  for (const int64_t n : {int64_t{2200}, int64_t{16384}, int64_t{50000}})
+    for (const int64_t k : {int64_t{80}, int64_t{819}, int64_t{5000}}) {
+      const int64_t band = cuda::tf32x3_presplit_band(1, 4096, n, k, w, true, persistent, 2048);
+      if (band == 0 || band >= n) continue;
+      EXPECT_EQ(band % 128, 0);
+      EXPECT_LE(cuda::tf32x3_presplit_floats(std::min<int64_t>(k, 2048), band), w / 2);
+      EXPECT_GT(32 * band / 128, 132);
+    }
+  // A band's operands: columns col0 … of B (either layout), C and the bias.
+  std::vector<float> b(7 * 1000), c(10 * 1000), bias(1000);
+  GemmCall g;
+  g.m = 10;
+  g.n = 1000;
+  g.k = 7;
+  g.b = b.data();
+  g.ldb = 1000;
+  g.c = c.data();
+  g.ldc = 1000;
+  g.bias = bias.data();
+  GemmCall band = cuda::tf32x3_band(g, 256, 128);
+  EXPECT_EQ(band.n, 128);
+  EXPECT_EQ(band.b, b.data() + 256);
+  EXPECT_EQ(band.c, c.data() + 256);
+  EXPECT_EQ(band.bias, bias.data() + 256);
+  EXPECT_EQ(band.k, 7);
+  EXPECT_EQ(band.ldc, 1000);
+  g.tb = true;  // B stored n×k
+  g.ldb = 7;
+  EXPECT_EQ(cuda::tf32x3_band(g, 256, 128).b, b.data() + 256 * 7);
+}
+
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
 TEST(Tf32x3Tile, ChunkDepthParses) {
   int64_t depth = 0;
@@ -2555,7 +2607,11 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
     EXPECT_EQ(plan.persistent_blocks, sms) << "k = " << k;
     EXPECT_GE(324, 2 * sms) << "fewer than 2 tiles a block";
   }
-  expect_tf32x3_matches_cpu(*device, {{2200, 2200, 80, 1, 0, w}, {2200, 2200, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w}},
+  // And in column bands (tf32x3_presplit_band) where a workspace of 400,000 floats holds the parts
+  // of 8 tiles only: 1024, 1024 and 152 columns, the last band's 36 tiles a block each.
+  expect_tf32x3_matches_cpu(*device,
+                            {{2200, 2200, 80, 1, 0, w}, {2200, 2200, 32, 1, 1, w}, {1700, 1300, 0, 1, 0, w},
+                             {2200, 2200, 80, 1, 0, 400000}},
                             {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaPersistent});
   // The Bias epilogue on every tile a block takes (C poisoned: beta 0 must not read it).
   const Tf32x3ChoiceRestorer restore;
@@ -2573,10 +2629,13 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
                             d.put(test::poisoned<float>(ref.size())), n);
   call.epilogue = GemmEpilogue::Bias;
   call.bias = d.put(bias);
-  cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(w)), w, nullptr);
-  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
   const double r = test::rtol_for<float>(k);
-  EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(k)))) << "bias epilogue";
+  for (const int64_t room : {w, int64_t{400000}}) {  // whole, and in bands
+    cuda::tf32x3_gemm(call, d.put(test::poisoned<float>(room)), room, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    EXPECT_TRUE(all_close(d.get(call.c, ref.size()), ref, r, r * std::sqrt(double(k)))) << "bias epilogue, " << room;
+    call.c = d.put(test::poisoned<float>(ref.size()));
+  }
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the

@@ -7,6 +7,7 @@
 // 1.2–1.5× faster on an H100 (docs/gpu-results.md, 2026-11-26). Two other designs measured there
 // (4 warps a big tile; register-staged WMMA) were slower and are gone.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -259,6 +260,22 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
   }
 }
 
+// A product (or a band of one): no accumulator deeper than the chunk depth, as splits of one
+// launch or chunks a launch each (tf32x3_schedule; tf32x3_gemm_tile.h says why).
+void run_product(const GemmCall& g, float* workspace, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
+                 int64_t depth, cudaStream_t stream) {
+  const Tf32x3Schedule schedule = tf32x3_schedule(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
+  if (!schedule.chunks) {
+    launch_product(g, schedule.whole, workspace, stream);
+    return;
+  }
+  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i) {
+    const GemmCall chunk = tf32x3_chunk(g, i, depth);
+    launch_product(chunk, tf32x3_plan_launch(chunk.count, chunk.m, chunk.n, chunk.k, room, aligned, gpu, depth, false),
+                   workspace, stream);
+  }
+}
+
 }  // namespace
 
 void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
@@ -280,19 +297,15 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
                       tf32x3_tiles(), kernel == Tf32x3Kernel::WgmmaPersistent};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
-  // No accumulator deeper than the chunk depth: splits of one launch or chunks a launch each
-  // (tf32x3_schedule; tf32x3_gemm_tile.h says why).
   const int64_t depth = tf32x3_chunk_depth();
-  const Tf32x3Schedule schedule = tf32x3_schedule(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
-  if (!schedule.chunks) {
-    launch_product(g, schedule.whole, workspace, stream);
+  // wgmma_persistent: where B's parts do not fit, bands of columns whose parts do.
+  const int64_t band = tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
+  if (band > 0 && band < g.n) {
+    for (int64_t col0 = 0; col0 < g.n; col0 += band) run_product(tf32x3_band(g, col0, std::min(band, g.n - col0)),
+                                                                 workspace, room, aligned, gpu, depth, stream);
     return;
   }
-  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i) {
-    const GemmCall chunk = tf32x3_chunk(g, i, depth);
-    launch_product(chunk, tf32x3_plan_launch(chunk.count, chunk.m, chunk.n, chunk.k, room, aligned, gpu, depth, false),
-                   workspace, stream);
-  }
+  run_product(g, workspace, room, aligned, gpu, depth, stream);
 }
 
 int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }

@@ -487,6 +487,33 @@ UV_HOST_DEVICE inline bool tf32x3_persistent_advance(int64_t& unit, int& slice, 
   unit += blocks;
   return true;
 }
+// Tf32x3Kernel::WgmmaPersistent, where B's parts do not fit half the workspace even for a chunk
+// (the chain's T·V and dX's ·Uᵀ at K = N = 16384: V is r × 16384): the product in bands of
+// columns whose parts do, a launch (or chunks) each, so that B is still presplit and the blocks
+// persistent. The band's width, a multiple of the 128-column tile: as many tiles as fit, and only
+// where each band is a wave of tiles or more (a thin product, dV's r rows, would fall to a few
+// tiles a launch). 0: no bands (the kernel, the product or the shape is not for them); n: the
+// parts fit whole.
+inline int64_t tf32x3_presplit_band(int64_t count, int64_t m, int64_t n, int64_t k, int64_t workspace_floats,
+                                    bool aligned, const Tf32x3Gpu& gpu, int64_t depth) {
+  if (!gpu.persistent || !gpu.wgmma || count != 1 || workspace_floats <= 0 || !aligned || m * n == 0) return 0;
+  const int64_t deepest = k < depth ? k : depth;  // the deepest launch's k (a chunk's, past the depth)
+  if (tf32x3_presplit_floats(deepest, n) <= workspace_floats / 2) return n;
+  const int64_t tile_floats = tf32x3_presplit_floats(deepest, 1);  // one 128-column tile's parts
+  const int64_t tiles = tile_floats > 0 ? workspace_floats / 2 / tile_floats : 0;
+  if (tiles < 1 || tf32x3_row_blocks<Tf32x3WgmmaTile>(m) * tiles <= int64_t{gpu.multiprocessors}) return 0;
+  return tiles * Tf32x3WgmmaTile::kCols;
+}
+// The call computing columns col0 … col0 + width − 1 of g (one product; col0 a multiple of 128, so
+// the operands keep g's alignment).
+inline GemmCall tf32x3_band(const GemmCall& g, int64_t col0, int64_t width) {
+  GemmCall c = g;
+  c.n = width;
+  c.b = g.b + (g.tb ? col0 * g.ldb : col0);  // op(B) = B (k×n) or Bᵀ (B n×k)
+  c.c = g.c + col0;
+  if (g.bias) c.bias = g.bias + col0;
+  return c;
+}
 // A unit's place on the launch grid the classic launch would give it (row tiles on x, column tiles
 // on y, products × splits on z; x fastest): tf32x3_place takes it from there.
 UV_HOST_DEVICE inline void tf32x3_unit_coords(int64_t unit, int64_t row_tiles, int64_t col_tiles, int64_t& x,
@@ -569,7 +596,8 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // `WgmmaPresplit` with persistent blocks where a product's tiles are more than one wave and unsplit
 // (tf32x3_plan_launch): a block a multiprocessor, each taking tile after tile
 // (tf32x3_persistent_unit), its ring running on across them, so the next tile's first slices
-// arrive while the last one's accumulators are stored. Off compute capability 9.0 the wgmma
+// arrive while the last one's accumulators are stored; and in column bands where B's parts do not
+// fit (tf32x3_presplit_band). Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
 // switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent };
