@@ -2638,6 +2638,32 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
   }
 }
 
+// A light cover of the persistent blocks for compute-sanitizer's racecheck (the test above runs
+// too slowly under it): two launches of 2200² (324 tiles, 2 or 3 a block), k = 80 (the tiles start
+// at shifting ring slots) and k = 32 (the copies 2 tiles ahead), A·B only.
+TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaPersistent);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 2200, n = 2200, w = int64_t{1} << 22;
+  for (const int64_t k : {int64_t{80}, int64_t{32}}) {
+    SCOPED_TRACE("k = " + std::to_string(k));
+    const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+    std::vector<float> ref(m * n);
+    cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
+    Mirror d{*device, {}};
+    float* c = d.put(test::poisoned<float>(m * n));
+    cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n,
+                      d.put(test::poisoned<float>(w)), w, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    const double r = test::rtol_for<float>(k);
+    EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
+  }
+}
+
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
 // 3001×2999 product, 4 × 12² in the four 1500² ones), over k-slices enough to go round the copy ring
 // more than once; the 1500² products' operands all take 16-byte chunks, the 3001×2999's some.
