@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -2306,6 +2307,106 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   g.tb = true;  // B stored n×k
   g.ldb = 7;
   EXPECT_EQ(cuda::tf32x3_band(g, 256, 128).b, b.data() + 256 * 7);
+}
+
+// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier; tf32x3_mbarrier_slot, _parity),
+// played out with the kernel's steps for its two warpgroups (as their 8 warps, 4 each) in random
+// orders: the mbarriers as PTX defines them (a phase completes at its count of arrivals; a wait
+// for parity q passes once the current phase's parity differs from q), each warpgroup's wgmmas of
+// a slice done at its next wait_group 1 (or at the end). Never a deadlock; a slice's wgmmas read a
+// slot that holds that slice, copied whole by both warpgroups; a copy never lands on a slot still
+// read; and no wait sees its phase from two uses back (the parity's blind spot).
+TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
+  using Tile = cuda::Tf32x3WgmmaTile;
+  constexpr int kStages = Tile::kPresplitStages, kGroups = 2;
+  std::mt19937_64 rng(test::fresh_seed());
+  for (int slices : {1, 2, 3, 4, 5, 7, 8, 13, 64})
+    for (int trial = 0; trial < 200; ++trial) {
+      SCOPED_TRACE(std::to_string(slices) + " slices, trial " + std::to_string(trial));
+      struct Barrier {
+        int count = 0, completed = 0;  // arrivals in the current phase, phases completed
+        int expected;
+        void arrive() {
+          if (++count == expected) count = 0, ++completed;
+        }
+        bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
+      };
+      std::vector<Barrier> full(kStages, Barrier{0, 0, kGroups}), empty(kStages, Barrier{0, 0, kGroups});
+      // Each slot: the slice each warpgroup's half last landed for, and the readers of its slice.
+      std::vector<std::array<int, kGroups>> halves(kStages, {-1, -1});
+      std::vector<std::array<bool, kGroups>> reading(kStages, {false, false});
+      auto copy = [&](int group, int g) {
+        if (g >= slices) return;
+        const int slot = cuda::tf32x3_mbarrier_slot(g);
+        for (int other = 0; other < kGroups; ++other) ASSERT_FALSE(reading[slot][other]) << "copy of " << g;
+        halves[slot][group] = g;
+        full[slot].arrive();  // the copies land (at once here: any later is the same to the waits)
+      };
+      auto wait_ok = [&](const Barrier& b, int g) {
+        EXPECT_LE(b.completed, g / kStages + 1) << "a wait for slice " << g << " sees a phase two uses on";
+        return b.passes(cuda::tf32x3_mbarrier_parity(g));
+      };
+      // A warpgroup's program counter: step s, stage 0 (wait full), 1 (wgmmas issued; copy ahead),
+      // 2 (wait_group 1 done; release s − 1); after the last step, the end (wait_group 0).
+      struct Group {
+        int s = 0, stage = 0;
+        bool done = false;
+        int pending = -1;  // the slice whose wgmmas may still run
+      };
+      std::array<Group, kGroups> groups{};
+      for (int group = 0; group < kGroups; ++group) {  // start(): slices 0 and 1, by every thread
+        copy(group, 0);
+        copy(group, 1);
+      }
+      auto finish_wgmmas = [&](int group, int g) {
+        if (g < 0) return;
+        reading[cuda::tf32x3_mbarrier_slot(g)][group] = false;
+      };
+      for (int moves = 0;; ++moves) {
+        ASSERT_LT(moves, 100000);
+        std::vector<int> ready;
+        for (int group = 0; group < kGroups; ++group) {
+          const Group& w = groups[group];
+          if (w.done) continue;
+          if (w.s == slices) {
+            ready.push_back(group);
+            continue;
+          }
+          if (w.stage == 0 && !wait_ok(full[cuda::tf32x3_mbarrier_slot(w.s)], w.s)) continue;
+          if (w.stage == 1 && w.s + 2 < slices && w.s >= 2 &&
+              !wait_ok(empty[cuda::tf32x3_mbarrier_slot(w.s - 2)], w.s - 2))
+            continue;
+          ready.push_back(group);
+        }
+        if (ready.empty()) {
+          for (const Group& w : groups) ASSERT_TRUE(w.done) << "deadlock";
+          break;
+        }
+        const int group = ready[rng() % ready.size()];
+        Group& w = groups[group];
+        if (w.s == slices) {  // wait_group 0
+          finish_wgmmas(group, w.pending);
+          w.done = true;
+          continue;
+        }
+        const int slot = cuda::tf32x3_mbarrier_slot(w.s);
+        if (w.stage == 0) {  // the slice is in: the A split reads it, the wgmmas are issued
+          for (int other = 0; other < kGroups; ++other) ASSERT_EQ(halves[slot][other], w.s) << "slice " << w.s;
+          reading[slot][group] = true;
+          w.stage = 1;
+        } else if (w.stage == 1) {  // copy_ahead, then wait_group 1: slice s − 1's wgmmas done
+          if (w.s + 2 < slices) copy(group, w.s + 2);
+          finish_wgmmas(group, w.pending);
+          w.pending = w.s;
+          w.stage = 2;
+        } else {  // release(s − 1): the warpgroup's 4 warps (one arrival here for the 4)
+          if (w.s >= 1) empty[cuda::tf32x3_mbarrier_slot(w.s - 1)].arrive();
+          ++w.s;
+          w.stage = 0;
+        }
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
 }
 
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.

@@ -30,6 +30,7 @@ struct Tf32x3Params {
   const float* b_parts;     // or null: op(B) split beforehand (tf32x3_presplit_offset; one product)
   int64_t b_part_tiles;     // its 128-column tiles
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
+  bool mbarrier_ring;       // the presplit ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {

@@ -190,7 +190,8 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent or mma.
+// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent,
+// wgmma_mbarrier or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
@@ -251,6 +252,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
         p.b_parts = parts;
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);
       }
+      p.mbarrier_ring = plan.mbarrier;
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {
@@ -293,8 +295,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
     });
   }
   const Tf32x3Gpu gpu{multiprocessors(), wgmma,
-                      kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent,
-                      tf32x3_tiles(), kernel == Tf32x3Kernel::WgmmaPersistent};
+                      kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
+                          kernel == Tf32x3Kernel::WgmmaMbarrier,
+                      tf32x3_tiles(), kernel == Tf32x3Kernel::WgmmaPersistent, kernel == Tf32x3Kernel::WgmmaMbarrier};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();

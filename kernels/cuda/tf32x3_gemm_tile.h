@@ -363,6 +363,8 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   static constexpr int kPresplitStages = 4;
   static constexpr int kPresplitStageFloats = kAFloats + 2 * kSplitFloats;  // A's slice, B's big and small
   static constexpr int kPresplitSharedBytes = kPresplitStages * kPresplitStageFloats * 4;
+  // Tf32x3Kernel::WgmmaMbarrier: the ring's "full" and "empty" mbarriers, one each a slot, after it.
+  static constexpr int kMbarrierSharedBytes = kPresplitSharedBytes + 2 * kPresplitStages * 8;
   static_assert(kRows == 64 * kWarpgroups, "a warpgroup per 64 rows");
   static_assert(kAFloats % 32 == 0, "B's parts 128-byte aligned after A's slice");
   static_assert(kConvertChunks * kThreads * 4 == kCols * kDepth, "the conversion splits evenly");
@@ -416,6 +418,7 @@ struct Tf32x3Gpu {
   bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit, WgmmaPersistent)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
   bool persistent = false;  // ... in persistent blocks where that applies (Tf32x3Kernel::WgmmaPersistent)
+  bool mbarrier = false;    // ... its ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
 };
 enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 // One launch of a product.
@@ -426,6 +429,7 @@ struct Tf32x3Launch {
   int64_t part_start = 0;
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
+  bool mbarrier = false;          // the presplit ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
 };
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
 // parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts
@@ -465,7 +469,19 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   const int64_t slots = int64_t{gpu.multiprocessors} * per_sm;
   if (out.ok && gpu.persistent && out.presplit && out.split.splits == 1 && count == 1 && blocks > slots)
     out.persistent_blocks = slots;
+  out.mbarrier = out.ok && gpu.mbarrier && out.presplit && out.persistent_blocks == 0;
   return out;
+}
+// Tf32x3Kernel::WgmmaMbarrier's ring (kPresplitStages slots; the copies 2 slices ahead, as the
+// barrier ring's): slice g's copies, by every thread, arrive on slot g's "full" mbarrier as they
+// land (cp.async.mbarrier.arrive.noinc: 256 arrivals a phase); each warp arrives on slot g's
+// "empty" mbarrier once its warpgroup's wgmmas of slice g are done (8 a phase). A warpgroup waits
+// for full before slice g, and, after issuing slice g's wgmmas, for empty of slice g − 2 before
+// copying slice g + 2 into that slot. Slice g is its slot's (g / stages)-th use, which completes
+// that phase of both mbarriers: the parity to wait for.
+UV_HOST_DEVICE constexpr int tf32x3_mbarrier_slot(int64_t g) { return static_cast<int>(g % Tf32x3WgmmaTile::kPresplitStages); }
+UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
+  return static_cast<uint32_t>((g / Tf32x3WgmmaTile::kPresplitStages) & 1);
 }
 // A persistent block's work (Tf32x3Launch::persistent_blocks): block b of `blocks` takes tiles
 // (units) b, b + blocks, b + 2·blocks, … of `units`, each `slices` k-slices deep, and its ring runs
@@ -597,10 +613,12 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // (tf32x3_plan_launch): a block a multiprocessor, each taking tile after tile
 // (tf32x3_persistent_unit), its ring running on across them, so the next tile's first slices
 // arrive while the last one's accumulators are stored; and in column bands where B's parts do not
-// fit (tf32x3_presplit_band). Off compute capability 9.0 the wgmma
+// fit (tf32x3_presplit_band). `WgmmaMbarrier` (not yet run on a GPU): `WgmmaPresplit` whose ring
+// synchronises through mbarriers instead of a barrier of the whole block every slice
+// (tf32x3_mbarrier_ring_*). Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
 // switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent };
+enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent, WgmmaMbarrier };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
@@ -609,7 +627,8 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::Mma, "mma"},
     {Tf32x3Kernel::Wgmma, "wgmma"},
     {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"},
-    {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"}};
+    {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"},
+    {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -637,7 +656,7 @@ inline std::string tf32x3_kernel_names() {
 // The kernels whose big tiles run on wgmma where the device has it (as mma elsewhere).
 inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
   return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit ||
-         kernel == Tf32x3Kernel::WgmmaPersistent;
+         kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrier;
 }
 
 // The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from

@@ -46,6 +46,28 @@ __device__ __forceinline__ void fence_registers(uint32_t (&a)[4]) {
 #pragma unroll
   for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[i])::"memory");
 }
+// mbarriers (Tf32x3MbarrierRing): init with the arrivals a phase takes; wait until the phase of
+// `parity` has completed; a thread's plain arrival; and an arrival when all of the thread's cp.async
+// copies so far have landed (noinc: counted in the init's arrivals).
+__device__ __forceinline__ void mbarrier_init(uint64_t* bar, uint32_t arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(bar)), "r"(arrivals) : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred ready;\nretry:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 ready, [%0], %1;\n"
+      "@!ready bra retry;\n}\n" ::"r"(shared_address(bar)),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(bar)) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive_on_copies(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(bar)) : "memory");
+}
+__device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 // d(64×128) = a(64×8: this warp's 16 rows, wgmma_a_coord) · b(8×128: K-major, `desc`) + (accumulate ? d : 0).
 __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (&a)[4], uint64_t desc,
                                                 int accumulate) {
@@ -139,11 +161,77 @@ struct Tf32x3PresplitRing {
   }
 };
 #endif
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The presplit ring on mbarriers (Mbarrier, Tf32x3Kernel::WgmmaMbarrier; the protocol at
+// tf32x3_mbarrier_parity): no barrier of the whole block every slice. A warpgroup waits for its
+// slice's data (full), and before copying slice g + 2 for the release of slice g − 2, whose slot
+// it takes (empty), by both warpgroups: so the two run up to a slice apart. `bars`: full[slots]
+// then empty[slots], after the ring.
+template <bool TransA>
+struct Tf32x3MbarrierRing {
+  const Tf32x3Params& p;
+  const Tf32x3Place& w;
+  float* slots;
+  int t;
+  __device__ __forceinline__ float* slot(int g) const {
+    return slots + tf32x3_mbarrier_slot(g) * Tile::kPresplitStageFloats;
+  }
+  __device__ __forceinline__ uint64_t* full(int g) const {
+    return reinterpret_cast<uint64_t*>(slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
+           tf32x3_mbarrier_slot(g);
+  }
+  __device__ __forceinline__ uint64_t* empty(int g) const { return full(g) + Tile::kPresplitStages; }
+  // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they land.
+  __device__ __forceinline__ void copy(int g) const {
+    if (g >= w.slices) return;  // no slice: its phase is never waited for
+    const int64_t k0 = w.k_begin + int64_t{g} * Tile::kDepth;
+    float* const dst = slot(g);
+    copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
+    const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);
+#pragma unroll
+    for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
+      const int chunk = t + i * Tile::kThreads;
+      copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
+    }
+    mbarrier_arrive_on_copies(full(g));
+  }
+  // The barriers (before any thread uses them: a block barrier follows), then slices 0 and 1.
+  __device__ __forceinline__ void start() const {
+    if (t < Tile::kPresplitStages) {
+      mbarrier_init(full(t), Tile::kThreads);
+      mbarrier_init(empty(t), Tile::kThreads / 32);
+    }
+    __syncthreads();
+    copy(0);
+    copy(1);
+  }
+  // Slice g's data in, and visible to wgmma (cp.async writes through the generic proxy).
+  __device__ __forceinline__ const float* arrive(int g) const {
+    mbarrier_wait(full(g), tf32x3_mbarrier_parity(g));
+    fence_proxy_async();
+    return slot(g);
+  }
+  // After slice g's wgmmas are issued: slice g + 2 into slice g − 2's slot once both warpgroups have
+  // released it.
+  __device__ __forceinline__ void copy_ahead(int g) const {
+    if (g + 2 >= w.slices) return;
+    if (g >= 2) mbarrier_wait(empty(g - 2), tf32x3_mbarrier_parity(g - 2));
+    copy(g + 2);
+  }
+  // After the warpgroup's wgmmas of slice g are done (and this warp's reads of its slot long
+  // before): the warp releases slot g.
+  __device__ __forceinline__ void release(int g) const {
+    __syncwarp();
+    if (t % 32 == 0) mbarrier_arrive(empty(g));
+  }
+};
+#endif
 static_assert(2 * Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "the parts' copies split evenly");
 
-template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false>
+template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false, bool Mbarrier = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
   static_assert(PreSplit || !Persistent, "persistent blocks take B presplit");
+  static_assert((PreSplit && !Persistent) || !Mbarrier, "the mbarrier ring is the presplit one's, not persistent");
   if (Persistent && blockIdx.x >= p.units) return;  // a block without a tile (the host never launches one)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
@@ -160,8 +248,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   // serialise every wgmma (its C7515 remark).
   float acc[64];
 
-  using Ring =
-      std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>;
+  using Ring = std::conditional_t<
+      Mbarrier, Tf32x3MbarrierRing<TransA>,
+      std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>;
   Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
   // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
@@ -240,8 +329,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
     wgmma_commit();
+    if constexpr (Mbarrier) ring.copy_ahead(s);  // while slice s's wgmmas run
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
     fence_accumulators(acc);
+    if constexpr (Mbarrier) {
+      if (s >= 1) ring.release(s - 1);
+    }
   };
   // A tile: its slices, then its accumulators into C (or the split's workspace). Persistent: the
   // block's next tile after it (its first slices' copies already in flight), until the last.
@@ -277,18 +370,23 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       tile = tf32x3_unit_place<Tile>(p, unit);
     }
   }
-  copy_async_wait<0>();  // no copy outlives the block (only empty groups can be pending here)
+  // No copy outlives the block (only empty groups can be pending here; the mbarrier ring's copies
+  // are not in groups, and all have landed).
+  if constexpr (Mbarrier)
+    copy_async_wait_all();
+  else
+    copy_async_wait<0>();
 #else
   __trap();  // built for sm_90a alone; tf32x3_wgmma_available() keeps other devices from launching it
 #endif
 }
 
-template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false>
+template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false, bool Mbarrier = false>
 void opt_in() {
-  const int bytes = PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent>,
+  const int bytes = Mbarrier ? Tile::kMbarrierSharedBytes : PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent>,
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier>,
                                   cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
 }
 
@@ -337,6 +435,8 @@ void tf32x3_wgmma_prepare() {
   opt_in<true, false, true>();
   opt_in<false, false, true, true>();
   opt_in<true, false, true, true>();
+  opt_in<false, false, true, false, true>();
+  opt_in<true, false, true, false, true>();
 }
 
 void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
@@ -350,6 +450,15 @@ void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k,
 
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
   if (p.b_parts) {  // B's parts are K-major whatever op(B) was
+    if (p.mbarrier_ring) {
+      const size_t smem = Tile::kMbarrierSharedBytes;
+      if (p.trans_a)
+        tf32x3_wgmma_kernel<true, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      else
+        tf32x3_wgmma_kernel<false, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
     const size_t smem = Tile::kPresplitSharedBytes;
     if (p.units > 0) {  // persistent blocks (grid.x of them)
       if (p.trans_a)
