@@ -2644,7 +2644,8 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     // Without a workspace (so that split-K cannot shorten the sums) the presplit kernels would run
     // as wgmma.
-    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit || name.kernel == cuda::Tf32x3Kernel::WgmmaPersistent)
+    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit || name.kernel == cuda::Tf32x3Kernel::WgmmaPersistent ||
+        name.kernel == cuda::Tf32x3Kernel::WgmmaMbarrier)
       continue;
     cuda::set_tf32x3_kernel(name.kernel);
     for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
@@ -2763,6 +2764,35 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
     const double r = test::rtol_for<float>(k);
     EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
   }
+}
+
+// A light cover of the mbarrier ring (Tf32x3Kernel::WgmmaMbarrier) for compute-sanitizer's
+// racecheck: 1000×600 (40 tiles) with k = 1000 (split-K: 3 splits of 11 slices, the ring going
+// round its 4 slots), k = 64 (2 slices: no copy ahead) and k = 32 (1 slice), A·B and Aᵀ·B, B
+// presplit.
+TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaMbarrier);
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 1000, n = 600, w = int64_t{1} << 22;
+  for (const int64_t k : {int64_t{1000}, int64_t{64}, int64_t{32}})
+    for (const bool ta : {false, true}) {
+      SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
+      const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+      std::vector<float> ref(m * n);
+      cpu->gemm(ta, false, m, n, k, 1.f, a.data(), ta ? m : k, b.data(), n, 0.f, ref.data(), n);
+      Mirror d{*device, {}};
+      float* c = d.put(test::poisoned<float>(m * n));
+      cuda::tf32x3_gemm(1, 0, 0, 0, ta, false, m, n, k, 1.f, d.put(a), ta ? m : k, d.put(b), n, 0.f, c, n,
+                        d.put(test::poisoned<float>(w)), w, nullptr);
+      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+      const double r = test::rtol_for<float>(k);
+      EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
+    }
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
