@@ -2310,99 +2310,115 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
 }
 
 // The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier; tf32x3_mbarrier_slot, _parity),
-// played out with the kernel's steps for its two warpgroups (as their 8 warps, 4 each) in random
-// orders: the mbarriers as PTX defines them (a phase completes at its count of arrivals; a wait
-// for parity q passes once the current phase's parity differs from q), each warpgroup's wgmmas of
-// a slice done at its next wait_group 1 (or at the end). Never a deadlock; a slice's wgmmas read a
-// slot that holds that slice, copied whole by both warpgroups; a copy never lands on a slot still
-// read; and no wait sees its phase from two uses back (the parity's blind spot).
+// played out warp by warp in random orders: the kernel's 8 warps (2 warpgroups of 4), each at its
+// own step; the mbarriers as PTX defines them, with the kernel's counts (full: an arrival from each
+// of the 256 threads as its copies land; empty: one from each warp) and a wait for parity q passing
+// once the current phase's parity differs from q; copies landing at random later times; and a
+// warpgroup's wgmmas of a slice running once its 4 warps have issued them, done at random later
+// times in order. Checked: never a deadlock; every wait passes on exactly the phase of its use (no
+// phase two uses old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole;
+// and no copy lands on a slot whose slice a warpgroup's wgmmas may still read.
 TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
   using Tile = cuda::Tf32x3WgmmaTile;
-  constexpr int kStages = Tile::kPresplitStages, kGroups = 2;
+  constexpr int kStages = Tile::kPresplitStages, kWarps = Tile::kThreads / 32, kGroups = kWarps / 4;
   std::mt19937_64 rng(test::fresh_seed());
-  for (int slices : {1, 2, 3, 4, 5, 7, 8, 13, 64})
-    for (int trial = 0; trial < 200; ++trial) {
+  for (int slices : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
+    for (int trial = 0; trial < 100; ++trial) {
       SCOPED_TRACE(std::to_string(slices) + " slices, trial " + std::to_string(trial));
       struct Barrier {
-        int count = 0, completed = 0;  // arrivals in the current phase, phases completed
-        int expected;
-        void arrive() {
-          if (++count == expected) count = 0, ++completed;
+        int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
+        void arrive(int n = 1) {
+          for (int i = 0; i < n; ++i)
+            if (++count == expected) count = 0, ++completed;
         }
         bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
       };
-      std::vector<Barrier> full(kStages, Barrier{0, 0, kGroups}), empty(kStages, Barrier{0, 0, kGroups});
-      // Each slot: the slice each warpgroup's half last landed for, and the readers of its slice.
-      std::vector<std::array<int, kGroups>> halves(kStages, {-1, -1});
-      std::vector<std::array<bool, kGroups>> reading(kStages, {false, false});
-      auto copy = [&](int group, int g) {
-        if (g >= slices) return;
-        const int slot = cuda::tf32x3_mbarrier_slot(g);
-        for (int other = 0; other < kGroups; ++other) ASSERT_FALSE(reading[slot][other]) << "copy of " << g;
-        halves[slot][group] = g;
-        full[slot].arrive();  // the copies land (at once here: any later is the same to the waits)
-      };
-      auto wait_ok = [&](const Barrier& b, int g) {
-        EXPECT_LE(b.completed, g / kStages + 1) << "a wait for slice " << g << " sees a phase two uses on";
-        return b.passes(cuda::tf32x3_mbarrier_parity(g));
-      };
-      // A warpgroup's program counter: step s, stage 0 (wait full), 1 (wgmmas issued; copy ahead),
-      // 2 (wait_group 1 done; release s − 1); after the last step, the end (wait_group 0).
-      struct Group {
-        int s = 0, stage = 0;
-        bool done = false;
-        int pending = -1;  // the slice whose wgmmas may still run
-      };
-      std::array<Group, kGroups> groups{};
-      for (int group = 0; group < kGroups; ++group) {  // start(): slices 0 and 1, by every thread
-        copy(group, 0);
-        copy(group, 1);
-      }
-      auto finish_wgmmas = [&](int group, int g) {
-        if (g < 0) return;
-        reading[cuda::tf32x3_mbarrier_slot(g)][group] = false;
-      };
-      for (int moves = 0;; ++moves) {
-        ASSERT_LT(moves, 100000);
-        std::vector<int> ready;
-        for (int group = 0; group < kGroups; ++group) {
-          const Group& w = groups[group];
-          if (w.done) continue;
-          if (w.s == slices) {
-            ready.push_back(group);
-            continue;
-          }
-          if (w.stage == 0 && !wait_ok(full[cuda::tf32x3_mbarrier_slot(w.s)], w.s)) continue;
-          if (w.stage == 1 && w.s + 2 < slices && w.s >= 2 &&
-              !wait_ok(empty[cuda::tf32x3_mbarrier_slot(w.s - 2)], w.s - 2))
-            continue;
-          ready.push_back(group);
+      std::vector<Barrier> full(kStages, Barrier{Tile::kThreads}), empty(kStages, Barrier{kWarps});
+      std::vector<std::array<int, kWarps>> landed(kStages);  // each warp's share of the slot: its slice
+      for (auto& slot : landed) slot.fill(-1);
+      std::vector<std::pair<int, int>> in_flight;  // (warp, slice) copies not yet landed
+      std::array<std::vector<int>, kGroups> issued;  // per warpgroup and slice: warps that issued its wgmmas
+      std::array<int, kGroups> wgmma_done{};          // per warpgroup: slices whose wgmmas are done
+      for (auto& v : issued) v.assign(size_t(std::max(slices, 1)), 0);
+      auto wait = [&](const Barrier& b, int g) {
+        const bool ok = b.passes(cuda::tf32x3_mbarrier_parity(g));
+        if (ok) {
+          EXPECT_EQ(b.completed, g / kStages + 1) << "a wait for slice " << g << " passed on another phase";
         }
-        if (ready.empty()) {
-          for (const Group& w : groups) ASSERT_TRUE(w.done) << "deadlock";
+        return ok;
+      };
+      auto copy = [&](int warp, int g) {
+        if (g < slices) in_flight.push_back({warp, g});
+      };
+      struct Warp {
+        int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
+        bool done = false;
+      };
+      std::array<Warp, kWarps> warps{};
+      for (int warp = 0; warp < kWarps; ++warp) {
+        copy(warp, 0);
+        copy(warp, 1);
+      }
+      for (int moves = 0;; ++moves) {
+        ASSERT_LT(moves, 1000000);
+        // The possible events: a copy landing, a warpgroup's next wgmmas finishing, a warp's step.
+        std::vector<std::pair<int, int>> events;  // (kind, index)
+        for (size_t i = 0; i < in_flight.size(); ++i) events.push_back({0, int(i)});
+        for (int group = 0; group < kGroups; ++group)
+          if (wgmma_done[group] < slices && issued[group][size_t(wgmma_done[group])] == 4) events.push_back({1, group});
+        for (int warp = 0; warp < kWarps; ++warp) {
+          const Warp& w = warps[warp];
+          const int group = warp / 4;
+          if (w.done) continue;
+          bool ready = true;
+          if (w.s == slices) {
+            ready = wgmma_done[group] == slices;  // wait_group 0
+          } else if (w.stage == 0) {
+            ready = wait(full[cuda::tf32x3_mbarrier_slot(w.s)], w.s);
+          } else if (w.stage == 1) {
+            ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_mbarrier_slot(w.s - 2)], w.s - 2);
+          } else if (w.stage == 2) {
+            ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
+          }
+          if (ready) events.push_back({2, warp});
+        }
+        if (events.empty()) {
+          for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
+          for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
           break;
         }
-        const int group = ready[rng() % ready.size()];
-        Group& w = groups[group];
-        if (w.s == slices) {  // wait_group 0
-          finish_wgmmas(group, w.pending);
-          w.done = true;
-          continue;
-        }
-        const int slot = cuda::tf32x3_mbarrier_slot(w.s);
-        if (w.stage == 0) {  // the slice is in: the A split reads it, the wgmmas are issued
-          for (int other = 0; other < kGroups; ++other) ASSERT_EQ(halves[slot][other], w.s) << "slice " << w.s;
-          reading[slot][group] = true;
-          w.stage = 1;
-        } else if (w.stage == 1) {  // copy_ahead, then wait_group 1: slice s − 1's wgmmas done
-          if (w.s + 2 < slices) copy(group, w.s + 2);
-          finish_wgmmas(group, w.pending);
-          w.pending = w.s;
-          w.stage = 2;
-        } else {  // release(s − 1): the warpgroup's 4 warps (one arrival here for the 4)
-          if (w.s >= 1) empty[cuda::tf32x3_mbarrier_slot(w.s - 1)].arrive();
-          ++w.s;
-          w.stage = 0;
+        const auto [kind, index] = events[rng() % events.size()];
+        if (kind == 0) {  // a copy lands: its thread's arrivals (32 a warp) on the slot's full barrier
+          const auto [warp, g] = in_flight[size_t(index)];
+          in_flight.erase(in_flight.begin() + index);
+          const int slot = cuda::tf32x3_mbarrier_slot(g);
+          const int old = landed[slot][warp];  // the slice this share overwrites
+          for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
+            ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
+          landed[slot][warp] = g;
+          full[slot].arrive(32);
+        } else if (kind == 1) {
+          ++wgmma_done[index];
+        } else {
+          Warp& w = warps[index];
+          const int group = index / 4;
+          if (w.s == slices) {
+            w.done = true;
+          } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
+            const int slot = cuda::tf32x3_mbarrier_slot(w.s);
+            for (int warp = 0; warp < kWarps; ++warp) ASSERT_EQ(landed[slot][warp], w.s) << "slice " << w.s;
+            ++issued[group][size_t(w.s)];
+            w.stage = 1;
+          } else if (w.stage == 1) {
+            if (w.s + 2 < slices) copy(index, w.s + 2);
+            w.stage = 2;
+          } else if (w.stage == 2) {
+            w.stage = 3;
+          } else {  // release slice s − 1: lane 0's arrival on its slot's empty barrier
+            if (w.s >= 1) empty[cuda::tf32x3_mbarrier_slot(w.s - 1)].arrive();
+            ++w.s;
+            w.stage = 0;
+          }
         }
         if (::testing::Test::HasFatalFailure()) return;
       }
