@@ -2756,6 +2756,23 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
   }
 }
 
+// One product C = op(A)·B (A m×k, or k×m where `ta`) on the tf32x3 choices set, against the CPU;
+// C and the workspace poisoned.
+void expect_tf32x3_product_matches_cpu(Backend& device, std::mt19937_64& rng, bool ta, int64_t m, int64_t n, int64_t k,
+                                       int64_t workspace_floats) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+  std::vector<float> ref(m * n);
+  cpu->gemm(ta, false, m, n, k, 1.f, a.data(), ta ? m : k, b.data(), n, 0.f, ref.data(), n);
+  Mirror d{device, {}};
+  float* c = d.put(test::poisoned<float>(m * n));
+  cuda::tf32x3_gemm(1, 0, 0, 0, ta, false, m, n, k, 1.f, d.put(a), ta ? m : k, d.put(b), n, 0.f, c, n,
+                    d.put(test::poisoned<float>(workspace_floats)), workspace_floats, nullptr);
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  const double r = test::rtol_for<float>(k);
+  EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
+}
+
 // A light cover of the persistent blocks for compute-sanitizer's racecheck (the test above runs
 // too slowly under it): two launches of 2200² (324 tiles, 2 or 3 a block), k = 80 (the tiles start
 // at shifting ring slots) and k = 32 (the copies 2 tiles ahead), A·B only.
@@ -2764,21 +2781,10 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaPersistent);
-  std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  const int64_t m = 2200, n = 2200, w = int64_t{1} << 22;
   for (const int64_t k : {int64_t{80}, int64_t{32}}) {
     SCOPED_TRACE("k = " + std::to_string(k));
-    const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
-    std::vector<float> ref(m * n);
-    cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
-    Mirror d{*device, {}};
-    float* c = d.put(test::poisoned<float>(m * n));
-    cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, d.put(a), k, d.put(b), n, 0.f, c, n,
-                      d.put(test::poisoned<float>(w)), w, nullptr);
-    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-    const double r = test::rtol_for<float>(k);
-    EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
+    expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, k, int64_t{1} << 22);
   }
 }
 
@@ -2792,22 +2798,11 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaMbarrier);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
-  std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::mt19937_64 rng(test::fresh_seed());
-  const int64_t m = 1000, n = 600, w = int64_t{1} << 22;
   for (const int64_t k : {int64_t{1000}, int64_t{64}, int64_t{32}})
     for (const bool ta : {false, true}) {
       SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
-      const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
-      std::vector<float> ref(m * n);
-      cpu->gemm(ta, false, m, n, k, 1.f, a.data(), ta ? m : k, b.data(), n, 0.f, ref.data(), n);
-      Mirror d{*device, {}};
-      float* c = d.put(test::poisoned<float>(m * n));
-      cuda::tf32x3_gemm(1, 0, 0, 0, ta, false, m, n, k, 1.f, d.put(a), ta ? m : k, d.put(b), n, 0.f, c, n,
-                        d.put(test::poisoned<float>(w)), w, nullptr);
-      ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-      const double r = test::rtol_for<float>(k);
-      EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(k))));
+      expect_tf32x3_product_matches_cpu(*device, rng, ta, 1000, 600, k, int64_t{1} << 22);
     }
 }
 
