@@ -2309,7 +2309,7 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   EXPECT_EQ(cuda::tf32x3_band(g, 256, 128).b, b.data() + 256 * 7);
 }
 
-// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier; tf32x3_mbarrier_slot, _parity),
+// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier; tf32x3_presplit_slot, _mbarrier_parity),
 // played out warp by warp in random orders: the kernel's 8 warps (2 warpgroups of 4), each at its
 // own step; the mbarriers as PTX defines them, with the kernel's counts (full: an arrival from each
 // of the 256 threads as its copies land; empty: one from each warp) and a wait for parity q passing
@@ -2374,9 +2374,9 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
           if (w.s == slices) {
             ready = wgmma_done[group] == slices;  // wait_group 0
           } else if (w.stage == 0) {
-            ready = wait(full[cuda::tf32x3_mbarrier_slot(w.s)], w.s);
+            ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
           } else if (w.stage == 1) {
-            ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_mbarrier_slot(w.s - 2)], w.s - 2);
+            ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
           } else if (w.stage == 2) {
             ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
           }
@@ -2391,7 +2391,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
         if (kind == 0) {  // a copy lands: its thread's arrivals (32 a warp) on the slot's full barrier
           const auto [warp, g] = in_flight[size_t(index)];
           in_flight.erase(in_flight.begin() + index);
-          const int slot = cuda::tf32x3_mbarrier_slot(g);
+          const int slot = cuda::tf32x3_presplit_slot(g);
           const int old = landed[slot][warp];  // the slice this share overwrites
           for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
             ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
@@ -2405,7 +2405,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
           if (w.s == slices) {
             w.done = true;
           } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
-            const int slot = cuda::tf32x3_mbarrier_slot(w.s);
+            const int slot = cuda::tf32x3_presplit_slot(w.s);
             for (int warp = 0; warp < kWarps; ++warp) ASSERT_EQ(landed[slot][warp], w.s) << "slice " << w.s;
             ++issued[group][size_t(w.s)];
             w.stage = 1;
@@ -2415,7 +2415,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
           } else if (w.stage == 2) {
             w.stage = 3;
           } else {  // release slice s − 1: lane 0's arrival on its slot's empty barrier
-            if (w.s >= 1) empty[cuda::tf32x3_mbarrier_slot(w.s - 1)].arrive();
+            if (w.s >= 1) empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
             ++w.s;
             w.stage = 0;
           }
@@ -2660,9 +2660,7 @@ TEST(BackendGemm, Tf32x3LongSumsKeepFloat32Accuracy) {
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
     // Without a workspace (so that split-K cannot shorten the sums) the presplit kernels would run
     // as wgmma.
-    if (name.kernel == cuda::Tf32x3Kernel::WgmmaPresplit || name.kernel == cuda::Tf32x3Kernel::WgmmaPersistent ||
-        name.kernel == cuda::Tf32x3Kernel::WgmmaMbarrier)
-      continue;
+    if (cuda::tf32x3_presplits(name.kernel)) continue;
     cuda::set_tf32x3_kernel(name.kernel);
     for (const int64_t depth : {cuda::kTf32x3ChunkDepth, int64_t{1024}, int64_t{4096}, int64_t{1} << 20}) {
       cuda::set_tf32x3_chunk_depth(depth);

@@ -294,10 +294,8 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
-  const Tf32x3Gpu gpu{multiprocessors(), wgmma,
-                      kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
-                          kernel == Tf32x3Kernel::WgmmaMbarrier,
-                      tf32x3_tiles(), kernel == Tf32x3Kernel::WgmmaPersistent, kernel == Tf32x3Kernel::WgmmaMbarrier};
+  const Tf32x3Gpu gpu{multiprocessors(), wgmma, tf32x3_presplits(kernel), tf32x3_tiles(),
+                      kernel == Tf32x3Kernel::WgmmaPersistent, kernel == Tf32x3Kernel::WgmmaMbarrier};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();

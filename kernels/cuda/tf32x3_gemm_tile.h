@@ -399,6 +399,10 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
   return (k + Tf32x3WgmmaTile::kDepth - 1) / Tf32x3WgmmaTile::kDepth * tf32x3_presplit_tiles(n) * 2 *
          Tf32x3WgmmaTile::kSplitFloats;
 }
+// The ring slot of a presplit ring's g-th slice (g ≥ 0; both rings, Tf32x3WgmmaTile::kPresplitStages).
+UV_HOST_DEVICE constexpr int tf32x3_presplit_slot(int64_t g) {
+  return static_cast<int>(static_cast<uint64_t>(g) % Tf32x3WgmmaTile::kPresplitStages);
+}
 // op(B)'s element (kk, nn): its big part's index (the small one kSplitFloats further). At a
 // slice's and tile's first element, where that block of parts starts.
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t kk, int64_t nn) {
@@ -454,9 +458,10 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   const int per_sm = out.tiles == Tf32x3TileKind::MmaSmall ? Tf32x3MmaSmallTile::kMinBlocks
                      : out.tiles == Tf32x3TileKind::MmaBig ? Tf32x3MmaBigTile::kMinBlocks
                                                            : Tf32x3WgmmaTile::kMinBlocks;
+  const int64_t slots = int64_t{gpu.multiprocessors} * per_sm;  // blocks at once
   auto plan = [&](int64_t room) {
-    return tf32x3_split(count, m, n, k, out.tiles == Tf32x3TileKind::MmaSmall ? small_blocks : blocks,
-                        int64_t{gpu.multiprocessors} * per_sm, room, max_depth);
+    return tf32x3_split(count, m, n, k, out.tiles == Tf32x3TileKind::MmaSmall ? small_blocks : blocks, slots, room,
+                        max_depth);
   };
   out.split = plan(out.presplit ? out.part_start : workspace_floats);
   if (out.split.splits == 0 && out.presplit && !require_presplit) {
@@ -466,7 +471,6 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   out.ok = out.split.splits > 0;
   // Persistent blocks where the tiles are more than one wave, one product, B presplit and unsplit
   // (so that every tile is equally deep: tf32x3_persistent_unit).
-  const int64_t slots = int64_t{gpu.multiprocessors} * per_sm;
   if (out.ok && gpu.persistent && out.presplit && out.split.splits == 1 && count == 1 && blocks > slots)
     out.persistent_blocks = slots;
   out.mbarrier = out.ok && gpu.mbarrier && out.presplit && out.persistent_blocks == 0;
@@ -479,7 +483,6 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
 // for full before slice g, and, after issuing slice g's wgmmas, for empty of slice g − 2 before
 // copying slice g + 2 into that slot. Slice g is its slot's (g / stages)-th use, which completes
 // that phase of both mbarriers: the parity to wait for.
-UV_HOST_DEVICE constexpr int tf32x3_mbarrier_slot(int64_t g) { return static_cast<int>(g % Tf32x3WgmmaTile::kPresplitStages); }
 UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
   return static_cast<uint32_t>((g / Tf32x3WgmmaTile::kPresplitStages) & 1);
 }
@@ -657,6 +660,11 @@ inline std::string tf32x3_kernel_names() {
 inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
   return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit ||
          kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrier;
+}
+// The kernels that take B presplit where it fits (the presplit rings).
+inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
+  return kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
+         kernel == Tf32x3Kernel::WgmmaMbarrier;
 }
 
 // The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from

@@ -100,6 +100,19 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
 #endif
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// Thread t's share of the presplit rings' copies of the k-slice at k0 of the tile at `w`: A's slice
+// (copy_a_slice), then B's parts, ready-made (tf32x3_presplit_offset), behind it in the slot.
+template <bool TransA>
+__device__ __forceinline__ void copy_presplit_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
+                                                    float* dst) {
+  copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
+  const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);  // the tile's parts
+#pragma unroll
+  for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
+    const int chunk = t + i * Tile::kThreads;
+    copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
+  }
+}
 // The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
 // (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
 // Persistent (p.units > 0): the block's tiles one after another (tf32x3_persistent_unit), every one
@@ -117,20 +130,12 @@ struct Tf32x3PresplitRing {
   int64_t copy_unit = blockIdx.x;
   Tf32x3Place copy_place = w;
   int copy_slice_index = 0;
-  __device__ __forceinline__ float* slot(int64_t g) const {  // g ≥ 0
-    return slots + static_cast<int>(static_cast<uint64_t>(g) % Tile::kPresplitStages) * Tile::kPresplitStageFloats;
+  __device__ __forceinline__ float* slot(int64_t g) const {
+    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
   }
   // Slice s of the tile at `u` into the slot of the ring's slice g.
   __device__ __forceinline__ void copy_slice(const Tf32x3Place& u, int s, int64_t g) const {
-    const int64_t k0 = u.k_begin + int64_t{s} * Tile::kDepth;
-    float* const dst = slot(g);
-    copy_a_slice<Tile, TransA>(p, u, t, k0, dst);
-    const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, u.col0);  // the tile's parts
-#pragma unroll
-    for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
-      const int chunk = t + i * Tile::kThreads;
-      copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
-    }
+    copy_presplit_slice<TransA>(p, u, t, u.k_begin + int64_t{s} * Tile::kDepth, slot(g));
   }
   // The ring's slice g (called for g = 0, 1, 2, … in order): with the cursor at tile u and slice s,
   // that is tf32x3_persistent_unit(g, …)'s (u, s).
@@ -174,25 +179,17 @@ struct Tf32x3MbarrierRing {
   float* slots;
   int t;
   __device__ __forceinline__ float* slot(int g) const {
-    return slots + tf32x3_mbarrier_slot(g) * Tile::kPresplitStageFloats;
+    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
   }
   __device__ __forceinline__ uint64_t* full(int g) const {
     return reinterpret_cast<uint64_t*>(slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
-           tf32x3_mbarrier_slot(g);
+           tf32x3_presplit_slot(g);
   }
   __device__ __forceinline__ uint64_t* empty(int g) const { return full(g) + Tile::kPresplitStages; }
   // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they land.
   __device__ __forceinline__ void copy(int g) const {
     if (g >= w.slices) return;  // no slice: its phase is never waited for
-    const int64_t k0 = w.k_begin + int64_t{g} * Tile::kDepth;
-    float* const dst = slot(g);
-    copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
-    const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);
-#pragma unroll
-    for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
-      const int chunk = t + i * Tile::kThreads;
-      copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
-    }
+    copy_presplit_slice<TransA>(p, w, t, w.k_begin + int64_t{g} * Tile::kDepth, slot(g));
     mbarrier_arrive_on_copies(full(g));
   }
   // The barriers (before any thread uses them: a block barrier follows), then slices 0 and 1.
