@@ -2107,7 +2107,7 @@ TEST(Tf32x3Tile, ScheduleTakesTheMeasuredOrder) {
   EXPECT_EQ(s.whole.tiles, cuda::Tf32x3TileKind::Wgmma);
   EXPECT_EQ(s.whole.split.splits, 2);
   EXPECT_EQ(s.whole.split.k_per_split, 2048);
-  EXPECT_EQ(s.whole.part_start, w - cuda::tf32x3_presplit_floats(4096, 204));
+  EXPECT_EQ(s.whole.part_start, w - cuda::tf32x3_presplit_region_floats(4096, 204));
   EXPECT_LE(2 * 4096 * 204, s.whole.part_start);  // the splits' partials before the parts
   // X·U at r = 1024: the whole product's parts (8.4M floats) do not fit half the workspace, a
   // chunk's (4.2M) do: chunks with B presplit, which measured faster than one launch of 2 splits
@@ -2169,7 +2169,7 @@ TEST(Tf32x3Tile, ScheduleTakesTheMeasuredOrder) {
             EXPECT_LE(partials, one.presplit ? one.part_start : room);
             if (one.presplit) {
               EXPECT_TRUE(wgmma && pre);
-              EXPECT_LE(one.part_start + cuda::tf32x3_presplit_floats(depth, n), room);
+              EXPECT_LE(one.part_start + cuda::tf32x3_presplit_region_floats(depth, n), room);
             }
             if (k <= 2048) {
               EXPECT_FALSE(s.chunks);
@@ -2802,6 +2802,70 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
       SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
       expect_tf32x3_product_matches_cpu(*device, rng, ta, 1000, 600, k, int64_t{1} << 22);
     }
+}
+
+// B exactly TF32 (a dictionary rounded as engine/dict/dictionary.h does): the presplit finds no small
+// part (its flag, poisoned beforehand, reads 0) and the presplit kernels drop B's small part and its
+// wgmmas; one element that is not TF32 (1000.1: big part 1000, small 0.1) sets the flag and brings
+// them back, which the result shows (the dropped term would be 0.1·a there, far past the
+// tolerance). Each presplit kernel, A·B and Aᵀ·B: 1000×600×1000 (split-K, the ring round its
+// slots), 2200² × 80 (persistent blocks, 2 or 3 tiles a block; bands in 400,000 floats).
+TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  std::mt19937_64 rng(test::fresh_seed());
+  {  // the presplit's flag
+    const int64_t k = 77, n = 259;
+    auto b = test::random_vector<float>(k * n, rng);
+    for (float& x : b) x = cuda::tf32_round_host(x);
+    Mirror d{*device, {}};
+    const int64_t part_floats = cuda::tf32x3_presplit_floats(k, n);
+    float* const parts = d.put(test::poisoned<float>(cuda::tf32x3_presplit_region_floats(k, n)));
+    unsigned* const flag = reinterpret_cast<unsigned*>(parts + part_floats);
+    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, parts, flag, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    unsigned got = 1;
+    ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(got, 0u) << "B exactly TF32";
+    b[(k - 1) * n + n - 1] = 1000.1f;  // the last element: the last block's last thread
+    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, parts, flag, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_NE(got, 0u) << "one element not TF32";
+  }
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  struct Case {
+    cuda::Tf32x3Kernel kernel;
+    int64_t m, n, k, workspace_floats;
+  };
+  const int64_t w = int64_t{1} << 22;
+  for (const Case z : {Case{cuda::Tf32x3Kernel::WgmmaPresplit, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, 400000}})
+    for (const bool ta : {false, true})
+      for (const bool exact : {true, false}) {
+        SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(z.kernel)) + ", " + std::to_string(z.m) + "×" +
+                     std::to_string(z.n) + "×" + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A") +
+                     (exact ? ", B exactly TF32" : ", B but one element exactly TF32") + ", workspace " +
+                     std::to_string(z.workspace_floats));
+        cuda::set_tf32x3_kernel(z.kernel);
+        const auto a = test::random_vector<float>(z.m * z.k, rng);
+        auto b = test::random_vector<float>(z.k * z.n, rng);
+        for (float& x : b) x = cuda::tf32_round_host(x);
+        if (!exact) b[(z.k / 2) * z.n + z.n / 3] = 1000.1f;
+        std::vector<float> ref(z.m * z.n);
+        cpu->gemm(ta, false, z.m, z.n, z.k, 1.f, a.data(), ta ? z.m : z.k, b.data(), z.n, 0.f, ref.data(), z.n);
+        Mirror d{*device, {}};
+        float* c = d.put(test::poisoned<float>(z.m * z.n));
+        cuda::tf32x3_gemm(1, 0, 0, 0, ta, false, z.m, z.n, z.k, 1.f, d.put(a), ta ? z.m : z.k, d.put(b), z.n, 0.f, c,
+                          z.n, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
+        ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        const double r = test::rtol_for<float>(z.k);
+        EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+      }
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the

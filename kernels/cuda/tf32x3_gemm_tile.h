@@ -399,6 +399,15 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
   return (k + Tf32x3WgmmaTile::kDepth - 1) / Tf32x3WgmmaTile::kDepth * tf32x3_presplit_tiles(n) * 2 *
          Tf32x3WgmmaTile::kSplitFloats;
 }
+// Where B's parts go in the workspace: the parts, then a 128-byte word whose first uint32 the
+// presplit sets nonzero where any small part is (B not exactly TF32, tf32x3_presplit_kernel). Where
+// none is (a dictionary rounded to TF32, engine/dict/dictionary.h), the kernels drop B's small part:
+// its copy and its a_big·b_small wgmma, a third of the tensor work (the sum is the same: that term
+// is 0).
+inline constexpr int64_t kTf32x3PresplitFlagFloats = 32;
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_region_floats(int64_t k, int64_t n) {
+  return tf32x3_presplit_floats(k, n) + kTf32x3PresplitFlagFloats;
+}
 // The ring slot of a presplit ring's g-th slice (g ≥ 0; both rings, Tf32x3WgmmaTile::kPresplitStages).
 UV_HOST_DEVICE constexpr int tf32x3_presplit_slot(int64_t g) {
   return static_cast<int>(static_cast<uint64_t>(g) % Tf32x3WgmmaTile::kPresplitStages);
@@ -429,7 +438,7 @@ enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 struct Tf32x3Launch {
   bool ok = false;  // false: no launch keeps its splits within the depth (or B presplit, where required)
   Tf32x3TileKind tiles = Tf32x3TileKind::MmaSmall;
-  bool presplit = false;     // B's parts at workspace + part_start, split-K's partials before them
+  bool presplit = false;     // B's parts (and flag) at workspace + part_start, split-K's partials before them
   int64_t part_start = 0;
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
@@ -446,8 +455,9 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
                          ? (gpu.wgmma ? !tf32x3_wgmma_fills(m, n) : tf32x3_use_small_tiles(count, m, n, gpu.multiprocessors))
                          : gpu.tiles == Tf32x3Tiles::Small;
   out.tiles = small ? Tf32x3TileKind::MmaSmall : gpu.wgmma ? Tf32x3TileKind::Wgmma : Tf32x3TileKind::MmaBig;
+  // The parts (no more than half the workspace) and their flag at its end.
   const int64_t part_floats = tf32x3_presplit_floats(k, n);
-  out.part_start = (workspace_floats - part_floats) / 32 * 32;
+  out.part_start = (workspace_floats - tf32x3_presplit_region_floats(k, n)) / 32 * 32;
   out.presplit = out.tiles == Tf32x3TileKind::Wgmma && gpu.presplit && count == 1 && workspace_floats > 0 && aligned &&
                  part_floats <= workspace_floats / 2;
   if (require_presplit && !out.presplit) return out;

@@ -11,7 +11,9 @@
 //      (small·big, big·small, big·big: the small terms first), then waits for slice s − 1's, so
 //      the tensor cores work on slice s while the threads convert slice s + 1, and buffer and
 //      register set (s + 1) % 2 are free when they do.
-// Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
+// Where B comes presplit and exactly TF32 (its small parts all 0, as a dictionary rounded to TF32
+// has: tf32x3_presplit_region_floats), its small part is neither copied nor multiplied: 2 wgmmas a
+// k-step instead of 3. Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
 // blocks (Persistent, Tf32x3Kernel::WgmmaPersistent) a block takes tile after tile, its ring running
 // on across them, so the next tile's first two slices load while the last one's are stored.
 #include <cuda_runtime.h>
@@ -101,17 +103,30 @@ __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Thread t's share of the presplit rings' copies of the k-slice at k0 of the tile at `w`: A's slice
-// (copy_a_slice), then B's parts, ready-made (tf32x3_presplit_offset), behind it in the slot.
+// (copy_a_slice), then B's parts, ready-made (tf32x3_presplit_offset), behind it in the slot: the
+// big part, and the small one unless B has none (`with_small`, Tf32x3PresplitRing).
 template <bool TransA>
 __device__ __forceinline__ void copy_presplit_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
-                                                    float* dst) {
+                                                    bool with_small, float* dst) {
   copy_a_slice<Tile, TransA>(p, w, t, k0, dst);
   const float* src = p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, w.col0);  // the tile's parts
+  constexpr int kPartCopies = Tile::kSplitFloats / 4 / Tile::kThreads;  // a thread's 16-byte copies of a part
 #pragma unroll
-  for (int i = 0; i < 2 * Tile::kSplitFloats / 4 / Tile::kThreads; ++i) {
+  for (int i = 0; i < kPartCopies; ++i) {
     const int chunk = t + i * Tile::kThreads;
     copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
   }
+  if (with_small) {
+#pragma unroll
+    for (int i = kPartCopies; i < 2 * kPartCopies; ++i) {
+      const int chunk = t + i * Tile::kThreads;
+      copy_async16(dst + Tile::kAFloats + 4 * chunk, src + 4 * chunk, 16);
+    }
+  }
+}
+// Whether B has a small part to take (B presplit: what the presplit found; otherwise yes).
+__device__ __forceinline__ bool b_has_small(const Tf32x3Params& p) {
+  return p.b_small_any == nullptr || *p.b_small_any != 0u;
 }
 // The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
 // (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
@@ -126,6 +141,7 @@ struct Tf32x3PresplitRing {
   const Tf32x3Place& w;  // the block's (first) tile
   float* slots;
   int t;
+  const bool with_small = b_has_small(p);  // B's small part copied (and its wgmma issued)
   // Persistent: the next copy's tile (past p.units: none left), its place and slice.
   int64_t copy_unit = blockIdx.x;
   Tf32x3Place copy_place = w;
@@ -135,7 +151,7 @@ struct Tf32x3PresplitRing {
   }
   // Slice s of the tile at `u` into the slot of the ring's slice g.
   __device__ __forceinline__ void copy_slice(const Tf32x3Place& u, int s, int64_t g) const {
-    copy_presplit_slice<TransA>(p, u, t, u.k_begin + int64_t{s} * Tile::kDepth, slot(g));
+    copy_presplit_slice<TransA>(p, u, t, u.k_begin + int64_t{s} * Tile::kDepth, with_small, slot(g));
   }
   // The ring's slice g (called for g = 0, 1, 2, … in order): with the cursor at tile u and slice s,
   // that is tf32x3_persistent_unit(g, …)'s (u, s).
@@ -178,6 +194,7 @@ struct Tf32x3MbarrierRing {
   const Tf32x3Place& w;
   float* slots;
   int t;
+  const bool with_small = b_has_small(p);  // B's small part copied (and its wgmma issued)
   __device__ __forceinline__ float* slot(int g) const {
     return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
   }
@@ -189,7 +206,7 @@ struct Tf32x3MbarrierRing {
   // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they land.
   __device__ __forceinline__ void copy(int g) const {
     if (g >= w.slices) return;  // no slice: its phase is never waited for
-    copy_presplit_slice<TransA>(p, w, t, w.k_begin + int64_t{g} * Tile::kDepth, slot(g));
+    copy_presplit_slice<TransA>(p, w, t, w.k_begin + int64_t{g} * Tile::kDepth, with_small, slot(g));
     mbarrier_arrive_on_copies(full(g));
   }
   // The barriers (before any thread uses them: a block barrier follows), then slices 0 and 1.
@@ -250,13 +267,18 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>;
   Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
+
   // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
   int64_t g0 = 0;
   // Slice s of the tile, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
   // (P a constant, so that the two register sets stay apart).
   uint32_t a_parts[2][2][Tile::kDepth / 8][4];  // [buffer][big, small][k-step][register]
-  auto step = [&](auto buffer, int s) {
+  // BSmall: B's small part is taken, its a_big·b_small wgmmas issued. false where B presplit had
+  // none (B exactly TF32: the term is 0). A constant, so that no branch sits among the wgmmas (ptxas
+  // would inject a warpgroup.arrive before every one).
+  auto step = [&](auto buffer, auto b_small, int s) {
     constexpr int P = decltype(buffer)::value;
+    constexpr bool BSmall = decltype(b_small)::value;
     // Slice s is in for everyone; every warpgroup has waited for its wgmmas of slice s − 2, so
     // buffer P and register set P are free, and so is slice s − 1's ring slot (converted and read
     // before the barrier), which the copy of slice s + 2 takes. PreSplit: no buffer P (the parts
@@ -322,7 +344,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       const uint64_t small_desc = wgmma_descriptor(small_address + kk * kTf32x3WgmmaStepBytes,
                                                    kTf32x3WgmmaLeadingBytes, kTf32x3WgmmaStrideBytes);
       wgmma_m64n128k8(acc, a_parts[P][1][kk], big_desc, s > 0 || kk > 0);  // the tile's first: D = A·B
-      wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
+      if constexpr (BSmall) wgmma_m64n128k8(acc, a_parts[P][0][kk], small_desc, 1);
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
     wgmma_commit();
@@ -335,37 +357,47 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   };
   // A tile: its slices, then its accumulators into C (or the split's workspace). Persistent: the
   // block's next tile after it (its first slices' copies already in flight), until the last.
-  [[maybe_unused]] int64_t unit = blockIdx.x;  // Persistent: the tile's unit (tf32x3_persistent_unit)
-  for (Tf32x3Place tile = place;;) {
-    for (int s = 0; s < slices; s += 2) {
-      step(std::integral_constant<int, 0>{}, s);
-      if (s + 1 < slices) step(std::integral_constant<int, 1>{}, s + 1);
-    }
-    wgmma_wait<0>();
-    fence_accumulators(acc);
-    if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
-#pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-    }
-    float* __restrict__ c = p.c + tile.batch * p.stride_c;  // the product's C and bias
-    const float* __restrict__ bias = p.bias ? p.bias + tile.batch * p.n : nullptr;
-    // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
-#pragma unroll
-    for (int j = 0; j < Tile::kCols / 8; ++j)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
-        store_pair(p, tile.z, c, bias, tile.row0 + group_row + x.row, tile.col0 + x.col, acc[4 * j + 2 * h],
-                   acc[4 * j + 2 * h + 1]);
+  auto tiles = [&](auto b_small) {
+    [[maybe_unused]] int64_t unit = blockIdx.x;  // Persistent: the tile's unit (tf32x3_persistent_unit)
+    for (Tf32x3Place tile = place;;) {
+      for (int s = 0; s < slices; s += 2) {
+        step(std::integral_constant<int, 0>{}, b_small, s);
+        if (s + 1 < slices) step(std::integral_constant<int, 1>{}, b_small, s + 1);
       }
-    if constexpr (!Persistent) {
-      break;
-    } else {  // the block's i-th tile is unit blockIdx.x + i·gridDim.x, its slices the ring's i·slices on
-      g0 += slices;
-      unit += gridDim.x;
-      if (unit >= p.units) break;
-      tile = tf32x3_unit_place<Tile>(p, unit);
+      wgmma_wait<0>();
+      fence_accumulators(acc);
+      if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+      }
+      float* __restrict__ c = p.c + tile.batch * p.stride_c;  // the product's C and bias
+      const float* __restrict__ bias = p.bias ? p.bias + tile.batch * p.n : nullptr;
+      // Registers 4j + 2h and 4j + 2h + 1: one row's columns 8j + 2·(lane % 4) and the next (wgmma_c_coord).
+#pragma unroll
+      for (int j = 0; j < Tile::kCols / 8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const TileElement x = wgmma_c_coord(warp_in_group, lane, 4 * j + 2 * h);
+          store_pair(p, tile.z, c, bias, tile.row0 + group_row + x.row, tile.col0 + x.col, acc[4 * j + 2 * h],
+                     acc[4 * j + 2 * h + 1]);
+        }
+      if constexpr (!Persistent) {
+        break;
+      } else {  // the block's i-th tile is unit blockIdx.x + i·gridDim.x, its slices the ring's i·slices on
+        g0 += slices;
+        unit += gridDim.x;
+        if (unit >= p.units) break;
+        tile = tf32x3_unit_place<Tile>(p, unit);
+      }
     }
+  };
+  if constexpr (!PreSplit) {
+    tiles(std::true_type{});
+  } else {
+    if (ring.with_small)
+      tiles(std::true_type{});
+    else
+      tiles(std::false_type{});
   }
   // No copy outlives the block (only empty groups can be pending here; the mbarrier ring's copies
   // are not in groups, and all have landed).
@@ -388,9 +420,11 @@ void opt_in() {
 }
 
 // op(B) (k×n) into its parts (tf32x3_presplit_offset): a thread per column and 4-k chunk of the
-// padded k-slices and column tiles, zeros past k and n.
+// padded k-slices and column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
+// small part is.
 __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
-                                       float* __restrict__ parts) {
+                                       float* __restrict__ parts, unsigned* __restrict__ small_any) {
+  bool any = false;
   const int64_t tiles = tf32x3_presplit_tiles(n), width = tiles * Tile::kCols;
   const int64_t chunks = (k + Tile::kDepth - 1) / Tile::kDepth * (Tile::kDepth / 4) * width;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < chunks; i += int64_t{gridDim.x} * blockDim.x) {
@@ -407,7 +441,10 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
     const int64_t o = tf32x3_presplit_offset(tiles, kk, nn);
     *reinterpret_cast<uint4*>(parts + o) = hi;
     *reinterpret_cast<uint4*>(parts + o + Tile::kSplitFloats) = lo;
+    any = any || (lo.x | lo.y | lo.z | lo.w) != 0u;
   }
+  // Every thread of the block gets here (no early exit): a warp's vote, one atomic for it.
+  if (__any_sync(0xffffffffu, any) && threadIdx.x % 32 == 0) atomicOr(small_any, 1u);
 }
 
 }  // namespace
@@ -437,11 +474,12 @@ void tf32x3_wgmma_prepare() {
 }
 
 void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
-                           cudaStream_t stream) {
+                           unsigned* small_any, cudaStream_t stream) {
   const int64_t chunks = tf32x3_presplit_floats(k, n) / 2 / 4;
   const int64_t blocks = (chunks + 255) / 256 < 4096 ? (chunks + 255) / 256 : 4096;
+  CUDA_CHECK(cudaMemsetAsync(small_any, 0, sizeof(unsigned), stream));
   tf32x3_presplit_kernel<<<static_cast<unsigned>(blocks > 0 ? blocks : 1), 256, 0, stream>>>(b, ldb, trans_b, k, n,
-                                                                                           parts);
+                                                                                           parts, small_any);
   CUDA_CHECK_LAUNCH();
 }
 
