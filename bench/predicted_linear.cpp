@@ -1,6 +1,7 @@
 // Predicted-linear layer on a backend: forward and forward+backward (dX, dV, db) of each strategy,
 // beside the dense layer of the same size, on the paper's shapes and on large ones.
-//   build/bench_predicted_linear --device=cpu|cuda --benchmark_out=out.json --benchmark_out_format=json
+//   build/bench_predicted_linear --device=cpu|cuda [--dictionary_precision=float32|tf32]
+//     --benchmark_out=out.json --benchmark_out_format=json
 // Reported per benchmark: time per call (CUDA events on the GPU), TFLOP/s and GB/s from the cost
 // model of engine/ops/strategy_cost.h, that model's time estimate (model_ms, what `auto` compares)
 // and the strategy's roofline floor on the chip (floor_ms: its FLOPs at peak or bytes at bandwidth),
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -18,12 +20,25 @@
 #include "bench/bench_util.h"
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
+#include "engine/core/tf32.h"
 #include "engine/ops/strategy_cost.h"
 #include "kernels/cuda/chain_fused_tile.h"
 
 namespace {
 
 uv::Backend* g_backend = nullptr;
+// --dictionary_precision=tf32: U rounded to TF32 as a layer with dictionary_precision = tf32 has it
+// (engine/train/config.h), for every strategy and the check's chain alike; float32 (the default)
+// leaves U as drawn.
+bool g_u_tf32 = false;
+
+// U (n floats on the backend) rounded to TF32 in place.
+void round_to_tf32(uv::Backend& be, float* u, int64_t n) {
+  std::vector<float> host(static_cast<size_t>(n));
+  be.copy_to_host(host.data(), u, host.size() * sizeof(float));
+  for (float& x : host) x = uv::tf32_round(x);
+  be.copy_to_device(u, host.data(), host.size() * sizeof(float));
+}
 
 using uv::bench::Pass;
 using uv::bench::Tensors;
@@ -103,7 +118,9 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
   Tensors t;
   uv::PredictedLinearForwardArgs f;
   f.shape = s; f.strategy = strategy;
-  f.x = t.make(be, s.m * s.k, 1); f.u = t.make(be, s.k * s.t_cols(), 2); f.v = t.make(be, s.rank * s.n, 3);
+  float* const u = t.make(be, s.k * s.t_cols(), 2);  // (K, J·r)
+  if (g_u_tf32) round_to_tf32(be, u, s.k * s.t_cols());
+  f.x = t.make(be, s.m * s.k, 1); f.u = u; f.v = t.make(be, s.rank * s.n, 3);
   f.bias = t.make(be, s.n, 4); f.saved = t.make(be, uv::predicted_linear_saved_floats(s, strategy), 5);
   f.y = t.make(be, s.m * s.n, 6);
   uv::PredictedLinearBackwardArgs b;
@@ -208,7 +225,22 @@ void register_all(bool cuda) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return uv::bench::run(argc, argv, "bench_predicted_linear", [](uv::Backend& backend) {
+  std::vector<char*> args;  // all but --dictionary_precision, for bench::run
+  std::string precision = "float32";
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--dictionary_precision=", 23) == 0)
+      precision = argv[i] + 23;
+    else
+      args.push_back(argv[i]);
+  }
+  if (precision != "float32" && precision != "tf32") {
+    std::fprintf(stderr, "bench_predicted_linear: --dictionary_precision=\"%s\" is not one of float32, tf32\n",
+                 precision.c_str());
+    return 2;
+  }
+  g_u_tf32 = precision == "tf32";
+  benchmark::AddCustomContext("dictionary_precision", precision);
+  return uv::bench::run(static_cast<int>(args.size()), args.data(), "bench_predicted_linear", [](uv::Backend& backend) {
     g_backend = &backend;
     register_all(backend.device() == uv::Device::CUDA);
   });

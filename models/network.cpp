@@ -4,6 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/philox.h"
+#include "engine/core/tf32.h"
 #include "engine/dict/autoencoder.h"
 #include "engine/dict/dictionary.h"
 #include "engine/ops/strategy_cost.h"
@@ -200,7 +201,9 @@ DictionaryReport Network::build_dictionary(size_t index, const data::Dataset& tr
     spec.atoms = ae.encoder.data();
     spec.atom_count = static_cast<int>(ac.atoms);
   }
-  const std::vector<float> u = dict::build_dictionary(spec);  // (K, J·r)
+  std::vector<float> u = dict::build_dictionary(spec);  // (K, J·r)
+  if (layer.config.dictionary_precision == "tf32")
+    for (float& x : u) x = tf32_round(x);  // LayerConfig::dictionary_precision says why
   Parameter& up = store_.at(u_param);
   UV_CHECK(static_cast<int64_t>(u.size()) == up.numel(), "dictionary size mismatch for " << layer.name);
   backend_.copy_to_device(up.value, u.data(), u.size() * sizeof(float));

@@ -2019,9 +2019,12 @@ TEST(Tf32x3WgmmaTile, PresplitPartsHaveOnePlaceEachInTheKernelsLayout) {
 // about 1.3 of a split's 8.5 instructions but double u for the rest, allowing 33·2⁻²⁴ (about
 // 2⁻¹⁹): not taken.
 TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
-  EXPECT_EQ(cuda::tf32_round_host(1.f + std::ldexp(1.f, -11)), 1.f + std::ldexp(1.f, -10));  // a tie: away
-  EXPECT_EQ(cuda::tf32_round_host(1.f + std::ldexp(1.f, -12)), 1.f);
-  EXPECT_EQ(cuda::tf32_round_host(-(1.f + std::ldexp(1.f, -11))), -(1.f + std::ldexp(1.f, -10)));
+  EXPECT_EQ(tf32_round(1.f + std::ldexp(1.f, -11)), 1.f + std::ldexp(1.f, -10));  // a tie: away
+  EXPECT_EQ(tf32_round(1.f + std::ldexp(1.f, -12)), 1.f);
+  EXPECT_EQ(tf32_round(-(1.f + std::ldexp(1.f, -11))), -(1.f + std::ldexp(1.f, -10)));
+  EXPECT_EQ(tf32_round(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(tf32_round(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_EQ(tf32_round(1000.1f), 1000.f);  // the device test's element that is not TF32
   std::mt19937_64 rng(test::fresh_seed());
   const int64_t k = 4096;
   double err3 = 0, err1 = 0, err32 = 0, term = 0;
@@ -2036,7 +2039,7 @@ TEST(Tf32x3Tile, ThreeProductsKeepFloat32Accuracy) {
       const float p3 = cuda::tf32x3_product_host(a[i], b[i]);
       sum3 += p3;
       term = std::max(term, std::fabs(p3 - ab) / std::fabs(ab));
-      sum1 += cuda::tf32_round_host(a[i]) * cuda::tf32_round_host(b[i]);
+      sum1 += tf32_round(a[i]) * tf32_round(b[i]);
       sum32 += a[i] * b[i];
     }
     err3 = std::max(err3, std::fabs(sum3 - exact) / scale);
@@ -2257,7 +2260,7 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
   EXPECT_EQ(split.persistent_blocks, 0);
 }
 
-// wgmma_persistent's column bands (tf32x3_presplit_band, tf32x3_band) on an H100's 132
+// The presplit kernels' column bands (tf32x3_presplit_band, tf32x3_band) on an H100's 132
 // multiprocessors with the 32 MiB workspace.
 TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   const int64_t w = int64_t{1} << 23;
@@ -2267,9 +2270,20 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   // Parts that fit whole (T·V at N = 4096, r = 204; X·U's chunks at K = 16384, r = 819): no bands.
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 4096, 204, w, true, persistent, 2048), 4096);
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 819, 16384, w, true, persistent, 2048), 819);
-  // dV = Tᵀ·dY (819 rows: 7 row tiles × 8 band tiles, under a wave) and other kernels: none.
-  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 819, 16384, 4096, w, true, persistent, 2048), 0);
+  // The other presplit kernels alike (wgmma_presplit, wgmma_mbarrier).
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, false},
+                                       2048),
+            19 * 128);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true,
+                                       {132, true, true, cuda::Tf32x3Tiles::Auto, false, true}, 2048),
+            19 * 128);
+  // dV = Tᵀ·dY (819 rows: 7 row tiles × 8 band tiles, under a wave) and the kernels that split B
+  // themselves (wgmma, mma): none.
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 819, 16384, 4096, w, true, persistent, 2048), 0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, {132, true, false, cuda::Tf32x3Tiles::Auto, false},
+                                       2048),
+            0);
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, {132, false, true, cuda::Tf32x3Tiles::Auto, false},
                                        2048),
             0);
   EXPECT_EQ(cuda::tf32x3_presplit_band(2, 4096, 16384, 819, w, true, persistent, 2048), 0);
@@ -2809,7 +2823,8 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
 // wgmmas; one element that is not TF32 (1000.1: big part 1000, small 0.1) sets the flag and brings
 // them back, which the result shows (the dropped term would be 0.1·a there, far past the
 // tolerance). Each presplit kernel, A·B and Aᵀ·B: 1000×600×1000 (split-K, the ring round its
-// slots), 2200² × 80 (persistent blocks, 2 or 3 tiles a block; bands in 400,000 floats).
+// slots), 2200² × 80 in column bands of 8 tiles (a workspace of 400,000 floats; each band's own
+// presplit and flag), and for wgmma_persistent 2200² × 80 whole too (2 or 3 tiles a block).
 TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
@@ -2817,7 +2832,7 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
   {  // the presplit's flag
     const int64_t k = 77, n = 259;
     auto b = test::random_vector<float>(k * n, rng);
-    for (float& x : b) x = cuda::tf32_round_host(x);
+    for (float& x : b) x = tf32_round(x);
     Mirror d{*device, {}};
     const int64_t part_floats = cuda::tf32x3_presplit_floats(k, n);
     float* const parts = d.put(test::poisoned<float>(cuda::tf32x3_presplit_region_floats(k, n)));
@@ -2842,7 +2857,9 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
   };
   const int64_t w = int64_t{1} << 22;
   for (const Case z : {Case{cuda::Tf32x3Kernel::WgmmaPresplit, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaPresplit, 2200, 2200, 80, 400000},
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 2200, 2200, 80, 400000},
                        Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, w},
                        Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, 400000}})
     for (const bool ta : {false, true})
@@ -2854,7 +2871,7 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
         cuda::set_tf32x3_kernel(z.kernel);
         const auto a = test::random_vector<float>(z.m * z.k, rng);
         auto b = test::random_vector<float>(z.k * z.n, rng);
-        for (float& x : b) x = cuda::tf32_round_host(x);
+        for (float& x : b) x = tf32_round(x);
         if (!exact) b[(z.k / 2) * z.n + z.n / 3] = 1000.1f;
         std::vector<float> ref(z.m * z.n);
         cpu->gemm(ta, false, z.m, z.n, z.k, 1.f, a.data(), ta ? z.m : z.k, b.data(), z.n, 0.f, ref.data(), z.n);

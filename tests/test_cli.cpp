@@ -276,7 +276,8 @@ TEST_F(CliConfig, UnknownNamesForStrategyActivationDictionary) {
     const char* field;
     const char* value;
   };
-  for (const Case& c : {Case{"strategy", "fused"}, Case{"activation", "softplus"}, Case{"dictionary", "gauss"}}) {
+  for (const Case& c : {Case{"strategy", "fused"}, Case{"activation", "softplus"}, Case{"dictionary", "gauss"},
+                        Case{"dictionary_precision", "fp16"}}) {
     SCOPED_TRACE(c.field);
     json config = base_config();
     config["model"]["layers"][0][c.field] = c.value;

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "engine/backend/backend.h"
+#include "engine/core/tf32.h"
 #include "engine/data/dataset.h"
 #include "engine/graph/graph.h"
 #include "engine/ops/ops.h"
@@ -94,6 +95,32 @@ void check_network_gradient(Graph& graph, ParameterStore& store, Backend& backen
     }
   }
   EXPECT_GE(checked, min_checked);
+}
+
+// dictionary_precision = tf32: U is the float32 dictionary rounded to TF32 entry by entry (so
+// within 2⁻¹¹ of it, and every entry exactly TF32), the same for the same seed; float32 keeps it.
+TEST(NetworkDictionary, Tf32PrecisionRoundsTheDictionary) {
+  std::vector<float> u[2];
+  for (int tf32 = 0; tf32 < 2; ++tf32) {
+    std::unique_ptr<Backend> backend = make_cpu_backend();
+    RunConfig config = small_config("chain", 2, false);
+    config.layers[0].dictionary_precision = tf32 ? "tf32" : "float32";
+    Network model(config, *backend, ImageShape{1, 1, 10});
+    model.init_parameters(3);
+    data::Dataset none;
+    model.build_dictionary(0, none, 7, 1);
+    const Parameter& up = model.store().at(model.layers()[0].predicted->u());
+    u[tf32].resize(static_cast<size_t>(up.numel()));
+    backend->copy_to_host(u[tf32].data(), up.value, u[tf32].size() * sizeof(float));
+  }
+  ASSERT_EQ(u[0].size(), 10u * 2 * 5);
+  int changed = 0;
+  for (size_t i = 0; i < u[0].size(); ++i) {
+    EXPECT_EQ(u[1][i], tf32_round(u[0][i])) << i;
+    EXPECT_LE(std::fabs(u[1][i] - u[0][i]), std::ldexp(std::fabs(u[0][i]), -11)) << i;
+    changed += u[1][i] != u[0][i];
+  }
+  EXPECT_GT(changed, 0) << "RandFixU's entries are not TF32 already";
 }
 
 class GraphGradient : public ::testing::TestWithParam<std::tuple<std::string, int64_t>> {};

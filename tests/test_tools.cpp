@@ -206,8 +206,9 @@ class ToolsBenchGoal : public test::TempDirTest {
   struct Row { const char* name; double ms; int tf32x3; double check = 0; };  // check: the bench's check_rel_err
   // depth: UV_TF32X3_CHUNK_DEPTH as set in the environment ("" unset: the default, 2048). chunks: a
   // run before the eighth session, whose context also said how the chunks ran (UV_TF32X3_CHUNKS).
+  // precision: --dictionary_precision ("" not said: runs before it existed).
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows,
-             const std::string& depth = "", const std::string& chunks = "") {
+             const std::string& depth = "", const std::string& chunks = "", const std::string& precision = "") {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
         << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunk_depth\": \""
@@ -217,6 +218,7 @@ class ToolsBenchGoal : public test::TempDirTest {
     } else {
       out << ", \"tf32x3_chunks\": \"" << chunks << "\", \"tf32x3_chunks_set\": \"1\"";
     }
+    if (!precision.empty()) out << ", \"dictionary_precision\": \"" << precision << "\"";
     out << "}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
@@ -289,6 +291,15 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   out.clear();
   EXPECT_EQ(goal(out), 0) << out;
   EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma:kernel:4096) | 1.43x |"),
+            std::string::npos)
+      << out;
+
+  // And runs with U rounded to TF32 by the dictionary's precision (float32 said is the default's label).
+  write("a.json", "cublas", "wgmma", {{c1.c_str(), 1.0, 0}, {f1.c_str(), 0.8, 1}}, "", "", "float32");
+  write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "tf32");
+  out.clear();
+  EXPECT_EQ(goal(out), 0) << out;
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma_presplit, U tf32) | 1.43x |"),
             std::string::npos)
       << out;
 }

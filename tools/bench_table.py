@@ -63,6 +63,8 @@ def main(path, baselines=("chain", "materialise")):
         kernel += f", chunks of {context['tf32x3_chunk_depth']}"
         if "tf32x3_chunks" in context:  # runs before 2026-11-26's eighth session: how the chunks ran
             kernel += f" as {context['tf32x3_chunks']}"
+    if context.get("dictionary_precision", "float32") != "float32":
+        kernel += f", U rounded to {context['dictionary_precision']}"
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
     with_floor = any(v[2] for r in rows.values() for v in r.values())
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
@@ -111,6 +113,8 @@ def goal(paths):
             label += f":{context.get('tf32x3_chunk_depth', '?')}"
         elif context.get("tf32x3_chunks_set"):  # earlier runs, which also chose how the chunks ran
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
+        if context.get("dictionary_precision", "float32") != "float32":  # U rounded (--dictionary_precision)
+            label += f", U {context['dictionary_precision']}"
         for b in report["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue

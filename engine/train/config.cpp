@@ -32,7 +32,8 @@ json default_config() {
 static json default_layer() {
   return json::parse(R"({
     "type": "dense", "units": 0, "activation": "", "dictionary": "se", "fraction": 0.1,
-    "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "strategy": "auto",
+    "rank": 0, "columns": 1, "length_scale": 2.0, "ridge": "auto", "dictionary_precision": "float32",
+    "strategy": "auto",
     "pretrain": false, "init_scale": 0.1, "kernel": 0, "stride": 1, "padding": 0,
     "ae_atoms": 1000, "ae_epochs": 50, "ae_lr": 0.1, "ae_momentum": 0.7
   })");
@@ -286,6 +287,8 @@ RunConfig parse_config(const std::string& text, const std::string& source,
     };
     one_of("activation", lc.activation, {"sigmoid", "tanh", "relu", "identity"});
     one_of("dictionary", lc.dictionary, {"se", "emp", "emp2", "randkernel", "randfixu", "randcon", "dct", "ae"});
+    lc.dictionary_precision = get<std::string>(l, "dictionary_precision");
+    one_of("dictionary_precision", lc.dictionary_precision, {"float32", "tf32"});
     lc.ae_atoms = positive_int(l, "ae_atoms", at + "ae_atoms");
     lc.ae_epochs = positive_int(l, "ae_epochs", at + "ae_epochs");
     lc.ae_lr = number_in(l, "ae_lr", at + "ae_lr", 0, kInf, true, "(0, inf)");

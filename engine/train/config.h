@@ -23,6 +23,12 @@ struct LayerConfig {
   int64_t columns = 1;       // J
   double length_scale = 2.0; // SE kernel ℓ in pixel units
   double ridge = 0.1;        // λ of the kernel ridge regression
+  // float32 | tf32: U rounded to TF32 (10 mantissa bits) once built, so that the 3xTF32 GEMM's
+  // products with U (X·U, dT·Uᵀ) drop a third of their tensor-core work (kernels/cuda/tf32x3_gemm_tile.h:
+  // tf32x3_presplit_region_floats). U is fixed, so this is another fixed dictionary, within 2⁻¹¹ of
+  // the float32 one entry by entry, not a lower precision of the training: every backend and
+  // strategy multiplies by the same rounded U.
+  std::string dictionary_precision = "float32";
   // ae dictionary: a tied sigmoid autoencoder with ae_atoms hidden units, trained by SGD on the
   // layer's inputs over the first data.emp_samples examples (train.batch_size rows a step); α picks
   // n_α of its atoms per column (engine/dict/autoencoder.h)

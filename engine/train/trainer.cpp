@@ -384,11 +384,16 @@ void Run::build_dictionary(size_t i) {
   const long long rank = layer.conv ? layer.conv->config().rank : layer.predicted->config().rank;
   const long long columns = layer.conv ? layer.conv->config().columns : layer.predicted->config().columns;
   json row = {{"kind", "dictionary"}, {"layer", layer.name}, {"dictionary", layer.config.dictionary},
-              {"n_alpha", rank}, {"columns", columns}, {"seconds", s}};
+              {"precision", layer.config.dictionary_precision}, {"n_alpha", rank}, {"columns", columns},
+              {"seconds", s}};
   char detail[200] = "";
   if (report.data_rows > 0) {
     std::snprintf(detail, sizeof detail, ", from %lld examples", static_cast<long long>(report.data_rows));
     row["data_rows"] = report.data_rows;
+  }
+  if (layer.config.dictionary_precision == "tf32") {
+    const size_t used = std::strlen(detail);
+    std::snprintf(detail + used, sizeof detail - used, ", rounded to TF32");
   }
   if (layer.config.dictionary == "ae") {
     const size_t used = std::strlen(detail);

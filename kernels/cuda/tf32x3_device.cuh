@@ -54,7 +54,7 @@ __device__ __forceinline__ void copy_async_wait() {
 
 // x = big + small as TF32 bit patterns, each rounded to nearest with ties away from zero by adding
 // half a TF32 unit to the magnitude's bits and dropping the 13 low ones: cvt.rna.tf32.f32's
-// rounding (and the host's tf32_round_host) in 2 integer instructions where the cvt takes 3 (8.5
+// rounding (and the host's tf32_round, engine/core/tf32.h) in 2 integer instructions where the cvt takes 3 (8.5
 // instructions a split against 10.5; the splits are most of the kernel's non-mma work). ±Inf and
 // NaN keep their bits, with a zero small part rather than Inf − Inf = NaN. Non-finite in, non-finite
 // out: an Inf can still meet a factor whose small part is 0 (Inf·0 = NaN in a big·small term), and a

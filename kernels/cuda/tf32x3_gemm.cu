@@ -301,7 +301,7 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();
-  // wgmma_persistent: where B's parts do not fit, bands of columns whose parts do.
+  // The presplit kernels: where B's parts do not fit, bands of columns whose parts do.
   const int64_t band = tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
   if (band > 0 && band < g.n) {
     for (int64_t col0 = 0; col0 < g.n; col0 += band) run_product(tf32x3_band(g, col0, std::min(band, g.n - col0)),

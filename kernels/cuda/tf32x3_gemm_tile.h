@@ -15,6 +15,7 @@
 #include <string>
 
 #include "engine/core/host_device.h"
+#include "engine/core/tf32.h"
 #include "kernels/gemm_call.h"
 
 namespace uv::cuda {
@@ -516,16 +517,17 @@ UV_HOST_DEVICE inline bool tf32x3_persistent_advance(int64_t& unit, int& slice, 
   unit += blocks;
   return true;
 }
-// Tf32x3Kernel::WgmmaPersistent, where B's parts do not fit half the workspace even for a chunk
-// (the chain's T·V and dX's ·Uᵀ at K = N = 16384: V is r × 16384): the product in bands of
-// columns whose parts do, a launch (or chunks) each, so that B is still presplit and the blocks
-// persistent. The band's width, a multiple of the 128-column tile: as many tiles as fit, and only
-// where each band is a wave of tiles or more (a thin product, dV's r rows, would fall to a few
-// tiles a launch). 0: no bands (the kernel, the product or the shape is not for them); n: the
-// parts fit whole.
+// The presplit kernels, where B's parts do not fit half the workspace even for a chunk (the chain's
+// T·V and dX's ·Uᵀ at K = N = 16384: V is r × 16384, its parts 2·r·16384 floats against the 32 MiB
+// workspace's 4M): the product in bands of columns whose parts do, a launch (or chunks) each, so
+// that B is still presplit (2–16% faster than the blocks splitting it, docs/gpu-results.md) and,
+// for wgmma_persistent, the blocks persistent. The band's width, a multiple of the 128-column
+// tile: as many tiles as fit, and only where each band is a wave of tiles or more (a thin product,
+// dV's r rows, would fall to a few tiles a launch). 0: no bands (the kernel, the product or the
+// shape is not for them); n: the parts fit whole.
 inline int64_t tf32x3_presplit_band(int64_t count, int64_t m, int64_t n, int64_t k, int64_t workspace_floats,
                                     bool aligned, const Tf32x3Gpu& gpu, int64_t depth) {
-  if (!gpu.persistent || !gpu.wgmma || count != 1 || workspace_floats <= 0 || !aligned || m * n == 0) return 0;
+  if (!gpu.presplit || !gpu.wgmma || count != 1 || workspace_floats <= 0 || !aligned || m * n == 0) return 0;
   const int64_t deepest = k < depth ? k : depth;  // the deepest launch's k (a chunk's, past the depth)
   if (tf32x3_presplit_floats(deepest, n) <= workspace_floats / 2) return n;
   const int64_t tile_floats = tf32x3_presplit_floats(deepest, 1);  // one 128-column tile's parts
@@ -619,8 +621,9 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 
 // The kernel for the big tiles: `WgmmaPresplit` (the default: Hopper's warpgroup MMA with B split
 // into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
-// fit half the workspace, and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies and
-// never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
+// fit half the workspace, or in column bands whose parts do (tf32x3_presplit_band; not yet run on a
+// GPU outside wgmma_persistent), and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies
+// and never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
 // (mma.sync fed by a cp.async ring, 8 warps a big tile). `WgmmaPersistent` (not yet run on a GPU):
 // `WgmmaPresplit` with persistent blocks where a product's tiles are more than one wave and unsplit
 // (tf32x3_plan_launch): a block a multiprocessor, each taking tile after tile
@@ -677,20 +680,10 @@ inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
          kernel == Tf32x3Kernel::WgmmaMbarrier;
 }
 
-// The host's copy of cvt.rna.tf32.f32 (split_tf32 in tf32x3_device.cuh): round to nearest, ties away from
-// zero, keeping 10 of float32's 23 mantissa bits. Finite inputs only.
-inline float tf32_round_host(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  bits = (bits + 0x1000u) & 0xffffe000u;
-  float out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
 // One term of the kernel's sum, as it forms it: a·b with each operand split into TF32 parts.
 inline float tf32x3_product_host(float a, float b) {
-  const float a_big = tf32_round_host(a), a_small = tf32_round_host(a - a_big);
-  const float b_big = tf32_round_host(b), b_small = tf32_round_host(b - b_big);
+  const float a_big = tf32_round(a), a_small = tf32_round(a - a_big);
+  const float b_big = tf32_round(b), b_small = tf32_round(b - b_big);
   return a_small * b_big + a_big * b_small + a_big * b_big;
 }
 
