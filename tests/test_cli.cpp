@@ -286,6 +286,22 @@ TEST_F(CliConfig, UnknownNamesForStrategyActivationDictionary) {
   }
 }
 
+// The README's command: dictionary_precision set through --set, said in the log and the
+// dictionary's metrics row; float32 unless set.
+TEST_F(CliConfig, DictionaryPrecisionIsSetAndReported) {
+  const CliResult result =
+      train(base_config(), "tf32", {"--epochs", "0", "--set", "model.layers[0].dictionary_precision=tf32"});
+  ASSERT_TRUE(succeeded(result)) << result.output;
+  EXPECT_NE(result.output.find("rounded to TF32"), std::string::npos) << result.output;
+  std::vector<json> rows = metrics_rows("tf32", {"dictionary"});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["precision"], "tf32");
+  ASSERT_TRUE(succeeded(train(base_config(), "float32", {"--epochs", "0"})));
+  rows = metrics_rows("float32", {"dictionary"});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["precision"], "float32");
+}
+
 TEST_F(CliConfig, WrongTypeNamesFieldAndValue) {
   json config = base_config();
   config["train"]["lr"] = "fast";
