@@ -2769,11 +2769,14 @@ TEST(BackendGemm, Tf32x3PersistentBlocksMatchTheCpu) {
 }
 
 // One product C = op(A)·B (A m×k, or k×m where `ta`) on the tf32x3 choices set, against the CPU;
-// C and the workspace poisoned.
+// C and the workspace poisoned. `b_tf32`: B rounded to TF32 (its small parts 0).
 void expect_tf32x3_product_matches_cpu(Backend& device, std::mt19937_64& rng, bool ta, int64_t m, int64_t n, int64_t k,
-                                       int64_t workspace_floats) {
+                                       int64_t workspace_floats, bool b_tf32 = false) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
-  const auto a = test::random_vector<float>(m * k, rng), b = test::random_vector<float>(k * n, rng);
+  const auto a = test::random_vector<float>(m * k, rng);
+  auto b = test::random_vector<float>(k * n, rng);
+  if (b_tf32)
+    for (float& x : b) x = tf32_round(x);
   std::vector<float> ref(m * n);
   cpu->gemm(ta, false, m, n, k, 1.f, a.data(), ta ? m : k, b.data(), n, 0.f, ref.data(), n);
   Mirror d{device, {}};
@@ -2883,6 +2886,27 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
         const double r = test::rtol_for<float>(z.k);
         EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
       }
+}
+
+// A light cover of B's short path (exactly TF32: its small part neither copied nor multiplied) on
+// each presplit kernel, for compute-sanitizer's racecheck: 1000×600×1000 (split-K, the ring round
+// its slots) on wgmma_presplit and wgmma_mbarrier, 2200² × 32 on wgmma_persistent (the copies 2
+// tiles ahead).
+TEST(BackendGemm, Tf32x3ExactBRaceCoverMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (const cuda::Tf32x3Kernel kernel :
+       {cuda::Tf32x3Kernel::WgmmaPresplit, cuda::Tf32x3Kernel::WgmmaMbarrier, cuda::Tf32x3Kernel::WgmmaPersistent}) {
+    SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
+    cuda::set_tf32x3_kernel(kernel);
+    if (kernel == cuda::Tf32x3Kernel::WgmmaPersistent)
+      expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, 32, int64_t{1} << 22, true);
+    else
+      expect_tf32x3_product_matches_cpu(*device, rng, false, 1000, 600, 1000, int64_t{1} << 22, true);
+  }
 }
 
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
