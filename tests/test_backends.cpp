@@ -2270,13 +2270,18 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   // Parts that fit whole (T·V at N = 4096, r = 204; X·U's chunks at K = 16384, r = 819): no bands.
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 4096, 204, w, true, persistent, 2048), 4096);
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 819, 16384, w, true, persistent, 2048), 819);
-  // The other presplit kernels alike (wgmma_presplit, wgmma_mbarrier).
+  // The other presplit kernels (wgmma_presplit, wgmma_mbarrier), a block a tile: the width whose
+  // waves are fullest, 16 tiles (4 waves of 132, 97% full; 19 would fill 92% of 5), 8 bands.
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, false},
                                        2048),
-            19 * 128);
+            16 * 128);
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 4096, 16384, 819, w, true,
                                        {132, true, true, cuda::Tf32x3Tiles::Auto, false, true}, 2048),
-            19 * 128);
+            16 * 128);
+  // ... and the device test's 2200² × 80 in 400,000 floats keeps 8 (7 would be under a wave).
+  EXPECT_EQ(cuda::tf32x3_presplit_band(1, 2200, 2200, 80, 400000, true,
+                                       {132, true, true, cuda::Tf32x3Tiles::Auto, false}, 2048),
+            1024);
   // dV = Tᵀ·dY (819 rows: 7 row tiles × 8 band tiles, under a wave) and the kernels that split B
   // themselves (wgmma, mma): none.
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 819, 16384, 4096, w, true, persistent, 2048), 0);
@@ -2292,14 +2297,16 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   // The device test's 2200² × 80 in 400,000 floats: bands of 8 tiles (1024, 1024 and 152 columns).
   EXPECT_EQ(cuda::tf32x3_presplit_band(1, 2200, 2200, 80, 400000, true, persistent, 2048), 1024);
   // Every band's parts fit, each band is a wave or more but the last, and the bands cover n once.
-  for (const int64_t n : {int64_t{2200}, int64_t{16384}, int64_t{50000}})
-    for (const int64_t k : {int64_t{80}, int64_t{819}, int64_t{5000}}) {
-      const int64_t band = cuda::tf32x3_presplit_band(1, 4096, n, k, w, true, persistent, 2048);
-      if (band == 0 || band >= n) continue;
-      EXPECT_EQ(band % 128, 0);
-      EXPECT_LE(cuda::tf32x3_presplit_floats(std::min<int64_t>(k, 2048), band), w / 2);
-      EXPECT_GT(32 * band / 128, 132);
-    }
+  for (const bool persistent_blocks : {true, false})
+    for (const int64_t n : {int64_t{2200}, int64_t{16384}, int64_t{50000}})
+      for (const int64_t k : {int64_t{80}, int64_t{819}, int64_t{5000}}) {
+        const int64_t band = cuda::tf32x3_presplit_band(
+            1, 4096, n, k, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, persistent_blocks}, 2048);
+        if (band == 0 || band >= n) continue;
+        EXPECT_EQ(band % 128, 0);
+        EXPECT_LE(cuda::tf32x3_presplit_floats(std::min<int64_t>(k, 2048), band), w / 2);
+        EXPECT_GT(32 * band / 128, 132);
+      }
   // A band's operands: columns col0 … of B (either layout), C and the bias.
   std::vector<float> b(7 * 1000), c(10 * 1000), bias(1000);
   GemmCall g;
@@ -2821,11 +2828,12 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
     }
 }
 
-// B exactly TF32 (a dictionary rounded as engine/dict/dictionary.h does): the presplit finds no small
-// part (its flag, poisoned beforehand, reads 0) and the presplit kernels drop B's small part and its
-// wgmmas; one element that is not TF32 (1000.1: big part 1000, small 0.1) sets the flag and brings
-// them back, which the result shows (the dropped term would be 0.1·a there, far past the
-// tolerance). Each presplit kernel, A·B and Aᵀ·B: 1000×600×1000 (split-K, the ring round its
+// B exactly TF32 (a dictionary rounded as dictionary_precision = tf32 has it): the presplit finds no
+// small part (its flag, poisoned beforehand, reads 0) and the presplit kernels drop B's small part
+// and its wgmmas, which an Inf in A shows (below); one element that is not TF32 (1000.1: big part
+// 1000, small 0.1) sets the flag and brings them back, which the result shows (the dropped term
+// would be 0.1·a there, far past the tolerance). k = 4500 runs as chunks, each with its own
+// presplit and flag. Each presplit kernel, A·B and Aᵀ·B: 1000×600×1000 (split-K, the ring round its
 // slots), 2200² × 80 in column bands of 8 tiles (a workspace of 400,000 floats; each band's own
 // presplit and flag), and for wgmma_persistent 2200² × 80 whole too (2 or 3 tiles a block).
 TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
@@ -2860,6 +2868,7 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
   };
   const int64_t w = int64_t{1} << 22;
   for (const Case z : {Case{cuda::Tf32x3Kernel::WgmmaPresplit, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaPresplit, 1000, 600, 4500, int64_t{1} << 23},
                        Case{cuda::Tf32x3Kernel::WgmmaPresplit, 2200, 2200, 80, 400000},
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 1000, 600, 1000, w},
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 2200, 2200, 80, 400000},
@@ -2872,7 +2881,11 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
                      (exact ? ", B exactly TF32" : ", B but one element exactly TF32") + ", workspace " +
                      std::to_string(z.workspace_floats));
         cuda::set_tf32x3_kernel(z.kernel);
-        const auto a = test::random_vector<float>(z.m * z.k, rng);
+        auto a = test::random_vector<float>(z.m * z.k, rng);
+        // Which path ran shows in row 5, where A holds an Inf: B's short path has no small part of
+        // B for it to meet, so the row is ±Inf, as the CPU's; the full path's Inf·0 makes it NaN.
+        const int64_t inf_row = 5, inf_k = z.k / 2 + 1;
+        a[ta ? inf_k * z.m + inf_row : inf_row * z.k + inf_k] = std::numeric_limits<float>::infinity();
         auto b = test::random_vector<float>(z.k * z.n, rng);
         for (float& x : b) x = tf32_round(x);
         if (!exact) b[(z.k / 2) * z.n + z.n / 3] = 1000.1f;
@@ -2883,8 +2896,20 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
         cuda::tf32x3_gemm(1, 0, 0, 0, ta, false, z.m, z.n, z.k, 1.f, d.put(a), ta ? z.m : z.k, d.put(b), z.n, 0.f, c,
                           z.n, d.put(test::poisoned<float>(z.workspace_floats)), z.workspace_floats, nullptr);
         ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+        std::vector<float> got = d.get(c, ref.size());
+        int infinite = 0, non_finite = 0;
+        for (int64_t col = 0; col < z.n; ++col) {
+          const float have = got[inf_row * z.n + col], want = ref[inf_row * z.n + col];
+          infinite += std::isinf(want) && have == want;
+          non_finite += !std::isfinite(have);
+          got[inf_row * z.n + col] = want;  // for all_close below
+        }
+        EXPECT_EQ(non_finite, z.n) << "row " << inf_row << " holds A's Inf";
+        if (exact) {
+          EXPECT_EQ(infinite, z.n) << "B exactly TF32 took the full path: its row with A's Inf is not the CPU's ±Inf";
+        }
         const double r = test::rtol_for<float>(z.k);
-        EXPECT_TRUE(all_close(d.get(c, ref.size()), ref, r, r * std::sqrt(double(z.k))));
+        EXPECT_TRUE(all_close(got, ref, r, r * std::sqrt(double(z.k))));
       }
 }
 

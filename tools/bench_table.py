@@ -100,12 +100,28 @@ GOAL_RATIO, GOAL_FRACTION, LARGE_M = 1.3, 0.25, 4096
 
 
 def goal(paths):
-    best = {}  # (pass, shape) -> kind -> (ms, strategy, run label)
-    cards = set()
-    wrong = []  # rows whose outputs failed the bench's check
+    """Issue 3's goal over the runs, a table for each dictionary precision among them
+    (--dictionary_precision): fused and cuBLAS rows are only set against runs with the same U. Exit
+    status 0 where one table meets the goal on every pass-shape it counts."""
+    groups = {}  # precision -> [(path, report)]
     for path in paths:
         with open(path) as f:
             report = json.load(f)
+        precision = report.get("context", {}).get("dictionary_precision", "float32")
+        groups.setdefault(precision, []).append((path, report))
+    status = 1
+    for precision, reports in sorted(groups.items()):
+        if len(groups) > 1:
+            print(f"\n### runs with U in {precision}\n")
+        status = min(status, goal_table(reports))
+    return status
+
+
+def goal_table(reports):
+    best = {}  # (pass, shape) -> kind -> (ms, strategy, run label)
+    cards = set()
+    wrong = []  # rows whose outputs failed the bench's check
+    for path, report in reports:
         context = report.get("context", {})
         cards.add(context.get("backend", "?"))
         label = f"{context.get('gemm', '?')}:{context.get('tf32x3_kernel', '?')}"

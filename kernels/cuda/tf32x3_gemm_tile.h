@@ -402,9 +402,10 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
 }
 // Where B's parts go in the workspace: the parts, then a 128-byte word whose first uint32 the
 // presplit sets nonzero where any small part is (B not exactly TF32, tf32x3_presplit_kernel). Where
-// none is (a dictionary rounded to TF32, engine/dict/dictionary.h), the kernels drop B's small part:
-// its copy and its a_big·b_small wgmma, a third of the tensor work (the sum is the same: that term
-// is 0).
+// none is (a dictionary rounded to TF32: LayerConfig::dictionary_precision, models/network.cpp),
+// the kernels drop B's small part: its copy and its a_big·b_small wgmma, a third of the tensor work
+// (the sum is the same: that term is 0). One difference: an Inf in A then meets no zero small part
+// of B, so its outputs are ±Inf, as the CPU's, where the full path gives NaN (Inf·0).
 inline constexpr int64_t kTf32x3PresplitFlagFloats = 32;
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_region_floats(int64_t k, int64_t n) {
   return tf32x3_presplit_floats(k, n) + kTf32x3PresplitFlagFloats;
@@ -523,8 +524,9 @@ UV_HOST_DEVICE inline bool tf32x3_persistent_advance(int64_t& unit, int& slice, 
 // that B is still presplit (2–16% faster than the blocks splitting it, docs/gpu-results.md) and,
 // for wgmma_persistent, the blocks persistent. The band's width, a multiple of the 128-column
 // tile: as many tiles as fit, and only where each band is a wave of tiles or more (a thin product,
-// dV's r rows, would fall to a few tiles a launch). 0: no bands (the kernel, the product or the
-// shape is not for them); n: the parts fit whole.
+// dV's r rows, would fall to a few tiles a launch), and for the kernels of a block a tile, the width
+// whose launches' waves are fullest. 0: no bands (the kernel, the product or the shape is not for
+// them); n: the parts fit whole.
 inline int64_t tf32x3_presplit_band(int64_t count, int64_t m, int64_t n, int64_t k, int64_t workspace_floats,
                                     bool aligned, const Tf32x3Gpu& gpu, int64_t depth) {
   if (!gpu.presplit || !gpu.wgmma || count != 1 || workspace_floats <= 0 || !aligned || m * n == 0) return 0;
@@ -532,8 +534,23 @@ inline int64_t tf32x3_presplit_band(int64_t count, int64_t m, int64_t n, int64_t
   if (tf32x3_presplit_floats(deepest, n) <= workspace_floats / 2) return n;
   const int64_t tile_floats = tf32x3_presplit_floats(deepest, 1);  // one 128-column tile's parts
   const int64_t tiles = tile_floats > 0 ? workspace_floats / 2 / tile_floats : 0;
-  if (tiles < 1 || tf32x3_row_blocks<Tf32x3WgmmaTile>(m) * tiles <= int64_t{gpu.multiprocessors}) return 0;
-  return tiles * Tf32x3WgmmaTile::kCols;
+  const int64_t rows = tf32x3_row_blocks<Tf32x3WgmmaTile>(m), sms = gpu.multiprocessors;
+  if (tiles < 1 || rows * tiles <= sms) return 0;
+  if (gpu.persistent) return tiles * Tf32x3WgmmaTile::kCols;
+  // A block a tile: each band's launch ends on a part-filled wave, so the width whose waves are
+  // fullest, from half the most that fit up (ties: the wider, fewer bands). At r = 819 on 132
+  // multiprocessors: 16 tiles (512 a band, 97% of 4 waves) rather than 19 (608, 92% of 5).
+  int64_t best = tiles;
+  double best_fill = 0;
+  for (int64_t t = tiles; t >= (tiles + 1) / 2 && rows * t > sms; --t) {
+    const int64_t blocks = rows * t, waves = (blocks + sms - 1) / sms;
+    const double fill = double(blocks) / double(waves * sms);
+    if (fill > best_fill + 1e-12) {
+      best = t;
+      best_fill = fill;
+    }
+  }
+  return best * Tf32x3WgmmaTile::kCols;
 }
 // The call computing columns col0 … col0 + width − 1 of g (one product; col0 a multiple of 128, so
 // the operands keep g's alignment).

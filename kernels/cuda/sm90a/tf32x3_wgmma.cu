@@ -240,7 +240,7 @@ struct Tf32x3MbarrierRing {
   }
 };
 #endif
-static_assert(2 * Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "the parts' copies split evenly");
+static_assert(Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "each part's copies split evenly");
 
 template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false, bool Mbarrier = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
@@ -443,8 +443,9 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
     *reinterpret_cast<uint4*>(parts + o + Tile::kSplitFloats) = lo;
     any = any || (lo.x | lo.y | lo.z | lo.w) != 0u;
   }
-  // Every thread of the block gets here (no early exit): a warp's vote, one atomic for it.
-  if (__any_sync(0xffffffffu, any) && threadIdx.x % 32 == 0) atomicOr(small_any, 1u);
+  // Every thread of the block gets here (no early exit): the block's vote, one atomic for it (up
+  // to 4096 blocks on one address, where a warp's each would be 8 times as many).
+  if (__syncthreads_or(any) && threadIdx.x == 0) atomicOr(small_any, 1u);
 }
 
 }  // namespace
