@@ -95,6 +95,16 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("tf32x3_chunk_depth", std::to_string(depth));
   if (depth_env && *depth_env) benchmark::AddCustomContext("tf32x3_chunk_depth_set", "1");
+  // The 3xTF32 products' workspace (the CUDA backend reads the same variable).
+  const char* workspace_env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
+  int64_t workspace_mib = 0;
+  if (!cuda::parse_tf32x3_workspace_mib(workspace_env, workspace_mib)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_WORKSPACE_MIB=\"%s\" is not a whole number of MiB from 1 to 65536\n", program,
+                 workspace_env);
+    return 2;
+  }
+  benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(workspace_mib));
+  if (workspace_env && *workspace_env) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

@@ -2457,6 +2457,16 @@ TEST(Tf32x3Tile, ChunkDepthParses) {
     EXPECT_FALSE(cuda::parse_tf32x3_chunk_depth(bad, depth)) << bad;
 }
 
+TEST(Tf32x3Tile, WorkspaceSizeParses) {
+  int64_t mib = 0;
+  EXPECT_TRUE(cuda::parse_tf32x3_workspace_mib(nullptr, mib));
+  EXPECT_EQ(mib, cuda::kTf32x3WorkspaceMib);
+  EXPECT_TRUE(cuda::parse_tf32x3_workspace_mib("256", mib));
+  EXPECT_EQ(mib, 256);
+  for (const char* bad : {"0", "-1", "65537", "32M", "x", " 32"})
+    EXPECT_FALSE(cuda::parse_tf32x3_workspace_mib(bad, mib)) << bad;
+}
+
 #ifdef UV_WITH_CUDA
 
 // The 3xTF32 GEMM against the CPU's float32 GEMM: every transpose, one and several products with

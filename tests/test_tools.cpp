@@ -206,9 +206,11 @@ class ToolsBenchGoal : public test::TempDirTest {
   struct Row { const char* name; double ms; int tf32x3; double check = 0; };  // check: the bench's check_rel_err
   // depth: UV_TF32X3_CHUNK_DEPTH as set in the environment ("" unset: the default, 2048). chunks: a
   // run before the eighth session, whose context also said how the chunks ran (UV_TF32X3_CHUNKS).
-  // precision: --dictionary_precision ("" not said: runs before it existed).
+  // precision: --dictionary_precision ("" not said: runs before it existed); workspace_mib:
+  // UV_TF32X3_WORKSPACE_MIB as set ("" unset).
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows,
-             const std::string& depth = "", const std::string& chunks = "", const std::string& precision = "") {
+             const std::string& depth = "", const std::string& chunks = "", const std::string& precision = "",
+             const std::string& workspace_mib = "") {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
         << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunk_depth\": \""
@@ -219,6 +221,8 @@ class ToolsBenchGoal : public test::TempDirTest {
       out << ", \"tf32x3_chunks\": \"" << chunks << "\", \"tf32x3_chunks_set\": \"1\"";
     }
     if (!precision.empty()) out << ", \"dictionary_precision\": \"" << precision << "\"";
+    if (!workspace_mib.empty())
+      out << ", \"tf32x3_workspace_mib\": \"" << workspace_mib << "\", \"tf32x3_workspace_set\": \"1\"";
     out << "}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
@@ -313,6 +317,14 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   out.clear();
   EXPECT_EQ(goal(out), 1) << out;
   EXPECT_EQ(out.find("0.700"), std::string::npos) << out;
+
+  // And runs with the workspace set (UV_TF32X3_WORKSPACE_MIB) by its size.
+  write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "256");
+  out.clear();
+  EXPECT_EQ(goal(out), 0) << out;
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma_presplit, 256 MiB) | 1.43x |"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace

@@ -63,6 +63,8 @@ def main(path, baselines=("chain", "materialise")):
         kernel += f", chunks of {context['tf32x3_chunk_depth']}"
         if "tf32x3_chunks" in context:  # runs before 2026-11-26's eighth session: how the chunks ran
             kernel += f" as {context['tf32x3_chunks']}"
+    if on_gpu and context.get("tf32x3_workspace_set"):
+        kernel += f", a {context.get('tf32x3_workspace_mib', '?')} MiB workspace"
     if context.get("dictionary_precision", "float32") != "float32":
         kernel += f", U rounded to {context['dictionary_precision']}"
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
@@ -129,6 +131,8 @@ def goal_table(reports):
             label += f":{context.get('tf32x3_chunk_depth', '?')}"
         elif context.get("tf32x3_chunks_set"):  # earlier runs, which also chose how the chunks ran
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
+        if context.get("tf32x3_workspace_set"):  # UV_TF32X3_WORKSPACE_MIB given
+            label += f", {context.get('tf32x3_workspace_mib', '?')} MiB"
         if context.get("dictionary_precision", "float32") != "float32":  # U rounded (--dictionary_precision)
             label += f", U {context['dictionary_precision']}"
         for b in report["benchmarks"]:

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -419,10 +420,17 @@ class CudaBackend final : public Backend {
   cuda::CublasOps ops() const {
     return cuda::CublasOps{cublas_, stream_, lt_.get(), tf32x3_library_ ? &tf32x3_library_ops_ : nullptr};
   }
-  // chain_fused's tensor-core products, with split-K's workspace: 32 MiB, outside the pool like
-  // cuBLAS's, made on first use (a run's first step runs directly, before any capture).
+  // chain_fused's tensor-core products, with split-K's workspace: 32 MiB (UV_TF32X3_WORKSPACE_MIB:
+  // kernels/cuda/tf32x3_gemm_tile.h), outside the pool like cuBLAS's, made on first use (a run's
+  // first step runs directly, before any capture).
   cuda::Tf32x3Ops tf32x3_ops() {
-    constexpr int64_t kFloats = int64_t{8} << 20;
+    static const int64_t kFloats = [] {
+      const char* env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
+      int64_t mib = 0;
+      UV_REQUIRE(cuda::parse_tf32x3_workspace_mib(env, mib),
+                 "UV_TF32X3_WORKSPACE_MIB=\"" << env << "\" is not a whole number of MiB from 1 to 65536");
+      return mib << 18;  // floats
+    }();
     if (!tf32x3_workspace_) {
       CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
       cuda::tf32x3_prepare();  // the kernels' attributes, outside any capture too

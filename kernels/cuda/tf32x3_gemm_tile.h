@@ -160,6 +160,26 @@ inline bool parse_tf32x3_chunk_depth(const char* value, int64_t& out) {
   return true;
 }
 
+// The CUDA backend's workspace for the products (split-K's partials, B's parts): 32 MiB, as cuBLAS's
+// on Hopper. A product whose parts or partials do not fit runs in chunks or bands, a launch each
+// (tf32x3_schedule, tf32x3_presplit_band); UV_TF32X3_WORKSPACE_MIB sets another size, so the
+// benches can measure what room buys (the K = 16384 products' U and V parts are 27–29M floats).
+inline constexpr int64_t kTf32x3WorkspaceMib = 32;
+// UV_TF32X3_WORKSPACE_MIB: 1 to 65536 MiB, kTf32x3WorkspaceMib when unset or empty; false for
+// anything else (the benches exit 2 with the value, the backend throws).
+inline bool parse_tf32x3_workspace_mib(const char* value, int64_t& out) {
+  if (!value || !*value) {
+    out = kTf32x3WorkspaceMib;
+    return true;
+  }
+  if (*value < '0' || *value > '9') return false;  // strtoll would take a sign or spaces
+  char* end = nullptr;
+  const long long mib = std::strtoll(value, &end, 10);
+  if (*end != '\0' || mib < 1 || mib > 65536) return false;
+  out = mib;
+  return true;
+}
+
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
 inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
   return count >= 1 && count <= 65535 && m >= 0 && n >= 0 &&
