@@ -1863,7 +1863,7 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
     for (int64_t kk = 0; kk < (k + 31) / 32 * 32; ++kk)
       for (int64_t nn = 0; nn < tiles * 128; ++nn) {
         const double x = kk < k && nn < n ? (TransB ? b[nn * ldb + kk] : b[kk * ldb + nn]) : 0.0;
-        const int64_t o = cuda::tf32x3_presplit_offset(tiles, kk, nn);
+        const int64_t o = cuda::tf32x3_presplit_place(tiles, kk, nn);  // op(B)'s k in the logical order
         parts_of(x, presplit_parts[o], presplit_parts[o + Tile::kSplitFloats]);
       }
   const uint32_t base[2] = {0x400, 0x400 + 4 * Tile::kSplitFloats};  // big's and small's buffer addresses
@@ -1920,7 +1920,9 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
                 for (int lane = 0; lane < 32; ++lane)
                   for (int r = 0; r < 4; ++r) {
                     const cuda::TileElement x = cuda::wgmma_a_coord(warp, lane, r);
-                    const double v = slot[cuda::tf32x3_a_smem<Tile, TransA>(64 * group + x.row, 8 * kk + x.col)];
+                    // Presplit: the lane's k in the logical order B's parts are in.
+                    const int k = presplit ? cuda::tf32x3_presplit_a_k(lane % 4, kk, r) : 8 * kk + x.col;
+                    const double v = slot[cuda::tf32x3_a_smem<Tile, TransA>(64 * group + x.row, k)];
                     parts_of(v, am[0][x.row][x.col], am[1][x.row][x.col]);
                   }
               // B (8×128) through each part's descriptor for this k-step.
@@ -1987,7 +1989,8 @@ TEST(Tf32x3WgmmaTile, EmulatedBlocksMultiply) {
 
 // The presplit layout (tf32x3_presplit_offset): every element of op(B)'s padded k-slices and column
 // tiles has its own big and small place, each (slice, tile) block is the kernel's part buffer
-// (tf32x3_wgmma_b_offset) big then small, and the presplit ring fits the shared memory.
+// (tf32x3_wgmma_b_offset) big then small, and the presplit ring fits the shared memory; the logical
+// k order (tf32x3_presplit_k) and A's 16-byte loads in it.
 TEST(Tf32x3WgmmaTile, PresplitPartsHaveOnePlaceEachInTheKernelsLayout) {
   using Tile = cuda::Tf32x3WgmmaTile;
   static_assert(Tile::kPresplitSharedBytes <= 227 * 1024, "the presplit ring fits a multiprocessor");
@@ -2006,6 +2009,41 @@ TEST(Tf32x3WgmmaTile, PresplitPartsHaveOnePlaceEachInTheKernelsLayout) {
       ++seen[o + Tile::kSplitFloats];
     }
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), floats);
+  // The logical k order: a bijection of the slice's 32 k, op(B)'s k placed at its logical k, and
+  // every A register the k of its logical place (mma_a_coord's column of the k-step).
+  std::set<int> ks;
+  for (int l = 0; l < 32; ++l) {
+    ks.insert(cuda::tf32x3_presplit_k(l));
+    EXPECT_EQ(cuda::tf32x3_presplit_logical_k(cuda::tf32x3_presplit_k(l)), l);
+  }
+  EXPECT_EQ(ks.size(), 32u);
+  EXPECT_EQ(*ks.rbegin(), 31);
+  for (int64_t kk = 0; kk < 96; ++kk)
+    EXPECT_EQ(cuda::tf32x3_presplit_place(tiles, kk, 70),
+              cuda::tf32x3_presplit_offset(tiles, kk / 32 * 32 + cuda::tf32x3_presplit_logical_k(int(kk % 32)), 70));
+  for (int lane = 0; lane < 32; ++lane)
+    for (int kk = 0; kk < 4; ++kk)
+      for (int r = 0; r < 4; ++r) {
+        const int logical = 8 * kk + cuda::mma_a_coord(lane, r).col;
+        EXPECT_EQ(cuda::tf32x3_presplit_a_k(lane % 4, kk, r), cuda::tf32x3_presplit_k(logical));
+        // The kernel's loads: registers h + 2j of row h from the lane's 8 k, element 2·kk + j.
+        EXPECT_EQ(cuda::tf32x3_presplit_a_k(lane % 4, kk, r), 8 * (lane % 4) + 2 * kk + r / 2);
+      }
+  // Those 16-byte loads (A plain in the ring, pitch kKPitch): a quarter warp's 8 on 8 distinct
+  // groups of 4 banks, and 16-byte aligned.
+  for (int warp = 0; warp < Tile::kThreads / 32; ++warp)
+    for (int h = 0; h < 2; ++h)
+      for (int half = 0; half < 2; ++half)
+        for (int q = 0; q < 32; q += 8) {
+          std::set<int> groups;
+          for (int lane = q; lane < q + 8; ++lane) {
+            const int at = cuda::tf32x3_a_smem<Tile, false>(64 * (warp / 4) + 16 * (warp % 4) + lane / 4 + 8 * h,
+                                                            cuda::tf32x3_presplit_a_k(lane % 4, 0, 0) + 4 * half);
+            EXPECT_EQ(at % 4, 0);
+            groups.insert(at / 4 % 8);
+          }
+          EXPECT_EQ(groups.size(), 8u) << "warp " << warp << " row half " << h << " load " << half << " quarter " << q;
+        }
 }
 
 // Why three tensor-core products: TF32 keeps 10 mantissa bits, so one product per term loses about

@@ -434,13 +434,31 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_region_floats(int64_t k, int64_
 UV_HOST_DEVICE constexpr int tf32x3_presplit_slot(int64_t g) {
   return static_cast<int>(static_cast<uint64_t>(g) % Tf32x3WgmmaTile::kPresplitStages);
 }
-// op(B)'s element (kk, nn): its big part's index (the small one kSplitFloats further). At a
-// slice's and tile's first element, where that block of parts starts.
+// The big part's index (the small one kSplitFloats further) of logical k kk (the order the
+// wgmmas read, tf32x3_presplit_place maps op(B)'s k to it) and column nn. At a slice's and tile's
+// first element, where that block of parts starts.
 UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t kk, int64_t nn) {
   using Tile = Tf32x3WgmmaTile;
   return ((kk / Tile::kDepth) * tiles + nn / Tile::kCols) * 2 * Tile::kSplitFloats +
          tf32x3_wgmma_b_offset(int(nn % Tile::kCols), int(kk % Tile::kDepth));
 }
+// The presplit kernels' k order within a slice. A wgmma k-step's 8 k (its "logical" k 8·kk + c,
+// c < 8) need not be op(B)'s next 8: any order of the slice's 32 serves, so long as A's registers
+// and B's parts agree. The presplit kernels take logical k 4q + e (q < 8, e < 4) from op(B)'s k
+// 8e + q, so that a lane's A fragments (mma_a_coord: k t and t + 4 of each k-step, t = lane % 4)
+// are op(A)'s k 8t … 8t + 7 of the slice, contiguous: two 16-byte loads a row instead of eight
+// 4-byte ones (tf32x3_presplit_a_k). B's parts are written in that order by the presplit kernel
+// (tf32x3_presplit_place); the kernels that split B themselves keep the natural order.
+UV_HOST_DEVICE constexpr int tf32x3_presplit_k(int logical) { return 8 * (logical % 4) + logical / 4; }
+UV_HOST_DEVICE constexpr int tf32x3_presplit_logical_k(int k) { return 4 * (k % 8) + k / 8; }
+// op(B)'s element (kk, nn): its big part's index in the presplit layout (the small one
+// kSplitFloats further), its k put in the logical order above.
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_place(int64_t tiles, int64_t kk, int64_t nn) {
+  return tf32x3_presplit_offset(tiles, kk / 32 * 32 + tf32x3_presplit_logical_k(int(kk % 32)), nn);
+}
+// The presplit kernels' A: lane t = lane % 4's op(A) k (within the slice) for k-step kk's
+// fragment register r (mma_a_coord: logical k 8·kk + t + 4·(r >> 1)).
+UV_HOST_DEVICE constexpr int tf32x3_presplit_a_k(int t, int kk, int r) { return 8 * t + 2 * kk + (r >> 1); }
 // ---- How tf32x3_gemm runs a product: which tiles, B presplit or not, split-K, depth chunks ----
 
 // Which tiles the products take: by size (Auto, the default; tf32x3_wgmma_fills on wgmma,

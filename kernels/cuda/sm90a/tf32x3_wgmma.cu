@@ -315,14 +315,32 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       *reinterpret_cast<uint4*>(big + o) = hi;
       *reinterpret_cast<uint4*>(small + o) = lo;
     }
+    if constexpr (PreSplit && !TransA) {
+      // B's parts in the presplit k order (tf32x3_presplit_k): this lane's k of every k-step are
+      // A's 8t … 8t + 7, two 16-byte loads for each of its rows (g and g + 8: registers r & 1).
 #pragma unroll
-    for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
+      for (int h = 0; h < 2; ++h) {
+        const float* row = a_slot + tf32x3_a_smem<Tile, false>(group_row + 16 * warp_in_group + lane / 4 + 8 * h,
+                                                               tf32x3_presplit_a_k(lane % 4, 0, 0));
+        const float4 lo = *reinterpret_cast<const float4*>(row), hi = *reinterpret_cast<const float4*>(row + 4);
+        const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const TileElement x = wgmma_a_coord(warp_in_group, lane, r);
-        split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, 8 * kk + x.col)], a_parts[P][0][kk][r],
-                   a_parts[P][1][kk][r]);
+        for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)  // register h + 2j: k 8t + 2·kk + j (tf32x3_presplit_a_k)
+            split_tf32(v[2 * kk + j], a_parts[P][0][kk][h + 2 * j], a_parts[P][1][kk][h + 2 * j]);
       }
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const TileElement x = wgmma_a_coord(warp_in_group, lane, r);
+          const int k = PreSplit ? tf32x3_presplit_a_k(lane % 4, kk, r) : 8 * kk + x.col;
+          split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, k)], a_parts[P][0][kk][r],
+                     a_parts[P][1][kk][r]);
+        }
+    }
     if constexpr (!PreSplit) {
       fence_proxy_async();
       __syncthreads();  // both parts of B's slice are in
@@ -419,8 +437,8 @@ void opt_in() {
                                   cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
 }
 
-// op(B) (k×n) into its parts (tf32x3_presplit_offset): a thread per column and 4-k chunk of the
-// padded k-slices and column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
+// op(B) (k×n) into its parts (tf32x3_presplit_place): a thread per column and 4-k chunk of the
+// parts (logical k, tf32x3_presplit_k) of the padded k-slices and column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
 // small part is.
 __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
                                        float* __restrict__ parts, unsigned* __restrict__ small_any) {
@@ -428,11 +446,13 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
   const int64_t tiles = tf32x3_presplit_tiles(n), width = tiles * Tile::kCols;
   const int64_t chunks = (k + Tile::kDepth - 1) / Tile::kDepth * (Tile::kDepth / 4) * width;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < chunks; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t nn = i % width, kk = 4 * (i / width);
+    const int64_t nn = i % width, kk = 4 * (i / width);  // logical k kk … kk + 3 (tf32x3_presplit_k)
     float x[4];
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
-      x[e] = kk + e < k && nn < n ? (trans_b ? b[nn * ldb + kk + e] : b[(kk + e) * ldb + nn]) : 0.f;
+    for (int e = 0; e < 4; ++e) {
+      const int64_t kb = kk / Tile::kDepth * Tile::kDepth + tf32x3_presplit_k(int(kk % Tile::kDepth) + e);
+      x[e] = kb < k && nn < n ? (trans_b ? b[nn * ldb + kb] : b[kb * ldb + nn]) : 0.f;
+    }
     uint4 hi, lo;
     split_tf32(x[0], hi.x, lo.x);
     split_tf32(x[1], hi.y, lo.y);
