@@ -35,6 +35,39 @@ class ToolsNcuSummary : public test::TempDirTest {
   }
 };
 
+// tools/ncu_source_top.py: ncu's source page (CSV, one row per SASS instruction) summarised by
+// opcode (predicates dropped) and by instruction, shares of the PC samples; exit 2 without the table.
+TEST_F(ToolsNcuSummary, SourcePageBySamples) {
+  std::ofstream(path("src.csv")) << R"csv("Kernel Name","tf32x3_wgmma_kernel"
+"# Address","Source","Warp Stall Sampling (All Samples)","Warp Stall Sampling (Not-issued Samples)","Instructions Executed"
+"0x100","BAR.SYNC.DEFER_BLOCKING 0x0","4,000","3,900","10"
+"0x110","@P0 LDS.128 R4, [R2]","1,000","900","40"
+"0x120","LDS.128 R8, [R2+0x10]","1,000","800","40"
+"0x130","HGMMA.64x128x8.F32.TF32 R24, R4, gdesc[UR4], R24","2,000","100","30"
+"0x140","WARPGROUP.DEPBAR.LE gsb0, 0x1","2,000","1,900","10"
+"0x150","IADD3 R1, R1, 0x1, RZ","0","0","10"
+)csv";
+  std::string out;
+  ASSERT_EQ(run_shell("python3 " +
+                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
+                          " " + test::shell_quote(path("src.csv")) + " --top 2",
+                      out),
+            0)
+      << out;
+  EXPECT_NE(out.find("6 instructions, 10000 samples"), std::string::npos) << out;
+  EXPECT_NE(out.find("   40.0%  BAR.SYNC.DEFER_BLOCKING"), std::string::npos) << out;
+  EXPECT_NE(out.find("   20.0%  LDS.128"), std::string::npos) << out;  // both loads, predicated or not
+  EXPECT_EQ(out.find("IADD3"), std::string::npos) << out;             // under 1%, and not in the top 2
+  EXPECT_NE(out.find("   40.0%     0x100  BAR.SYNC.DEFER_BLOCKING 0x0"), std::string::npos) << out;
+  std::ofstream(path("none.csv")) << "\"ID\",\"Kernel Name\"\n\"0\",\"k\"\n";
+  EXPECT_EQ(run_shell("python3 " +
+                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
+                          " " + test::shell_quote(path("none.csv")),
+                      out),
+            2)
+      << out;
+}
+
 // Two steps of two kernels (the per-step gather, and a norm bound twice a step in ns and µs units):
 // per-step launches, times and shares divided by the gather's count.
 TEST_F(ToolsNcuSummary, DividesByTheStepsAndConvertsUnits) {
