@@ -1863,7 +1863,7 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
     for (int64_t kk = 0; kk < (k + 31) / 32 * 32; ++kk)
       for (int64_t nn = 0; nn < tiles * 128; ++nn) {
         const double x = kk < k && nn < n ? (TransB ? b[nn * ldb + kk] : b[kk * ldb + nn]) : 0.0;
-        const int64_t o = cuda::tf32x3_presplit_place(tiles, kk, nn);  // op(B)'s k in the logical order
+        const int64_t o = cuda::tf32x3_presplit_place(tiles, kk, nn, !TransA);  // A plain: the logical order
         parts_of(x, presplit_parts[o], presplit_parts[o + Tile::kSplitFloats]);
       }
   const uint32_t base[2] = {0x400, 0x400 + 4 * Tile::kSplitFloats};  // big's and small's buffer addresses
@@ -1920,8 +1920,11 @@ std::vector<double> tf32x3_wgmma_emulate(const std::vector<double>& a, int64_t l
                 for (int lane = 0; lane < 32; ++lane)
                   for (int r = 0; r < 4; ++r) {
                     const cuda::TileElement x = cuda::wgmma_a_coord(warp, lane, r);
-                    // Presplit: the lane's k in the logical order B's parts are in.
-                    const int k = presplit ? cuda::tf32x3_presplit_a_k(lane % 4, kk, r) : 8 * kk + x.col;
+                    // Presplit with A plain: the lane's 8 k of its row, as the kernel loads them,
+                    // in the logical order B's parts are in.
+                    const int k = presplit && !TransA
+                                      ? cuda::tf32x3_presplit_a_k(lane % 4, 0, 0) + cuda::tf32x3_presplit_a_element(kk, r)
+                                      : 8 * kk + x.col;
                     const double v = slot[cuda::tf32x3_a_smem<Tile, TransA>(64 * group + x.row, k)];
                     parts_of(v, am[0][x.row][x.col], am[1][x.row][x.col]);
                   }
@@ -2019,15 +2022,20 @@ TEST(Tf32x3WgmmaTile, PresplitPartsHaveOnePlaceEachInTheKernelsLayout) {
   EXPECT_EQ(ks.size(), 32u);
   EXPECT_EQ(*ks.rbegin(), 31);
   for (int64_t kk = 0; kk < 96; ++kk)
-    EXPECT_EQ(cuda::tf32x3_presplit_place(tiles, kk, 70),
+    EXPECT_EQ(cuda::tf32x3_presplit_place(tiles, kk, 70, true),
               cuda::tf32x3_presplit_offset(tiles, kk / 32 * 32 + cuda::tf32x3_presplit_logical_k(int(kk % 32)), 70));
+  for (int64_t kk = 0; kk < 96; ++kk)
+    EXPECT_EQ(cuda::tf32x3_presplit_place(tiles, kk, 70, false), cuda::tf32x3_presplit_offset(tiles, kk, 70));
   for (int lane = 0; lane < 32; ++lane)
     for (int kk = 0; kk < 4; ++kk)
       for (int r = 0; r < 4; ++r) {
         const int logical = 8 * kk + cuda::mma_a_coord(lane, r).col;
         EXPECT_EQ(cuda::tf32x3_presplit_a_k(lane % 4, kk, r), cuda::tf32x3_presplit_k(logical));
-        // The kernel's loads: registers h + 2j of row h from the lane's 8 k, element 2·kk + j.
-        EXPECT_EQ(cuda::tf32x3_presplit_a_k(lane % 4, kk, r), 8 * (lane % 4) + 2 * kk + r / 2);
+        // The kernel's loads: register r from row g + 8·(r & 1)'s 8 loaded k, 8t … 8t + 7.
+        EXPECT_EQ(cuda::tf32x3_presplit_a_k(lane % 4, kk, r),
+                  cuda::tf32x3_presplit_a_k(lane % 4, 0, 0) + cuda::tf32x3_presplit_a_element(kk, r));
+        EXPECT_EQ(cuda::mma_a_coord(lane, r).row, lane / 4 + 8 * (r & 1));
+        EXPECT_LT(cuda::tf32x3_presplit_a_element(kk, r), 8);
       }
   // Those 16-byte loads (A plain in the ring, pitch kKPitch): a quarter warp's 8 on 8 distinct
   // groups of 4 banks, and 16-byte aligned.
@@ -2296,6 +2304,20 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
   EXPECT_TRUE(split.presplit);
   EXPECT_GT(split.split.splits, 1);
   EXPECT_EQ(split.persistent_blocks, 0);
+  EXPECT_FALSE(split.mbarrier);
+  // wgmma_mbarrier_persistent: both where both apply (T·V), the mbarrier ring alone on the split
+  // X·U; wgmma_mbarrier: never persistent.
+  const cuda::Tf32x3Gpu both{132, true, true, cuda::Tf32x3Tiles::Auto, true, true};
+  cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(1, 4096, 4096, 204, w, true, both, 2048, false);
+  EXPECT_EQ(plan.persistent_blocks, 132);
+  EXPECT_TRUE(plan.mbarrier);
+  plan = cuda::tf32x3_plan_launch(1, 4096, 204, 4096, w, true, both, 2048, false);
+  EXPECT_EQ(plan.persistent_blocks, 0);
+  EXPECT_TRUE(plan.mbarrier);
+  plan = cuda::tf32x3_plan_launch(1, 4096, 4096, 204, w, true, {132, true, true, cuda::Tf32x3Tiles::Auto, false, true},
+                                  2048, false);
+  EXPECT_EQ(plan.persistent_blocks, 0);
+  EXPECT_TRUE(plan.mbarrier);
 }
 
 // The presplit kernels' column bands (tf32x3_presplit_band, tf32x3_band) on an H100's 132
@@ -2858,6 +2880,32 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
   }
 }
 
+// The mbarrier ring in persistent blocks (Tf32x3Kernel::WgmmaMbarrierPersistent): 2200² (324
+// tiles, 2 or 3 a block) with k = 80 (3 slices: the ring's slices run on across a block's tiles,
+// each tile starting at another slot and phase), k = 32 (1 slice: the copies 2 tiles ahead) and
+// k = 0, A·B and Aᵀ·B, and in column bands; light enough for compute-sanitizer's racecheck on the
+// first two.
+TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaMbarrierPersistent);
+  const cuda::Tf32x3Gpu gpu{sms, true, true, cuda::Tf32x3Tiles::Auto, true, true};
+  const cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
+  EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
+  EXPECT_TRUE(plan.mbarrier);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (const int64_t k : {int64_t{80}, int64_t{32}})
+    for (const bool ta : {false, true}) {
+      SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
+      expect_tf32x3_product_matches_cpu(*device, rng, ta, 2200, 2200, k, int64_t{1} << 22);
+    }
+  expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {2200, 2200, 80, 1, 0, 400000}},
+                            {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent});
+}
+
 // A light cover of the mbarrier ring (Tf32x3Kernel::WgmmaMbarrier) for compute-sanitizer's
 // racecheck: 1000×600 (40 tiles) with k = 1000 (split-K: 3 splits of 11 slices, the ring going
 // round its 4 slots), k = 64 (2 slices: no copy ahead) and k = 32 (1 slice), A·B and Aᵀ·B, B
@@ -2896,13 +2944,13 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
     const int64_t part_floats = cuda::tf32x3_presplit_floats(k, n);
     float* const parts = d.put(test::poisoned<float>(cuda::tf32x3_presplit_region_floats(k, n)));
     unsigned* const flag = reinterpret_cast<unsigned*>(parts + part_floats);
-    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, parts, flag, nullptr);
+    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, true, parts, flag, nullptr);
     ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
     unsigned got = 1;
     ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
     EXPECT_EQ(got, 0u) << "B exactly TF32";
     b[(k - 1) * n + n - 1] = 1000.1f;  // the last element: the last block's last thread
-    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, parts, flag, nullptr);
+    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, false, parts, flag, nullptr);
     ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
     ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
     EXPECT_NE(got, 0u) << "one element not TF32";
@@ -2921,7 +2969,8 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 1000, 600, 1000, w},
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 2200, 2200, 80, 400000},
                        Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, w},
-                       Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, 400000}})
+                       Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, 400000},
+                       Case{cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, 2200, 2200, 80, w}})
     for (const bool ta : {false, true})
       for (const bool exact : {true, false}) {
         SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(z.kernel)) + ", " + std::to_string(z.m) + "×" +
@@ -2963,7 +3012,7 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
 
 // A light cover of B's short path (exactly TF32: its small part neither copied nor multiplied) on
 // each presplit kernel, for compute-sanitizer's racecheck: 1000×600×1000 (split-K, the ring round
-// its slots) on wgmma_presplit and wgmma_mbarrier, 2200² × 32 on wgmma_persistent (the copies 2
+// its slots) on wgmma_presplit and wgmma_mbarrier, 2200² × 32 on the persistent ones (the copies 2
 // tiles ahead).
 TEST(BackendGemm, Tf32x3ExactBRaceCoverMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
@@ -2972,10 +3021,11 @@ TEST(BackendGemm, Tf32x3ExactBRaceCoverMatchesTheCpu) {
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
   std::mt19937_64 rng(test::fresh_seed());
   for (const cuda::Tf32x3Kernel kernel :
-       {cuda::Tf32x3Kernel::WgmmaPresplit, cuda::Tf32x3Kernel::WgmmaMbarrier, cuda::Tf32x3Kernel::WgmmaPersistent}) {
+       {cuda::Tf32x3Kernel::WgmmaPresplit, cuda::Tf32x3Kernel::WgmmaMbarrier, cuda::Tf32x3Kernel::WgmmaPersistent,
+        cuda::Tf32x3Kernel::WgmmaMbarrierPersistent}) {
     SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
     cuda::set_tf32x3_kernel(kernel);
-    if (kernel == cuda::Tf32x3Kernel::WgmmaPersistent)
+    if (kernel == cuda::Tf32x3Kernel::WgmmaPersistent || kernel == cuda::Tf32x3Kernel::WgmmaMbarrierPersistent)
       expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, 32, int64_t{1} << 22, true);
     else
       expect_tf32x3_product_matches_cpu(*device, rng, false, 1000, 600, 1000, int64_t{1} << 22, true);

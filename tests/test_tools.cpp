@@ -59,6 +59,16 @@ TEST_F(ToolsNcuSummary, SourcePageBySamples) {
   EXPECT_NE(out.find("   20.0%  LDS.128"), std::string::npos) << out;  // both loads, predicated or not
   EXPECT_EQ(out.find("IADD3"), std::string::npos) << out;             // under 1%, and not in the top 2
   EXPECT_NE(out.find("   40.0%     0x100  BAR.SYNC.DEFER_BLOCKING 0x0"), std::string::npos) << out;
+  // The header as other versions print it: "Address" without the '#'.
+  std::ofstream(path("plain.csv")) << "\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\"\n"
+                                      "\"0x10\",\"BAR.SYNC 0x0\",\"3\"\n\"0x20\",\"NOP\",\"1\"\n";
+  ASSERT_EQ(run_shell("python3 " +
+                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
+                          " " + test::shell_quote(path("plain.csv")),
+                      out),
+            0)
+      << out;
+  EXPECT_NE(out.find("   75.0%      0x10  BAR.SYNC 0x0"), std::string::npos) << out;
   std::ofstream(path("none.csv")) << "\"ID\",\"Kernel Name\"\n\"0\",\"k\"\n";
   EXPECT_EQ(run_shell("python3 " +
                           test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +

@@ -191,7 +191,7 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
 // UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent,
-// wgmma_mbarrier or mma.
+// wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
@@ -249,7 +249,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       if (plan.presplit) {  // B split once into the workspace's tail, split-K's partials before it
         float* const parts = workspace + plan.part_start;
         unsigned* const small_any = reinterpret_cast<unsigned*>(parts + tf32x3_presplit_floats(g.k, g.n));
-        tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, parts, small_any, stream);
+        tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, !g.ta, parts, small_any, stream);  // A's order
         p.b_parts = parts;
         p.b_small_any = small_any;
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);
@@ -296,8 +296,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
-  const Tf32x3Gpu gpu{multiprocessors(), wgmma, tf32x3_presplits(kernel), tf32x3_tiles(),
-                      kernel == Tf32x3Kernel::WgmmaPersistent, kernel == Tf32x3Kernel::WgmmaMbarrier};
+  const bool persistent = kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
+  const bool mbarrier = kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
+  const Tf32x3Gpu gpu{multiprocessors(), wgmma, tf32x3_presplits(kernel), tf32x3_tiles(), persistent, mbarrier};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();

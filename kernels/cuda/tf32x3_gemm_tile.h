@@ -442,23 +442,28 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_offset(int64_t tiles, int64_t k
   return ((kk / Tile::kDepth) * tiles + nn / Tile::kCols) * 2 * Tile::kSplitFloats +
          tf32x3_wgmma_b_offset(int(nn % Tile::kCols), int(kk % Tile::kDepth));
 }
-// The presplit kernels' k order within a slice. A wgmma k-step's 8 k (its "logical" k 8·kk + c,
-// c < 8) need not be op(B)'s next 8: any order of the slice's 32 serves, so long as A's registers
-// and B's parts agree. The presplit kernels take logical k 4q + e (q < 8, e < 4) from op(B)'s k
-// 8e + q, so that a lane's A fragments (mma_a_coord: k t and t + 4 of each k-step, t = lane % 4)
-// are op(A)'s k 8t … 8t + 7 of the slice, contiguous: two 16-byte loads a row instead of eight
-// 4-byte ones (tf32x3_presplit_a_k). B's parts are written in that order by the presplit kernel
-// (tf32x3_presplit_place); the kernels that split B themselves keep the natural order.
+// The presplit kernels' k order within a slice, where A is not transposed. A wgmma k-step's 8 k
+// (its "logical" k 8·kk + c, c < 8) need not be op(B)'s next 8: any order of the slice's 32
+// serves, so long as A's registers and B's parts agree. Logical k 4q + e (q < 8, e < 4) is then
+// op(B)'s k 8e + q, so that a lane's A fragments (mma_a_coord: k t and t + 4 of each k-step,
+// t = lane % 4) are op(A)'s k 8t … 8t + 7 of the slice, contiguous in A's k-major slice: two
+// 16-byte loads a row instead of eight 4-byte ones (tf32x3_presplit_a_element). B's parts are
+// written in that order by the presplit kernel (tf32x3_presplit_place). Aᵀ's slice is m-major,
+// where those 8 k would fall on one bank (its pitch is 0 modulo 32 banks over 8 rows), so
+// products with Aᵀ keep the natural order, as do the kernels that split B themselves.
+static_assert(Tf32x3WgmmaTile::kDepth == 32 && Tf32x3WgmmaTile::kDepth / 8 == 4, "the order is the 32-deep slice's");
 UV_HOST_DEVICE constexpr int tf32x3_presplit_k(int logical) { return 8 * (logical % 4) + logical / 4; }
 UV_HOST_DEVICE constexpr int tf32x3_presplit_logical_k(int k) { return 4 * (k % 8) + k / 8; }
 // op(B)'s element (kk, nn): its big part's index in the presplit layout (the small one
-// kSplitFloats further), its k put in the logical order above.
-UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_place(int64_t tiles, int64_t kk, int64_t nn) {
-  return tf32x3_presplit_offset(tiles, kk / 32 * 32 + tf32x3_presplit_logical_k(int(kk % 32)), nn);
+// kSplitFloats further), its k put in the logical order above where `permuted`.
+UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_place(int64_t tiles, int64_t kk, int64_t nn, bool permuted) {
+  return tf32x3_presplit_offset(tiles, permuted ? kk / 32 * 32 + tf32x3_presplit_logical_k(int(kk % 32)) : kk, nn);
 }
-// The presplit kernels' A: lane t = lane % 4's op(A) k (within the slice) for k-step kk's
-// fragment register r (mma_a_coord: logical k 8·kk + t + 4·(r >> 1)).
-UV_HOST_DEVICE constexpr int tf32x3_presplit_a_k(int t, int kk, int r) { return 8 * t + 2 * kk + (r >> 1); }
+// In that order, k-step kk's fragment register r (mma_a_coord: logical k 8·kk + t + 4·(r >> 1),
+// row g + 8·(r & 1)) holds element tf32x3_presplit_a_element(kk, r) of the 8 k (8t … 8t + 7) its
+// lane loads from that row: op(A)'s k 8t + 2·kk + (r >> 1) of the slice (tf32x3_presplit_a_k).
+UV_HOST_DEVICE constexpr int tf32x3_presplit_a_element(int kk, int r) { return 2 * kk + (r >> 1); }
+UV_HOST_DEVICE constexpr int tf32x3_presplit_a_k(int t, int kk, int r) { return 8 * t + tf32x3_presplit_a_element(kk, r); }
 // ---- How tf32x3_gemm runs a product: which tiles, B presplit or not, split-K, depth chunks ----
 
 // Which tiles the products take: by size (Auto, the default; tf32x3_wgmma_fills on wgmma,
@@ -470,8 +475,8 @@ struct Tf32x3Gpu {
   bool wgmma = false;     // the big tiles run on wgmma (a wgmma kernel chosen, compute capability 9.0)
   bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit, WgmmaPersistent)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
-  bool persistent = false;  // ... in persistent blocks where that applies (Tf32x3Kernel::WgmmaPersistent)
-  bool mbarrier = false;    // ... its ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
+  bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent)
+  bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
 };
 enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 // One launch of a product.
@@ -523,7 +528,7 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   // (so that every tile is equally deep: tf32x3_persistent_unit).
   if (out.ok && gpu.persistent && out.presplit && out.split.splits == 1 && count == 1 && blocks > slots)
     out.persistent_blocks = slots;
-  out.mbarrier = out.ok && gpu.mbarrier && out.presplit && out.persistent_blocks == 0;
+  out.mbarrier = out.ok && gpu.mbarrier && out.presplit;  // persistent too where both are chosen
   return out;
 }
 // Tf32x3Kernel::WgmmaMbarrier's ring (kPresplitStages slots; the copies 2 slices ahead, as the
@@ -686,10 +691,11 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // arrive while the last one's accumulators are stored; and in column bands where B's parts do not
 // fit (tf32x3_presplit_band). `WgmmaMbarrier` (not yet run on a GPU): `WgmmaPresplit` whose ring
 // synchronises through mbarriers instead of a barrier of the whole block every slice
-// (tf32x3_mbarrier_ring_*). Off compute capability 9.0 the wgmma
+// (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent` (not yet run on a GPU): both, the mbarrier
+// ring running on across a persistent block's tiles. Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
 // switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent, WgmmaMbarrier };
+enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent, WgmmaMbarrier, WgmmaMbarrierPersistent };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
@@ -699,7 +705,8 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::Wgmma, "wgmma"},
     {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"},
     {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"},
-    {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"}};
+    {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"},
+    {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -727,12 +734,13 @@ inline std::string tf32x3_kernel_names() {
 // The kernels whose big tiles run on wgmma where the device has it (as mma elsewhere).
 inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
   return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit ||
-         kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrier;
+         kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrier ||
+         kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
 }
 // The kernels that take B presplit where it fits (the presplit rings).
 inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
   return kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
-         kernel == Tf32x3Kernel::WgmmaMbarrier;
+         kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
 }
 
 // One term of the kernel's sum, as it forms it: a·b with each operand split into TF32 parts.

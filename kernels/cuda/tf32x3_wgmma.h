@@ -20,9 +20,10 @@ void tf32x3_wgmma_prepare();
 // with p.b_parts, the presplit variant; with p.units > 0 too, grid.x persistent blocks over them.
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
 // op(B) (k×n, `trans_b`: B stored n×k) into `parts` (tf32x3_presplit_floats(k, n) floats, laid out
-// as tf32x3_presplit_offset says), for the presplit variant; `small_any` (the uint32 after them,
-// tf32x3_presplit_region_floats) zeroed, then set nonzero where any small part is.
-void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
-                           unsigned* small_any, cudaStream_t stream);
+// as tf32x3_presplit_place says: `permuted` for a product whose A is not transposed), for the
+// presplit variant; `small_any` (the uint32 after them, tf32x3_presplit_region_floats) zeroed,
+// then set nonzero where any small part is.
+void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
+                           float* parts, unsigned* small_any, cudaStream_t stream);
 
 }  // namespace uv::cuda

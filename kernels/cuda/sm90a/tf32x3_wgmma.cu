@@ -187,30 +187,53 @@ struct Tf32x3PresplitRing {
 // tf32x3_mbarrier_parity): no barrier of the whole block every slice. A warpgroup waits for its
 // slice's data (full), and before copying slice g + 2 for the release of slice g − 2, whose slot
 // it takes (empty), by both warpgroups: so the two run up to a slice apart. `bars`: full[slots]
-// then empty[slots], after the ring.
-template <bool TransA>
+// then empty[slots], after the ring. Persistent (Tf32x3Kernel::WgmmaMbarrierPersistent): the
+// block's tiles one after another, g counting the ring's slices across them, the copies walking
+// the tiles with a cursor of their own (as Tf32x3PresplitRing's): the protocol runs on unchanged
+// across a tile's end, where slice g + 2 is the next tile's.
+template <bool TransA, bool Persistent>
 struct Tf32x3MbarrierRing {
   const Tf32x3Params& p;
-  const Tf32x3Place& w;
+  const Tf32x3Place& w;  // the block's (first) tile
   float* slots;
   int t;
   const bool with_small = b_has_small(p);  // B's small part copied (and its wgmma issued)
-  __device__ __forceinline__ float* slot(int g) const {
+  // Persistent: the next copy's tile (past p.units: none left), its place and slice.
+  int64_t copy_unit = blockIdx.x;
+  Tf32x3Place copy_place = w;
+  int copy_slice_index = 0;
+  __device__ __forceinline__ float* slot(int64_t g) const {
     return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
   }
-  __device__ __forceinline__ uint64_t* full(int g) const {
+  __device__ __forceinline__ uint64_t* full(int64_t g) const {
     return reinterpret_cast<uint64_t*>(slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
            tf32x3_presplit_slot(g);
   }
-  __device__ __forceinline__ uint64_t* empty(int g) const { return full(g) + Tile::kPresplitStages; }
-  // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they land.
-  __device__ __forceinline__ void copy(int g) const {
-    if (g >= w.slices) return;  // no slice: its phase is never waited for
-    copy_presplit_slice<TransA>(p, w, t, w.k_begin + int64_t{g} * Tile::kDepth, with_small, slot(g));
+  __device__ __forceinline__ uint64_t* empty(int64_t g) const { return full(g) + Tile::kPresplitStages; }
+  // Whether the ring has a slice g (called with g = the next copy's, in order).
+  __device__ __forceinline__ bool has(int64_t g) const {
+    if constexpr (Persistent)
+      return w.slices > 0 && copy_unit < p.units;
+    else
+      return g < w.slices;
+  }
+  // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they
+  // land; called for g = 0, 1, 2, … in order. No slice: no arrival, and its phase is never waited
+  // for.
+  __device__ __forceinline__ void copy(int64_t g) {
+    if (!has(g)) return;
+    if constexpr (Persistent) {
+      copy_presplit_slice<TransA>(p, copy_place, t, copy_place.k_begin + int64_t{copy_slice_index} * Tile::kDepth,
+                                  with_small, slot(g));
+      if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
+        copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
+    } else {
+      copy_presplit_slice<TransA>(p, w, t, w.k_begin + g * Tile::kDepth, with_small, slot(g));
+    }
     mbarrier_arrive_on_copies(full(g));
   }
   // The barriers (before any thread uses them: a block barrier follows), then slices 0 and 1.
-  __device__ __forceinline__ void start() const {
+  __device__ __forceinline__ void start() {
     if (t < Tile::kPresplitStages) {
       mbarrier_init(full(t), Tile::kThreads);
       mbarrier_init(empty(t), Tile::kThreads / 32);
@@ -220,21 +243,21 @@ struct Tf32x3MbarrierRing {
     copy(1);
   }
   // Slice g's data in, and visible to wgmma (cp.async writes through the generic proxy).
-  __device__ __forceinline__ const float* arrive(int g) const {
+  __device__ __forceinline__ const float* arrive(int64_t g) const {
     mbarrier_wait(full(g), tf32x3_mbarrier_parity(g));
     fence_proxy_async();
     return slot(g);
   }
   // After slice g's wgmmas are issued: slice g + 2 into slice g − 2's slot once both warpgroups have
   // released it.
-  __device__ __forceinline__ void copy_ahead(int g) const {
-    if (g + 2 >= w.slices) return;
+  __device__ __forceinline__ void copy_ahead(int64_t g) {
+    if (!has(g + 2)) return;
     if (g >= 2) mbarrier_wait(empty(g - 2), tf32x3_mbarrier_parity(g - 2));
     copy(g + 2);
   }
   // After the warpgroup's wgmmas of slice g are done (and this warp's reads of its slot long
   // before): the warp releases slot g.
-  __device__ __forceinline__ void release(int g) const {
+  __device__ __forceinline__ void release(int64_t g) const {
     __syncwarp();
     if (t % 32 == 0) mbarrier_arrive(empty(g));
   }
@@ -245,7 +268,7 @@ static_assert(Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "each part's copie
 template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false, bool Mbarrier = false>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
   static_assert(PreSplit || !Persistent, "persistent blocks take B presplit");
-  static_assert((PreSplit && !Persistent) || !Mbarrier, "the mbarrier ring is the presplit one's, not persistent");
+  static_assert(PreSplit || !Mbarrier, "the mbarrier ring is the presplit one's");
   if (Persistent && blockIdx.x >= p.units) return;  // a block without a tile (the host never launches one)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
@@ -263,7 +286,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   float acc[64];
 
   using Ring = std::conditional_t<
-      Mbarrier, Tf32x3MbarrierRing<TransA>,
+      Mbarrier, Tf32x3MbarrierRing<TransA, Persistent>,
       std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>;
   Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
@@ -317,27 +340,28 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     }
     if constexpr (PreSplit && !TransA) {
       // B's parts in the presplit k order (tf32x3_presplit_k): this lane's k of every k-step are
-      // A's 8t … 8t + 7, two 16-byte loads for each of its rows (g and g + 8: registers r & 1).
+      // A's 8t … 8t + 7, two 16-byte loads for each of its rows (g and g + 8: v[r & 1]).
+      float v[2][8];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const float* row = a_slot + tf32x3_a_smem<Tile, false>(group_row + 16 * warp_in_group + lane / 4 + 8 * h,
                                                                tf32x3_presplit_a_k(lane % 4, 0, 0));
         const float4 lo = *reinterpret_cast<const float4*>(row), hi = *reinterpret_cast<const float4*>(row + 4);
-        const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-#pragma unroll
-        for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)  // register h + 2j: k 8t + 2·kk + j (tf32x3_presplit_a_k)
-            split_tf32(v[2 * kk + j], a_parts[P][0][kk][h + 2 * j], a_parts[P][1][kk][h + 2 * j]);
+        v[h][0] = lo.x, v[h][1] = lo.y, v[h][2] = lo.z, v[h][3] = lo.w;
+        v[h][4] = hi.x, v[h][5] = hi.y, v[h][6] = hi.z, v[h][7] = hi.w;
       }
-    } else {
+#pragma unroll
+      for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+          split_tf32(v[r & 1][tf32x3_presplit_a_element(kk, r)], a_parts[P][0][kk][r], a_parts[P][1][kk][r]);
+    } else {  // the natural order (Aᵀ, or B split by the blocks)
 #pragma unroll
       for (int kk = 0; kk < Tile::kDepth / 8; ++kk)
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
           const TileElement x = wgmma_a_coord(warp_in_group, lane, r);
-          const int k = PreSplit ? tf32x3_presplit_a_k(lane % 4, kk, r) : 8 * kk + x.col;
-          split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, k)], a_parts[P][0][kk][r],
+          split_tf32(a_slot[tf32x3_a_smem<Tile, TransA>(group_row + x.row, 8 * kk + x.col)], a_parts[P][0][kk][r],
                      a_parts[P][1][kk][r]);
         }
     }
@@ -366,11 +390,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       wgmma_m64n128k8(acc, a_parts[P][0][kk], big_desc, 1);
     }
     wgmma_commit();
-    if constexpr (Mbarrier) ring.copy_ahead(s);  // while slice s's wgmmas run
+    if constexpr (Mbarrier) ring.copy_ahead(g0 + s);  // while slice s's wgmmas run
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
     fence_accumulators(acc);
     if constexpr (Mbarrier) {
-      if (s >= 1) ring.release(s - 1);
+      if (g0 + s >= 1) ring.release(g0 + s - 1);  // Persistent: the last tile's last slice too
     }
   };
   // A tile: its slices, then its accumulators into C (or the split's workspace). Persistent: the
@@ -438,10 +462,11 @@ void opt_in() {
 }
 
 // op(B) (k×n) into its parts (tf32x3_presplit_place): a thread per column and 4-k chunk of the
-// parts (logical k, tf32x3_presplit_k) of the padded k-slices and column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
+// parts (logical k, in tf32x3_presplit_k's order where `permuted`) of the padded k-slices and
+// column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
 // small part is.
 __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
-                                       float* __restrict__ parts, unsigned* __restrict__ small_any) {
+                                       bool permuted, float* __restrict__ parts, unsigned* __restrict__ small_any) {
   bool any = false;
   const int64_t tiles = tf32x3_presplit_tiles(n), width = tiles * Tile::kCols;
   const int64_t chunks = (k + Tile::kDepth - 1) / Tile::kDepth * (Tile::kDepth / 4) * width;
@@ -450,7 +475,8 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
     float x[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int64_t kb = kk / Tile::kDepth * Tile::kDepth + tf32x3_presplit_k(int(kk % Tile::kDepth) + e);
+      const int64_t kb =
+          permuted ? kk / Tile::kDepth * Tile::kDepth + tf32x3_presplit_k(int(kk % Tile::kDepth) + e) : kk + e;
       x[e] = kb < k && nn < n ? (trans_b ? b[nn * ldb + kb] : b[kb * ldb + nn]) : 0.f;
     }
     uint4 hi, lo;
@@ -492,15 +518,17 @@ void tf32x3_wgmma_prepare() {
   opt_in<true, false, true, true>();
   opt_in<false, false, true, false, true>();
   opt_in<true, false, true, false, true>();
+  opt_in<false, false, true, true, true>();
+  opt_in<true, false, true, true, true>();
 }
 
-void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, float* parts,
-                           unsigned* small_any, cudaStream_t stream) {
+void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
+                           float* parts, unsigned* small_any, cudaStream_t stream) {
   const int64_t chunks = tf32x3_presplit_floats(k, n) / 2 / 4;
   const int64_t blocks = (chunks + 255) / 256 < 4096 ? (chunks + 255) / 256 : 4096;
   CUDA_CHECK(cudaMemsetAsync(small_any, 0, sizeof(unsigned), stream));
   tf32x3_presplit_kernel<<<static_cast<unsigned>(blocks > 0 ? blocks : 1), 256, 0, stream>>>(b, ldb, trans_b, k, n,
-                                                                                           parts, small_any);
+                                                                                           permuted, parts, small_any);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -508,10 +536,16 @@ void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) 
   if (p.b_parts) {  // B's parts are K-major whatever op(B) was
     if (p.mbarrier_ring) {
       const size_t smem = Tile::kMbarrierSharedBytes;
-      if (p.trans_a)
+      if (p.units > 0) {  // persistent blocks (grid.x of them)
+        if (p.trans_a)
+          tf32x3_wgmma_kernel<true, false, true, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+        else
+          tf32x3_wgmma_kernel<false, false, true, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      } else if (p.trans_a) {
         tf32x3_wgmma_kernel<true, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-      else
+      } else {
         tf32x3_wgmma_kernel<false, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
+      }
       CUDA_CHECK_LAUNCH();
       return;
     }
