@@ -2390,120 +2390,133 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   EXPECT_EQ(cuda::tf32x3_band(g, 256, 128).b, b.data() + 256 * 7);
 }
 
-// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier; tf32x3_presplit_slot, _mbarrier_parity),
-// played out warp by warp in random orders: the kernel's 8 warps (2 warpgroups of 4), each at its
-// own step; the mbarriers as PTX defines them, with the kernel's counts (full: an arrival from each
-// of the 256 threads as its copies land; empty: one from each warp) and a wait for parity q passing
-// once the current phase's parity differs from q; copies landing at random later times; and a
-// warpgroup's wgmmas of a slice running once its 4 warps have issued them, done at random later
-// times in order. Checked: never a deadlock; every wait passes on exactly the phase of its use (no
-// phase two uses old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole;
-// and no copy lands on a slot whose slice a warpgroup's wgmmas may still read.
+// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier and WgmmaMbarrierPersistent;
+// tf32x3_presplit_slot, _mbarrier_parity), played out warp by warp in random orders: the kernel's
+// 8 warps (2 warpgroups of 4), each at its own step, over a block's tiles (1, or 2 to 4 for the
+// persistent blocks: the ring's slice count g runs on across them); the mbarriers as PTX defines
+// them, with the kernel's counts (full: an arrival from each of the 256 threads as its copies
+// land; empty: one from each warp) and a wait for parity q passing once the current phase's parity
+// differs from q; copies landing at random later times; and a warpgroup's wgmmas of a slice
+// running once its 4 warps have issued them, done at random later times in order. A warp releases
+// slice g − 1 after slice g's wait_group 1 within a tile, and a tile's last slice after its
+// wait_group 0 at the tile's end. Checked: never a deadlock; every wait passes on exactly the
+// phase of its use (no phase two uses old or new); a slice's wgmmas are issued on a slot holding
+// that slice, landed whole; and no copy lands on a slot whose slice a warpgroup's wgmmas may still
+// read.
 TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
   using Tile = cuda::Tf32x3WgmmaTile;
   constexpr int kStages = Tile::kPresplitStages, kWarps = Tile::kThreads / 32, kGroups = kWarps / 4;
   std::mt19937_64 rng(test::fresh_seed());
-  for (int slices : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
-    for (int trial = 0; trial < 100; ++trial) {
-      SCOPED_TRACE(std::to_string(slices) + " slices, trial " + std::to_string(trial));
-      struct Barrier {
-        int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
-        void arrive(int n = 1) {
-          for (int i = 0; i < n; ++i)
-            if (++count == expected) count = 0, ++completed;
-        }
-        bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
-      };
-      std::vector<Barrier> full(kStages, Barrier{Tile::kThreads}), empty(kStages, Barrier{kWarps});
-      std::vector<std::array<int, kWarps>> landed(kStages);  // each warp's share of the slot: its slice
-      for (auto& slot : landed) slot.fill(-1);
-      std::vector<std::pair<int, int>> in_flight;  // (warp, slice) copies not yet landed
-      std::array<std::vector<int>, kGroups> issued;  // per warpgroup and slice: warps that issued its wgmmas
-      std::array<int, kGroups> wgmma_done{};          // per warpgroup: slices whose wgmmas are done
-      for (auto& v : issued) v.assign(size_t(std::max(slices, 1)), 0);
-      auto wait = [&](const Barrier& b, int g) {
-        const bool ok = b.passes(cuda::tf32x3_mbarrier_parity(g));
-        if (ok) {
-          EXPECT_EQ(b.completed, g / kStages + 1) << "a wait for slice " << g << " passed on another phase";
-        }
-        return ok;
-      };
-      auto copy = [&](int warp, int g) {
-        if (g < slices) in_flight.push_back({warp, g});
-      };
-      struct Warp {
-        int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
-        bool done = false;
-      };
-      std::array<Warp, kWarps> warps{};
-      for (int warp = 0; warp < kWarps; ++warp) {
-        copy(warp, 0);
-        copy(warp, 1);
-      }
-      for (int moves = 0;; ++moves) {
-        ASSERT_LT(moves, 1000000);
-        // The possible events: a copy landing, a warpgroup's next wgmmas finishing, a warp's step.
-        std::vector<std::pair<int, int>> events;  // (kind, index)
-        for (size_t i = 0; i < in_flight.size(); ++i) events.push_back({0, int(i)});
-        for (int group = 0; group < kGroups; ++group)
-          if (wgmma_done[group] < slices && issued[group][size_t(wgmma_done[group])] == 4) events.push_back({1, group});
+  for (int tiles = 1; tiles <= 4; ++tiles)
+    for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
+      for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {
+        const int slices = per_tile * tiles;  // the ring's, across the block's tiles
+        SCOPED_TRACE(std::to_string(tiles) + " tiles of " + std::to_string(per_tile) + " slices, trial " +
+                     std::to_string(trial));
+        struct Barrier {
+          int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
+          void arrive(int n = 1) {
+            for (int i = 0; i < n; ++i)
+              if (++count == expected) count = 0, ++completed;
+          }
+          bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
+        };
+        std::vector<Barrier> full(kStages, Barrier{Tile::kThreads}), empty(kStages, Barrier{kWarps});
+        std::vector<std::array<int, kWarps>> landed(kStages);  // each warp's share of the slot: its slice
+        for (auto& slot : landed) slot.fill(-1);
+        std::vector<std::pair<int, int>> in_flight;  // (warp, slice) copies not yet landed
+        std::array<std::vector<int>, kGroups> issued;  // per warpgroup and slice: warps that issued its wgmmas
+        std::array<int, kGroups> wgmma_done{};          // per warpgroup: slices whose wgmmas are done
+        for (auto& v : issued) v.assign(size_t(std::max(slices, 1)), 0);
+        auto wait = [&](const Barrier& b, int g) {
+          const bool ok = b.passes(cuda::tf32x3_mbarrier_parity(g));
+          if (ok) {
+            EXPECT_EQ(b.completed, g / kStages + 1) << "a wait for slice " << g << " passed on another phase";
+          }
+          return ok;
+        };
+        auto copy = [&](int warp, int g) {  // the cursor: slices past the block's last tile do not exist
+          if (g < slices) in_flight.push_back({warp, g});
+        };
+        struct Warp {
+          int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
+          bool tile_end = false;  // at a tile's end: wait_group 0, then release its last slice
+          bool done = false;
+        };
+        std::array<Warp, kWarps> warps{};
         for (int warp = 0; warp < kWarps; ++warp) {
-          const Warp& w = warps[warp];
-          const int group = warp / 4;
-          if (w.done) continue;
-          bool ready = true;
-          if (w.s == slices) {
-            ready = wgmma_done[group] == slices;  // wait_group 0
-          } else if (w.stage == 0) {
-            ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
-          } else if (w.stage == 1) {
-            ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
-          } else if (w.stage == 2) {
-            ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
+          copy(warp, 0);
+          copy(warp, 1);
+          warps[warp].done = slices == 0;  // k = 0: every tile only stores
+        }
+        for (int moves = 0;; ++moves) {
+          ASSERT_LT(moves, 2000000);
+          // The possible events: a copy landing, a warpgroup's next wgmmas finishing, a warp's step.
+          std::vector<std::pair<int, int>> events;  // (kind, index)
+          for (size_t i = 0; i < in_flight.size(); ++i) events.push_back({0, int(i)});
+          for (int group = 0; group < kGroups; ++group)
+            if (wgmma_done[group] < slices && issued[group][size_t(wgmma_done[group])] == 4)
+              events.push_back({1, group});
+          for (int warp = 0; warp < kWarps; ++warp) {
+            const Warp& w = warps[warp];
+            const int group = warp / 4;
+            if (w.done) continue;
+            bool ready = true;
+            if (w.tile_end) {
+              ready = wgmma_done[group] == w.s;  // wait_group 0
+            } else if (w.stage == 0) {
+              ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
+            } else if (w.stage == 1) {
+              ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
+            } else if (w.stage == 2) {
+              ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
+            }
+            if (ready) events.push_back({2, warp});
           }
-          if (ready) events.push_back({2, warp});
-        }
-        if (events.empty()) {
-          for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
-          for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
-          break;
-        }
-        const auto [kind, index] = events[rng() % events.size()];
-        if (kind == 0) {  // a copy lands: its thread's arrivals (32 a warp) on the slot's full barrier
-          const auto [warp, g] = in_flight[size_t(index)];
-          in_flight.erase(in_flight.begin() + index);
-          const int slot = cuda::tf32x3_presplit_slot(g);
-          const int old = landed[slot][warp];  // the slice this share overwrites
-          for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
-            ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
-          landed[slot][warp] = g;
-          full[slot].arrive(32);
-        } else if (kind == 1) {
-          ++wgmma_done[index];
-        } else {
-          Warp& w = warps[index];
-          const int group = index / 4;
-          if (w.s == slices) {
-            w.done = true;
-          } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
-            const int slot = cuda::tf32x3_presplit_slot(w.s);
-            for (int warp = 0; warp < kWarps; ++warp) ASSERT_EQ(landed[slot][warp], w.s) << "slice " << w.s;
-            ++issued[group][size_t(w.s)];
-            w.stage = 1;
-          } else if (w.stage == 1) {
-            if (w.s + 2 < slices) copy(index, w.s + 2);
-            w.stage = 2;
-          } else if (w.stage == 2) {
-            w.stage = 3;
-          } else {  // release slice s − 1: lane 0's arrival on its slot's empty barrier
-            if (w.s >= 1) empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
-            ++w.s;
-            w.stage = 0;
+          if (events.empty()) {
+            for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
+            for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
+            break;
           }
+          const auto [kind, index] = events[rng() % events.size()];
+          if (kind == 0) {  // a copy lands: its thread's arrivals (32 a warp) on the slot's full barrier
+            const auto [warp, g] = in_flight[size_t(index)];
+            in_flight.erase(in_flight.begin() + index);
+            const int slot = cuda::tf32x3_presplit_slot(g);
+            const int old = landed[slot][warp];  // the slice this share overwrites
+            for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
+              ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
+            landed[slot][warp] = g;
+            full[slot].arrive(32);
+          } else if (kind == 1) {
+            ++wgmma_done[index];
+          } else {
+            Warp& w = warps[index];
+            const int group = index / 4;
+            if (w.tile_end) {  // the tile's last slice released; the block's next tile, or its end
+              empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
+              w.tile_end = false;
+              w.done = w.s == slices;
+            } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
+              const int slot = cuda::tf32x3_presplit_slot(w.s);
+              for (int warp = 0; warp < kWarps; ++warp) ASSERT_EQ(landed[slot][warp], w.s) << "slice " << w.s;
+              ++issued[group][size_t(w.s)];
+              w.stage = 1;
+            } else if (w.stage == 1) {
+              copy(index, w.s + 2);
+              w.stage = 2;
+            } else if (w.stage == 2) {
+              w.stage = 3;
+            } else {  // release slice s − 1 within the tile: lane 0's arrival on its slot's empty barrier
+              if (w.s % per_tile >= 1) empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
+              ++w.s;
+              w.stage = 0;
+              w.tile_end = w.s % per_tile == 0;
+            }
+          }
+          if (::testing::Test::HasFatalFailure()) return;
         }
-        if (::testing::Test::HasFatalFailure()) return;
       }
-    }
 }
 
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
@@ -2882,9 +2895,9 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
 
 // The mbarrier ring in persistent blocks (Tf32x3Kernel::WgmmaMbarrierPersistent): 2200² (324
 // tiles, 2 or 3 a block) with k = 80 (3 slices: the ring's slices run on across a block's tiles,
-// each tile starting at another slot and phase), k = 32 (1 slice: the copies 2 tiles ahead) and
-// k = 0, A·B and Aᵀ·B, and in column bands; light enough for compute-sanitizer's racecheck on the
-// first two.
+// each tile starting at another slot and phase) and k = 160 (5 slices: the ring wraps within a
+// tile); 3600² (841 tiles, 6 or 7 a block) with k = 32 (1 slice: the copies 2 tiles ahead, the
+// empty waits between tiles) and k = 64 (2 slices); k = 0; A·B and Aᵀ·B, and in column bands.
 TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
@@ -2897,10 +2910,13 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
   EXPECT_TRUE(plan.mbarrier);
   std::mt19937_64 rng(test::fresh_seed());
-  for (const int64_t k : {int64_t{80}, int64_t{32}})
+  struct Size {
+    int64_t mn, k;
+  };
+  for (const Size z : {Size{2200, 80}, Size{2200, 160}, Size{3600, 32}, Size{3600, 64}})
     for (const bool ta : {false, true}) {
-      SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
-      expect_tf32x3_product_matches_cpu(*device, rng, ta, 2200, 2200, k, int64_t{1} << 22);
+      SCOPED_TRACE(std::to_string(z.mn) + "², k = " + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A"));
+      expect_tf32x3_product_matches_cpu(*device, rng, ta, z.mn, z.mn, z.k, int64_t{1} << 22);
     }
   expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {2200, 2200, 80, 1, 0, 400000}},
                             {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent});

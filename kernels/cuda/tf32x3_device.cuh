@@ -31,7 +31,7 @@ struct Tf32x3Params {
   const unsigned* b_small_any;  // with b_parts: nonzero where some small part of B is (tf32x3_presplit_region_floats)
   int64_t b_part_tiles;     // its 128-column tiles
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
-  bool mbarrier_ring;       // the presplit ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
+  bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {

@@ -473,7 +473,7 @@ enum class Tf32x3Tiles { Auto, Big, Small };
 struct Tf32x3Gpu {
   int multiprocessors = 0;
   bool wgmma = false;     // the big tiles run on wgmma (a wgmma kernel chosen, compute capability 9.0)
-  bool presplit = false;  // ... with B presplit (Tf32x3Kernel::WgmmaPresplit, WgmmaPersistent)
+  bool presplit = false;  // ... with B presplit (tf32x3_presplits: WgmmaPresplit and the kernels built on it)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
   bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent)
   bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
@@ -487,7 +487,7 @@ struct Tf32x3Launch {
   int64_t part_start = 0;
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
-  bool mbarrier = false;          // the presplit ring on mbarriers (Tf32x3Kernel::WgmmaMbarrier)
+  bool mbarrier = false;          // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
 };
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
 // parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts

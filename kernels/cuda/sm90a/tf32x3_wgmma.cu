@@ -394,7 +394,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
     wgmma_wait<1>();  // slice s − 1's wgmmas: buffer and register set 1 − P free for slice s + 1
     fence_accumulators(acc);
     if constexpr (Mbarrier) {
-      if (g0 + s >= 1) ring.release(g0 + s - 1);  // Persistent: the last tile's last slice too
+      if (s >= 1) ring.release(g0 + s - 1);  // a tile's last slice: at its end, below
     }
   };
   // A tile: its slices, then its accumulators into C (or the split's workspace). Persistent: the
@@ -408,6 +408,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       }
       wgmma_wait<0>();
       fence_accumulators(acc);
+      // The tile's last slice, released as soon as its wgmmas are done (before the stores, which
+      // read registers only): the other warpgroup's copy of the next tile's slice 1 waits for it.
+      if constexpr (Mbarrier) {
+        if (slices > 0) ring.release(g0 + slices - 1);
+      }
       if (slices == 0) {  // k = 0 (or a split past k): C = beta·C (+ bias)
 #pragma unroll
         for (int i = 0; i < 64; ++i) acc[i] = 0.f;
