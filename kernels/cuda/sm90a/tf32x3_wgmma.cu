@@ -13,7 +13,8 @@
 //      register set (s + 1) % 2 are free when they do.
 // Where B comes presplit and exactly TF32 (its small parts all 0, as a dictionary rounded to TF32
 // has: tf32x3_presplit_region_floats), its small part is neither copied nor multiplied: 2 wgmmas a
-// k-step instead of 3. Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
+// k-step instead of 3. With B presplit and A plain, the parts come in a k order of their own
+// (tf32x3_presplit_k) in which a lane's A fragments of a slice are two 16-byte loads a row. Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
 // blocks (Persistent, Tf32x3Kernel::WgmmaPersistent) a block takes tile after tile, its ring running
 // on across them, so the next tile's first two slices load while the last one's are stored.
 #include <cuda_runtime.h>
@@ -290,7 +291,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
       std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>;
   Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
-
   // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
   int64_t g0 = 0;
   // Slice s of the tile, its parts in buffer P = s % 2 and A's split fragments in a_parts[P]
@@ -468,8 +468,7 @@ void opt_in() {
 
 // op(B) (k×n) into its parts (tf32x3_presplit_place): a thread per column and 4-k chunk of the
 // parts (logical k, in tf32x3_presplit_k's order where `permuted`) of the padded k-slices and
-// column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a
-// small part is.
+// column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a small part is.
 __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
                                        bool permuted, float* __restrict__ parts, unsigned* __restrict__ small_any) {
   bool any = false;
@@ -494,8 +493,8 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
     *reinterpret_cast<uint4*>(parts + o + Tile::kSplitFloats) = lo;
     any = any || (lo.x | lo.y | lo.z | lo.w) != 0u;
   }
-  // Every thread of the block gets here (no early exit): the block's vote, one atomic for it (up
-  // to 4096 blocks on one address, where a warp's each would be 8 times as many).
+  // Every thread of the block gets here (no early exit): the block's vote, and one atomic a block
+  // (up to 4096 on one address; one a warp would be 8 times as many).
   if (__syncthreads_or(any) && threadIdx.x == 0) atomicOr(small_any, 1u);
 }
 
