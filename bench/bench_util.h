@@ -105,6 +105,14 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(workspace_mib));
   if (workspace_env && *workspace_env) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
+  // Whether the presplit kernels ran products in column bands (UV_TF32X3_BANDS).
+  const char* bands_env = std::getenv("UV_TF32X3_BANDS");
+  bool bands = true;
+  if (!cuda::parse_tf32x3_bands(bands_env, bands)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands_env);
+    return 2;
+  }
+  benchmark::AddCustomContext("tf32x3_bands", bands ? "1" : "0");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

@@ -2530,6 +2530,17 @@ TEST(Tf32x3Tile, ChunkDepthParses) {
     EXPECT_FALSE(cuda::parse_tf32x3_chunk_depth(bad, depth)) << bad;
 }
 
+TEST(Tf32x3Tile, BandsSwitchParses) {
+  bool bands = false;
+  EXPECT_TRUE(cuda::parse_tf32x3_bands(nullptr, bands));
+  EXPECT_TRUE(bands);
+  EXPECT_TRUE(cuda::parse_tf32x3_bands("0", bands));
+  EXPECT_FALSE(bands);
+  EXPECT_TRUE(cuda::parse_tf32x3_bands("1", bands));
+  EXPECT_TRUE(bands);
+  for (const char* bad : {"2", "off", "00", " 0"}) EXPECT_FALSE(cuda::parse_tf32x3_bands(bad, bands)) << bad;
+}
+
 TEST(Tf32x3Tile, WorkspaceSizeParses) {
   int64_t mib = 0;
   EXPECT_TRUE(cuda::parse_tf32x3_workspace_mib(nullptr, mib));

@@ -253,7 +253,7 @@ class ToolsBenchGoal : public test::TempDirTest {
   // UV_TF32X3_WORKSPACE_MIB as set ("" unset).
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows,
              const std::string& depth = "", const std::string& chunks = "", const std::string& precision = "",
-             const std::string& workspace_mib = "") {
+             const std::string& workspace_mib = "", const std::string& bands = "") {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
         << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunk_depth\": \""
@@ -266,6 +266,7 @@ class ToolsBenchGoal : public test::TempDirTest {
     if (!precision.empty()) out << ", \"dictionary_precision\": \"" << precision << "\"";
     if (!workspace_mib.empty())
       out << ", \"tf32x3_workspace_mib\": \"" << workspace_mib << "\", \"tf32x3_workspace_set\": \"1\"";
+    if (!bands.empty()) out << ", \"tf32x3_bands\": \"" << bands << "\"";
     out << "}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
@@ -368,6 +369,15 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma_presplit, 256 MiB) | 1.43x |"),
             std::string::npos)
       << out;
+  // And runs without the column bands (UV_TF32X3_BANDS=0); "1", the default, says nothing.
+  write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "", "0");
+  out.clear();
+  EXPECT_EQ(goal(out), 0) << out;
+  EXPECT_NE(out.find("| 0.700 (chain_fused, cublas:wgmma_presplit, no bands) | 1.43x |"), std::string::npos) << out;
+  write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "", "1");
+  out.clear();
+  EXPECT_EQ(goal(out), 0) << out;
+  EXPECT_NE(out.find("| 0.700 (chain_fused, cublas:wgmma_presplit) | 1.43x |"), std::string::npos) << out;
 }
 
 }  // namespace

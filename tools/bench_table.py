@@ -65,6 +65,8 @@ def main(path, baselines=("chain", "materialise")):
             kernel += f" as {context['tf32x3_chunks']}"
     if on_gpu and context.get("tf32x3_workspace_set"):
         kernel += f", a {context.get('tf32x3_workspace_mib', '?')} MiB workspace"
+    if on_gpu and context.get("tf32x3_bands") == "0":
+        kernel += ", no column bands"
     if context.get("dictionary_precision", "float32") != "float32":
         kernel += f", U rounded to {context['dictionary_precision']}"
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
@@ -133,6 +135,8 @@ def goal_table(reports):
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
         if context.get("tf32x3_workspace_set"):  # UV_TF32X3_WORKSPACE_MIB given
             label += f", {context.get('tf32x3_workspace_mib', '?')} MiB"
+        if context.get("tf32x3_bands") == "0":  # UV_TF32X3_BANDS=0
+            label += ", no bands"
         if context.get("dictionary_precision", "float32") != "float32":  # U rounded (--dictionary_precision)
             label += f", U {context['dictionary_precision']}"
         for b in report["benchmarks"]:

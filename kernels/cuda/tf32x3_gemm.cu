@@ -211,6 +211,17 @@ bool kernel_named() {
   return named;
 }
 
+// UV_TF32X3_BANDS (parse_tf32x3_bands), read once.
+bool bands_chosen() {
+  static const bool on = [] {
+    const char* env = std::getenv("UV_TF32X3_BANDS");
+    bool value = true;
+    UV_REQUIRE(parse_tf32x3_bands(env, value), "UV_TF32X3_BANDS=\"" << env << "\" is not 0 or 1");
+    return value;
+  }();
+  return on;
+}
+
 std::atomic<int>& tiles_choice() {
   static std::atomic<int> choice{static_cast<int>(Tf32x3Tiles::Auto)};
   return choice;
@@ -302,8 +313,9 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();
-  // The presplit kernels: where B's parts do not fit, bands of columns whose parts do.
-  const int64_t band = tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
+  // The presplit kernels: where B's parts do not fit, bands of columns whose parts do
+  // (UV_TF32X3_BANDS=0: none).
+  const int64_t band = bands_chosen() ? tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth) : 0;
   if (band > 0 && band < g.n) {
     for (int64_t col0 = 0; col0 < g.n; col0 += band) run_product(tf32x3_band(g, col0, std::min(band, g.n - col0)),
                                                                  workspace, room, aligned, gpu, depth, stream);

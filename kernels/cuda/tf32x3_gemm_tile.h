@@ -180,6 +180,21 @@ inline bool parse_tf32x3_workspace_mib(const char* value, int64_t& out) {
   return true;
 }
 
+// UV_TF32X3_BANDS: 1 (the default, also when unset or empty) runs a product whose B parts do not
+// fit in column bands (tf32x3_presplit_band), 0 without them, so that the benches can measure the
+// bands against the same kernel without; false for anything else.
+inline bool parse_tf32x3_bands(const char* value, bool& out) {
+  if (!value || !*value || std::strcmp(value, "1") == 0) {
+    out = true;
+    return true;
+  }
+  if (std::strcmp(value, "0") == 0) {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
 inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
   return count >= 1 && count <= 65535 && m >= 0 && n >= 0 &&
