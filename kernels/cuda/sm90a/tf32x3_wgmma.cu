@@ -129,15 +129,14 @@ __device__ __forceinline__ void copy_presplit_slice(const Tf32x3Params& p, const
 __device__ __forceinline__ bool b_has_small(const Tf32x3Params& p) {
   return p.b_small_any == nullptr || *p.b_small_any != 0u;
 }
-// The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
-// (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above.
-// Persistent (p.units > 0): the block's tiles one after another (tf32x3_persistent_unit), every one
-// w.slices deep, the ring's slices counted across them (g), so the copies of a tile's first slices
-// are issued during the last one's. The copies walk the tiles with a cursor of their own (the
-// tile, its place, the slice), so a slice's copy costs no division; a tile's place is worked out
-// once, when the cursor reaches it.
+// The copies both presplit rings make: each thread's share of the ring's slice g (g = 0, 1, 2, …
+// in order) into its slot. Persistent (p.units > 0): the block's tiles one after another
+// (tf32x3_persistent_unit), every one w.slices deep, the ring's slices counted across them (g), so
+// the copies of a tile's first slices are issued during the last one's. The copies walk the tiles
+// with a cursor of their own (the tile, its place, the slice), so a slice's copy costs no
+// division; a tile's place is worked out once, when the cursor reaches it.
 template <bool TransA, bool Persistent>
-struct Tf32x3PresplitRing {
+struct Tf32x3PresplitCopies {
   const Tf32x3Params& p;
   const Tf32x3Place& w;  // the block's (first) tile
   float* slots;
@@ -150,22 +149,35 @@ struct Tf32x3PresplitRing {
   __device__ __forceinline__ float* slot(int64_t g) const {
     return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
   }
-  // Slice s of the tile at `u` into the slot of the ring's slice g.
-  __device__ __forceinline__ void copy_slice(const Tf32x3Place& u, int s, int64_t g) const {
-    copy_presplit_slice<TransA>(p, u, t, u.k_begin + int64_t{s} * Tile::kDepth, with_small, slot(g));
+  // Whether the ring has a slice g (g the next copy's): with the cursor at tile u and slice s, that
+  // is tf32x3_persistent_unit(g, …)'s (u, s).
+  __device__ __forceinline__ bool has(int64_t g) const {
+    if constexpr (Persistent)
+      return w.slices > 0 && copy_unit < p.units;
+    else
+      return g < w.slices;
   }
-  // The ring's slice g (called for g = 0, 1, 2, … in order): with the cursor at tile u and slice s,
-  // that is tf32x3_persistent_unit(g, …)'s (u, s).
-  __device__ __forceinline__ void copy(int64_t g) {
+  // Slice g's copies into its slot, where the ring has it; false where it has none.
+  __device__ __forceinline__ bool copy_slice(int64_t g) {
+    if (!has(g)) return false;
     if constexpr (Persistent) {
-      if (w.slices > 0 && copy_unit < p.units) {
-        copy_slice(copy_place, copy_slice_index, g);
-        if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
-          copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
-      }
-    } else if (g < w.slices) {
-      copy_slice(w, static_cast<int>(g), g);
+      copy_presplit_slice<TransA>(p, copy_place, t, copy_place.k_begin + int64_t{copy_slice_index} * Tile::kDepth,
+                                  with_small, slot(g));
+      if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
+        copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
+    } else {
+      copy_presplit_slice<TransA>(p, w, t, w.k_begin + g * Tile::kDepth, with_small, slot(g));
     }
+    return true;
+  }
+};
+// The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
+// (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above. Its
+// slots are handed on through cp.async's groups and a barrier of the whole block every slice.
+template <bool TransA, bool Persistent>
+struct Tf32x3PresplitRing : Tf32x3PresplitCopies<TransA, Persistent> {
+  __device__ __forceinline__ void copy(int64_t g) {
+    this->copy_slice(g);
     copy_async_commit();  // a group for every g, empty or not: arrive's count
   }
   __device__ __forceinline__ void start() {
@@ -179,7 +191,7 @@ struct Tf32x3PresplitRing {
     fence_proxy_async();
     __syncthreads();
     copy(g + 2);
-    return slot(g);
+    return this->slot(g);
   }
 };
 #endif
@@ -189,49 +201,24 @@ struct Tf32x3PresplitRing {
 // slice's data (full), and before copying slice g + 2 for the release of slice g − 2, whose slot
 // it takes (empty), by both warpgroups: so the two run up to a slice apart. `bars`: full[slots]
 // then empty[slots], after the ring. Persistent (Tf32x3Kernel::WgmmaMbarrierPersistent): the
-// block's tiles one after another, g counting the ring's slices across them, the copies walking
-// the tiles with a cursor of their own (as Tf32x3PresplitRing's): the protocol runs on unchanged
-// across a tile's end, where slice g + 2 is the next tile's.
+// copies walk the block's tiles as the barrier ring's do (Tf32x3PresplitCopies): the protocol runs
+// on unchanged across a tile's end, where slice g + 2 is the next tile's.
 template <bool TransA, bool Persistent>
-struct Tf32x3MbarrierRing {
-  const Tf32x3Params& p;
-  const Tf32x3Place& w;  // the block's (first) tile
-  float* slots;
-  int t;
-  const bool with_small = b_has_small(p);  // B's small part copied (and its wgmma issued)
-  // Persistent: the next copy's tile (past p.units: none left), its place and slice.
-  int64_t copy_unit = blockIdx.x;
-  Tf32x3Place copy_place = w;
-  int copy_slice_index = 0;
-  __device__ __forceinline__ float* slot(int64_t g) const {
-    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
-  }
+struct Tf32x3MbarrierRing : Tf32x3PresplitCopies<TransA, Persistent> {
+  using Copies = Tf32x3PresplitCopies<TransA, Persistent>;
+  using Copies::has;
+  using Copies::slot;
+  using Copies::t;
   __device__ __forceinline__ uint64_t* full(int64_t g) const {
-    return reinterpret_cast<uint64_t*>(slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
+    return reinterpret_cast<uint64_t*>(this->slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
            tf32x3_presplit_slot(g);
   }
   __device__ __forceinline__ uint64_t* empty(int64_t g) const { return full(g) + Tile::kPresplitStages; }
-  // Whether the ring has a slice g (called with g = the next copy's, in order).
-  __device__ __forceinline__ bool has(int64_t g) const {
-    if constexpr (Persistent)
-      return w.slices > 0 && copy_unit < p.units;
-    else
-      return g < w.slices;
-  }
   // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they
   // land; called for g = 0, 1, 2, … in order. No slice: no arrival, and its phase is never waited
   // for.
   __device__ __forceinline__ void copy(int64_t g) {
-    if (!has(g)) return;
-    if constexpr (Persistent) {
-      copy_presplit_slice<TransA>(p, copy_place, t, copy_place.k_begin + int64_t{copy_slice_index} * Tile::kDepth,
-                                  with_small, slot(g));
-      if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
-        copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
-    } else {
-      copy_presplit_slice<TransA>(p, w, t, w.k_begin + g * Tile::kDepth, with_small, slot(g));
-    }
-    mbarrier_arrive_on_copies(full(g));
+    if (this->copy_slice(g)) mbarrier_arrive_on_copies(full(g));
   }
   // The barriers (before any thread uses them: a block barrier follows), then slices 0 and 1.
   __device__ __forceinline__ void start() {
