@@ -1311,6 +1311,18 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
     EXPECT_TRUE(cuda::parse_tf32x3_kernel(name.name, k));
     EXPECT_EQ(cuda::tf32x3_kernel_name(k), std::string(name.name));
   }
+  // What each kernel tells the plans (tf32x3_gpu), on a device with wgmma and without.
+  for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels)
+    for (const bool available : {true, false}) {
+      const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(name.kernel, 132, available, cuda::Tf32x3Tiles::Small);
+      const std::string n = name.name;
+      EXPECT_EQ(gpu.multiprocessors, 132);
+      EXPECT_EQ(gpu.tiles, cuda::Tf32x3Tiles::Small);
+      EXPECT_EQ(gpu.wgmma, available && n != "mma") << n;
+      EXPECT_EQ(gpu.presplit, n != "mma" && n != "wgmma") << n;
+      EXPECT_EQ(gpu.persistent, n == "wgmma_persistent" || n == "wgmma_mbarrier_persistent") << n;
+      EXPECT_EQ(gpu.mbarrier, n == "wgmma_mbarrier" || n == "wgmma_mbarrier_persistent") << n;
+    }
   k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaPresplit);
@@ -2916,7 +2928,8 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaMbarrierPersistent);
-  const cuda::Tf32x3Gpu gpu{sms, true, true, cuda::Tf32x3Tiles::Auto, true, true};
+  const cuda::Tf32x3Gpu gpu =
+      cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, sms, true, cuda::Tf32x3Tiles::Auto);
   const cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
   EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
   EXPECT_TRUE(plan.mbarrier);

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -421,16 +420,10 @@ class CudaBackend final : public Backend {
     return cuda::CublasOps{cublas_, stream_, lt_.get(), tf32x3_library_ ? &tf32x3_library_ops_ : nullptr};
   }
   // chain_fused's tensor-core products, with split-K's workspace: 32 MiB (UV_TF32X3_WORKSPACE_MIB:
-  // kernels/cuda/tf32x3_gemm_tile.h), outside the pool like cuBLAS's, made on first use (a run's
+  // cuda::tf32x3_workspace_floats), outside the pool like cuBLAS's, made on first use (a run's
   // first step runs directly, before any capture).
   cuda::Tf32x3Ops tf32x3_ops() {
-    static const int64_t kFloats = [] {
-      const char* env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
-      int64_t mib = 0;
-      UV_REQUIRE(cuda::parse_tf32x3_workspace_mib(env, mib),
-                 "UV_TF32X3_WORKSPACE_MIB=\"" << env << "\" is not a whole number of MiB from 1 to 65536");
-      return mib << 18;  // floats
-    }();
+    const int64_t kFloats = cuda::tf32x3_workspace_floats();
     if (!tf32x3_workspace_) {
       CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&tf32x3_workspace_), kFloats * sizeof(float)));
       cuda::tf32x3_prepare();  // the kernels' attributes, outside any capture too

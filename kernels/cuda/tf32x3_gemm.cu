@@ -300,16 +300,13 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
   const Tf32x3Kernel kernel = tf32x3_kernel();
-  const bool wgmma = tf32x3_is_wgmma(kernel) && tf32x3_wgmma_available();
-  if (tf32x3_is_wgmma(kernel) && !wgmma && kernel_named()) {
+  const Tf32x3Gpu gpu = tf32x3_gpu(kernel, multiprocessors(), tf32x3_wgmma_available(), tf32x3_tiles());
+  if (tf32x3_is_wgmma(kernel) && !gpu.wgmma && kernel_named()) {
     static std::once_flag said;  // runs and their labels say wgmma: say once what ran instead
     std::call_once(said, [] {
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
-  const bool persistent = kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
-  const bool mbarrier = kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
-  const Tf32x3Gpu gpu{multiprocessors(), wgmma, tf32x3_presplits(kernel), tf32x3_tiles(), persistent, mbarrier};
   const int64_t room = workspace ? workspace_floats : 0;
   const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
   const int64_t depth = tf32x3_chunk_depth();
@@ -322,6 +319,17 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
     return;
   }
   run_product(g, workspace, room, aligned, gpu, depth, stream);
+}
+
+int64_t tf32x3_workspace_floats() {
+  static const int64_t floats = [] {
+    const char* env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
+    int64_t mib = 0;
+    UV_REQUIRE(parse_tf32x3_workspace_mib(env, mib),
+               "UV_TF32X3_WORKSPACE_MIB=\"" << env << "\" is not a whole number of MiB from 1 to 65536");
+    return mib << 18;  // 2¹⁸ floats a MiB
+  }();
+  return floats;
 }
 
 int64_t tf32x3_chunk_depth() { return chunk_depth_choice().load(); }

@@ -32,6 +32,10 @@ void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_float
 // workspace, before any CUDA-graph capture; the first product calls it too. One device a process.
 void tf32x3_prepare();
 
+// The workspace the CUDA backend gives the products, in floats: UV_TF32X3_WORKSPACE_MIB
+// (kTf32x3WorkspaceMib by default, tf32x3_gemm_tile.h), read at the first call.
+int64_t tf32x3_workspace_floats();
+
 // The deepest accumulation on the tensor cores (kTf32x3ChunkDepth, tf32x3_gemm_tile.h says why):
 // UV_TF32X3_CHUNK_DEPTH at the first call, or what set_tf32x3_chunk_depth set since (tests set
 // small depths to run many chunks on small products).

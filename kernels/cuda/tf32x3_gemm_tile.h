@@ -697,7 +697,7 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // The kernel for the big tiles: `WgmmaPresplit` (the default: Hopper's warpgroup MMA with B split
 // into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
 // fit half the workspace, or in column bands whose parts do (tf32x3_presplit_band; not yet run on a
-// GPU outside wgmma_persistent), and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies
+// GPU), and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies
 // and never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
 // (mma.sync fed by a cp.async ring, 8 warps a big tile). `WgmmaPersistent` (not yet run on a GPU):
 // `WgmmaPresplit` with persistent blocks where a product's tiles are more than one wave and unsplit
@@ -708,8 +708,8 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // synchronises through mbarriers instead of a barrier of the whole block every slice
 // (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent` (not yet run on a GPU): both, the mbarrier
 // ring running on across a persistent block's tiles. Off compute capability 9.0 the wgmma
-// kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (wgmma, wgmma_presplit, mma) sets the choice; tests
-// switch it with set_tf32x3_kernel.
+// kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the
+// names of kTf32x3Kernels) sets the choice; tests switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent, WgmmaMbarrier, WgmmaMbarrierPersistent };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
@@ -756,6 +756,16 @@ inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
 inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
   return kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
          kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
+}
+// What the plans know of `kernel` on a GPU of `multiprocessors` (`wgmma_available`: compute
+// capability 9.0) with the tiles chosen.
+inline Tf32x3Gpu tf32x3_gpu(Tf32x3Kernel kernel, int multiprocessors, bool wgmma_available, Tf32x3Tiles tiles) {
+  return {multiprocessors,
+          tf32x3_is_wgmma(kernel) && wgmma_available,
+          tf32x3_presplits(kernel),
+          tiles,
+          kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent,
+          kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent};
 }
 
 // One term of the kernel's sum, as it forms it: a·b with each operand split into TF32 parts.
