@@ -1,7 +1,7 @@
 // The 3xTF32 GEMM's wgmma kernel (kernels/cuda/sm90a/tf32x3_wgmma.cu, built for sm_90a alone: wgmma
 // is an arch-specific instruction of compute capability 9.0). kernels/cuda/tf32x3_gemm.cu launches
-// it for big tiles when UV_TF32X3_KERNEL is one of the wgmma kernels (wgmma_presplit, the default;
-// wgmma; wgmma_persistent; wgmma_mbarrier) and tf32x3_wgmma_available().
+// it for big tiles when UV_TF32X3_KERNEL is one of the wgmma kernels (tf32x3_is_wgmma;
+// wgmma_presplit is the default) and tf32x3_wgmma_available().
 #pragma once
 
 #include <cuda_runtime_api.h>
