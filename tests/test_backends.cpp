@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
 #include <set>
 #include <tuple>
@@ -1320,8 +1321,12 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
       EXPECT_EQ(gpu.tiles, cuda::Tf32x3Tiles::Small);
       EXPECT_EQ(gpu.wgmma, available && n != "mma") << n;
       EXPECT_EQ(gpu.presplit, n != "mma" && n != "wgmma") << n;
-      EXPECT_EQ(gpu.persistent, n == "wgmma_persistent" || n == "wgmma_mbarrier_persistent") << n;
-      EXPECT_EQ(gpu.mbarrier, n == "wgmma_mbarrier" || n == "wgmma_mbarrier_persistent") << n;
+      EXPECT_EQ(gpu.persistent, n == "wgmma_persistent" || n == "wgmma_mbarrier_persistent" ||
+                                    n == "wgmma_specialised")
+          << n;
+      EXPECT_EQ(gpu.mbarrier, n == "wgmma_mbarrier" || n == "wgmma_mbarrier_persistent" || n == "wgmma_specialised")
+          << n;
+      EXPECT_EQ(gpu.specialised, n == "wgmma_specialised") << n;
     }
   k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
@@ -1703,6 +1708,72 @@ TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndFollowTheSpecification) {
   expect_tf32x3_element_copies<cuda::Tf32x3MmaSmallTile>();
   static_assert(cuda::Tf32x3MmaBigTile::kSharedBytes * 2 <= 227 * 1024, "two big blocks a multiprocessor");
   static_assert(cuda::Tf32x3MmaSmallTile::kSharedBytes * 4 <= 227 * 1024, "four small blocks a multiprocessor");
+}
+
+// The specialised kernel's producer (Tf32x3Kernel::WgmmaSpecialised) copies A's slice with its 128
+// threads (Tf32x3ACopies at 128 threads, 16-byte chunks): per slice, each chunk of the
+// specification (tf32x3_a_chunk) once, from the same source with the same valid elements, at edges
+// (partial tiles, k ending mid-slice, leading dimensions not multiples of 4); a warp's 32 copies of
+// a piece consecutive in the source, and a quarter warp's 8 stores on 8 distinct groups of 4 banks.
+template <bool TransA>
+void expect_tf32x3_producer_copies_follow_the_specification() {
+  using Tile = cuda::Tf32x3WgmmaTile;
+  using Copies = cuda::Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>;
+  constexpr int kChunks = Tile::kRows * Tile::kDepth / 4;
+  static_assert(Copies::kPieces * Tile::kProducerThreads == kChunks, "the producer copies every chunk");
+  for (const int64_t m : {int64_t{1}, int64_t{70}, int64_t{133}, int64_t{1000}})
+    for (const int64_t k_end : {int64_t{5}, int64_t{77}, int64_t{96}})
+      for (const int64_t row0 : {int64_t{0}, int64_t{Tile::kRows}}) {
+        SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + ", m " + std::to_string(m) + ", k_end " +
+                     std::to_string(k_end) + ", row0 " + std::to_string(row0));
+        const int64_t k0 = k_end > 64 ? 32 : 0, ld = 1003;
+        const int slices = static_cast<int>((k_end - k0 + 31) / 32);
+        const auto walked = tf32x3_copies<Copies>(Tile::kProducerThreads, slices, row0, k0, m, k_end, ld);
+        for (int s = 0; s < slices; ++s) {
+          std::map<int, cuda::ChunkCopy> by_slot;  // the specification's chunks by their place in the slot
+          for (int c = 0; c < kChunks; ++c) {
+            const cuda::ChunkCopy x = TransA ? cuda::tf32x3_a_chunk<Tile, true>(c, row0, k0 + 32 * s, m, k_end, ld)
+                                             : cuda::tf32x3_a_chunk<Tile, false>(c, row0, k0 + 32 * s, m, k_end, ld);
+            by_slot[x.dst] = x;
+          }
+          ASSERT_EQ(by_slot.size(), size_t(kChunks));
+          std::set<int> seen;
+          for (int i = 0; i < Copies::kPieces; ++i)
+            for (int t = 0; t < Tile::kProducerThreads; ++t) {
+              const cuda::ChunkCopy got = walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + t];
+              ASSERT_TRUE(seen.insert(got.dst).second) << "slot offset " << got.dst << " copied twice";
+              ASSERT_EQ(by_slot.count(got.dst), 1u) << "slot offset " << got.dst << " is no chunk's";
+              const cuda::ChunkCopy& want = by_slot[got.dst];
+              ASSERT_EQ(got.valid, want.valid) << "slice " << s << " piece " << i << " thread " << t;
+              if (want.valid) {
+                ASSERT_EQ(got.src, want.src) << "slice " << s << " piece " << i << " thread " << t;
+              }
+              if (m == 1000 && k_end == 96 && t % 32 != 0) {  // inside the matrix: the warp's copies coalesce
+                const cuda::ChunkCopy prev = walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + t - 1];
+                EXPECT_TRUE(got.src == prev.src + 4 || got.src / ld == prev.src / ld + 1) << "thread " << t;
+              }
+              if (t % 8 == 7) {
+                std::set<int> groups;
+                for (int q = t - 7; q <= t; ++q)
+                  groups.insert(walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + q].dst / 4 % 8);
+                EXPECT_EQ(groups.size(), 8u) << "thread " << t;
+              }
+            }
+          EXPECT_EQ(seen.size(), size_t(kChunks));
+        }
+      }
+}
+
+TEST(Tf32x3WgmmaTile, ProducerCopiesOfAFollowTheSpecification) {
+  expect_tf32x3_producer_copies_follow_the_specification<false>();
+  expect_tf32x3_producer_copies_follow_the_specification<true>();
+  using Tile = cuda::Tf32x3WgmmaTile;
+  EXPECT_EQ(Tile::kSpecialisedEntryRegisters, 168);
+  EXPECT_EQ(cuda::tf32x3_specialised_b_bytes(true), 2u * 32 * 128 * 4);   // B's big and small parts of a slice
+  EXPECT_EQ(cuda::tf32x3_specialised_b_bytes(false), 32u * 128 * 4);      // the big part alone
+  EXPECT_EQ(cuda::tf32x3_specialised_b_bytes(true) % 16, 0u);             // the bulk copy's unit
+  EXPECT_EQ(Tile::kAFloats * 4 % 16, 0);  // B's parts 16-byte aligned in the slot, behind A's slice
+  EXPECT_LE(Tile::kMbarrierSharedBytes, 227 * 1024);
 }
 
 TEST(Tf32x3MmaTile, FragmentLoadsHaveNoBankConflicts) {
@@ -2330,6 +2401,19 @@ TEST(Tf32x3Tile, PersistentBlocksTakeEveryTileOnce) {
                                   2048, false);
   EXPECT_EQ(plan.persistent_blocks, 0);
   EXPECT_TRUE(plan.mbarrier);
+  EXPECT_FALSE(plan.specialised);
+  // wgmma_specialised: the producer's ring wherever the mbarrier ring runs, persistent or not; not
+  // where B is not presplit (a product of several).
+  const cuda::Tf32x3Gpu specialised =
+      cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaSpecialised, 132, true, cuda::Tf32x3Tiles::Auto);
+  plan = cuda::tf32x3_plan_launch(1, 4096, 4096, 204, w, true, specialised, 2048, false);
+  EXPECT_EQ(plan.persistent_blocks, 132);
+  EXPECT_TRUE(plan.mbarrier && plan.specialised);
+  plan = cuda::tf32x3_plan_launch(1, 4096, 204, 4096, w, true, specialised, 2048, false);
+  EXPECT_EQ(plan.persistent_blocks, 0);
+  EXPECT_TRUE(plan.mbarrier && plan.specialised);
+  plan = cuda::tf32x3_plan_launch(2, 4096, 4096, 204, w, true, specialised, 2048, false);
+  EXPECT_FALSE(plan.presplit || plan.mbarrier || plan.specialised);
 }
 
 // The presplit kernels' column bands (tf32x3_presplit_band, tf32x3_band) on an H100's 132
@@ -2402,133 +2486,182 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
   EXPECT_EQ(cuda::tf32x3_band(g, 256, 128).b, b.data() + 256 * 7);
 }
 
-// The mbarrier ring's protocol (Tf32x3Kernel::WgmmaMbarrier and WgmmaMbarrierPersistent;
-// tf32x3_presplit_slot, _mbarrier_parity), played out warp by warp in random orders: the kernel's
-// 8 warps (2 warpgroups of 4), each at its own step, over a block's tiles (1, or 2 to 4 for the
-// persistent blocks: the ring's slice count g runs on across them); the mbarriers as PTX defines
-// them, with the kernel's counts (full: an arrival from each of the 256 threads as its copies
-// land; empty: one from each warp) and a wait for parity q passing once the current phase's parity
-// differs from q; copies landing at random later times; and a warpgroup's wgmmas of a slice
-// running once its 4 warps have issued them, done at random later times in order. A warp releases
-// slice g − 1 after slice g's wait_group 1 within a tile, and a tile's last slice after its
-// wait_group 0 at the tile's end. Checked: never a deadlock; every wait passes on exactly the
-// phase of its use (no phase two uses old or new); a slice's wgmmas are issued on a slot holding
-// that slice, landed whole; and no copy lands on a slot whose slice a warpgroup's wgmmas may still
-// read.
-TEST(Tf32x3WgmmaTile, MbarrierRingProtocolHolds) {
+// The mbarrier rings' protocols (Tf32x3Kernel::WgmmaMbarrier, WgmmaMbarrierPersistent and
+// WgmmaSpecialised; tf32x3_presplit_slot, _mbarrier_parity, _specialised_full_arrivals), played out
+// warp by warp in random orders: the kernel's 8 consumer warps (2 warpgroups of 4), each at its own
+// step, over a block's tiles (1, or 2 to 4 for the persistent blocks: the ring's slice count g runs
+// on across them); the mbarriers as PTX defines them, with the kernels' counts; a wait for parity q
+// passing once the current phase's parity differs from q; copies landing at random later times;
+// and a warpgroup's wgmmas of a slice running once its 4 warps have issued them, done at random
+// later times in order. A consumer warp releases slice g − 1 after slice g's wait_group 1 within a
+// tile, and a tile's last slice after its wait_group 0 at the tile's end.
+//   The mbarrier ring: the consumers copy too, each thread's copies of slice g + 2 issued after
+// slice g's wgmmas, once slice g − 2's slot is released; full takes an arrival from each of the 256
+// threads as its copies land, empty one from each warp.
+//   The specialised ring: a producer warpgroup of 4 warps, each at its own step, copies slice g once
+// slot g's slice g − 4 is released: its 128 threads' A shares, each arriving on full as they land
+// (noinc), and thread 0's bulk copy of B's parts after its arrival announced the bytes
+// (expect_tx): 129 arrivals a phase, and the bytes counted down as the bulk copy lands.
+// Checked: never a deadlock; every wait passes on exactly the phase of its use (no phase two uses
+// old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole; and no copy
+// lands on a slot whose slice a warpgroup's wgmmas may still read.
+TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
   using Tile = cuda::Tf32x3WgmmaTile;
   constexpr int kStages = Tile::kPresplitStages, kWarps = Tile::kThreads / 32, kGroups = kWarps / 4;
+  constexpr int kProducerWarps = Tile::kProducerThreads / 32;
+  constexpr int kBulk = kProducerWarps;  // the bulk copy's share of a slot, beside the producer warps'
   std::mt19937_64 rng(test::fresh_seed());
-  for (int tiles = 1; tiles <= 4; ++tiles)
-    for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
-      for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {
-        const int slices = per_tile * tiles;  // the ring's, across the block's tiles
-        SCOPED_TRACE(std::to_string(tiles) + " tiles of " + std::to_string(per_tile) + " slices, trial " +
-                     std::to_string(trial));
-        struct Barrier {
-          int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
-          void arrive(int n = 1) {
-            for (int i = 0; i < n; ++i)
-              if (++count == expected) count = 0, ++completed;
-          }
-          bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
-        };
-        std::vector<Barrier> full(kStages, Barrier{Tile::kThreads}), empty(kStages, Barrier{kWarps});
-        std::vector<std::array<int, kWarps>> landed(kStages);  // each warp's share of the slot: its slice
-        for (auto& slot : landed) slot.fill(-1);
-        std::vector<std::pair<int, int>> in_flight;  // (warp, slice) copies not yet landed
-        std::array<std::vector<int>, kGroups> issued;  // per warpgroup and slice: warps that issued its wgmmas
-        std::array<int, kGroups> wgmma_done{};          // per warpgroup: slices whose wgmmas are done
-        for (auto& v : issued) v.assign(size_t(std::max(slices, 1)), 0);
-        auto wait = [&](const Barrier& b, int g) {
-          const bool ok = b.passes(cuda::tf32x3_mbarrier_parity(g));
-          if (ok) {
-            EXPECT_EQ(b.completed, g / kStages + 1) << "a wait for slice " << g << " passed on another phase";
-          }
-          return ok;
-        };
-        auto copy = [&](int warp, int g) {  // the cursor: slices past the block's last tile do not exist
-          if (g < slices) in_flight.push_back({warp, g});
-        };
-        struct Warp {
-          int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
-          bool tile_end = false;  // at a tile's end: wait_group 0, then release its last slice
-          bool done = false;
-        };
-        std::array<Warp, kWarps> warps{};
-        for (int warp = 0; warp < kWarps; ++warp) {
-          copy(warp, 0);
-          copy(warp, 1);
-          warps[warp].done = slices == 0;  // k = 0: every tile only stores
-        }
-        for (int moves = 0;; ++moves) {
-          ASSERT_LT(moves, 2000000);
-          // The possible events: a copy landing, a warpgroup's next wgmmas finishing, a warp's step.
-          std::vector<std::pair<int, int>> events;  // (kind, index)
-          for (size_t i = 0; i < in_flight.size(); ++i) events.push_back({0, int(i)});
-          for (int group = 0; group < kGroups; ++group)
-            if (wgmma_done[group] < slices && issued[group][size_t(wgmma_done[group])] == 4)
-              events.push_back({1, group});
+  for (const bool specialised : {false, true})
+    for (int tiles = 1; tiles <= 4; ++tiles)
+      for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
+        for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {
+          const int slices = per_tile * tiles;  // the ring's, across the block's tiles
+          SCOPED_TRACE(std::string(specialised ? "specialised, " : "mbarrier, ") + std::to_string(tiles) +
+                       " tiles of " + std::to_string(per_tile) + " slices, trial " + std::to_string(trial));
+          struct Barrier {
+            int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
+            int64_t tx = 0;                          // bytes announced and not yet landed
+            void settle() {
+              if (count == expected && tx == 0) count = 0, ++completed;
+            }
+            void arrive(int n = 1, int64_t bytes = 0) {
+              for (int i = 0; i < n; ++i) {
+                ASSERT_LT(count, expected) << "more arrivals than a phase takes";
+                tx += i == 0 ? bytes : 0;
+                ++count;
+                settle();
+              }
+            }
+            void complete_tx(int64_t bytes) {
+              tx -= bytes;
+              ASSERT_GE(tx, 0) << "bytes landed that no arrival announced";
+              settle();
+            }
+            bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
+          };
+          const int full_arrivals = specialised ? int(cuda::tf32x3_specialised_full_arrivals()) : Tile::kThreads;
+          const int64_t bulk_bytes = cuda::tf32x3_specialised_b_bytes(true);
+          std::vector<Barrier> full(kStages, Barrier{full_arrivals}), empty(kStages, Barrier{kWarps});
+          // Each share of a slot (a copying warp's, or the bulk copy's): the slice it holds.
+          constexpr int kShares = kWarps > kProducerWarps + 1 ? kWarps : kProducerWarps + 1;
+          const int shares = specialised ? kProducerWarps + 1 : kWarps;
+          std::vector<std::array<int, kShares>> landed(kStages);
+          for (auto& slot : landed) slot.fill(-1);
+          std::vector<std::pair<int, int>> in_flight;  // (share, slice) copies not yet landed
+          std::array<std::vector<int>, kGroups> issued;  // per warpgroup and slice: warps that issued its wgmmas
+          std::array<int, kGroups> wgmma_done{};          // per warpgroup: slices whose wgmmas are done
+          for (auto& v : issued) v.assign(size_t(std::max(slices, 1)), 0);
+          auto wait = [&](const Barrier& b, int g) {
+            const bool ok = b.passes(cuda::tf32x3_mbarrier_parity(g));
+            if (ok) {
+              EXPECT_EQ(b.completed, g / kStages + 1) << "a wait for slice " << g << " passed on another phase";
+            }
+            return ok;
+          };
+          auto copy = [&](int share, int g) {  // the cursor: slices past the block's last tile do not exist
+            if (g < slices) in_flight.push_back({share, g});
+          };
+          struct Warp {
+            int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
+            bool tile_end = false;  // at a tile's end: wait_group 0, then release its last slice
+            bool done = false;
+          };
+          std::array<Warp, kWarps> warps{};
           for (int warp = 0; warp < kWarps; ++warp) {
-            const Warp& w = warps[warp];
-            const int group = warp / 4;
-            if (w.done) continue;
-            bool ready = true;
-            if (w.tile_end) {
-              ready = wgmma_done[group] == w.s;  // wait_group 0
-            } else if (w.stage == 0) {
-              ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
-            } else if (w.stage == 1) {
-              ready = w.s + 2 >= slices || w.s < 2 || wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
-            } else if (w.stage == 2) {
-              ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
+            if (!specialised) {
+              copy(warp, 0);
+              copy(warp, 1);
             }
-            if (ready) events.push_back({2, warp});
+            warps[warp].done = slices == 0;  // k = 0: every tile only stores
           }
-          if (events.empty()) {
-            for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
-            for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
-            break;
-          }
-          const auto [kind, index] = events[rng() % events.size()];
-          if (kind == 0) {  // a copy lands: its thread's arrivals (32 a warp) on the slot's full barrier
-            const auto [warp, g] = in_flight[size_t(index)];
-            in_flight.erase(in_flight.begin() + index);
-            const int slot = cuda::tf32x3_presplit_slot(g);
-            const int old = landed[slot][warp];  // the slice this share overwrites
-            for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
-              ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
-            landed[slot][warp] = g;
-            full[slot].arrive(32);
-          } else if (kind == 1) {
-            ++wgmma_done[index];
-          } else {
-            Warp& w = warps[index];
-            const int group = index / 4;
-            if (w.tile_end) {  // the tile's last slice released; the block's next tile, or its end
-              empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
-              w.tile_end = false;
-              w.done = w.s == slices;
-            } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
-              const int slot = cuda::tf32x3_presplit_slot(w.s);
-              for (int warp = 0; warp < kWarps; ++warp) ASSERT_EQ(landed[slot][warp], w.s) << "slice " << w.s;
-              ++issued[group][size_t(w.s)];
-              w.stage = 1;
-            } else if (w.stage == 1) {
-              copy(index, w.s + 2);
-              w.stage = 2;
-            } else if (w.stage == 2) {
-              w.stage = 3;
-            } else {  // release slice s − 1 within the tile: lane 0's arrival on its slot's empty barrier
-              if (w.s % per_tile >= 1) empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
-              ++w.s;
-              w.stage = 0;
-              w.tile_end = w.s % per_tile == 0;
+          std::array<int, kProducerWarps> produced{};  // the specialised ring: each producer warp's next slice
+          if (!specialised) produced.fill(slices);
+          for (int moves = 0;; ++moves) {
+            ASSERT_LT(moves, 2000000);
+            // The possible events: a copy landing, a warpgroup's next wgmmas finishing, a consumer
+            // warp's step, a producer warp's copies of its next slice.
+            std::vector<std::pair<int, int>> events;  // (kind, index)
+            for (size_t i = 0; i < in_flight.size(); ++i) events.push_back({0, int(i)});
+            for (int group = 0; group < kGroups; ++group)
+              if (wgmma_done[group] < slices && issued[group][size_t(wgmma_done[group])] == 4)
+                events.push_back({1, group});
+            for (int warp = 0; warp < kWarps; ++warp) {
+              const Warp& w = warps[warp];
+              const int group = warp / 4;
+              if (w.done) continue;
+              bool ready = true;
+              if (w.tile_end) {
+                ready = wgmma_done[group] == w.s;  // wait_group 0
+              } else if (w.stage == 0) {
+                ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
+              } else if (w.stage == 1) {
+                ready = specialised || w.s + 2 >= slices || w.s < 2 ||
+                        wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
+              } else if (w.stage == 2) {
+                ready = wgmma_done[group] >= w.s;  // wait_group 1: slice s − 1's done
+              }
+              if (ready) events.push_back({2, warp});
             }
+            for (int warp = 0; warp < kProducerWarps; ++warp) {
+              const int g = produced[size_t(warp)];
+              if (g < slices && (g < kStages || wait(empty[cuda::tf32x3_presplit_slot(g)], g - kStages)))
+                events.push_back({3, warp});
+            }
+            if (events.empty()) {
+              for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
+              for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
+              for (const Barrier& b : full) EXPECT_EQ(b.tx, 0);
+              break;
+            }
+            const auto [kind, index] = events[rng() % events.size()];
+            if (kind == 0) {  // a copy lands: its threads' arrivals on the slot's full barrier, or the bulk's bytes
+              const auto [share, g] = in_flight[size_t(index)];
+              in_flight.erase(in_flight.begin() + index);
+              const int slot = cuda::tf32x3_presplit_slot(g);
+              const int old = landed[slot][share];  // the slice this share overwrites
+              for (int group = 0; group < kGroups; ++group)  // no warpgroup's wgmmas still on it
+                ASSERT_TRUE(old < 0 || wgmma_done[group] > old) << "copy of " << g << " over " << old;
+              landed[slot][share] = g;
+              if (specialised && share == kBulk)
+                full[slot].complete_tx(bulk_bytes);
+              else
+                full[slot].arrive(32);
+            } else if (kind == 1) {
+              ++wgmma_done[index];
+            } else if (kind == 3) {  // a producer warp copies its next slice (thread 0: the bulk copy)
+              const int g = produced[size_t(index)]++;
+              if (index == 0) {
+                full[cuda::tf32x3_presplit_slot(g)].arrive(1, bulk_bytes);  // arrive.expect_tx
+                copy(kBulk, g);
+              }
+              copy(index, g);
+            } else {
+              Warp& w = warps[index];
+              const int group = index / 4;
+              if (w.tile_end) {  // the tile's last slice released; the block's next tile, or its end
+                empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
+                w.tile_end = false;
+                w.done = w.s == slices;
+              } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
+                const int slot = cuda::tf32x3_presplit_slot(w.s);
+                for (int share = 0; share < shares; ++share) ASSERT_EQ(landed[slot][share], w.s) << "slice " << w.s;
+                ++issued[group][size_t(w.s)];
+                w.stage = 1;
+              } else if (w.stage == 1) {
+                if (!specialised) copy(index, w.s + 2);
+                w.stage = 2;
+              } else if (w.stage == 2) {
+                w.stage = 3;
+              } else {  // release slice s − 1 within the tile: lane 0's arrival on its slot's empty barrier
+                if (w.s % per_tile >= 1) empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
+                ++w.s;
+                w.stage = 0;
+                w.tile_end = w.s % per_tile == 0;
+              }
+            }
+            if (::testing::Test::HasFatalFailure()) return;
           }
-          if (::testing::Test::HasFatalFailure()) return;
         }
-      }
 }
 
 // UV_TF32X3_CHUNK_DEPTH: a positive multiple of the k-slice, the default when unset or empty.
@@ -2921,29 +3054,35 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
 // each tile starting at another slot and phase) and k = 160 (5 slices: the ring wraps within a
 // tile); 3600² (841 tiles, 6 or 7 a block) with k = 32 (1 slice: the copies 2 tiles ahead, the
 // empty waits between tiles) and k = 64 (2 slices); k = 0; A·B and Aᵀ·B, and in column bands.
+// The same for the specialised kernel (Tf32x3Kernel::WgmmaSpecialised: the producer warpgroup
+// filling the ring across a persistent block's tiles, 4 slices ahead).
 TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
   int sms = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   const Tf32x3ChoiceRestorer restore;
-  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaMbarrierPersistent);
-  const cuda::Tf32x3Gpu gpu =
-      cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, sms, true, cuda::Tf32x3Tiles::Auto);
-  const cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
-  EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
-  EXPECT_TRUE(plan.mbarrier);
   std::mt19937_64 rng(test::fresh_seed());
-  struct Size {
-    int64_t mn, k;
-  };
-  for (const Size z : {Size{2200, 80}, Size{2200, 160}, Size{3600, 32}, Size{3600, 64}})
-    for (const bool ta : {false, true}) {
-      SCOPED_TRACE(std::to_string(z.mn) + "², k = " + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A"));
-      expect_tf32x3_product_matches_cpu(*device, rng, ta, z.mn, z.mn, z.k, int64_t{1} << 22);
-    }
-  expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {2200, 2200, 80, 1, 0, 400000}},
-                            {cuda::Tf32x3Tiles::Auto}, false, {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent});
+  for (const cuda::Tf32x3Kernel kernel :
+       {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, cuda::Tf32x3Kernel::WgmmaSpecialised}) {
+    SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
+    cuda::set_tf32x3_kernel(kernel);
+    const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(kernel, sms, true, cuda::Tf32x3Tiles::Auto);
+    const cuda::Tf32x3Launch plan =
+        cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
+    EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
+    EXPECT_TRUE(plan.mbarrier);
+    struct Size {
+      int64_t mn, k;
+    };
+    for (const Size z : {Size{2200, 80}, Size{2200, 160}, Size{3600, 32}, Size{3600, 64}})
+      for (const bool ta : {false, true}) {
+        SCOPED_TRACE(std::to_string(z.mn) + "², k = " + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A"));
+        expect_tf32x3_product_matches_cpu(*device, rng, ta, z.mn, z.mn, z.k, int64_t{1} << 22);
+      }
+    expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {2200, 2200, 80, 1, 0, 400000}},
+                              {cuda::Tf32x3Tiles::Auto}, false, {kernel});
+  }
 }
 
 // A light cover of the mbarrier ring (Tf32x3Kernel::WgmmaMbarrier) for compute-sanitizer's
@@ -2962,6 +3101,27 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
       SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
       expect_tf32x3_product_matches_cpu(*device, rng, ta, 1000, 600, k, int64_t{1} << 22);
     }
+}
+
+// A light cover of the specialised kernel (Tf32x3Kernel::WgmmaSpecialised) for compute-sanitizer:
+// 1000×600 (40 tiles, a block each) with k = 1000 (split-K: 3 splits of 11 slices, the producer
+// going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
+// persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
+// A not 16-byte aligned (leading dimension 1001), where the mbarrier ring runs instead.
+TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  std::mt19937_64 rng(test::fresh_seed());
+  for (const int64_t k : {int64_t{1000}, int64_t{160}, int64_t{32}})
+    for (const bool ta : {false, true}) {
+      SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
+      expect_tf32x3_product_matches_cpu(*device, rng, ta, 1000, 600, k, int64_t{1} << 22);
+    }
+  expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, 80, int64_t{1} << 22);
+  expect_tf32x3_product_matches_cpu(*device, rng, false, 1000, 600, 1001, int64_t{1} << 22);
 }
 
 // B exactly TF32 (a dictionary rounded as dictionary_precision = tf32 has it): the presplit finds no
@@ -3010,7 +3170,10 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrier, 2200, 2200, 80, 400000},
                        Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, w},
                        Case{cuda::Tf32x3Kernel::WgmmaPersistent, 2200, 2200, 80, 400000},
-                       Case{cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, 2200, 2200, 80, w}})
+                       Case{cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, 2200, 2200, 80, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 1000, 600, 1000, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 2200, 2200, 80, w},
+                       Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 2200, 2200, 80, 400000}})
     for (const bool ta : {false, true})
       for (const bool exact : {true, false}) {
         SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(z.kernel)) + ", " + std::to_string(z.m) + "×" +
@@ -3062,10 +3225,11 @@ TEST(BackendGemm, Tf32x3ExactBRaceCoverMatchesTheCpu) {
   std::mt19937_64 rng(test::fresh_seed());
   for (const cuda::Tf32x3Kernel kernel :
        {cuda::Tf32x3Kernel::WgmmaPresplit, cuda::Tf32x3Kernel::WgmmaMbarrier, cuda::Tf32x3Kernel::WgmmaPersistent,
-        cuda::Tf32x3Kernel::WgmmaMbarrierPersistent}) {
+        cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, cuda::Tf32x3Kernel::WgmmaSpecialised}) {
     SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
     cuda::set_tf32x3_kernel(kernel);
-    if (kernel == cuda::Tf32x3Kernel::WgmmaPersistent || kernel == cuda::Tf32x3Kernel::WgmmaMbarrierPersistent)
+    if (kernel == cuda::Tf32x3Kernel::WgmmaPersistent || kernel == cuda::Tf32x3Kernel::WgmmaMbarrierPersistent ||
+        kernel == cuda::Tf32x3Kernel::WgmmaSpecialised)
       expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, 32, int64_t{1} << 22, true);
     else
       expect_tf32x3_product_matches_cpu(*device, rng, false, 1000, 600, 1000, int64_t{1} << 22, true);

@@ -191,7 +191,7 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
 // UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent,
-// wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
+// wgmma_mbarrier, wgmma_mbarrier_persistent, wgmma_specialised or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
@@ -266,6 +266,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);
       }
       p.mbarrier_ring = plan.mbarrier;
+      p.specialised = plan.specialised && p.a_chunks;  // its producer copies A in 16-byte chunks only
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {

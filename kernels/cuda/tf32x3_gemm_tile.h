@@ -336,9 +336,8 @@ struct Tf32x3SliceCopies {
   UV_HOST_DEVICE int64_t source(int i) const { return src + i * chunk_step; }
   UV_HOST_DEVICE int slot(int i) const { return dst + i * kOuterStep * Pitch; }
 };
-template <typename Tile, bool TransA, int Elems = 4>
-using Tf32x3ACopies =
-    Tf32x3SliceCopies<Tile::kRows, !TransA, TransA ? Tile::kAMPitch : Tile::kKPitch, Tile::kThreads, Elems>;
+template <typename Tile, bool TransA, int Elems = 4, int Threads = Tile::kThreads>
+using Tf32x3ACopies = Tf32x3SliceCopies<Tile::kRows, !TransA, TransA ? Tile::kAMPitch : Tile::kKPitch, Threads, Elems>;
 template <typename Tile, bool TransB, int Elems = 4>
 using Tf32x3BCopies =
     Tf32x3SliceCopies<Tile::kCols, TransB, TransB ? Tile::kKPitch : Tile::kBNPitch, Tile::kThreads, Elems>;
@@ -401,9 +400,27 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   static constexpr int kPresplitSharedBytes = kPresplitStages * kPresplitStageFloats * 4;
   // Tf32x3Kernel::WgmmaMbarrier: the ring's "full" and "empty" mbarriers, one each a slot, after it.
   static constexpr int kMbarrierSharedBytes = kPresplitSharedBytes + 2 * kPresplitStages * 8;
+  // Tf32x3Kernel::WgmmaSpecialised: the same ring and mbarriers, filled by a producer warpgroup of
+  // its own ahead of the 2 consumer warpgroups above (tf32x3_specialised_full_arrivals). setmaxnreg
+  // moves registers from the producer, which only copies, to the consumers: 384 threads enter
+  // with 168 each (65536 / 384, in steps of 8), and 56 · 128 + 224 · 256 is the same file. ptxas
+  // spills nothing at 56 and 224; at 40 and 232 (CUTLASS's split) the persistent producer spilled.
+  // The producer copies A in 16-byte chunks only (Tf32x3Params::a_chunks; the host runs the
+  // mbarrier ring where A is not aligned for them): its element copies spilled at any split.
+  static constexpr int kProducerThreads = 128;
+  static constexpr int kSpecialisedThreads = kThreads + kProducerThreads;
+  static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
+  static constexpr int kSpecialisedEntryRegisters = 65536 / kSpecialisedThreads / 8 * 8;
   static_assert(kRows == 64 * kWarpgroups, "a warpgroup per 64 rows");
   static_assert(kAFloats % 32 == 0, "B's parts 128-byte aligned after A's slice");
   static_assert(kConvertChunks * kThreads * 4 == kCols * kDepth, "the conversion splits evenly");
+  static_assert(kProducerRegisters * kProducerThreads + kConsumerRegisters * kThreads <=
+                    kSpecialisedEntryRegisters * kSpecialisedThreads,
+                "setmaxnreg moves registers between the warpgroups, never more than the block entered with");
+  static_assert(kProducerRegisters % 8 == 0 && kConsumerRegisters % 8 == 0 && kProducerRegisters >= 24 &&
+                    kConsumerRegisters <= 256,
+                "setmaxnreg's counts: multiples of 8 in 24 … 256");
+  static_assert(kThreads % kProducerThreads == 0, "the producer copies A's slice as the ring's threads would, twice over");
 };
 
 // By size, wgmma's big tiles where they are at least half full (m·n against the tiles' area): the
@@ -491,7 +508,8 @@ struct Tf32x3Gpu {
   bool presplit = false;  // ... with B presplit (tf32x3_presplits: WgmmaPresplit and the kernels built on it)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
   bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent)
-  bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
+  bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
+  bool specialised = false;  // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
 enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 // One launch of a product.
@@ -503,6 +521,7 @@ struct Tf32x3Launch {
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
   bool mbarrier = false;          // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
+  bool specialised = false;       // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
 // parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts
@@ -544,6 +563,7 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   if (out.ok && gpu.persistent && out.presplit && out.split.splits == 1 && count == 1 && blocks > slots)
     out.persistent_blocks = slots;
   out.mbarrier = out.ok && gpu.mbarrier && out.presplit;  // persistent too where both are chosen
+  out.specialised = out.mbarrier && gpu.specialised;
   return out;
 }
 // Tf32x3Kernel::WgmmaMbarrier's ring (kPresplitStages slots; the copies 2 slices ahead, as the
@@ -555,6 +575,21 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
 // that phase of both mbarriers: the parity to wait for.
 UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
   return static_cast<uint32_t>((g / Tf32x3WgmmaTile::kPresplitStages) & 1);
+}
+// Tf32x3Kernel::WgmmaSpecialised's ring: the same slots, mbarriers and parities, but one producer
+// warpgroup copies every slice, up to kPresplitStages ahead of the consumers: before slice g it
+// waits for slot g's "empty" phase of slice g − kPresplitStages (8 arrivals, one a consumer warp,
+// as above). Its 128 threads copy A's slice (cp.async, each arriving on "full" as its copies land:
+// noinc) and one of them B's parts, contiguous in the presplit layout, in one bulk copy that counts
+// its bytes on "full" (mbarrier::complete_tx) after that thread's arrival announced them
+// (arrive.expect_tx): 129 arrivals and the bytes a phase. B's parts then travel through the async
+// proxy, as wgmma reads them, and A is read with ordinary loads: no proxy fence on either side.
+UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_full_arrivals() {
+  return Tf32x3WgmmaTile::kProducerThreads + 1;
+}
+// The bulk copy's bytes: B's big part, and its small one unless B has none (B exactly TF32).
+UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_b_bytes(bool with_small) {
+  return (with_small ? 2u : 1u) * uint32_t{Tf32x3WgmmaTile::kSplitFloats} * 4u;
 }
 // A persistent block's work (Tf32x3Launch::persistent_blocks): block b of `blocks` takes tiles
 // (units) b, b + blocks, b + 2·blocks, … of `units`, each `slices` k-slices deep, and its ring runs
@@ -707,10 +742,21 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // fit (tf32x3_presplit_band). `WgmmaMbarrier` (not yet run on a GPU): `WgmmaPresplit` whose ring
 // synchronises through mbarriers instead of a barrier of the whole block every slice
 // (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent` (not yet run on a GPU): both, the mbarrier
-// ring running on across a persistent block's tiles. Off compute capability 9.0 the wgmma
+// ring running on across a persistent block's tiles. `WgmmaSpecialised` (not yet run on a GPU):
+// warp specialisation, the mbarrier ring filled by a producer warpgroup of its own
+// (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and issue
+// wgmmas, persistent where `WgmmaPersistent` is. Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the
 // names of kTf32x3Kernels) sets the choice; tests switch it with set_tf32x3_kernel.
-enum class Tf32x3Kernel { Mma, Wgmma, WgmmaPresplit, WgmmaPersistent, WgmmaMbarrier, WgmmaMbarrierPersistent };
+enum class Tf32x3Kernel {
+  Mma,
+  Wgmma,
+  WgmmaPresplit,
+  WgmmaPersistent,
+  WgmmaMbarrier,
+  WgmmaMbarrierPersistent,
+  WgmmaSpecialised
+};
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
   const char* name;
@@ -721,7 +767,8 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::WgmmaPresplit, "wgmma_presplit"},
     {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"},
     {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"},
-    {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"}};
+    {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"},
+    {Tf32x3Kernel::WgmmaSpecialised, "wgmma_specialised"}};
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -747,15 +794,10 @@ inline std::string tf32x3_kernel_names() {
   return out;
 }
 // The kernels whose big tiles run on wgmma where the device has it (as mma elsewhere).
-inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) {
-  return kernel == Tf32x3Kernel::Wgmma || kernel == Tf32x3Kernel::WgmmaPresplit ||
-         kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrier ||
-         kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
-}
+inline bool tf32x3_is_wgmma(Tf32x3Kernel kernel) { return kernel != Tf32x3Kernel::Mma; }
 // The kernels that take B presplit where it fits (the presplit rings).
 inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
-  return kernel == Tf32x3Kernel::WgmmaPresplit || kernel == Tf32x3Kernel::WgmmaPersistent ||
-         kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent;
+  return kernel != Tf32x3Kernel::Mma && kernel != Tf32x3Kernel::Wgmma;
 }
 // What the plans know of `kernel` on a GPU of `multiprocessors` (`wgmma_available`: compute
 // capability 9.0) with the tiles chosen.
@@ -764,8 +806,11 @@ inline Tf32x3Gpu tf32x3_gpu(Tf32x3Kernel kernel, int multiprocessors, bool wgmma
           tf32x3_is_wgmma(kernel) && wgmma_available,
           tf32x3_presplits(kernel),
           tiles,
-          kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent,
-          kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent};
+          kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent ||
+              kernel == Tf32x3Kernel::WgmmaSpecialised,
+          kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent ||
+              kernel == Tf32x3Kernel::WgmmaSpecialised,
+          kernel == Tf32x3Kernel::WgmmaSpecialised};
 }
 
 // One term of the kernel's sum, as it forms it: a·b with each operand split into TF32 parts.

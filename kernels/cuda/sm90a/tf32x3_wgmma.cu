@@ -70,6 +70,33 @@ __device__ __forceinline__ void mbarrier_arrive_on_copies(uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(bar)) : "memory");
 }
 __device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+// The specialised ring (Tf32x3Kernel::WgmmaSpecialised): an arrival that also announces `bytes` of
+// bulk copies to come on the barrier's phase, and one bulk copy global → shared of `bytes` (a
+// multiple of 16, both addresses 16-byte aligned) whose bytes count on `bar` as they land. The CTA's
+// own shared addresses are valid shared::cluster ones (a launch without clusters is a cluster of one).
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(shared_address(bar)), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void copy_bulk(float* dst, const float* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   shared_address(dst)),
+               "l"(src), "r"(bytes), "r"(shared_address(bar))
+               : "memory");
+}
+// The barriers' initialisation made visible to the async proxy (the bulk copies' complete_tx).
+__device__ __forceinline__ void fence_mbarrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// A warpgroup's registers a thread from here on (setmaxnreg: every thread of the warpgroup, together).
+template <int Registers>
+__device__ __forceinline__ void registers_down() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+template <int Registers>
+__device__ __forceinline__ void registers_up() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
 
 // d(64×128) = a(64×8: this warp's 16 rows, wgmma_a_coord) · b(8×128: K-major, `desc`) + (accumulate ? d : 0).
 __device__ __forceinline__ void wgmma_m64n128k8(float (&d)[64], const uint32_t (&a)[4], uint64_t desc,
@@ -157,20 +184,43 @@ struct Tf32x3PresplitCopies {
     else
       return g < w.slices;
   }
-  // Slice g's copies into its slot, where the ring has it; false where it has none.
-  __device__ __forceinline__ bool copy_slice(int64_t g) {
+  // Slice g's copies into its slot, where the ring has it (copy(tile's place, k0, slot)); false
+  // where it has none.
+  template <typename Copy>
+  __device__ __forceinline__ bool copy_slice_with(int64_t g, Copy&& copy) {
     if (!has(g)) return false;
     if constexpr (Persistent) {
-      copy_presplit_slice<TransA>(p, copy_place, t, copy_place.k_begin + int64_t{copy_slice_index} * Tile::kDepth,
-                                  with_small, slot(g));
+      copy(copy_place, copy_place.k_begin + int64_t{copy_slice_index} * Tile::kDepth, slot(g));
       if (tf32x3_persistent_advance(copy_unit, copy_slice_index, w.slices, gridDim.x) && copy_unit < p.units)
         copy_place = tf32x3_unit_place<Tile>(p, copy_unit);
     } else {
-      copy_presplit_slice<TransA>(p, w, t, w.k_begin + g * Tile::kDepth, with_small, slot(g));
+      copy(w, w.k_begin + g * Tile::kDepth, slot(g));
     }
     return true;
   }
+  // ... with this thread's share of every copy (copy_presplit_slice).
+  __device__ __forceinline__ bool copy_slice(int64_t g) {
+    return copy_slice_with(g, [&](const Tf32x3Place& at, int64_t k0, float* dst) {
+      copy_presplit_slice<TransA>(p, at, t, k0, with_small, dst);
+    });
+  }
 };
+// The mbarriers after a presplit ring's slots (Tile::kMbarrierSharedBytes): "full" and "empty" of
+// slice g's slot.
+__device__ __forceinline__ uint64_t* ring_full(float* slots, int64_t g) {
+  return reinterpret_cast<uint64_t*>(slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
+         tf32x3_presplit_slot(g);
+}
+__device__ __forceinline__ uint64_t* ring_empty(float* slots, int64_t g) {
+  return ring_full(slots, g) + Tile::kPresplitStages;
+}
+// A consumer warp's release of slice g's slot, once its warpgroup's wgmmas of slice g are done (and
+// this warp's reads of the slot long before): one arrival a warp (`t`: the thread among the
+// consumers).
+__device__ __forceinline__ void ring_release(float* slots, int64_t g, int t) {
+  __syncwarp();
+  if (t % 32 == 0) mbarrier_arrive(ring_empty(slots, g));
+}
 // The presplit variant (PreSplit, p.b_parts set): B's parts arrive split in the ring with A's slice
 // (Tf32x3WgmmaTile::kPresplitStages slots), so step 2's conversion is skipped; A as above. Its
 // slots are handed on through cp.async's groups and a barrier of the whole block every slice.
@@ -209,11 +259,8 @@ struct Tf32x3MbarrierRing : Tf32x3PresplitCopies<TransA, Persistent> {
   using Copies::has;
   using Copies::slot;
   using Copies::t;
-  __device__ __forceinline__ uint64_t* full(int64_t g) const {
-    return reinterpret_cast<uint64_t*>(this->slots + Tile::kPresplitStages * Tile::kPresplitStageFloats) +
-           tf32x3_presplit_slot(g);
-  }
-  __device__ __forceinline__ uint64_t* empty(int64_t g) const { return full(g) + Tile::kPresplitStages; }
+  __device__ __forceinline__ uint64_t* full(int64_t g) const { return ring_full(this->slots, g); }
+  __device__ __forceinline__ uint64_t* empty(int64_t g) const { return ring_empty(this->slots, g); }
   // Slice g's copies (this thread's share) into its slot, arriving on its full barrier as they
   // land; called for g = 0, 1, 2, … in order. No slice: no arrival, and its phase is never waited
   // for.
@@ -243,30 +290,88 @@ struct Tf32x3MbarrierRing : Tf32x3PresplitCopies<TransA, Persistent> {
     if (g >= 2) mbarrier_wait(empty(g - 2), tf32x3_mbarrier_parity(g - 2));
     copy(g + 2);
   }
-  // After the warpgroup's wgmmas of slice g are done (and this warp's reads of its slot long
-  // before): the warp releases slot g.
-  __device__ __forceinline__ void release(int64_t g) const {
-    __syncwarp();
-    if (t % 32 == 0) mbarrier_arrive(empty(g));
+  // After the warpgroup's wgmmas of slice g are done: the warp releases slot g.
+  __device__ __forceinline__ void release(int64_t g) const { ring_release(this->slots, g, t); }
+};
+// Warp specialisation (Tf32x3Kernel::WgmmaSpecialised; the protocol at
+// tf32x3_specialised_full_arrivals): the producer warpgroup (threads 0–127, `t` among them) copies
+// every slice of the block's tiles into the ring, in order, each into its slot once the consumers
+// have released that slot's last slice: A's slice by all 128, B's parts by thread 0 in one bulk
+// copy.
+template <bool TransA, bool Persistent>
+__device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slots, int t) {
+  const Tf32x3Place place = Persistent ? tf32x3_unit_place<Tile>(p, blockIdx.x) : tf32x3_place<Tile>(p);
+  Tf32x3PresplitCopies<TransA, Persistent> copies{p, place, slots, t};
+  const uint32_t b_bytes = tf32x3_specialised_b_bytes(copies.with_small);
+  for (int64_t g = 0;; ++g) {
+    if (copies.has(g) && g >= Tile::kPresplitStages)
+      mbarrier_wait(ring_empty(slots, g), tf32x3_mbarrier_parity(g - Tile::kPresplitStages));
+    uint64_t* const full = ring_full(slots, g);
+    const bool copied = copies.copy_slice_with(g, [&](const Tf32x3Place& at, int64_t k0, float* dst) {
+      copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda), at.a,
+                  dst);
+      if (t == 0) {
+        mbarrier_arrive_expect_tx(full, b_bytes);
+        copy_bulk(dst + Tile::kAFloats, p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, at.col0), b_bytes, full);
+      }
+    });
+    if (!copied) break;
+    mbarrier_arrive_on_copies(full);
   }
+  copy_async_wait_all();  // no copy outlives its thread
+}
+// The consumers' side of the specialised ring: the kernel's ring interface with the copies gone
+// (the producer makes them) and the releases of the mbarrier ring.
+template <bool TransA, bool Persistent>
+struct Tf32x3SpecialisedRing {
+  const Tf32x3Params& p;
+  const Tf32x3Place& w;
+  float* slots;
+  int t;  // the thread among the consumers
+  const bool with_small = b_has_small(p);
+  __device__ __forceinline__ void start() const {}
+  __device__ __forceinline__ const float* arrive(int64_t g) const {
+    mbarrier_wait(ring_full(slots, g), tf32x3_mbarrier_parity(g));
+    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
+  }
+  __device__ __forceinline__ void copy_ahead(int64_t) const {}
+  __device__ __forceinline__ void release(int64_t g) const { ring_release(slots, g, t); }
 };
 #endif
 static_assert(Tile::kSplitFloats % (4 * Tile::kThreads) == 0, "each part's copies split evenly");
 
-template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false, bool Mbarrier = false>
-__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma_kernel(Tf32x3Params p) {
+template <bool TransA, bool TransB, bool PreSplit, bool Persistent = false, bool Mbarrier = false,
+          bool Specialised = false>
+__global__ void __launch_bounds__(Specialised ? Tile::kSpecialisedThreads : Tile::kThreads, Tile::kMinBlocks)
+    tf32x3_wgmma_kernel(Tf32x3Params p) {
   static_assert(PreSplit || !Persistent, "persistent blocks take B presplit");
   static_assert(PreSplit || !Mbarrier, "the mbarrier ring is the presplit one's");
+  static_assert(Mbarrier || !Specialised, "the producer fills the mbarrier ring");
   if (Persistent && blockIdx.x >= p.units) return;  // a block without a tile (the host never launches one)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   // B's parts (2 buffers of big, small), then the ring; PreSplit: the ring alone, parts inside.
   extern __shared__ __align__(128) float smem[];
   float* const parts = smem;
-  const int t = static_cast<int>(threadIdx.x), warp = t / 32, lane = t % 32;
-  const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
+  if constexpr (Specialised) {  // warpgroup 0 the producer, 1 and 2 the consumers (the threads below)
+    if (threadIdx.x < Tile::kPresplitStages) {
+      mbarrier_init(ring_full(smem, threadIdx.x), tf32x3_specialised_full_arrivals());
+      mbarrier_init(ring_empty(smem, threadIdx.x), Tile::kThreads / 32);
+      fence_mbarrier_init();
+    }
+    __syncthreads();  // the only one: the warpgroups part here
+    if (threadIdx.x < Tile::kProducerThreads) {
+      registers_down<Tile::kProducerRegisters>();
+      tf32x3_produce<TransA, Persistent>(p, smem, static_cast<int>(threadIdx.x));
+      return;
+    }
+    registers_up<Tile::kConsumerRegisters>();
+  }
   // The block's tile (Persistent: its first; every one is as deep).
   const Tf32x3Place place = Persistent ? tf32x3_unit_place<Tile>(p, blockIdx.x) : tf32x3_place<Tile>(p);
   const int slices = place.slices;
+  const int t = static_cast<int>(threadIdx.x) - (Specialised ? Tile::kProducerThreads : 0), warp = t / 32,
+            lane = t % 32;
+  const int group_row = 64 * (warp / 4), warp_in_group = warp % 4;
 
   // Not zeroed: the block's first wgmma overwrites them (scale-d 0). Ordinary instructions writing
   // them would sit inside the wgmma pipeline, which spans the loop's back edge, and ptxas would
@@ -274,8 +379,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
   float acc[64];
 
   using Ring = std::conditional_t<
-      Mbarrier, Tf32x3MbarrierRing<TransA, Persistent>,
-      std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>;
+      Specialised, Tf32x3SpecialisedRing<TransA, Persistent>,
+      std::conditional_t<
+          Mbarrier, Tf32x3MbarrierRing<TransA, Persistent>,
+          std::conditional_t<PreSplit, Tf32x3PresplitRing<TransA, Persistent>, Tf32x3Ring<Tile, TransA, TransB>>>>;
   Ring ring{p, place, PreSplit ? smem : smem + 2 * Tile::kPartBuffers * Tile::kSplitFloats, t};
   ring.start();
   // Persistent: the ring's slices before this tile's (its slice s is the ring's g0 + s).
@@ -444,12 +551,13 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tf32x3_wgmma
 #endif
 }
 
-template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false, bool Mbarrier = false>
+template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false, bool Mbarrier = false,
+          bool Specialised = false>
 void opt_in() {
   const int bytes = Mbarrier ? Tile::kMbarrierSharedBytes : PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier>,
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier, Specialised>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier>,
+  CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier, Specialised>,
                                   cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
 }
 
@@ -511,6 +619,10 @@ void tf32x3_wgmma_prepare() {
   opt_in<true, false, true, false, true>();
   opt_in<false, false, true, true, true>();
   opt_in<true, false, true, true, true>();
+  opt_in<false, false, true, false, true, true>();
+  opt_in<true, false, true, false, true, true>();
+  opt_in<false, false, true, true, true, true>();
+  opt_in<true, false, true, true, true, true>();
 }
 
 void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
@@ -525,6 +637,22 @@ void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k,
 
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
   if (p.b_parts) {  // B's parts are K-major whatever op(B) was
+    if (p.specialised) {  // 3 warpgroups: the producer and 2 consumers
+      const size_t smem = Tile::kMbarrierSharedBytes;
+      const int threads = Tile::kSpecialisedThreads;
+      if (p.units > 0) {  // persistent blocks (grid.x of them)
+        if (p.trans_a)
+          tf32x3_wgmma_kernel<true, false, true, true, true, true><<<grid, threads, smem, stream>>>(p);
+        else
+          tf32x3_wgmma_kernel<false, false, true, true, true, true><<<grid, threads, smem, stream>>>(p);
+      } else if (p.trans_a) {
+        tf32x3_wgmma_kernel<true, false, true, false, true, true><<<grid, threads, smem, stream>>>(p);
+      } else {
+        tf32x3_wgmma_kernel<false, false, true, false, true, true><<<grid, threads, smem, stream>>>(p);
+      }
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
     if (p.mbarrier_ring) {
       const size_t smem = Tile::kMbarrierSharedBytes;
       if (p.units > 0) {  // persistent blocks (grid.x of them)
