@@ -3055,7 +3055,7 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
 // tile); 3600² (841 tiles, 6 or 7 a block) with k = 32 (1 slice: the copies 2 tiles ahead, the
 // empty waits between tiles) and k = 64 (2 slices); k = 0; A·B and Aᵀ·B, and in column bands.
 // The same for the specialised kernel (Tf32x3Kernel::WgmmaSpecialised: the producer warpgroup
-// filling the ring across a persistent block's tiles, 4 slices ahead).
+// filling the ring across a persistent block's tiles).
 TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
@@ -3070,8 +3070,9 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
     const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(kernel, sms, true, cuda::Tf32x3Tiles::Auto);
     const cuda::Tf32x3Launch plan =
         cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
-    EXPECT_EQ(plan.persistent_blocks, sms);  // the plan the test relies on
+    EXPECT_EQ(plan.persistent_blocks, sms);  // the plans the test relies on
     EXPECT_TRUE(plan.mbarrier);
+    EXPECT_EQ(plan.specialised, kernel == cuda::Tf32x3Kernel::WgmmaSpecialised);
     struct Size {
       int64_t mn, k;
     };
@@ -3114,6 +3115,17 @@ TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  {  // the plans the test relies on (the launch adds A's alignment: tf32x3_chunks_aligned)
+    int sms = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+    const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaSpecialised, sms, true, cuda::Tf32x3Tiles::Big);
+    const cuda::Tf32x3Launch split = cuda::tf32x3_plan_launch(1, 1000, 600, 1000, int64_t{1} << 22, true, gpu, 2048, false);
+    EXPECT_TRUE(split.specialised);
+    EXPECT_GT(split.split.splits, 1);
+    const cuda::Tf32x3Launch whole = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
+    EXPECT_TRUE(whole.specialised);
+    EXPECT_GT(whole.persistent_blocks, 0);
+  }
   std::mt19937_64 rng(test::fresh_seed());
   for (const int64_t k : {int64_t{1000}, int64_t{160}, int64_t{32}})
     for (const bool ta : {false, true}) {

@@ -577,9 +577,11 @@ UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
   return static_cast<uint32_t>((g / Tf32x3WgmmaTile::kPresplitStages) & 1);
 }
 // Tf32x3Kernel::WgmmaSpecialised's ring: the same slots, mbarriers and parities, but one producer
-// warpgroup copies every slice, up to kPresplitStages ahead of the consumers: before slice g it
-// waits for slot g's "empty" phase of slice g − kPresplitStages (8 arrivals, one a consumer warp,
-// as above). Its 128 threads copy A's slice (cp.async, each arriving on "full" as its copies land:
+// warpgroup copies every slice: before slice g it waits for slot g's "empty" phase of slice
+// g − kPresplitStages (8 arrivals, one a consumer warp, as above). A consumer holds two slots, the
+// slice whose wgmmas it issues and the one before, whose wgmmas may still read it (released after
+// the next slice's wait_group 1), so the copies run 2 slices ahead, briefly 3: as far as the
+// mbarrier ring's, but without the consumers issuing them. Its 128 threads copy A's slice (cp.async, each arriving on "full" as its copies land:
 // noinc) and one of them B's parts, contiguous in the presplit layout, in one bulk copy that counts
 // its bytes on "full" (mbarrier::complete_tx) after that thread's arrival announced them
 // (arrive.expect_tx): 129 arrivals and the bytes a phase. B's parts then travel through the async
