@@ -3156,16 +3156,24 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
     const int64_t part_floats = cuda::tf32x3_presplit_floats(k, n);
     float* const parts = d.put(test::poisoned<float>(cuda::tf32x3_presplit_region_floats(k, n)));
     unsigned* const flag = reinterpret_cast<unsigned*>(parts + part_floats);
-    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, true, parts, flag, nullptr);
+    const unsigned exact = cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, true, parts, flag, nullptr);
     ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
-    unsigned got = 1;
+    unsigned got = 0;
     ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(got, 0u) << "B exactly TF32";
+    EXPECT_NE(exact, 0u);
+    EXPECT_NE(got, exact) << "B exactly TF32: the word (poisoned) left as it was";
     b[(k - 1) * n + n - 1] = 1000.1f;  // the last element: the last block's last thread
-    cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, false, parts, flag, nullptr);
+    const unsigned inexact = cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, false, parts, flag, nullptr);
+    EXPECT_NE(inexact, exact) << "each presplit its own epoch";
     ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
     ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_NE(got, 0u) << "one element not TF32";
+    EXPECT_EQ(got, inexact) << "one element not TF32";
+    // B exact again on the word the last presplit set: a new epoch, so the stale word means nothing.
+    b[(k - 1) * n + n - 1] = 1000.f;
+    const unsigned again = cuda::tf32x3_wgmma_presplit(d.put(b), n, false, k, n, true, parts, flag, nullptr);
+    ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(&got, flag, sizeof got, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_NE(got, again) << "B exactly TF32 after a presplit that was not";
   }
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   const Tf32x3ChoiceRestorer restore;

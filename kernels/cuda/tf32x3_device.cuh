@@ -28,7 +28,8 @@ struct Tf32x3Params {
   bool c_pairs;             // the ring kernels: C's adjacent columns stored as one 8-byte pair (tf32x3_pairs_aligned)
   bool partial_pairs;       // the same for the split-K workspace
   const float* b_parts;     // or null: op(B) split beforehand (tf32x3_presplit_offset; one product)
-  const unsigned* b_small_any;  // with b_parts: nonzero where some small part of B is (tf32x3_presplit_region_floats)
+  const unsigned* b_small_any;  // with b_parts: b_small_epoch where some small part of B is (tf32x3_presplit_region_floats)
+  unsigned b_small_epoch;       // the presplit's (tf32x3_wgmma_presplit)
   int64_t b_part_tiles;     // its 128-column tiles
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
   bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)

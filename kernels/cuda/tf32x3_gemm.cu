@@ -260,7 +260,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       if (plan.presplit) {  // B split once into the workspace's tail, split-K's partials before it
         float* const parts = workspace + plan.part_start;
         unsigned* const small_any = reinterpret_cast<unsigned*>(parts + tf32x3_presplit_floats(g.k, g.n));
-        tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, !g.ta, parts, small_any, stream);  // A's order
+        p.b_small_epoch = tf32x3_wgmma_presplit(g.b, g.ldb, g.tb, g.k, g.n, !g.ta, parts, small_any, stream);  // A's order
         p.b_parts = parts;
         p.b_small_any = small_any;
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);

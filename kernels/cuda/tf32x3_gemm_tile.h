@@ -453,7 +453,7 @@ UV_HOST_DEVICE constexpr int64_t tf32x3_presplit_floats(int64_t k, int64_t n) {
          Tf32x3WgmmaTile::kSplitFloats;
 }
 // Where B's parts go in the workspace: the parts, then a 128-byte word whose first uint32 the
-// presplit sets nonzero where any small part is (B not exactly TF32, tf32x3_presplit_kernel). Where
+// presplit sets to its epoch where any small part is (B not exactly TF32, tf32x3_wgmma_presplit). Where
 // none is (a dictionary rounded to TF32: LayerConfig::dictionary_precision, models/network.cpp),
 // the kernels drop B's small part: its copy and its a_big·b_small wgmma, a third of the tensor work
 // (the sum is the same: that term is 0). One difference: an Inf in A then meets no zero small part

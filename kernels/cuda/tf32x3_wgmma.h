@@ -21,9 +21,14 @@ void tf32x3_wgmma_prepare();
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
 // op(B) (k×n, `trans_b`: B stored n×k) into `parts` (tf32x3_presplit_floats(k, n) floats, laid out
 // as tf32x3_presplit_place says: `permuted` for a product whose A is not transposed), for the
-// presplit variant; `small_any` (the uint32 after them, tf32x3_presplit_region_floats) zeroed,
-// then set nonzero where any small part is.
-void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
+// presplit variant. Returns this presplit's epoch, a nonzero value no earlier one in the process
+// returned, and writes it to `small_any` (the uint32 after the parts, tf32x3_presplit_region_floats)
+// where any small part is, leaving the word as it was otherwise; the kernels take B's short path
+// where the word is not the epoch (Tf32x3Params::b_small_epoch). So no memset launch before it: a
+// stale word never equals a new epoch; and where a CUDA graph replays the presplit with the epoch
+// of its capture, a word left equal to it by an earlier replay only sends B by the full path, never
+// drops a small part that is there.
+unsigned tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
                            float* parts, unsigned* small_any, cudaStream_t stream);
 
 }  // namespace uv::cuda

@@ -19,6 +19,7 @@
 // on across them, so the next tile's first two slices load while the last one's are stored.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
@@ -154,7 +155,7 @@ __device__ __forceinline__ void copy_presplit_slice(const Tf32x3Params& p, const
 }
 // Whether B has a small part to take (B presplit: what the presplit found; otherwise yes).
 __device__ __forceinline__ bool b_has_small(const Tf32x3Params& p) {
-  return p.b_small_any == nullptr || *p.b_small_any != 0u;
+  return p.b_small_any == nullptr || *p.b_small_any == p.b_small_epoch;
 }
 // The copies both presplit rings make: each thread's share of the ring's slice g (g = 0, 1, 2, …
 // in order) into its slot. Persistent (p.units > 0): the block's tiles one after another
@@ -563,9 +564,10 @@ void opt_in() {
 
 // op(B) (k×n) into its parts (tf32x3_presplit_place): a thread per column and 4-k chunk of the
 // parts (logical k, in tf32x3_presplit_k's order where `permuted`) of the padded k-slices and
-// column tiles, zeros past k and n; *small_any (zeroed before) nonzero where a small part is.
+// column tiles, zeros past k and n; *small_any = epoch where a small part is (tf32x3_wgmma_presplit).
 __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb, bool trans_b, int64_t k, int64_t n,
-                                       bool permuted, float* __restrict__ parts, unsigned* __restrict__ small_any) {
+                                       bool permuted, float* __restrict__ parts, unsigned* __restrict__ small_any,
+                                       unsigned epoch) {
   bool any = false;
   const int64_t tiles = tf32x3_presplit_tiles(n), width = tiles * Tile::kCols;
   const int64_t chunks = (k + Tile::kDepth - 1) / Tile::kDepth * (Tile::kDepth / 4) * width;
@@ -588,9 +590,9 @@ __global__ void tf32x3_presplit_kernel(const float* __restrict__ b, int64_t ldb,
     *reinterpret_cast<uint4*>(parts + o + Tile::kSplitFloats) = lo;
     any = any || (lo.x | lo.y | lo.z | lo.w) != 0u;
   }
-  // Every thread of the block gets here (no early exit): the block's vote, and one atomic a block
-  // (up to 4096 on one address; one a warp would be 8 times as many).
-  if (__syncthreads_or(any) && threadIdx.x == 0) atomicOr(small_any, 1u);
+  // Every thread of the block gets here (no early exit): the block's vote, and one store a block
+  // (up to 4096 on one address, all of the same value; one a warp would be 8 times as many).
+  if (__syncthreads_or(any) && threadIdx.x == 0) *small_any = epoch;
 }
 
 }  // namespace
@@ -625,14 +627,17 @@ void tf32x3_wgmma_prepare() {
   opt_in<true, false, true, true, true, true>();
 }
 
-void tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
-                           float* parts, unsigned* small_any, cudaStream_t stream) {
+unsigned tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
+                               float* parts, unsigned* small_any, cudaStream_t stream) {
+  static std::atomic<unsigned> last{0};
+  unsigned epoch = ++last;
+  while (epoch == 0) epoch = ++last;  // 0 after 2^32 presplits: skipped
   const int64_t chunks = tf32x3_presplit_floats(k, n) / 2 / 4;
   const int64_t blocks = (chunks + 255) / 256 < 4096 ? (chunks + 255) / 256 : 4096;
-  CUDA_CHECK(cudaMemsetAsync(small_any, 0, sizeof(unsigned), stream));
-  tf32x3_presplit_kernel<<<static_cast<unsigned>(blocks > 0 ? blocks : 1), 256, 0, stream>>>(b, ldb, trans_b, k, n,
-                                                                                           permuted, parts, small_any);
+  tf32x3_presplit_kernel<<<static_cast<unsigned>(blocks > 0 ? blocks : 1), 256, 0, stream>>>(
+      b, ldb, trans_b, k, n, permuted, parts, small_any, epoch);
   CUDA_CHECK_LAUNCH();
+  return epoch;
 }
 
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
