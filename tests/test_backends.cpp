@@ -1711,62 +1711,77 @@ TEST(Tf32x3MmaTile, CopiesCoverEverySliceElementOnceAndFollowTheSpecification) {
 }
 
 // The specialised kernel's producer (Tf32x3Kernel::WgmmaSpecialised) copies A's slice with its 128
-// threads (Tf32x3ACopies at 128 threads, 16-byte chunks): per slice, each chunk of the
-// specification (tf32x3_a_chunk) once, from the same source with the same valid elements, at edges
-// (partial tiles, k ending mid-slice, leading dimensions not multiples of 4); a warp's 32 copies of
-// a piece consecutive in the source, and a quarter warp's 8 stores on 8 distinct groups of 4 banks.
-template <bool TransA>
+// threads (Tf32x3ACopies at 128 threads: 16-byte chunks, or single elements where A is not 16-byte
+// aligned): per slice, each element of the specification (tf32x3_a_chunk's chunks, element by
+// element) once, from the same source, inside the matrix or zero-filled alike, at edges (partial
+// tiles, k ending mid-slice, leading dimensions not multiples of 4); a warp's 32 copies of a piece
+// consecutive in the source; a quarter warp's 16-byte stores on 8 distinct groups of 4 banks, and
+// a warp's 4-byte ones on 32 distinct banks.
+template <bool TransA, int Elems>
 void expect_tf32x3_producer_copies_follow_the_specification() {
   using Tile = cuda::Tf32x3WgmmaTile;
-  using Copies = cuda::Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>;
-  constexpr int kChunks = Tile::kRows * Tile::kDepth / 4;
-  static_assert(Copies::kPieces * Tile::kProducerThreads == kChunks, "the producer copies every chunk");
+  using Copies = cuda::Tf32x3ACopies<Tile, TransA, Elems, Tile::kProducerThreads>;
+  constexpr int kChunks = Tile::kRows * Tile::kDepth / 4, kThreads = Tile::kProducerThreads;
+  static_assert(Copies::kPieces * kThreads * Elems == kChunks * 4, "the producer copies every element");
+  struct Element {
+    int64_t src;
+    bool inside;
+  };
   for (const int64_t m : {int64_t{1}, int64_t{70}, int64_t{133}, int64_t{1000}})
     for (const int64_t k_end : {int64_t{5}, int64_t{77}, int64_t{96}})
       for (const int64_t row0 : {int64_t{0}, int64_t{Tile::kRows}}) {
-        SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + ", m " + std::to_string(m) + ", k_end " +
-                     std::to_string(k_end) + ", row0 " + std::to_string(row0));
+        SCOPED_TRACE(std::string(TransA ? "Aᵀ" : "A") + ", " + std::to_string(Elems) + "-element pieces, m " +
+                     std::to_string(m) + ", k_end " + std::to_string(k_end) + ", row0 " + std::to_string(row0));
         const int64_t k0 = k_end > 64 ? 32 : 0, ld = 1003;
         const int slices = static_cast<int>((k_end - k0 + 31) / 32);
-        const auto walked = tf32x3_copies<Copies>(Tile::kProducerThreads, slices, row0, k0, m, k_end, ld);
+        const auto walked = tf32x3_copies<Copies>(kThreads, slices, row0, k0, m, k_end, ld);
         for (int s = 0; s < slices; ++s) {
-          std::map<int, cuda::ChunkCopy> by_slot;  // the specification's chunks by their place in the slot
+          std::map<int, Element> want;  // the specification's elements by their place in the slot
           for (int c = 0; c < kChunks; ++c) {
             const cuda::ChunkCopy x = TransA ? cuda::tf32x3_a_chunk<Tile, true>(c, row0, k0 + 32 * s, m, k_end, ld)
                                              : cuda::tf32x3_a_chunk<Tile, false>(c, row0, k0 + 32 * s, m, k_end, ld);
-            by_slot[x.dst] = x;
+            for (int e = 0; e < 4; ++e) want[x.dst + e] = {x.src + e, e < x.valid};
           }
-          ASSERT_EQ(by_slot.size(), size_t(kChunks));
+          ASSERT_EQ(want.size(), size_t(4 * kChunks));
           std::set<int> seen;
+          auto piece = [&](int i, int t) { return walked[(size_t(s) * Copies::kPieces + i) * kThreads + t]; };
           for (int i = 0; i < Copies::kPieces; ++i)
-            for (int t = 0; t < Tile::kProducerThreads; ++t) {
-              const cuda::ChunkCopy got = walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + t];
-              ASSERT_TRUE(seen.insert(got.dst).second) << "slot offset " << got.dst << " copied twice";
-              ASSERT_EQ(by_slot.count(got.dst), 1u) << "slot offset " << got.dst << " is no chunk's";
-              const cuda::ChunkCopy& want = by_slot[got.dst];
-              ASSERT_EQ(got.valid, want.valid) << "slice " << s << " piece " << i << " thread " << t;
-              if (want.valid) {
-                ASSERT_EQ(got.src, want.src) << "slice " << s << " piece " << i << " thread " << t;
+            for (int t = 0; t < kThreads; ++t) {
+              const cuda::ChunkCopy got = piece(i, t);
+              for (int e = 0; e < Elems; ++e) {
+                ASSERT_TRUE(seen.insert(got.dst + e).second) << "slot offset " << got.dst + e << " copied twice";
+                ASSERT_EQ(want.count(got.dst + e), 1u) << "slot offset " << got.dst + e << " is no element's";
+                const Element& x = want[got.dst + e];
+                ASSERT_EQ(e < got.valid, x.inside) << "slice " << s << " piece " << i << " thread " << t;
+                if (x.inside) {
+                  ASSERT_EQ(got.src + e, x.src) << "slice " << s << " piece " << i << " thread " << t;
+                }
               }
               if (m == 1000 && k_end == 96 && t % 32 != 0) {  // inside the matrix: the warp's copies coalesce
-                const cuda::ChunkCopy prev = walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + t - 1];
-                EXPECT_TRUE(got.src == prev.src + 4 || got.src / ld == prev.src / ld + 1) << "thread " << t;
+                const cuda::ChunkCopy prev = piece(i, t - 1);
+                EXPECT_TRUE(got.src == prev.src + Elems || got.src / ld == prev.src / ld + 1) << "thread " << t;
               }
-              if (t % 8 == 7) {
+              if (Elems == 4 && t % 8 == 7) {
                 std::set<int> groups;
-                for (int q = t - 7; q <= t; ++q)
-                  groups.insert(walked[(size_t(s) * Copies::kPieces + i) * Tile::kProducerThreads + q].dst / 4 % 8);
+                for (int q = t - 7; q <= t; ++q) groups.insert(piece(i, q).dst / 4 % 8);
                 EXPECT_EQ(groups.size(), 8u) << "thread " << t;
               }
+              if (Elems == 1 && t % 32 == 31) {
+                std::set<int> banks;
+                for (int q = t - 31; q <= t; ++q) banks.insert(piece(i, q).dst % 32);
+                EXPECT_EQ(banks.size(), 32u) << "thread " << t;
+              }
             }
-          EXPECT_EQ(seen.size(), size_t(kChunks));
+          EXPECT_EQ(seen.size(), size_t(4 * kChunks));
         }
       }
 }
 
 TEST(Tf32x3WgmmaTile, ProducerCopiesOfAFollowTheSpecification) {
-  expect_tf32x3_producer_copies_follow_the_specification<false>();
-  expect_tf32x3_producer_copies_follow_the_specification<true>();
+  expect_tf32x3_producer_copies_follow_the_specification<false, 4>();
+  expect_tf32x3_producer_copies_follow_the_specification<true, 4>();
+  expect_tf32x3_producer_copies_follow_the_specification<false, 1>();
+  expect_tf32x3_producer_copies_follow_the_specification<true, 1>();
   using Tile = cuda::Tf32x3WgmmaTile;
   EXPECT_EQ(Tile::kSpecialisedEntryRegisters, 168);
   EXPECT_EQ(cuda::tf32x3_specialised_b_bytes(true), 2u * 32 * 128 * 4);   // B's big and small parts of a slice
@@ -3108,7 +3123,7 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
 // 1000×600 (40 tiles, a block each) with k = 1000 (split-K: 3 splits of 11 slices, the producer
 // going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
 // persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
-// A not 16-byte aligned (leading dimension 1001), where the mbarrier ring runs instead.
+// A not 16-byte aligned (leading dimension 1001: the producer's single-element copies).
 TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";

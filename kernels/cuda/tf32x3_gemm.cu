@@ -266,7 +266,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
         p.b_part_tiles = tf32x3_presplit_tiles(g.n);
       }
       p.mbarrier_ring = plan.mbarrier;
-      p.specialised = plan.specialised && p.a_chunks;  // its producer copies A in 16-byte chunks only
+      p.specialised = plan.specialised;
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {

@@ -405,8 +405,8 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   // moves registers from the producer, which only copies, to the consumers: 384 threads enter
   // with 168 each (65536 / 384, in steps of 8), and 56 · 128 + 224 · 256 is the same file. ptxas
   // spills nothing at 56 and 224; at 40 and 232 (CUTLASS's split) the persistent producer spilled.
-  // The producer copies A in 16-byte chunks only (Tf32x3Params::a_chunks; the host runs the
-  // mbarrier ring where A is not aligned for them): its element copies spilled at any split.
+  // Where A is not 16-byte aligned (T at r = 409, 819, 1638) the producer copies single elements
+  // in a loop it does not unroll: unrolled, their 32 addresses spilled at any split.
   static constexpr int kProducerThreads = 128;
   static constexpr int kSpecialisedThreads = kThreads + kProducerThreads;
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;

@@ -309,8 +309,17 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
       mbarrier_wait(ring_empty(slots, g), tf32x3_mbarrier_parity(g - Tile::kPresplitStages));
     uint64_t* const full = ring_full(slots, g);
     const bool copied = copies.copy_slice_with(g, [&](const Tf32x3Place& at, int64_t k0, float* dst) {
-      copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda), at.a,
-                  dst);
+      if (p.a_chunks) {
+        copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda), at.a,
+                    dst);
+      } else {  // single elements, a piece at a time (unrolled, their addresses spill the producer's registers)
+        const Tf32x3ACopies<Tile, TransA, 1, Tile::kProducerThreads> w(t, at.row0, k0, p.m, at.k_end, p.lda);
+#pragma unroll 1
+        for (int i = 0; i < w.kPieces; ++i) {
+          const int valid = w.valid(i);
+          copy_async4(dst + w.slot(i), valid ? at.a + w.source(i) : at.a, 4 * valid);
+        }
+      }
       if (t == 0) {
         mbarrier_arrive_expect_tx(full, b_bytes);
         copy_bulk(dst + Tile::kAFloats, p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, at.col0), b_bytes, full);
