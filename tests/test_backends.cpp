@@ -3068,8 +3068,8 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
 // tiles, 2 or 3 a block) with k = 80 (3 slices: the ring's slices run on across a block's tiles,
 // each tile starting at another slot and phase) and k = 160 (5 slices: the ring wraps within a
 // tile); 3600² (841 tiles, 6 or 7 a block) with k = 32 (1 slice: the copies 2 tiles ahead, the
-// empty waits between tiles) and k = 64 (2 slices); k = 0; A·B and Aᵀ·B, and in column bands.
-// The same for the specialised kernel (Tf32x3Kernel::WgmmaSpecialised: the producer warpgroup
+// empty waits between tiles) and k = 64 (2 slices); 2200² with k = 81 (A not 16-byte aligned: single-
+// element copies); k = 0; A·B and Aᵀ·B, and in column bands. The same for the specialised kernel (Tf32x3Kernel::WgmmaSpecialised: the producer warpgroup
 // filling the ring across a persistent block's tiles).
 TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
@@ -3091,7 +3091,7 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
     struct Size {
       int64_t mn, k;
     };
-    for (const Size z : {Size{2200, 80}, Size{2200, 160}, Size{3600, 32}, Size{3600, 64}})
+    for (const Size z : {Size{2200, 80}, Size{2200, 160}, Size{3600, 32}, Size{3600, 64}, Size{2200, 81}})
       for (const bool ta : {false, true}) {
         SCOPED_TRACE(std::to_string(z.mn) + "², k = " + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A"));
         expect_tf32x3_product_matches_cpu(*device, rng, ta, z.mn, z.mn, z.k, int64_t{1} << 22);
@@ -3123,14 +3123,14 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
 // 1000×600 (40 tiles, a block each) with k = 1000 (split-K: 3 splits of 11 slices, the producer
 // going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
 // persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
-// A not 16-byte aligned (leading dimension 1001: the producer's single-element copies).
+// A not 16-byte aligned (leading dimension 1001, A and Aᵀ: the producer's single-element copies).
 TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
-  {  // the plans the test relies on (the launch adds A's alignment: tf32x3_chunks_aligned)
+  {  // the plans the test relies on
     int sms = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
     const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaSpecialised, sms, true, cuda::Tf32x3Tiles::Big);
@@ -3149,10 +3149,11 @@ TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
     }
   expect_tf32x3_product_matches_cpu(*device, rng, false, 2200, 2200, 80, int64_t{1} << 22);
   expect_tf32x3_product_matches_cpu(*device, rng, false, 1000, 600, 1001, int64_t{1} << 22);
+  expect_tf32x3_product_matches_cpu(*device, rng, true, 1001, 600, 1000, int64_t{1} << 22);  // Aᵀ, lda 1001
 }
 
 // B exactly TF32 (a dictionary rounded as dictionary_precision = tf32 has it): the presplit finds no
-// small part (its flag, poisoned beforehand, reads 0) and the presplit kernels drop B's small part
+// small part (its flag word, poisoned beforehand, is not the presplit's epoch) and the presplit kernels drop B's small part
 // and its wgmmas, which an Inf in A shows (below); one element that is not TF32 (1000.1: big part
 // 1000, small 0.1) sets the flag and brings them back, which the result shows (the dropped term
 // would be 0.1·a there, far past the tolerance). k = 4500 runs as chunks, each with its own
