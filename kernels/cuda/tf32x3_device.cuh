@@ -71,16 +71,25 @@ __device__ __forceinline__ void split_tf32(float x, uint32_t& big, uint32_t& sma
 
 // One thread's pieces of a k-slice of one operand into its slot (cp.async; completion is the
 // caller's group wait): 16-byte chunks, or single elements where the source is not 16-byte aligned.
+// Unrolled, unless `Rolled`: a thread with few registers and many pieces (the specialised kernel's
+// producer, 32 single elements a slice) would spill their addresses.
 template <typename Copies>
+__device__ __forceinline__ void copy_piece(const Copies& w, int i, const float* __restrict__ base, float* slot) {
+  const int valid = w.valid(i);
+  const float* src = valid ? base + w.source(i) : base;
+  if constexpr (Copies::kElems == 4)
+    copy_async16(slot + w.slot(i), src, 4 * valid);
+  else
+    copy_async4(slot + w.slot(i), src, 4 * valid);
+}
+template <bool Rolled = false, typename Copies>
 __device__ __forceinline__ void copy_pieces(const Copies& w, const float* __restrict__ base, float* slot) {
+  if constexpr (Rolled) {
+#pragma unroll 1
+    for (int i = 0; i < Copies::kPieces; ++i) copy_piece(w, i, base, slot);
+  } else {
 #pragma unroll
-  for (int i = 0; i < Copies::kPieces; ++i) {
-    const int valid = w.valid(i);
-    const float* src = valid ? base + w.source(i) : base;
-    if constexpr (Copies::kElems == 4)
-      copy_async16(slot + w.slot(i), src, 4 * valid);
-    else
-      copy_async4(slot + w.slot(i), src, 4 * valid);
+    for (int i = 0; i < Copies::kPieces; ++i) copy_piece(w, i, base, slot);
   }
 }
 

@@ -16,7 +16,10 @@
 // k-step instead of 3. With B presplit and A plain, the parts come in a k order of their own
 // (tf32x3_presplit_k) in which a lane's A fragments of a slice are two 16-byte loads a row. Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
 // blocks (Persistent, Tf32x3Kernel::WgmmaPersistent) a block takes tile after tile, its ring running
-// on across them, so the next tile's first two slices load while the last one's are stored.
+// on across them, so the next tile's first two slices load while the last one's are stored. With
+// warp specialisation (Specialised, Tf32x3Kernel::WgmmaSpecialised) a third warpgroup, the
+// producer, makes every copy (tf32x3_produce: B's parts in one bulk copy a slice), and the two
+// above only wait for each slice's data, split A, issue the wgmmas and release the slot.
 #include <cuda_runtime.h>
 
 #include <atomic>
@@ -313,12 +316,8 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
         copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda), at.a,
                     dst);
       } else {  // single elements, a piece at a time (unrolled, their addresses spill the producer's registers)
-        const Tf32x3ACopies<Tile, TransA, 1, Tile::kProducerThreads> w(t, at.row0, k0, p.m, at.k_end, p.lda);
-#pragma unroll 1
-        for (int i = 0; i < w.kPieces; ++i) {
-          const int valid = w.valid(i);
-          copy_async4(dst + w.slot(i), valid ? at.a + w.source(i) : at.a, 4 * valid);
-        }
+        copy_pieces<true>(Tf32x3ACopies<Tile, TransA, 1, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda),
+                          at.a, dst);
       }
       if (t == 0) {
         mbarrier_arrive_expect_tx(full, b_bytes);
