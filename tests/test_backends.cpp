@@ -3272,6 +3272,62 @@ TEST(BackendGemm, Tf32x3ExactBRaceCoverMatchesTheCpu) {
   }
 }
 
+// The presplit's epoch under a CUDA graph (tf32x3_wgmma_presplit): captured once, every replay's
+// presplit writes the capture's epoch. B exactly TF32 on the first replay (the flag word poisoned:
+// the short path), then one element not (1000.1: the word is set, the full path), then exact again
+// (the word still holds the epoch from the replay before: the full path, slower but exact): each
+// replay matches the CPU, on wgmma_presplit and wgmma_specialised.
+TEST(BackendGemm, Tf32x3ExactBUnderGraphReplaysMatchesTheCpu) {
+  UV_REQUIRE_DEVICE(device);
+  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  std::mt19937_64 rng(test::fresh_seed());
+  const int64_t m = 1000, n = 600, k = 1000, workspace_floats = int64_t{1} << 22;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  for (const cuda::Tf32x3Kernel kernel : {cuda::Tf32x3Kernel::WgmmaPresplit, cuda::Tf32x3Kernel::WgmmaSpecialised}) {
+    SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
+    cuda::set_tf32x3_kernel(kernel);
+    const auto a = test::random_vector<float>(m * k, rng);
+    auto b = test::random_vector<float>(k * n, rng);
+    for (float& x : b) x = tf32_round(x);
+    Mirror d{*device, {}};
+    const float* a_d = d.put(a);
+    float* b_d = d.put(b);
+    float* c_d = d.put(test::poisoned<float>(m * n));
+    float* workspace = d.put(test::poisoned<float>(workspace_floats));
+    auto product = [&] {
+      cuda::tf32x3_gemm(1, 0, 0, 0, false, false, m, n, k, 1.f, a_d, k, b_d, n, 0.f, c_d, n, workspace,
+                        workspace_floats, stream);
+    };
+    cuda::tf32x3_prepare();  // the kernels' attributes, outside the capture
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    product();
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (const float last : {0.f, 1000.1f, 1000.f}) {  // 0: B as rounded; then not exactly TF32; then exact again
+      SCOPED_TRACE("B's element (k/2, n/3) " + std::to_string(last));
+      if (last != 0.f) {
+        b[(k / 2) * n + n / 3] = last;
+        ASSERT_EQ(cudaMemcpy(b_d, b.data(), b.size() * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+      }
+      std::vector<float> ref(m * n);
+      cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
+      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+      const double r = test::rtol_for<float>(k);
+      EXPECT_TRUE(all_close(d.get(c_d, ref.size()), ref, r, r * std::sqrt(double(k))));
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  cudaStreamDestroy(stream);
+}
+
 // The big tiles (products with at least 4 of them a multiprocessor on an H100/H200: 24² in the
 // 3001×2999 product, 4 × 12² in the four 1500² ones), over k-slices enough to go round the copy ring
 // more than once; the 1500² products' operands all take 16-byte chunks, the 3001×2999's some.
