@@ -32,7 +32,7 @@ struct Tf32x3Params {
   unsigned b_small_epoch;       // the presplit's (tf32x3_wgmma_presplit)
   int64_t b_part_tiles;     // its 128-column tiles
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
-  bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
+  bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
   bool specialised;         // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
 
@@ -137,14 +137,16 @@ __device__ __forceinline__ Tf32x3Place tf32x3_unit_place(const Tf32x3Params& p, 
 // Thread t's copies of the k-slice at k0 of A (copy_a_slice), or of A and B (copy_slice), into a
 // ring slot (cp.async: 16-byte chunks, or single elements where an operand is not 16-byte aligned);
 // the caller commits the group.
-// Threads: how many share the copies (the block's, or a producer warpgroup's).
-template <typename Tile, bool TransA, int Threads = Tile::kThreads>
+// Threads: how many share the copies (the block's, or a producer warpgroup's); RolledElements: the
+// single-element copies in a loop not unrolled (copy_pieces says why).
+template <typename Tile, bool TransA, int Threads = Tile::kThreads, bool RolledElements = false>
 __device__ __forceinline__ void copy_a_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,
                                              float* slice) {
   if (p.a_chunks)
     copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Threads>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
   else
-    copy_pieces(Tf32x3ACopies<Tile, TransA, 1, Threads>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a, slice);
+    copy_pieces<RolledElements>(Tf32x3ACopies<Tile, TransA, 1, Threads>(t, w.row0, k0, p.m, w.k_end, p.lda), w.a,
+                                slice);
 }
 template <typename Tile, bool TransA, bool TransB>
 __device__ __forceinline__ void copy_slice(const Tf32x3Params& p, const Tf32x3Place& w, int t, int64_t k0,

@@ -420,7 +420,6 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   static_assert(kProducerRegisters % 8 == 0 && kConsumerRegisters % 8 == 0 && kProducerRegisters >= 24 &&
                     kConsumerRegisters <= 256,
                 "setmaxnreg's counts: multiples of 8 in 24 … 256");
-  static_assert(kThreads % kProducerThreads == 0, "the producer copies A's slice as the ring's threads would, twice over");
 };
 
 // By size, wgmma's big tiles where they are at least half full (m·n against the tiles' area): the
@@ -507,7 +506,8 @@ struct Tf32x3Gpu {
   bool wgmma = false;     // the big tiles run on wgmma (a wgmma kernel chosen, compute capability 9.0)
   bool presplit = false;  // ... with B presplit (tf32x3_presplits: WgmmaPresplit and the kernels built on it)
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
-  bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent)
+  bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent,
+                            // WgmmaSpecialised)
   bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
   bool specialised = false;  // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
@@ -520,7 +520,8 @@ struct Tf32x3Launch {
   int64_t part_start = 0;
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
-  bool mbarrier = false;          // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent)
+  bool mbarrier = false;          // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent,
+                                  // WgmmaSpecialised)
   bool specialised = false;       // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
@@ -581,10 +582,11 @@ UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
 // g − kPresplitStages (8 arrivals, one a consumer warp, as above). A consumer holds two slots, the
 // slice whose wgmmas it issues and the one before, whose wgmmas may still read it (released after
 // the next slice's wait_group 1), so the copies run 2 slices ahead, briefly 3: as far as the
-// mbarrier ring's, but without the consumers issuing them. Its 128 threads copy A's slice (cp.async, each arriving on "full" as its copies land:
-// noinc) and one of them B's parts, contiguous in the presplit layout, in one bulk copy that counts
-// its bytes on "full" (mbarrier::complete_tx) after that thread's arrival announced them
-// (arrive.expect_tx): 129 arrivals and the bytes a phase. B's parts then travel through the async
+// mbarrier ring's, but without the consumers issuing them. Its 128 threads copy A's slice
+// (cp.async, each arriving on "full" as its copies land: noinc) and one of them B's parts,
+// contiguous in the presplit layout, in one bulk copy that counts its bytes on "full"
+// (mbarrier::complete_tx) after that thread's arrival announced them (arrive.expect_tx): 129
+// arrivals and the bytes a phase. B's parts then travel through the async
 // proxy, as wgmma reads them, and A is read with ordinary loads: no proxy fence on either side.
 UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_full_arrivals() {
   return Tf32x3WgmmaTile::kProducerThreads + 1;

@@ -29,6 +29,6 @@ void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream);
 // of its capture, a word left equal to it by an earlier replay only sends B by the full path, never
 // drops a small part that is there.
 unsigned tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t n, bool permuted,
-                           float* parts, unsigned* small_any, cudaStream_t stream);
+                               float* parts, unsigned* small_any, cudaStream_t stream);
 
 }  // namespace uv::cuda

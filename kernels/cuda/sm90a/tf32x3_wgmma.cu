@@ -14,7 +14,8 @@
 // Where B comes presplit and exactly TF32 (its small parts all 0, as a dictionary rounded to TF32
 // has: tf32x3_presplit_region_floats), its small part is neither copied nor multiplied: 2 wgmmas a
 // k-step instead of 3. With B presplit and A plain, the parts come in a k order of their own
-// (tf32x3_presplit_k) in which a lane's A fragments of a slice are two 16-byte loads a row. Then the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
+// (tf32x3_presplit_k) in which a lane's A fragments of a slice are two 16-byte loads a row. Then
+// the tile's accumulators go to C (or split-K's workspace). With B presplit and persistent
 // blocks (Persistent, Tf32x3Kernel::WgmmaPersistent) a block takes tile after tile, its ring running
 // on across them, so the next tile's first two slices load while the last one's are stored. With
 // warp specialisation (Specialised, Tf32x3Kernel::WgmmaSpecialised) a third warpgroup, the
@@ -312,13 +313,7 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
       mbarrier_wait(ring_empty(slots, g), tf32x3_mbarrier_parity(g - Tile::kPresplitStages));
     uint64_t* const full = ring_full(slots, g);
     const bool copied = copies.copy_slice_with(g, [&](const Tf32x3Place& at, int64_t k0, float* dst) {
-      if (p.a_chunks) {
-        copy_pieces(Tf32x3ACopies<Tile, TransA, 4, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda), at.a,
-                    dst);
-      } else {  // single elements, a piece at a time (unrolled, their addresses spill the producer's registers)
-        copy_pieces<true>(Tf32x3ACopies<Tile, TransA, 1, Tile::kProducerThreads>(t, at.row0, k0, p.m, at.k_end, p.lda),
-                          at.a, dst);
-      }
+      copy_a_slice<Tile, TransA, Tile::kProducerThreads, true>(p, at, t, k0, dst);
       if (t == 0) {
         mbarrier_arrive_expect_tx(full, b_bytes);
         copy_bulk(dst + Tile::kAFloats, p.b_parts + tf32x3_presplit_offset(p.b_part_tiles, k0, at.col0), b_bytes, full);
