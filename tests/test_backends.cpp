@@ -29,6 +29,7 @@
 #ifdef UV_WITH_CUDA
 #include <cuda_runtime_api.h>
 
+#include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/tf32x3_gemm.h"
 #include "kernels/cuda/tf32x3_wgmma.h"
@@ -3303,12 +3304,7 @@ TEST(BackendGemm, Tf32x3ExactBUnderGraphReplaysMatchesTheCpu) {
                         workspace_floats, stream);
     };
     cuda::tf32x3_prepare();  // the kernels' attributes, outside the capture
-    cudaGraph_t graph = nullptr;
-    cudaGraphExec_t exec = nullptr;
-    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
-    product();
-    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
-    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cuda::StreamGraph graph(stream, product);
     for (const float last : {0.f, 1000.1f, 1000.f}) {  // 0: B as rounded; then not exactly TF32; then exact again
       SCOPED_TRACE("B's element (k/2, n/3) " + std::to_string(last));
       if (last != 0.f) {
@@ -3317,13 +3313,11 @@ TEST(BackendGemm, Tf32x3ExactBUnderGraphReplaysMatchesTheCpu) {
       }
       std::vector<float> ref(m * n);
       cpu->gemm(false, false, m, n, k, 1.f, a.data(), k, b.data(), n, 0.f, ref.data(), n);
-      ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+      graph.launch();
       ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
       const double r = test::rtol_for<float>(k);
       EXPECT_TRUE(all_close(d.get(c_d, ref.size()), ref, r, r * std::sqrt(double(k))));
     }
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
   }
   cudaStreamDestroy(stream);
 }

@@ -26,11 +26,12 @@ int run_shell(const std::string& command, std::string& output) {
 
 class ToolsNcuSummary : public test::TempDirTest {
  protected:
-  // Runs the script on `file`; returns its exit status and fills `output` (stdout and stderr).
-  int run(const std::string& file, std::string& output) {
-    return run_shell("python3 " +
-                         test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_summary.py").string()) +
-                         " " + test::shell_quote(file),
+  // Runs tools/`script` on `file` (then `options`); returns its exit status and appends its stdout
+  // and stderr to `output`.
+  int run(const std::string& file, std::string& output, const char* script = "ncu_summary.py",
+          const std::string& options = "") {
+    return run_shell("python3 " + test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / script).string()) +
+                         " " + test::shell_quote(file) + options,
                      output);
   }
 };
@@ -48,12 +49,7 @@ TEST_F(ToolsNcuSummary, SourcePageBySamples) {
 "0x150","IADD3 R1, R1, 0x1, RZ","0","0","10"
 )csv";
   std::string out;
-  ASSERT_EQ(run_shell("python3 " +
-                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
-                          " " + test::shell_quote(path("src.csv")) + " --top 2",
-                      out),
-            0)
-      << out;
+  ASSERT_EQ(run(path("src.csv"), out, "ncu_source_top.py", " --top 2"), 0) << out;
   EXPECT_NE(out.find("6 instructions, 10000 samples"), std::string::npos) << out;
   EXPECT_NE(out.find("   40.0%  BAR.SYNC.DEFER_BLOCKING"), std::string::npos) << out;
   EXPECT_NE(out.find("   20.0%  LDS.128"), std::string::npos) << out;  // both loads, predicated or not
@@ -62,20 +58,10 @@ TEST_F(ToolsNcuSummary, SourcePageBySamples) {
   // The header as other versions print it: "Address" without the '#'.
   std::ofstream(path("plain.csv")) << "\"Address\",\"Source\",\"Warp Stall Sampling (All Samples)\"\n"
                                       "\"0x10\",\"BAR.SYNC 0x0\",\"3\"\n\"0x20\",\"NOP\",\"1\"\n";
-  ASSERT_EQ(run_shell("python3 " +
-                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
-                          " " + test::shell_quote(path("plain.csv")),
-                      out),
-            0)
-      << out;
+  ASSERT_EQ(run(path("plain.csv"), out, "ncu_source_top.py"), 0) << out;
   EXPECT_NE(out.find("   75.0%      0x10  BAR.SYNC 0x0"), std::string::npos) << out;
   std::ofstream(path("none.csv")) << "\"ID\",\"Kernel Name\"\n\"0\",\"k\"\n";
-  EXPECT_EQ(run_shell("python3 " +
-                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "ncu_source_top.py").string()) +
-                          " " + test::shell_quote(path("none.csv")),
-                      out),
-            2)
-      << out;
+  EXPECT_EQ(run(path("none.csv"), out, "ncu_source_top.py"), 2) << out;
 }
 
 // Two steps of two kernels (the per-step gather, and a norm bound twice a step in ns and µs units):
