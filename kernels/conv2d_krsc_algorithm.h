@@ -86,7 +86,7 @@ void conv2d_krsc_backward(Ops& ops, const Conv2dBackwardArgsT<typename Ops::Scal
   p.dy = a.dy;
   p.dv = a.dv;
   p.dv_mode = a.weight_mode;  // db is done above
-  chain_backward_weights(ops, p);
+  chain_backward_weights(ops, p, tc);  // cuDNN wrote T packed
   if (!a.dx && !a.du) return;  // a first layer: nothing upstream needs dT
   Scalar* dt = a.scratch;      // dT (B, Ho, Wo, J·r)
   ops.gemm_batched(J, nc, r * nc, r, false, true, rows, r, nc, Scalar(1), a.dy, n, a.v, nc, Scalar(0), dt, tc);

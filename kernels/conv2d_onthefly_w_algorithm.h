@@ -38,7 +38,7 @@ void conv2d_onthefly_w_backward(Ops& ops, const Conv2dBackwardArgsT<typename Ops
   p.dv_mode = a.weight_mode;
   p.dbias_mode = a.dbias_mode;
   ops.onthefly_w_conv2d_t(a.conv, a.rank, a.columns, a.x, a.u, a.scratch);
-  chain_backward_weights(ops, p);
+  chain_backward_weights(ops, p, p.shape.t_cols());  // the kernel wrote T packed
   if (!a.dx) return;
   ops.onthefly_w_backward_data(p.shape, a.dy, a.u, a.v, a.dcols);  // (B·Ho·Wo, p·p·C_in)
   ops.col2im(a.conv, a.dcols, a.dx);

@@ -88,10 +88,10 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   UV_CHECK(a.strategy != PredictedStrategy::OnTheFlyW, "onthefly_w has no full-buffer sequence: "
                                                        "use materialise_in_panels_forward");
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
-    Scalar* t = a.saved;  // (M, J·r)
-    ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, tc);
+    Scalar* t = a.saved;  // (M, J·r), rows t_ld apart
+    ops.gemm(false, false, s.m, tc, s.k, Scalar(1), a.x, s.k, a.u, tc, Scalar(0), t, s.t_ld());
     // Y_j = T_j · V_j (+ b_j)
-    gemm_batched_bias_rows(ops, J, r, r * nc, false, false, s.m, nc, r, t, tc, a.v, nc, a.bias, a.y);
+    gemm_batched_bias_rows(ops, J, r, r * nc, false, false, s.m, nc, r, t, s.t_ld(), a.v, nc, a.bias, a.y);
   } else {
     Scalar* w = a.saved;  // (K, N): the materialised weight, kept for backward-data
     // W_j = U_j · V_j
@@ -101,14 +101,15 @@ void predicted_linear_forward(Ops& ops, const PredictedLinearForwardArgsT<typena
   }
 }
 
-// The chain's weight gradients from the saved T: db = Σ_rows dY and dV_j = T_jᵀ · dY_j. Shared by
-// the chain and by chain_fused, whose data gradient is a kernel of its own.
+// The chain's weight gradients from the saved T (rows ldt apart: a linear layer's t_ld, a
+// convolution's packed t_cols): db = Σ_rows dY and dV_j = T_jᵀ · dY_j. Shared by the chain, by
+// chain_fused, whose data gradient is a kernel of its own, and by the convolutions.
 template <typename Ops>
-void chain_backward_weights(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a) {
+void chain_backward_weights(Ops& ops, const PredictedLinearBackwardArgsT<typename Ops::Scalar>& a, int64_t ldt) {
   using Scalar = typename Ops::Scalar;
   const PredictedLinearShape& s = a.shape;
   const int64_t nc = s.n_per_column(), r = s.rank;
-  gemm_batched_column_sums(ops, s.columns, r, r * nc, true, r, nc, s.m, a.saved, s.t_cols(), a.dy,
+  gemm_batched_column_sums(ops, s.columns, r, r * nc, true, r, nc, s.m, a.saved, ldt, a.dy,
                            beta_of<Scalar>(a.dv_mode), a.dv, nc, a.dbias, a.dbias_mode);
 }
 
@@ -120,15 +121,16 @@ void predicted_linear_backward(Ops& ops, const PredictedLinearBackwardArgsT<type
   UV_CHECK(a.strategy != PredictedStrategy::OnTheFlyW, "onthefly_w has no full-buffer sequence: "
                                                        "use materialise_in_panels_backward");
   if (a.strategy != PredictedStrategy::Materialise) {  // chain, and chain_fused's reference
-    Scalar* dt = a.scratch;  // (M, J·r)
-    chain_backward_weights(ops, a);
+    Scalar* dt = a.scratch;  // (M, J·r), rows t_ld apart as T's
+    const int64_t lt = s.t_ld();
+    chain_backward_weights(ops, a, lt);
     if (!a.dx && !a.du) return;  // a first layer: nothing upstream needs dT
     // dT_j = dY_j · V_jᵀ
     ops.gemm_batched(J, nc, r * nc, r, false, true, s.m, r, nc, Scalar(1), a.dy, s.n, a.v, nc,
-                     Scalar(0), dt, tc);
-    if (a.dx) ops.gemm(false, true, s.m, s.k, tc, Scalar(1), dt, tc, a.u, tc, Scalar(0), a.dx, s.k);
+                     Scalar(0), dt, lt);
+    if (a.dx) ops.gemm(false, true, s.m, s.k, tc, Scalar(1), dt, lt, a.u, tc, Scalar(0), a.dx, s.k);
     if (a.du)
-      ops.gemm(true, false, s.k, tc, s.m, Scalar(1), a.x, s.k, dt, tc, beta_of<Scalar>(a.du_mode),
+      ops.gemm(true, false, s.k, tc, s.m, Scalar(1), a.x, s.k, dt, lt, beta_of<Scalar>(a.du_mode),
                a.du, tc);
   } else {
     const Scalar* w = a.saved;  // (K, N)

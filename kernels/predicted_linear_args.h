@@ -5,8 +5,13 @@
 // Layouts (row-major):
 //   X  (M, K)            U  (K, J·r): column block j is U_j (K×r), fixed
 //   V  (J, r, N/J)       V_j is the j-th (r × N/J) slab, learned
-//   b  (N)               T  (M, J·r): saved by the chain strategy for backward
+//   b  (N)               T  (M, J·r), row stride t_ld(): saved by the chain strategies
 //   Y  (M, N)            column block j (N/J wide) belongs to column j
+//
+// T's rows (and dT's in the backward scratch) are J·r floats padded to a multiple of 4 (t_ld), so
+// each row starts 16-byte aligned: the tensor-core products then copy T and dT in 16-byte chunks at
+// every r (at r = 409, 819, 1638 they took 4-byte copies), and cuBLAS sees aligned operands too. The
+// padding is never read or written: every product runs over the J·r real columns.
 #pragma once
 
 #include <cstdint>
@@ -41,13 +46,16 @@ struct PredictedLinearShape {
   int64_t columns = 1;  // J; n % J == 0
   UV_HOST_DEVICE int64_t n_per_column() const { return n / columns; }
   UV_HOST_DEVICE int64_t t_cols() const { return columns * rank; }
+  // Row stride of a linear layer's T and dT (the layout note above); a convolution's T, written by
+  // cuDNN or the implicit-GEMM kernel, is packed (stride t_cols) and says so where it is read.
+  UV_HOST_DEVICE int64_t t_ld() const { return (t_cols() + 3) / 4 * 4; }
 };
 
-// Floats the strategy keeps from forward to backward (T for Chain, W for Materialise, none for
-// OnTheFlyW).
+// Floats the strategy keeps from forward to backward (T for Chain and ChainFused, M·t_ld; W for
+// Materialise; none for OnTheFlyW).
 int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedStrategy strategy);
 // Floats of scratch the backward pass needs (dT for Chain, dW for Materialise, T = X·U recomputed
-// for dV for OnTheFlyW).
+// for dV for OnTheFlyW; T and dT with rows of t_ld).
 int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
                                                  PredictedStrategy strategy);
 

@@ -281,7 +281,7 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
     const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
                v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
                dy = test::random_vector<float>(s.m * s.n, rng);
-    struct Out { std::vector<float> y, dx, dv, db, du; };
+    struct Out { std::vector<float> y, dx, dv, db, du, saved; };
     auto run = [&](Backend& be) {
       Mirror d{be, {}};
       const std::vector<float> nan_y = test::poisoned<float>(s.m * s.n), nan_x = test::poisoned<float>(s.m * s.k),
@@ -301,9 +301,11 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
       be.predicted_linear_backward(bw);
       Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}};
       if (c.learn_u) o.du = d.get(bw.du, u.size());
+      o.saved = d.get(f.saved, nan_saved.size());
       return o;
     };
     const Out ref = run(*cpu);
+    const bool saves_t = c.strategy == PredictedStrategy::Chain || c.strategy == PredictedStrategy::ChainFused;
     for (GemmLibrary library : kGemmLibraries) {  // the cuBLAS baselines through each library
       SCOPED_TRACE(gemm_library_name(library));
       device->set_gemm_library(library);
@@ -315,6 +317,19 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
       EXPECT_TRUE(all_close(out.db, ref.db, test::rtol_for<float>(s.m), test::rtol_for<float>(s.m)));
       if (c.learn_u) {
         EXPECT_TRUE(all_close(out.du, ref.du, r, r * std::sqrt(double(s.m * s.n))));
+      }
+      if (saves_t) {  // T's J·r columns as the CPU's, rows t_ld apart, the padding never written
+        const double rt = test::rtol_for<float>(s.k);
+        for (int64_t i = 0; i < s.m; ++i) {
+          const auto row = static_cast<size_t>(i * s.t_ld());
+          const std::vector<float> got(out.saved.begin() + row, out.saved.begin() + row + s.t_ld()),
+              want(ref.saved.begin() + row, ref.saved.begin() + row + s.t_cols());
+          ASSERT_TRUE(all_close(std::vector<float>(got.begin(), got.begin() + s.t_cols()), want, rt,
+                                rt * std::sqrt(double(s.k))))
+              << "T's row " << i;
+          for (int64_t col = s.t_cols(); col < s.t_ld(); ++col)
+            ASSERT_TRUE(std::isnan(got[static_cast<size_t>(col)])) << "T's padding written at row " << i;
+        }
       }
     }
   }

@@ -95,7 +95,7 @@ TEST(CudnnConvRoute, BuffersOfEachRoute) {
   for (bool learn_u : {false, true}) {
     const Conv2dBuffers implicit = cuda_conv2d_buffers({s, true, PredictedStrategy::OnTheFlyW, rank, columns, learn_u});
     EXPECT_EQ(implicit.forward_cols + implicit.saved + implicit.forward_filter + implicit.backward_filter, 0);
-    EXPECT_EQ(implicit.backward_scratch, s.rows() * rank * columns);  // T
+    EXPECT_EQ(implicit.backward_scratch, s.rows() * 12);  // T: J·r = 10 padded to 12 (the im2col route's layout)
     EXPECT_EQ(implicit.dcols, s.rows() * patch);
     EXPECT_EQ(implicit.backward_cols, learn_u ? s.rows() * patch : 0);
     const Conv2dBuffers im2col = conv2d_im2col_buffers({s, true, PredictedStrategy::OnTheFlyW, rank, columns, learn_u});

@@ -2,6 +2,7 @@
 // gradient accumulation, and poisoned outputs fully written. Sizes are deliberately odd.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 
@@ -142,6 +143,65 @@ TEST(OpsPredictedLinear, OnTheFlyWPanelsMatchMaterialise) {
   }
 }
 
+// T and dT keep rows of t_ld floats (J·r rounded up to 4: 16-byte aligned rows, which the
+// tensor-core products copy in 16-byte chunks). The chain writes the J·r real columns of each row,
+// T = X·U exactly where the products agree, and never touches the padding: it stays poisoned through
+// forward and backward (a product reading it would turn outputs NaN; the other tests compare those).
+TEST(OpsPredictedLinear, TRowsArePaddedTo16BytesAndThePaddingIsNeverTouched) {
+  for (int64_t t_cols = 1; t_cols <= 64; ++t_cols) {
+    const PredictedLinearShape one{3, 5, 7, t_cols, 1};
+    EXPECT_EQ(one.t_ld() % 4, 0) << t_cols;
+    EXPECT_GE(one.t_ld(), t_cols);
+    EXPECT_LT(one.t_ld() - t_cols, 4);
+  }
+  const PredictedLinearShape bench{4096, 16384, 16384, 819, 1};  // a goal shape: r = 5% of K
+  EXPECT_EQ(bench.t_ld(), 820);
+  EXPECT_EQ(predicted_linear_saved_floats(bench, PredictedStrategy::ChainFused), 4096 * 820);
+  EXPECT_EQ(predicted_linear_backward_scratch_floats(bench, PredictedStrategy::Chain), 4096 * 820);
+
+  std::mt19937_64 rng(test::fresh_seed());
+  for (const int64_t columns : {int64_t{1}, int64_t{3}}) {
+    SCOPED_TRACE("J " + std::to_string(columns));
+    PredictedLinearShape s;
+    s.m = 9; s.k = 11; s.rank = 5; s.columns = columns; s.n = columns * 6;  // J·r = 5 or 15: 3 or 1 pads
+    const Vec x = test::random_vector<double>(s.m * s.k, rng), u = test::random_vector<double>(s.k * s.t_cols(), rng),
+              v = test::random_vector<double>(s.rank * s.n, rng), dy = test::random_vector<double>(s.m * s.n, rng);
+    Vec saved = test::poisoned<double>(predicted_linear_saved_floats(s, PredictedStrategy::Chain)),
+        scratch = test::poisoned<double>(predicted_linear_backward_scratch_floats(s, PredictedStrategy::Chain)),
+        y(s.m * s.n), dx(x.size()), dv(v.size()), du(u.size());
+    ASSERT_EQ(saved.size(), static_cast<size_t>(s.m * s.t_ld()));
+    PredictedLinearForwardArgsT<double> f;
+    f.shape = s; f.x = x.data(); f.u = u.data(); f.v = v.data(); f.saved = saved.data(); f.y = y.data();
+    cpu::predicted_linear_forward(f);
+    const double tol = test::rtol_for<double>(s.k);
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t c = 0; c < s.t_ld(); ++c) {
+        const double got = saved[static_cast<size_t>(i * s.t_ld() + c)];
+        if (c >= s.t_cols()) {
+          EXPECT_TRUE(std::isnan(got)) << "T's padding written at row " << i << " column " << c;
+          continue;
+        }
+        double want = 0;
+        for (int64_t k = 0; k < s.k; ++k) want += x[static_cast<size_t>(i * s.k + k)] * u[static_cast<size_t>(k * s.t_cols() + c)];
+        EXPECT_NEAR(got, want, tol * (1 + std::abs(want))) << "T at row " << i << " column " << c;
+      }
+    }
+    PredictedLinearBackwardArgsT<double> bw;
+    bw.shape = s; bw.x = x.data(); bw.u = u.data(); bw.v = v.data(); bw.saved = saved.data(); bw.dy = dy.data();
+    bw.scratch = scratch.data(); bw.dx = dx.data(); bw.dv = dv.data(); bw.du = du.data();
+    cpu::predicted_linear_backward(bw);
+    for (int64_t i = 0; i < s.m; ++i) {
+      for (int64_t c = s.t_cols(); c < s.t_ld(); ++c) {
+        EXPECT_TRUE(std::isnan(saved[static_cast<size_t>(i * s.t_ld() + c)])) << "T's padding, row " << i;
+        EXPECT_TRUE(std::isnan(scratch[static_cast<size_t>(i * s.t_ld() + c)])) << "dT's padding, row " << i;
+      }
+    }
+    for (const Vec* out : {&y, &dx, &dv, &du}) {
+      for (double e : *out) ASSERT_TRUE(std::isfinite(e));
+    }
+  }
+}
+
 TEST(OpsPredictedLinear, MaterialiseAndChainAgreeInFloat32) {
   std::mt19937_64 rng(test::fresh_seed());
   PredictedLinearShape s;
@@ -184,7 +244,8 @@ TEST(OpsPredictedLinear, AccumulateAddsToExistingGradients) {
   s.m = 4; s.k = 6; s.rank = 2; s.columns = 1; s.n = 5;
   const auto x = test::random_vector<double>(s.m * s.k, rng), u = test::random_vector<double>(s.k * s.rank, rng),
              v = test::random_vector<double>(s.rank * s.n, rng), dy = test::random_vector<double>(s.m * s.n, rng);
-  Vec saved(s.m * s.t_cols()), y(s.m * s.n), scratch(s.m * s.t_cols());
+  Vec saved(predicted_linear_saved_floats(s, PredictedStrategy::Chain)), y(s.m * s.n),
+      scratch(predicted_linear_backward_scratch_floats(s, PredictedStrategy::Chain));
   PredictedLinearForwardArgsT<double> f;
   f.shape = s; f.x = x.data(); f.u = u.data(); f.v = v.data(); f.saved = saved.data(); f.y = y.data();
   cpu::predicted_linear_forward(f);

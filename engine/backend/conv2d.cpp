@@ -93,9 +93,12 @@ Conv2dBuffers cudnn_conv2d_buffers(const Conv2dLayout& l) {
     return b;
   }
   const PredictedLinearShape s{l.conv.rows(), patch, l.conv.out_c, l.rank, l.columns};
-  b.saved = predicted_linear_saved_floats(s, l.strategy);  // Wᵀ or T: the same sizes as W or T
-  b.backward_scratch = predicted_linear_backward_scratch_floats(s, l.strategy);
-  if (l.strategy != PredictedStrategy::Materialise) b.forward_filter = b.backward_filter = patch * s.t_cols();
+  if (l.strategy == PredictedStrategy::Materialise) {
+    b.saved = b.backward_scratch = patch * l.conv.out_c;  // Wᵀ, dWᵀ
+    return b;
+  }
+  b.saved = b.backward_scratch = s.m * s.t_cols();  // T, dT: packed as cuDNN writes them (no padded rows)
+  b.forward_filter = b.backward_filter = patch * s.t_cols();
   return b;
 }
 

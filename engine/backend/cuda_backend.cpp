@@ -202,7 +202,7 @@ class CudaBackend final : public Backend {
     // on-chip limits, the chain on our tensor-core products (the cuBLAS chain past their grid).
     if (a.strategy == PredictedStrategy::ChainFused && cuda::chain_fused_supported(a.shape) && !a.du) {
       cuda::CublasOps o = ops();
-      algorithm::chain_backward_weights(o, a);  // db, and dV on the T the forward kernel wrote once
+      algorithm::chain_backward_weights(o, a, a.shape.t_ld());  // db, and dV on the T the forward kernel wrote once
       if (a.dx) cuda::chain_fused_backward_data(a.shape, a.dy, a.u, a.v, a.dx, stream_);
       return;
     }
@@ -468,21 +468,21 @@ class CudaBackend final : public Backend {
   // dV has read T, and takes dX = dT·Uᵀ from it too.
   void onthefly_w_backward(const PredictedLinearBackwardArgs& a) {
     const PredictedLinearShape& s = a.shape;
-    const int64_t nc = s.n_per_column(), tc = s.t_cols(), r = s.rank;
+    const int64_t nc = s.n_per_column(), tc = s.t_cols(), lt = s.t_ld(), r = s.rank;
     cuda::CublasOps o = ops();
-    float* t = a.scratch;  // (M, J·r)
-    o.gemm(false, false, s.m, tc, s.k, 1.f, a.x, s.k, a.u, tc, 0.f, t, tc);
+    float* t = a.scratch;  // (M, J·r), rows t_ld apart
+    o.gemm(false, false, s.m, tc, s.k, 1.f, a.x, s.k, a.u, tc, 0.f, t, lt);
     PredictedLinearBackwardArgs with_t = a;
     with_t.saved = t;
-    algorithm::chain_backward_weights(o, with_t);
+    algorithm::chain_backward_weights(o, with_t, lt);
     if (!a.du) {
       if (a.dx) cuda::onthefly_w_backward_data(s, a.dy, a.u, a.v, a.dx, stream_);
       return;
     }
-    float* dt = a.scratch;  // (M, J·r); stream order puts this after dV's read of T
-    o.gemm_batched(s.columns, nc, r * nc, r, false, true, s.m, r, nc, 1.f, a.dy, s.n, a.v, nc, 0.f, dt, tc);
-    o.gemm(true, false, s.k, tc, s.m, 1.f, a.x, s.k, dt, tc, algorithm::beta_of<float>(a.du_mode), a.du, tc);
-    if (a.dx) o.gemm(false, true, s.m, s.k, tc, 1.f, dt, tc, a.u, tc, 0.f, a.dx, s.k);
+    float* dt = a.scratch;  // (M, J·r), rows t_ld apart; stream order puts this after dV's read of T
+    o.gemm_batched(s.columns, nc, r * nc, r, false, true, s.m, r, nc, 1.f, a.dy, s.n, a.v, nc, 0.f, dt, lt);
+    o.gemm(true, false, s.k, tc, s.m, 1.f, a.x, s.k, dt, lt, algorithm::beta_of<float>(a.du_mode), a.du, tc);
+    if (a.dx) o.gemm(false, true, s.m, s.k, tc, 1.f, dt, lt, a.u, tc, 0.f, a.dx, s.k);
   }
 
   // Per-row loss scratch: the host (or accumulate_rows) sums rows in double, as the CPU twin does.

@@ -33,7 +33,7 @@ int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedSt
   switch (strategy) {
     case PredictedStrategy::Materialise: return s.k * s.n;  // W
     case PredictedStrategy::OnTheFlyW: return 0;            // forward keeps nothing
-    default: return s.m * s.t_cols();                       // T
+    default: return s.m * s.t_ld();                         // T
   }
 }
 
@@ -43,7 +43,7 @@ int64_t predicted_linear_saved_floats(const PredictedLinearShape& s, PredictedSt
 // pass (evaluation) never computes it.
 int64_t predicted_linear_backward_scratch_floats(const PredictedLinearShape& s,
                                                  PredictedStrategy strategy) {
-  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_cols();  // dW, dT or T
+  return strategy == PredictedStrategy::Materialise ? s.k * s.n : s.m * s.t_ld();  // dW, dT or T
 }
 
 namespace cpu {

@@ -37,7 +37,8 @@ __global__ void chain_fused_forward_kernel(PredictedLinearShape s, const float* 
     }
   }
   __syncthreads();
-  for (int64_t i = threadIdx.x; i < rows * tc; i += blockDim.x) t[row0 * tc + i] = t_tile[i];  // once, for backward
+  for (int64_t i = threadIdx.x; i < rows * tc; i += blockDim.x)  // once, for backward: rows t_ld apart
+    t[(row0 + i / tc) * s.t_ld() + i % tc] = t_tile[i];
   for (int64_t i = threadIdx.x; i < rows * s.n; i += blockDim.x) {
     const int64_t r = i / s.n, col = i % s.n, j = col / nc, cc = col % nc;
     float acc = bias ? bias[col] : 0.f;

@@ -16,7 +16,8 @@
 namespace uv::cuda {
 
 void chain_fused_forward(const PredictedLinearShape& s, const float* x, const float* u, const float* v,
-                         const float* bias, float* t, float* y, cudaStream_t stream);
+                         const float* bias, float* t /* (M, J·r), rows t_ld apart */, float* y,
+                         cudaStream_t stream);
 void chain_fused_backward_data(const PredictedLinearShape& s, const float* dy, const float* u,
                                const float* v, float* dx, cudaStream_t stream);
 
