@@ -339,8 +339,8 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.800 (chain_fused, cublas:wgmma) | 1.25x |"), std::string::npos)
       << out;
   EXPECT_NE(out.find("### runs with U in tf32"), std::string::npos) << out;
-  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma_presplit, U tf32) | 0.700 (chain_fused, cublas:wgmma_presplit, U "
-                     "tf32) | 1.43x |"),
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma_presplit, U rounded to tf32) | 0.700 (chain_fused, "
+                     "cublas:wgmma_presplit, U rounded to tf32) | 1.43x |"),
             std::string::npos)
       << out;
   write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "tf32");
@@ -352,14 +352,15 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "256");
   out.clear();
   EXPECT_EQ(goal(out), 0) << out;
-  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma_presplit, 256 MiB) | 1.43x |"),
+  EXPECT_NE(out.find("| 1.000 (chain, cublas:wgmma) | 0.700 (chain_fused, cublas:wgmma_presplit, a 256 MiB "
+                     "workspace) | 1.43x |"),
             std::string::npos)
       << out;
   // And runs without the column bands (UV_TF32X3_BANDS=0); "1", the default, says nothing.
   write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "", "0");
   out.clear();
   EXPECT_EQ(goal(out), 0) << out;
-  EXPECT_NE(out.find("| 0.700 (chain_fused, cublas:wgmma_presplit, no bands) | 1.43x |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| 0.700 (chain_fused, cublas:wgmma_presplit, no column bands) | 1.43x |"), std::string::npos) << out;
   write("b.json", "cublas", "wgmma_presplit", {{f1.c_str(), 0.7, 1}}, "", "", "float32", "", "1");
   out.clear();
   EXPECT_EQ(goal(out), 0) << out;

@@ -63,12 +63,7 @@ def main(path, baselines=("chain", "materialise")):
         kernel += f", chunks of {context['tf32x3_chunk_depth']}"
         if "tf32x3_chunks" in context:  # runs before 2026-11-26's eighth session: how the chunks ran
             kernel += f" as {context['tf32x3_chunks']}"
-    if on_gpu and context.get("tf32x3_workspace_set"):
-        kernel += f", a {context.get('tf32x3_workspace_mib', '?')} MiB workspace"
-    if on_gpu and context.get("tf32x3_bands") == "0":
-        kernel += ", no column bands"
-    if context.get("dictionary_precision", "float32") != "float32":
-        kernel += f", U rounded to {context['dictionary_precision']}"
+    kernel += "".join(", " + setting for setting in run_settings(context, on_gpu))
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
     with_floor = any(v[2] for r in rows.values() for v in r.values())
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
@@ -96,6 +91,20 @@ def main(path, baselines=("chain", "materialise")):
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")
         for (pass_name, shape, strategy), err in flagged.items():
             print(f"  {strategy} {pass_name} {shape}: check_rel_err {err}")
+
+
+def run_settings(context, on_gpu):
+    """The settings a run was told apart by, in the words of both tables: the 3xTF32 workspace
+    (UV_TF32X3_WORKSPACE_MIB) and column bands (UV_TF32X3_BANDS=0) on the GPU, U's precision
+    (--dictionary_precision) anywhere."""
+    settings = []
+    if on_gpu and context.get("tf32x3_workspace_set"):
+        settings.append(f"a {context.get('tf32x3_workspace_mib', '?')} MiB workspace")
+    if on_gpu and context.get("tf32x3_bands") == "0":
+        settings.append("no column bands")
+    if context.get("dictionary_precision", "float32") != "float32":
+        settings.append(f"U rounded to {context['dictionary_precision']}")
+    return settings
 
 
 FUSED = ("chain_fused", "onthefly_w")
@@ -133,12 +142,7 @@ def goal_table(reports):
             label += f":{context.get('tf32x3_chunk_depth', '?')}"
         elif context.get("tf32x3_chunks_set"):  # earlier runs, which also chose how the chunks ran
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
-        if context.get("tf32x3_workspace_set"):  # UV_TF32X3_WORKSPACE_MIB given
-            label += f", {context.get('tf32x3_workspace_mib', '?')} MiB"
-        if context.get("tf32x3_bands") == "0":  # UV_TF32X3_BANDS=0
-            label += ", no bands"
-        if context.get("dictionary_precision", "float32") != "float32":  # U rounded (--dictionary_precision)
-            label += f", U {context['dictionary_precision']}"
+        label += "".join(", " + setting for setting in run_settings(context, True))
         for b in report["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue

@@ -405,8 +405,9 @@ struct Tf32x3WgmmaTile : Tf32x3MmaTileT<128, 128, 64, 32, 3, 1> {
   // moves registers from the producer, which only copies, to the consumers: 384 threads enter
   // with 168 each (65536 / 384, in steps of 8), and 56 · 128 + 224 · 256 is the same file. ptxas
   // spills nothing at 56 and 224; at 40 and 232 (CUTLASS's split) the persistent producer spilled.
-  // Where A is not 16-byte aligned (T at r = 409, 819, 1638) the producer copies single elements
-  // in a loop it does not unroll: unrolled, their 32 addresses spilled at any split.
+  // Where A is not 16-byte aligned (a leading dimension not a multiple of 4; no longer T's, whose
+  // rows are padded: PredictedLinearShape::t_ld) the producer copies single elements in a loop it
+  // does not unroll: unrolled, their 32 addresses spilled at any split.
   static constexpr int kProducerThreads = 128;
   static constexpr int kSpecialisedThreads = kThreads + kProducerThreads;
   static constexpr int kProducerRegisters = 56, kConsumerRegisters = 224;
