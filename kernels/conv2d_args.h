@@ -118,7 +118,7 @@ struct Conv2dBackwardArgsT {
   const Scalar* dy = nullptr;    // (B, Ho, Wo, C_out)
   Scalar* cols = nullptr;        // (B·Ho·Wo, p·p·C_in): im2col(X) rebuilt where backward reads X
   Scalar* dcols = nullptr;       // (B·Ho·Wo, p·p·C_in) when dx is wanted
-  Scalar* scratch = nullptr;     // predicted: predicted_linear_backward_scratch_floats
+  Scalar* scratch = nullptr;     // predicted: Conv2dBuffers::backward_scratch (the route's)
   Scalar* filter = nullptr;      // (F, p, p, C_in) KRSC filter bank for cuDNN (CUDA backend only)
   Scalar* dx = nullptr;          // (B, H, W, C_in) or null
   Scalar* dw = nullptr;          // dense

@@ -76,13 +76,14 @@ CudnnConvDims cudnn_conv_dims(const Conv2dShape& s, int64_t filters);
 // The buffers of the cuDNN paths (no im2col buffers):
 //   dense        forward_filter = backward_filter = p·p·C_in·C_out (Wᵀ; backward: Wᵀ, then dWᵀ)
 //   materialise  saved = backward_scratch = p·p·C_in·C_out (Wᵀ kept; dWᵀ)
-//   chain        saved = backward_scratch = B·Ho·Wo·J·r (T; dT),
+//   chain        saved = backward_scratch = B·Ho·Wo·J·r (T; dT, packed as cuDNN writes them),
 //                forward_filter = backward_filter = p·p·C_in·J·r (Uᵀ; backward: Uᵀ, then dUᵀ)
 Conv2dBuffers cudnn_conv2d_buffers(const Conv2dLayout& layer);
 // The buffers of onthefly_w's implicit-GEMM route: no im2col matrix forward, nothing saved;
-// backward_scratch = B·Ho·Wo·J·r (T = im2col(X)·U, recomputed), dcols = B·Ho·Wo·p·p·C_in (dY·Wᵀ
-// before col2im). LowRank (learn_u) backward falls back to the im2col route and also gets its
-// backward_cols.
+// backward_scratch = B·Ho·Wo·t_ld (T = im2col(X)·U, recomputed and written packed; t_ld, the
+// linear layer's padded rows, so that it also fits the im2col route's dT), dcols = B·Ho·Wo·p·p·C_in
+// (dY·Wᵀ before col2im). LowRank (learn_u) backward falls back to the im2col route and also gets
+// its backward_cols.
 Conv2dBuffers onthefly_w_implicit_conv2d_buffers(const Conv2dLayout& layer);
 // What the CUDA backend plans: each route's buffers (cuda_conv2d_route).
 Conv2dBuffers cuda_conv2d_buffers(const Conv2dLayout& layer);

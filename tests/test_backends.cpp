@@ -338,7 +338,7 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
     const auto x = test::random_vector<float>(s.m * s.k, rng), u = test::random_vector<float>(s.k * s.t_cols(), rng),
                v = test::random_vector<float>(s.rank * s.n, rng), b = test::random_vector<float>(s.n, rng),
                dy = test::random_vector<float>(s.m * s.n, rng);
-    struct Out { std::vector<float> y, dx, dv, db, du, saved; };
+    struct Out { std::vector<float> y, dx, dv, db, du, saved, scratch; };
     auto run = [&](Backend& be) {
       Mirror d{be, {}};
       const std::vector<float> nan_y = test::poisoned<float>(s.m * s.n), nan_x = test::poisoned<float>(s.m * s.k),
@@ -356,9 +356,10 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
       bw.dy = d.put(dy); bw.scratch = d.put(nan_scratch); bw.dx = d.put(nan_x); bw.dv = d.put(nan_v);
       bw.dbias = d.put(nan_b); bw.du = c.learn_u ? d.put(nan_u) : nullptr;
       be.predicted_linear_backward(bw);
-      Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}, {}};
+      Out o{d.get(f.y, nan_y.size()), d.get(bw.dx, nan_x.size()), d.get(bw.dv, v.size()), d.get(bw.dbias, b.size()), {}, {}, {}};
       if (c.learn_u) o.du = d.get(bw.du, u.size());
       o.saved = d.get(f.saved, nan_saved.size());
+      o.scratch = d.get(bw.scratch, nan_scratch.size());
       return o;
     };
     const Out ref = run(*cpu);
@@ -387,6 +388,12 @@ TEST_P(BackendPredictedLinear, MatchesTheCpu) {
           for (int64_t col = s.t_cols(); col < s.t_ld(); ++col)
             ASSERT_TRUE(std::isnan(got[static_cast<size_t>(col)])) << "T's padding written at row " << i;
         }
+      }
+      if (c.strategy != PredictedStrategy::Materialise) {  // the scratch's dT or T: the padding untouched
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t col = s.t_cols(); col < s.t_ld(); ++col)
+            ASSERT_TRUE(std::isnan(out.scratch[static_cast<size_t>(i * s.t_ld() + col)]))
+                << "the scratch's padding written at row " << i;
       }
     }
   }
@@ -891,13 +898,14 @@ TEST(BackendTraining, DeviceLossCurveFollowsTheCpu) {
 }
 
 // train.small_gemm: the layers whose products take the one-kernel bias+activation (a chain layer
-// with one column and σ, a dense layer with tanh) follow the CPU's curve as closely.
+// with one column and σ, a dense layer with tanh) follow the CPU's curve as closely. Rank 10: T's
+// rows are padded (t_ld 12), and the layer's own forward writes T as backward reads it.
 TEST(BackendTraining, SmallGemmLossCurveFollowsTheCpu) {
   UV_REQUIRE_DEVICE(device);
   device->set_small_gemm(true);
-  ASSERT_TRUE(device->fuses_bias_activation(25, 40, 16, Activation::Sigmoid));
+  ASSERT_TRUE(device->fuses_bias_activation(25, 40, 10, Activation::Sigmoid));
   const std::string layers = R"([
-      {"type": "predicted_dense", "units": 40, "dictionary": "se", "fraction": 0.25, "strategy": "chain"},
+      {"type": "predicted_dense", "units": 40, "dictionary": "se", "rank": 10, "strategy": "chain"},
       {"type": "dense", "units": 30, "activation": "tanh"},
       {"type": "dense", "units": 4, "activation": "identity"}])";
   std::unique_ptr<Backend> cpu = make_cpu_backend();

@@ -108,9 +108,9 @@ void PredictedDense::forward(OpContext& ctx) {
   const PredictedLinearShape& s = args.shape;
   if (config_.strategy == PredictedStrategy::Chain && s.columns == 1 && folded_.fuses_product(ctx, s.n, s.rank)) {
     // The chain's two products, the second with the bias and activation in its kernel:
-    // T (m × r) = X·U, kept for backward, then Y = act(T·V + b).
-    ctx.backend->gemm(false, false, s.m, s.rank, s.k, 1.f, args.x, s.k, args.u, s.rank, 0.f, args.saved, s.rank);
-    folded_.forward_product(ctx, s.n, s.rank, args.saved, s.rank, args.v, s.n, bias);
+    // T (m × r, rows t_ld apart as backward reads them) = X·U, kept for backward, then Y = act(T·V + b).
+    ctx.backend->gemm(false, false, s.m, s.rank, s.k, 1.f, args.x, s.k, args.u, s.rank, 0.f, args.saved, s.t_ld());
+    folded_.forward_product(ctx, s.n, s.rank, args.saved, s.t_ld(), args.v, s.n, bias);
     return;
   }
   ctx.backend->predicted_linear_forward(args);
