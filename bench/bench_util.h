@@ -4,6 +4,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/core/tf32.h"
 #include "kernels/cuda/tf32x3_gemm_tile.h"  // plain C++
 
 namespace uv::bench {
@@ -29,6 +32,58 @@ struct Tensors {
     return owned.back().floats();
   }
 };
+
+// The largest difference between `got` and `want` (rows × cols, rows ld floats apart, on the
+// backend) on their first and last `rows_each` rows, relative to the largest magnitude in `want`
+// there; infinite where a difference is NaN. Columns from cols to ld (padding) are not compared.
+inline double sampled_relative_error(Backend& be, const float* got, const float* want, int64_t rows, int64_t cols,
+                                     int64_t ld = 0, int64_t rows_each = 64) {
+  if (ld == 0) ld = cols;
+  double worst = 0, scale = 0;
+  for (const int64_t first : {int64_t{0}, std::max<int64_t>(0, rows - rows_each)}) {
+    const int64_t n = std::min(rows_each, rows - first) * ld;
+    std::vector<float> g(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+    be.copy_to_host(g.data(), got + first * ld, n * sizeof(float));
+    be.copy_to_host(w.data(), want + first * ld, n * sizeof(float));
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % ld >= cols) continue;
+      const double d = std::fabs(double(g[i]) - double(w[i]));
+      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+      scale = std::max(scale, std::fabs(double(w[i])));
+    }
+  }
+  return worst / std::max(scale, 1e-30);
+}
+
+// U (n floats on the backend) rounded to TF32 in place, as a layer with dictionary_precision = tf32
+// has it (engine/train/config.h).
+inline void round_to_tf32(Backend& be, float* u, int64_t n) {
+  std::vector<float> host(static_cast<size_t>(n));
+  be.copy_to_host(host.data(), u, host.size() * sizeof(float));
+  for (float& x : host) x = tf32_round(x);
+  be.copy_to_device(u, host.data(), host.size() * sizeof(float));
+}
+
+// --dictionary_precision=float32|tf32 taken out of argv (the rest go on to run()), said in the
+// JSON's context; false, with the message printed, for any other value (the program exits 2).
+inline bool take_dictionary_precision(int& argc, char** argv, const char* program, bool& tf32) {
+  std::string precision = "float32";
+  int kept = 0;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--dictionary_precision=", 23) == 0)
+      precision = argv[i] + 23;
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
+  if (precision != "float32" && precision != "tf32") {
+    std::fprintf(stderr, "%s: --dictionary_precision=\"%s\" is not one of float32, tf32\n", program, precision.c_str());
+    return false;
+  }
+  tf32 = precision == "tf32";
+  benchmark::AddCustomContext("dictionary_precision", precision);
+  return true;
+}
 
 // Runs the benchmark loop over `work` (after one warm-up call: cuBLAS/cuDNN heuristics, first touch
 // of the pool) and returns the mean milliseconds per call, the figure the Time column shows. Each

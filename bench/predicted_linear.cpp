@@ -10,8 +10,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,25 +18,15 @@
 #include "bench/bench_util.h"
 #include "engine/backend/backend.h"
 #include "engine/core/philox.h"
-#include "engine/core/tf32.h"
 #include "engine/ops/strategy_cost.h"
 #include "kernels/cuda/chain_fused_tile.h"
 
 namespace {
 
 uv::Backend* g_backend = nullptr;
-// --dictionary_precision=tf32: U rounded to TF32 as a layer with dictionary_precision = tf32 has it
-// (engine/train/config.h), for every strategy and the check's chain alike; float32 (the default)
-// leaves U as drawn.
+// --dictionary_precision=tf32: U rounded to TF32 (bench::round_to_tf32), for every strategy and the
+// check's chain alike; float32 (the default) leaves U as drawn.
 bool g_u_tf32 = false;
-
-// U (n floats on the backend) rounded to TF32 in place.
-void round_to_tf32(uv::Backend& be, float* u, int64_t n) {
-  std::vector<float> host(static_cast<size_t>(n));
-  be.copy_to_host(host.data(), u, host.size() * sizeof(float));
-  for (float& x : host) x = uv::tf32_round(x);
-  be.copy_to_device(u, host.data(), host.size() * sizeof(float));
-}
 
 using uv::bench::Pass;
 using uv::bench::Tensors;
@@ -46,25 +34,6 @@ using uv::bench::timed_loop;
 
 // --gemm=tf32x3 runs the chain on our own GEMM: the check's reference then goes through cuBLAS.
 bool gemm_library_is_ours() { return uv::bench::gemm_library() == uv::GemmLibrary::Tf32x3; }
-
-// The largest difference between `got` and `want` on their first and last `rows_each` rows (of
-// `cols` floats, on the backend), relative to the largest magnitude in `want` there.
-double sampled_relative_error(uv::Backend& be, const float* got, const float* want, int64_t rows, int64_t cols,
-                              int64_t rows_each = 64) {
-  double worst = 0, scale = 0;
-  for (const int64_t first : {int64_t{0}, std::max<int64_t>(0, rows - rows_each)}) {
-    const int64_t n = std::min(rows_each, rows - first) * cols;
-    std::vector<float> g(static_cast<size_t>(n)), w(static_cast<size_t>(n));
-    be.copy_to_host(g.data(), got + first * cols, n * sizeof(float));
-    be.copy_to_host(w.data(), want + first * cols, n * sizeof(float));
-    for (int64_t i = 0; i < n; ++i) {
-      const double d = std::fabs(double(g[i]) - double(w[i]));
-      worst = std::isnan(d) ? INFINITY : std::max(worst, d);
-      scale = std::max(scale, std::fabs(double(w[i])));
-    }
-  }
-  return worst / std::max(scale, 1e-30);
-}
 
 // Correctness beside the speed: the strategy's outputs (Y; for a step also dX and dV) against the
 // chain's on the same inputs through cuBLAS (cuBLASLt with --gemm=cublaslt*; the CPU's GEMM on the
@@ -101,10 +70,10 @@ double check_against_chain(uv::Backend& be, const uv::PredictedLinearForwardArgs
     be.predicted_linear_forward(rf);
     if (step) be.predicted_linear_backward(rb);
   }
-  double err = sampled_relative_error(be, f.y, rf.y, s.m, s.n);
+  double err = uv::bench::sampled_relative_error(be, f.y, rf.y, s.m, s.n);
   if (step) {
-    err = std::max(err, sampled_relative_error(be, b.dx, rb.dx, s.m, s.k));
-    err = std::max(err, sampled_relative_error(be, b.dv, rb.dv, s.rank, s.n));
+    err = std::max(err, uv::bench::sampled_relative_error(be, b.dx, rb.dx, s.m, s.k));
+    err = std::max(err, uv::bench::sampled_relative_error(be, b.dv, rb.dv, s.rank, s.n));
   }
   return err;
 }
@@ -119,7 +88,7 @@ void predicted(benchmark::State& state, uv::PredictedStrategy strategy, Pass pas
   uv::PredictedLinearForwardArgs f;
   f.shape = s; f.strategy = strategy;
   float* const u = t.make(be, s.k * s.t_cols(), 2);  // (K, J·r)
-  if (g_u_tf32) round_to_tf32(be, u, s.k * s.t_cols());
+  if (g_u_tf32) uv::bench::round_to_tf32(be, u, s.k * s.t_cols());
   f.x = t.make(be, s.m * s.k, 1); f.u = u; f.v = t.make(be, s.rank * s.n, 3);
   f.bias = t.make(be, s.n, 4); f.saved = t.make(be, uv::predicted_linear_saved_floats(s, strategy), 5);
   f.y = t.make(be, s.m * s.n, 6);
@@ -225,22 +194,8 @@ void register_all(bool cuda) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<char*> args;  // all but --dictionary_precision, for bench::run
-  std::string precision = "float32";
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--dictionary_precision=", 23) == 0)
-      precision = argv[i] + 23;
-    else
-      args.push_back(argv[i]);
-  }
-  if (precision != "float32" && precision != "tf32") {
-    std::fprintf(stderr, "bench_predicted_linear: --dictionary_precision=\"%s\" is not one of float32, tf32\n",
-                 precision.c_str());
-    return 2;
-  }
-  g_u_tf32 = precision == "tf32";
-  benchmark::AddCustomContext("dictionary_precision", precision);
-  return uv::bench::run(static_cast<int>(args.size()), args.data(), "bench_predicted_linear", [](uv::Backend& backend) {
+  if (!uv::bench::take_dictionary_precision(argc, argv, "bench_predicted_linear", g_u_tf32)) return 2;
+  return uv::bench::run(argc, argv, "bench_predicted_linear", [](uv::Backend& backend) {
     g_backend = &backend;
     register_all(backend.device() == uv::Device::CUDA);
   });
