@@ -2,9 +2,9 @@
 // and which product the 3xTF32 kernels win or lose against cuBLAS on the same operands.
 //   build/bench_predicted_products --device=cuda [--dictionary_precision=float32|tf32]
 //     --benchmark_out=out.json --benchmark_out_format=json
-// The products are recorded from the chain's own orchestration (kernels/predicted_linear_algorithm.h,
-// forward then backward without bias, dX wanted), so their transposes, strides and T's padded rows
-// are the ones the layer runs:
+// The products are recorded from the chain's own orchestration (algorithm::GemmRecorder over
+// kernels/predicted_linear_algorithm.h's forward then backward, without bias, dX wanted), so their
+// transposes, strides and T's padded rows are the ones the layer runs:
 //   x_u  T = X·U      (M × r, k = K)   forward          dv  dV = Tᵀ·dY  (r × N, k = M)  backward
 //   t_v  Y = T·V      (M × N, k = r)   forward          dt  dT = dY·Vᵀ  (M × r, k = N)  backward
 //                                                       dx  dX = dT·Uᵀ  (M × K, k = r)  backward
@@ -30,37 +30,6 @@ bool g_u_tf32 = false;  // --dictionary_precision=tf32
 constexpr const char* kProducts[] = {"x_u", "t_v", "dv", "dt", "dx"};  // the order the chain runs them
 constexpr int kProductCount = 5;
 
-// One product as the orchestration asked for it.
-struct Product {
-  bool ta, tb;
-  int64_t m, n, k;
-  const float* a;
-  int64_t lda;
-  const float* b;
-  int64_t ldb;
-  float* c;
-  int64_t ldc;
-};
-
-// The algorithm's Ops, recording each product instead of running it (one column: no batches).
-struct RecordingOps {
-  using Scalar = float;
-  std::vector<Product> products;
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float, const float* a, int64_t lda, const float* b,
-            int64_t ldb, float, float* c, int64_t ldc) {
-    products.push_back({ta, tb, m, n, k, a, lda, b, ldb, c, ldc});
-  }
-  void gemm_batched(int64_t count, int64_t, int64_t, int64_t, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                    float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                    int64_t ldc) {
-    UV_CHECK(count == 1, "bench_predicted_products records one column's products");
-    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  // Not reached: the layer runs without bias.
-  void bias_add_rows(float*, const float*, int64_t, int64_t) {}
-  void column_sums(const float*, int64_t, int64_t, float*, uv::GradientMode) {}
-};
-
 // Arguments: M, K, N, r.
 void product(benchmark::State& state, uv::GemmLibrary library, int which) {
   uv::Backend& be = *g_backend;
@@ -80,11 +49,11 @@ void product(benchmark::State& state, uv::GemmLibrary library, int which) {
   b.dy = t.make(be, s.m * s.n, 7);
   b.scratch = t.make(be, uv::predicted_linear_backward_scratch_floats(s, chain), 8);  // dT
   b.dx = t.make(be, s.m * s.k, 9); b.dv = t.make(be, s.rank * s.n, 10);
-  RecordingOps recorded;
+  uv::algorithm::GemmRecorder recorded;
   uv::algorithm::predicted_linear_forward(recorded, f);
   uv::algorithm::predicted_linear_backward(recorded, b);
-  UV_CHECK(recorded.products.size() == kProductCount, "the chain ran " << recorded.products.size() << " products");
-  const Product p = recorded.products[static_cast<size_t>(which)];
+  UV_CHECK(recorded.calls.size() == kProductCount, "the chain ran " << recorded.calls.size() << " products");
+  const uv::GemmCall p = recorded.calls[static_cast<size_t>(which)];  // one column: count 1
   auto run = [&] { be.gemm(p.ta, p.tb, p.m, p.n, p.k, 1.f, p.a, p.lda, p.b, p.ldb, 0.f, p.c, p.ldc); };
   be.set_gemm_library(library);
   const int64_t ours_before = be.gemm_counts().tf32x3_products;
@@ -93,7 +62,7 @@ void product(benchmark::State& state, uv::GemmLibrary library, int which) {
   if (be.device() == uv::Device::CUDA) state.counters["tf32x3"] = be.gemm_counts().tf32x3_products > ours_before;
   // The reference: the same product through cublasSgemm (the CPU's GEMM on the CPU).
   uv::bench::Tensors ref;
-  Product r = p;
+  uv::GemmCall r = p;
   r.c = ref.make(be, p.m * p.ldc, 30);
   be.set_gemm_library(uv::GemmLibrary::Cublas);
   be.gemm(r.ta, r.tb, r.m, r.n, r.k, 1.f, r.a, r.lda, r.b, r.ldb, 0.f, r.c, r.ldc);

@@ -13,12 +13,32 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "kernels/gemm_call.h"
 #include "kernels/predicted_linear_args.h"
 
 namespace uv::algorithm {
+
+// An Ops that records the products an orchestration asks for instead of running them (the bias
+// ops run nothing): what a bench replays one product at a time (bench/predicted_products.cpp) and
+// a test inspects for strides and alignment.
+struct GemmRecorder {
+  using Scalar = float;
+  std::vector<GemmCall> calls;
+  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool ta, bool tb, int64_t m,
+                    int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float beta, float* c, int64_t ldc) {
+    calls.push_back(gemm_call(count, stride_a, stride_b, stride_c, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+  }
+  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+            int64_t ldb, float beta, float* c, int64_t ldc) {
+    gemm_batched(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void bias_add_rows(float*, const float*, int64_t, int64_t) {}
+  void column_sums(const float*, int64_t, int64_t, float*, GradientMode) {}
+};
 
 template <typename Scalar>
 Scalar beta_of(GradientMode mode) {

@@ -197,27 +197,6 @@ TEST(BackendGemm, OrchestrationsBuildCallsThatMeanTheUnfusedSequence) {
   }
 }
 
-// What the chain's products hand a GEMM, recorded without computing: whether each operand can go by
-// 16-byte chunks (tf32x3_chunks_aligned) and C by 8-byte pairs (tf32x3_pairs_aligned).
-struct AlignmentOps {
-  using Scalar = float;
-  struct Product { bool a, b, c; const float* b_ptr; const float* c_ptr; };
-  std::vector<Product> products;
-  void gemm_batched(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool, bool, int64_t,
-                    int64_t, int64_t, float, const float* a, int64_t lda, const float* b, int64_t ldb, float, float* c,
-                    int64_t ldc) {
-    products.push_back({cuda::tf32x3_chunks_aligned(a, lda, count, stride_a),
-                        cuda::tf32x3_chunks_aligned(b, ldb, count, stride_b),
-                        cuda::tf32x3_pairs_aligned(c, ldc, count, stride_c), b, c});
-  }
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-    gemm_batched(1, 0, 0, 0, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  void bias_add_rows(float*, const float*, int64_t, int64_t) {}
-  void column_sums(const float*, int64_t, int64_t, float*, GradientMode) {}
-};
-
 // With T's rows padded (t_ld), every product of the chain's forward and backward at the goal's
 // ranks, 16-byte aligned or not (r = 204, 409, 819, 1638, 1024, 4096), reads its A, and its B
 // unless B is U (K×r, a parameter with rows of r, which the presplit rewrites), in 16-byte chunks
@@ -233,22 +212,24 @@ TEST(BackendGemm, ChainProductsGetAlignedOperandsAtEveryGoalRank) {
     PredictedLinearForwardArgsT<float> f;
     f.shape = s; f.strategy = PredictedStrategy::ChainFused;
     f.x = base; f.u = u; f.v = base; f.bias = base; f.saved = base; f.y = base;
-    AlignmentOps ops;
+    algorithm::GemmRecorder ops;
     algorithm::predicted_linear_forward(ops, f);
     PredictedLinearBackwardArgsT<float> bw;
     bw.shape = s; bw.strategy = PredictedStrategy::ChainFused;
     bw.x = base; bw.u = u; bw.v = base; bw.saved = base; bw.dy = base; bw.scratch = base;
     bw.dx = base; bw.dv = base; bw.dbias = base; bw.du = du;
     algorithm::predicted_linear_backward(ops, bw);
-    ASSERT_EQ(ops.products.size(), 6u);  // X·U, T·V; dV, dT, dX, dU
-    for (size_t i = 0; i < ops.products.size(); ++i) {
-      const AlignmentOps::Product& p = ops.products[i];
-      EXPECT_TRUE(p.a) << "product " << i << "'s A";
-      EXPECT_EQ(p.c, p.c_ptr != du || rank % 2 == 0) << "product " << i << "'s C";
-      if (p.b_ptr != u) {
-        EXPECT_TRUE(p.b) << "product " << i << "'s B";
+    ASSERT_EQ(ops.calls.size(), 6u);  // X·U, T·V; dV, dT, dX, dU
+    for (size_t i = 0; i < ops.calls.size(); ++i) {
+      const GemmCall& g = ops.calls[i];  // whether A and B go by 16-byte chunks and C by 8-byte pairs
+      EXPECT_TRUE(cuda::tf32x3_chunks_aligned(g.a, g.lda, g.count, g.stride_a)) << "product " << i << "'s A";
+      EXPECT_EQ(cuda::tf32x3_pairs_aligned(g.c, g.ldc, g.count, g.stride_c), g.c != du || rank % 2 == 0)
+          << "product " << i << "'s C";
+      if (g.b != u) {
+        EXPECT_TRUE(cuda::tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b)) << "product " << i << "'s B";
       } else {
-        EXPECT_EQ(p.b, rank % 4 == 0) << "U's rows are r floats: as they come";
+        EXPECT_EQ(cuda::tf32x3_chunks_aligned(g.b, g.ldb, g.count, g.stride_b), rank % 4 == 0)
+            << "U's rows are r floats: as they come";
       }
     }
   }

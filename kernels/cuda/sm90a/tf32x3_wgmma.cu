@@ -161,6 +161,10 @@ __device__ __forceinline__ void copy_presplit_slice(const Tf32x3Params& p, const
 __device__ __forceinline__ bool b_has_small(const Tf32x3Params& p) {
   return p.b_small_any == nullptr || *p.b_small_any == p.b_small_epoch;
 }
+// Slice g's slot in a presplit ring (Tile::kPresplitStages of them, A's slice then B's parts each).
+__device__ __forceinline__ float* ring_slot(float* slots, int64_t g) {
+  return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
+}
 // The copies both presplit rings make: each thread's share of the ring's slice g (g = 0, 1, 2, …
 // in order) into its slot. Persistent (p.units > 0): the block's tiles one after another
 // (tf32x3_persistent_unit), every one w.slices deep, the ring's slices counted across them (g), so
@@ -178,9 +182,7 @@ struct Tf32x3PresplitCopies {
   int64_t copy_unit = blockIdx.x;
   Tf32x3Place copy_place = w;
   int copy_slice_index = 0;
-  __device__ __forceinline__ float* slot(int64_t g) const {
-    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
-  }
+  __device__ __forceinline__ float* slot(int64_t g) const { return ring_slot(slots, g); }
   // Whether the ring has a slice g (g the next copy's): with the cursor at tile u and slice s, that
   // is tf32x3_persistent_unit(g, …)'s (u, s).
   __device__ __forceinline__ bool has(int64_t g) const {
@@ -336,7 +338,7 @@ struct Tf32x3SpecialisedRing {
   __device__ __forceinline__ void start() const {}
   __device__ __forceinline__ const float* arrive(int64_t g) const {
     mbarrier_wait(ring_full(slots, g), tf32x3_mbarrier_parity(g));
-    return slots + tf32x3_presplit_slot(g) * Tile::kPresplitStageFloats;
+    return ring_slot(slots, g);
   }
   __device__ __forceinline__ void copy_ahead(int64_t) const {}
   __device__ __forceinline__ void release(int64_t g) const { ring_release(slots, g, t); }
@@ -555,10 +557,16 @@ __global__ void __launch_bounds__(Specialised ? Tile::kSpecialisedThreads : Tile
 #endif
 }
 
+// A kernel's dynamic shared memory: the mbarrier rings' slots and barriers, the presplit ring's
+// slots, or B's part buffers and the ring.
+constexpr int shared_bytes(bool presplit, bool mbarrier) {
+  return mbarrier ? Tile::kMbarrierSharedBytes : presplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
+}
+
 template <bool TransA, bool TransB, bool PreSplit = false, bool Persistent = false, bool Mbarrier = false,
           bool Specialised = false>
 void opt_in() {
-  const int bytes = Mbarrier ? Tile::kMbarrierSharedBytes : PreSplit ? Tile::kPresplitSharedBytes : Tile::kSharedBytes;
+  const int bytes = shared_bytes(PreSplit, Mbarrier);
   CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier, Specialised>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   CUDA_CHECK(cudaFuncSetAttribute(tf32x3_wgmma_kernel<TransA, TransB, PreSplit, Persistent, Mbarrier, Specialised>,
@@ -643,54 +651,40 @@ unsigned tf32x3_wgmma_presplit(const float* b, int64_t ldb, bool trans_b, int64_
   return epoch;
 }
 
+namespace {
+
+// A presplit ring's launch (p.b_parts: B's parts are K-major whatever op(B) was): A or Aᵀ, in
+// persistent blocks (p.units > 0: grid.x of them) or a block a tile.
+template <bool Mbarrier, bool Specialised>
+void launch_presplit(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
+  const size_t smem = shared_bytes(true, Mbarrier);
+  const int threads = Specialised ? Tile::kSpecialisedThreads : Tile::kThreads;  // + the producer
+  if (p.units > 0) {
+    if (p.trans_a)
+      tf32x3_wgmma_kernel<true, false, true, true, Mbarrier, Specialised><<<grid, threads, smem, stream>>>(p);
+    else
+      tf32x3_wgmma_kernel<false, false, true, true, Mbarrier, Specialised><<<grid, threads, smem, stream>>>(p);
+  } else if (p.trans_a) {
+    tf32x3_wgmma_kernel<true, false, true, false, Mbarrier, Specialised><<<grid, threads, smem, stream>>>(p);
+  } else {
+    tf32x3_wgmma_kernel<false, false, true, false, Mbarrier, Specialised><<<grid, threads, smem, stream>>>(p);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
 void tf32x3_wgmma_launch(dim3 grid, const Tf32x3Params& p, cudaStream_t stream) {
-  if (p.b_parts) {  // B's parts are K-major whatever op(B) was
-    if (p.specialised) {  // 3 warpgroups: the producer and 2 consumers
-      const size_t smem = Tile::kMbarrierSharedBytes;
-      const int threads = Tile::kSpecialisedThreads;
-      if (p.units > 0) {  // persistent blocks (grid.x of them)
-        if (p.trans_a)
-          tf32x3_wgmma_kernel<true, false, true, true, true, true><<<grid, threads, smem, stream>>>(p);
-        else
-          tf32x3_wgmma_kernel<false, false, true, true, true, true><<<grid, threads, smem, stream>>>(p);
-      } else if (p.trans_a) {
-        tf32x3_wgmma_kernel<true, false, true, false, true, true><<<grid, threads, smem, stream>>>(p);
-      } else {
-        tf32x3_wgmma_kernel<false, false, true, false, true, true><<<grid, threads, smem, stream>>>(p);
-      }
-      CUDA_CHECK_LAUNCH();
-      return;
-    }
-    if (p.mbarrier_ring) {
-      const size_t smem = Tile::kMbarrierSharedBytes;
-      if (p.units > 0) {  // persistent blocks (grid.x of them)
-        if (p.trans_a)
-          tf32x3_wgmma_kernel<true, false, true, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-        else
-          tf32x3_wgmma_kernel<false, false, true, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-      } else if (p.trans_a) {
-        tf32x3_wgmma_kernel<true, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-      } else {
-        tf32x3_wgmma_kernel<false, false, true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-      }
-      CUDA_CHECK_LAUNCH();
-      return;
-    }
-    const size_t smem = Tile::kPresplitSharedBytes;
-    if (p.units > 0) {  // persistent blocks (grid.x of them)
-      if (p.trans_a)
-        tf32x3_wgmma_kernel<true, false, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-      else
-        tf32x3_wgmma_kernel<false, false, true, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-    } else if (p.trans_a) {
-      tf32x3_wgmma_kernel<true, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-    } else {
-      tf32x3_wgmma_kernel<false, false, true><<<grid, Tile::kThreads, smem, stream>>>(p);
-    }
-    CUDA_CHECK_LAUNCH();
+  if (p.b_parts) {
+    if (p.specialised)
+      launch_presplit<true, true>(grid, p, stream);  // 3 warpgroups: the producer and 2 consumers
+    else if (p.mbarrier_ring)
+      launch_presplit<true, false>(grid, p, stream);
+    else
+      launch_presplit<false, false>(grid, p, stream);
     return;
   }
-  const size_t smem = Tile::kSharedBytes;
+  const size_t smem = shared_bytes(false, false);
   if (p.trans_a) {
     if (p.trans_b)
       tf32x3_wgmma_kernel<true, true, false><<<grid, Tile::kThreads, smem, stream>>>(p);
