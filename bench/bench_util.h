@@ -109,6 +109,43 @@ inline GemmLibrary& gemm_library() {
   return library;
 }
 
+// The 3xTF32 GEMM's choices from the environment, as the CUDA backend reads them
+// (kernels/cuda/tf32x3_gemm_tile.h): false, having said which value is wrong, for a bad one.
+struct Tf32x3Choices {
+  cuda::Tf32x3Kernel kernel = cuda::Tf32x3Kernel::WgmmaPresplit;  // UV_TF32X3_KERNEL
+  int64_t depth = 0;                                              // UV_TF32X3_CHUNK_DEPTH
+  int64_t workspace_mib = 0;                                      // UV_TF32X3_WORKSPACE_MIB
+  bool bands = true;                                              // UV_TF32X3_BANDS
+  bool depth_set = false, workspace_set = false;                  // ... named, not the defaults
+};
+inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
+  const char* kernel = std::getenv("UV_TF32X3_KERNEL");
+  if (!cuda::parse_tf32x3_kernel(kernel, out.kernel)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not one of %s\n", program, kernel,
+                 cuda::tf32x3_kernel_names().c_str());
+    return false;
+  }
+  const char* depth = std::getenv("UV_TF32X3_CHUNK_DEPTH");
+  if (!cuda::parse_tf32x3_chunk_depth(depth, out.depth)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_CHUNK_DEPTH=\"%s\" is not a positive multiple of 32\n", program, depth);
+    return false;
+  }
+  const char* workspace = std::getenv("UV_TF32X3_WORKSPACE_MIB");
+  if (!cuda::parse_tf32x3_workspace_mib(workspace, out.workspace_mib)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_WORKSPACE_MIB=\"%s\" is not a whole number of MiB from 1 to 65536\n", program,
+                 workspace);
+    return false;
+  }
+  const char* bands = std::getenv("UV_TF32X3_BANDS");
+  if (!cuda::parse_tf32x3_bands(bands, out.bands)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands);
+    return false;
+  }
+  out.depth_set = depth && *depth;
+  out.workspace_set = workspace && *workspace;
+  return true;
+}
+
 inline int run(int argc, char** argv, const char* program, const std::function<void(Backend&)>& register_all) {
   std::string device = "auto", gemm = "cublas";
   std::vector<char*> rest;
@@ -132,42 +169,16 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   }
   benchmark::AddCustomContext("backend", backend->description());
   benchmark::AddCustomContext("gemm", gemm);
-  // Which 3xTF32 kernel the tf32x3 products ran on (kernels/cuda/tf32x3_gemm_tile.h).
-  const char* tf32x3_kernel = std::getenv("UV_TF32X3_KERNEL");
-  cuda::Tf32x3Kernel kernel;
-  if (!cuda::parse_tf32x3_kernel(tf32x3_kernel, kernel)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not one of %s\n", program, tf32x3_kernel,
-                 cuda::tf32x3_kernel_names().c_str());
-    return 2;
-  }
-  benchmark::AddCustomContext("tf32x3_kernel", cuda::tf32x3_kernel_name(kernel));
-  // How deep the 3xTF32 products' accumulations ran (kernels/cuda/tf32x3_gemm_tile.h).
-  const char* depth_env = std::getenv("UV_TF32X3_CHUNK_DEPTH");
-  int64_t depth = 0;
-  if (!cuda::parse_tf32x3_chunk_depth(depth_env, depth)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_CHUNK_DEPTH=\"%s\" is not a positive multiple of 32\n", program, depth_env);
-    return 2;
-  }
-  benchmark::AddCustomContext("tf32x3_chunk_depth", std::to_string(depth));
-  if (depth_env && *depth_env) benchmark::AddCustomContext("tf32x3_chunk_depth_set", "1");
-  // The 3xTF32 products' workspace (the CUDA backend reads the same variable).
-  const char* workspace_env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
-  int64_t workspace_mib = 0;
-  if (!cuda::parse_tf32x3_workspace_mib(workspace_env, workspace_mib)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_WORKSPACE_MIB=\"%s\" is not a whole number of MiB from 1 to 65536\n", program,
-                 workspace_env);
-    return 2;
-  }
-  benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(workspace_mib));
-  if (workspace_env && *workspace_env) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
-  // Whether the presplit kernels ran products in column bands (UV_TF32X3_BANDS).
-  const char* bands_env = std::getenv("UV_TF32X3_BANDS");
-  bool bands = true;
-  if (!cuda::parse_tf32x3_bands(bands_env, bands)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands_env);
-    return 2;
-  }
-  benchmark::AddCustomContext("tf32x3_bands", bands ? "1" : "0");
+  Tf32x3Choices tf32x3;
+  if (!read_tf32x3_choices(program, tf32x3)) return 2;
+  // Which 3xTF32 kernel the tf32x3 products ran on, how deep their accumulations ran, their
+  // workspace and whether the presplit kernels ran in column bands.
+  benchmark::AddCustomContext("tf32x3_kernel", cuda::tf32x3_kernel_name(tf32x3.kernel));
+  benchmark::AddCustomContext("tf32x3_chunk_depth", std::to_string(tf32x3.depth));
+  if (tf32x3.depth_set) benchmark::AddCustomContext("tf32x3_chunk_depth_set", "1");
+  benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(tf32x3.workspace_mib));
+  if (tf32x3.workspace_set) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
+  benchmark::AddCustomContext("tf32x3_bands", tf32x3.bands ? "1" : "0");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

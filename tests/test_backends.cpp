@@ -10,6 +10,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 #include <tuple>
@@ -2386,6 +2387,71 @@ TEST(Tf32x3Tile, ScheduleTakesTheMeasuredOrder) {
           }
 }
 
+// What a product's plan comes to (tf32x3_plan_summary over tf32x3_for_each_launch's walk), on an
+// H100's 132 multiprocessors at the chunk depth of 2048: the chain's X·U at M = 4096, K = 16384,
+// r = 819 (32 × 7 = 224 tiles) takes 8 chunks of 2048 with the 32 MiB workspace, each with its
+// presplit, each 2 waves of which the second is 92 tiles (224 / 264 full), and one launch of 8
+// splits with 256 MiB (1792 blocks, 14 waves); dV = Tᵀ·dY (819 × 16384, k 4096) with 256 MiB
+// takes 3 bands whose last is narrower and planned otherwise; several products never presplit.
+TEST(Tf32x3Tile, PlanSummaryCountsLaunchesKernelsAndWaves) {
+  const cuda::Tf32x3Gpu presplit =
+      cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaPresplit, 132, true, cuda::Tf32x3Tiles::Auto);
+  const int64_t mib32 = int64_t{32} << 18, mib256 = int64_t{256} << 18;
+  const GemmCall x_u = gemm_call(1, 0, 0, 0, false, false, 4096, 819, 16384, 1.f, nullptr, 16384, nullptr, 819, 0.f,
+                                 nullptr, 820);
+  cuda::Tf32x3PlanSummary s = cuda::tf32x3_plan_summary(x_u, mib32, true, presplit, 2048, true);
+  EXPECT_TRUE(s.ok);
+  EXPECT_EQ(s.bands, 1);
+  EXPECT_EQ(s.launches, 8);
+  EXPECT_EQ(s.chunks, 8);
+  EXPECT_EQ(s.kernels, 16);  // each chunk: B's presplit and the product
+  EXPECT_EQ(s.wgmma, 8);
+  EXPECT_EQ(s.presplit, 8);
+  EXPECT_EQ(s.max_splits, 1);
+  EXPECT_EQ(s.waves, 16);
+  EXPECT_NEAR(s.fill, 224.0 / 264.0, 1e-12);
+  EXPECT_EQ(cuda::tf32x3_plan_text(s), "8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full");
+  s = cuda::tf32x3_plan_summary(x_u, mib256, true, presplit, 2048, true);
+  EXPECT_EQ(s.launches, 1);
+  EXPECT_EQ(s.kernels, 3);  // presplit, product, reduce
+  EXPECT_EQ(s.max_splits, 8);
+  EXPECT_EQ(s.waves, 14);
+  EXPECT_NEAR(s.fill, 1792.0 / (14 * 132), 1e-12);
+  EXPECT_EQ(cuda::tf32x3_plan_text(s), "1 launch on wgmma, presplit, splits 8; 3 kernels, 14 waves 97% full");
+  // The walk and the summary agree launch by launch, and the bands' launches differ.
+  const GemmCall dv = gemm_call(1, 0, 0, 0, true, false, 819, 16384, 4096, 1.f, nullptr, 820, nullptr, 16384, 0.f,
+                                nullptr, 16384);
+  s = cuda::tf32x3_plan_summary(dv, mib256, true, presplit, 2048, true);
+  std::vector<int64_t> per_band;
+  int64_t kernels = 0;
+  cuda::tf32x3_for_each_launch(dv, mib256, true, presplit, 2048, true,
+                               [&](const GemmCall& c, const cuda::Tf32x3Launch& l, int64_t band) {
+                                 EXPECT_TRUE(l.ok);
+                                 if (band == static_cast<int64_t>(per_band.size())) per_band.push_back(0);
+                                 ASSERT_EQ(band + 1, static_cast<int64_t>(per_band.size())) << "bands in order";
+                                 ++per_band.back();
+                                 kernels += 1 + l.presplit + (l.split.splits > 1);
+                                 EXPECT_LE(c.n, dv.n);
+                               });
+  EXPECT_EQ(s.bands, static_cast<int64_t>(per_band.size()));
+  EXPECT_GT(s.bands, 1);
+  EXPECT_EQ(s.chunks, 0) << "the last band is planned otherwise";
+  EXPECT_EQ(s.launches, std::accumulate(per_band.begin(), per_band.end(), int64_t{0}));
+  EXPECT_EQ(s.kernels, kernels);
+  EXPECT_NE(cuda::tf32x3_plan_text(s).find("bands, some in chunks"), std::string::npos) << cuda::tf32x3_plan_text(s);
+  // Without bands (UV_TF32X3_BANDS=0) the same product has no presplit: its parts never fit.
+  s = cuda::tf32x3_plan_summary(dv, mib256, true, presplit, 2048, false);
+  EXPECT_EQ(s.bands, 1);
+  EXPECT_EQ(s.presplit, 0);
+  // Several products, small tiles, on the mma kernel: "on mma 64×64".
+  const GemmCall few = gemm_call(3, 300 * 1000, 1000 * 70, 70, false, false, 300, 70, 1000, 1.f, nullptr, 1000,
+                                 nullptr, 70, 0.f, nullptr, 210);
+  s = cuda::tf32x3_plan_summary(few, mib32, true, presplit, 2048, true);
+  EXPECT_EQ(s.small_tiles, 1);
+  EXPECT_EQ(s.presplit, 0);
+  EXPECT_EQ(cuda::tf32x3_plan_text(s).find("1 launch on mma 64×64"), 0u) << cuda::tf32x3_plan_text(s);
+}
+
 // Persistent blocks: each takes tiles block, block + blocks, … in order, every slice of each once,
 // and together they take every tile once; a unit's coordinates are the classic grid's (x fastest).
 // The plan makes blocks persistent only for one unsplit product, B presplit, over more than a wave.
@@ -3378,6 +3444,46 @@ TEST(BackendGemm, Tf32x3ExactBUnderGraphReplaysMatchesTheCpu) {
       ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
       const double r = test::rtol_for<float>(k);
       EXPECT_TRUE(all_close(d.get(c_d, ref.size()), ref, r, r * std::sqrt(double(k))));
+    }
+  }
+  cudaStreamDestroy(stream);
+}
+
+// The plan a bench reports is the plan run (cuda::tf32x3_plan, Backend::gemm_plan): each product
+// captured into a CUDA graph launches as many kernels as its plan counts, on every kernel choice,
+// over the plan's shapes: one launch of splits (with the depth at 512), chunks (no room for the
+// splits), bands (a workspace that holds 8 tiles' parts: 3 bands of 2200 columns), several
+// products on the small tiles, and a product with k = 0.
+TEST(BackendGemm, Tf32x3PlanCountsTheKernelsItLaunches) {
+  UV_REQUIRE_DEVICE(device);
+  const Tf32x3ChoiceRestorer restore;
+  cuda::set_tf32x3_chunk_depth(512);
+  struct Case {
+    int64_t count, m, n, k, workspace_floats;
+  };
+  const Case cases[] = {{1, 1000, 600, 1000, int64_t{1} << 22}, {1, 1000, 600, 1000, int64_t{1} << 19},
+                        {1, 2200, 2200, 80, 400000}, {3, 131, 70, 300, int64_t{1} << 22},
+                        {1, 700, 500, 0, int64_t{1} << 22}};
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  cuda::tf32x3_prepare();  // the kernels' attributes, outside the capture
+  for (const cuda::Tf32x3KernelName& choice : cuda::kTf32x3Kernels) {
+    cuda::set_tf32x3_kernel(choice.kernel);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(choice.name) + ", " + std::to_string(c.count) + " × " + std::to_string(c.m) + "×" +
+                   std::to_string(c.n) + "×" + std::to_string(c.k) + ", workspace " +
+                   std::to_string(c.workspace_floats));
+      Mirror d{*device, {}};
+      const float* a = d.put(std::vector<float>(c.count * c.m * std::max<int64_t>(c.k, 1), 1.f));
+      const float* b = d.put(std::vector<float>(c.count * std::max<int64_t>(c.k, 1) * c.n, 1.f));
+      float* out = d.put(std::vector<float>(c.count * c.m * c.n, 0.f));
+      float* workspace = d.put(std::vector<float>(c.workspace_floats, 0.f));
+      const GemmCall g = gemm_call(c.count, c.m * c.k, c.k * c.n, c.n, false, false, c.m, c.n, c.k, 1.f, a,
+                                   std::max<int64_t>(c.k, 1), b, c.n, 0.f, out, c.count * c.n);
+      const cuda::Tf32x3PlanSummary plan = cuda::tf32x3_plan(g, workspace, c.workspace_floats);
+      ASSERT_TRUE(plan.ok);
+      cuda::StreamGraph graph(stream, [&] { cuda::tf32x3_gemm(g, workspace, c.workspace_floats, stream); });
+      EXPECT_EQ(graph.nodes(), static_cast<size_t>(plan.kernels)) << cuda::tf32x3_plan_text(plan);
     }
   }
   cudaStreamDestroy(stream);

@@ -367,5 +367,34 @@ TEST_F(ToolsBenchGoal, TakesTheBestOfEachKindAcrossRuns) {
   EXPECT_NE(out.find("| 0.700 (chain_fused, cublas:wgmma_presplit) | 1.43x |"), std::string::npos) << out;
 }
 
+// bench_predicted_products' table: the rows' labels (tf32x3's plan, Backend::gemm_plan) in a
+// column of their own beside the times and the speed-up over the faster cuBLAS library.
+TEST_F(ToolsBenchGoal, ProductsTableShowsThePlans) {
+  const char* shape = "large/M:4096/K:16384/N:16384/r:819";
+  std::ofstream out(path("p.json"));
+  out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"cublas\"}, \"benchmarks\": [";
+  const char* libraries[] = {"cublas", "cublaslt", "tf32x3"};
+  const double ms[] = {2.0, 1.6, 1.0};
+  for (int i = 0; i < 3; ++i)
+    out << (i ? "," : "") << "{\"name\": \"" << libraries[i] << "/x_u/" << shape
+        << "/manual_time\", \"run_type\": \"iteration\", \"real_time\": " << ms[i]
+        << ", \"time_unit\": \"ms\", \"check_rel_err\": 0"
+        << (i == 2 ? ", \"label\": \"8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full\"" : "")
+        << "}";
+  out << "]}";
+  out.close();
+  std::string text;
+  ASSERT_EQ(run_shell("python3 " +
+                          test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "bench_table.py").string()) +
+                          " " + test::shell_quote(path("p.json")) + " --baselines cublas,cublaslt",
+                      text),
+            0)
+      << text;
+  EXPECT_NE(text.find("| tf32x3 vs best baseline | tf32x3 plan |"), std::string::npos) << text;
+  EXPECT_NE(text.find("| 1.60x | 8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full |"),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace uv

@@ -43,6 +43,7 @@ def main(path, baselines=("chain", "materialise")):
     with open(path) as f:
         report = json.load(f)
     rows = defaultdict(dict)  # (pass, shape) -> strategy -> (ms, tflops)
+    plans = defaultdict(dict)  # (pass, shape) -> strategy -> the row's label (bench_predicted_products: tf32x3's plan)
     flagged = {}  # (pass, shape, strategy) -> check_rel_err of rows whose outputs missed the chain's
     for b in report["benchmarks"]:
         if b.get("run_type") == "aggregate":
@@ -52,6 +53,8 @@ def main(path, baselines=("chain", "materialise")):
         strategy, pass_name = parts[0], parts[1]
         shape = " ".join(p.replace(":", "=") for p in parts[3:] if ":" in p)
         rows[(pass_name, shape)][strategy] = (row_ms(b), b.get("TFLOP/s", float("nan")), b.get("floor_ms"))
+        if b.get("label"):
+            plans[(pass_name, shape)][strategy] = b["label"]
         if failed_check(b):
             flagged[(pass_name, shape, strategy)] = b.get("check_rel_err")
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
@@ -67,8 +70,9 @@ def main(path, baselines=("chain", "materialise")):
     print(f"backend: {context.get('backend', '?')}{gemm}{kernel}, {context.get('date', '')}\n")
     with_floor = any(v[2] for r in rows.values() for v in r.values())
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
+    planned = [s for s in strategies if any(s in p for p in plans.values())]
     header = ["pass", "shape"] + [f"{s} ms{unit_note}" for s in strategies] + \
-             [f"{s} vs best baseline" for s in strategies if s not in BASELINES]
+             [f"{s} vs best baseline" for s in strategies if s not in BASELINES] + [f"{s} plan" for s in planned]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for (pass_name, shape), r in sorted(rows.items()):
@@ -86,6 +90,7 @@ def main(path, baselines=("chain", "materialise")):
                 continue
             mark = " (wrong)" if (pass_name, shape, s) in flagged else ""
             cells.append(f"{best / r[s][0]:.2f}x{mark}" if best and s in r else "")
+        cells += [plans[(pass_name, shape)].get(s, "") for s in planned]
         print("| " + " | ".join(cells) + " |")
     if flagged:
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")

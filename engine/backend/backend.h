@@ -110,6 +110,12 @@ class Backend {
   // Which GEMM library the backend's products use; the CPU ignores it.
   virtual void set_gemm_library(GemmLibrary library) { (void)library; }
   virtual GemmCounts gemm_counts() const { return {}; }
+  // How the chosen library runs `call`, in a line, where the backend can tell (train.gemm = tf32x3
+  // on CUDA: its launches, kernels and waves); empty elsewhere. For benches' labels.
+  virtual std::string gemm_plan(const GemmCall& call) const {
+    (void)call;
+    return {};
+  }
   // y (m×n, ld ldy) = act(a (m×k, ld lda) · b (k×n, ld ldb) + bias) in one launch (bias may be
   // null), where fuses_bias_activation says the backend has a kernel for the product: on CUDA with
   // train.small_gemm on, small products (kernels/cuda/small_gemm_tile.h) and not a ReLU. Callers

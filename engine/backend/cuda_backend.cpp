@@ -165,6 +165,10 @@ class CudaBackend final : public Backend {
     cuda::small_gemm_bias_activation(m, n, k, a, lda, b, ldb, bias, act, y, ldy, stream_);
     ++small_products_;
   }
+  std::string gemm_plan(const GemmCall& call) const override {
+    if (!tf32x3_library_) return {};
+    return cuda::tf32x3_plan_text(call, tf32x3_workspace_, cuda::tf32x3_workspace_floats());
+  }
   GemmCounts gemm_counts() const override {
     GemmCounts counts;
     if (lt_) counts = {lt_->products(), lt_->fused_epilogues(), lt_->declined(), 0};

@@ -237,6 +237,9 @@ std::atomic<int64_t>& chunk_depth_choice() {
   }()};
   return depth;
 }
+// The presplit parts' 16-byte copies need a 128-byte aligned workspace.
+bool workspace_aligned(const float* workspace) { return reinterpret_cast<uintptr_t>(workspace) % 128 == 0; }
+
 // One launch of a product as `plan` says (tf32x3_plan_launch): B's presplit, the main kernel and
 // split-K's reduce.
 void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspace, cudaStream_t stream) {
@@ -276,22 +279,6 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
   }
 }
 
-// A product (or a band of one): no accumulator deeper than the chunk depth, as splits of one
-// launch or chunks a launch each (tf32x3_schedule; tf32x3_gemm_tile.h says why).
-void run_product(const GemmCall& g, float* workspace, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
-                 int64_t depth, cudaStream_t stream) {
-  const Tf32x3Schedule schedule = tf32x3_schedule(g.count, g.m, g.n, g.k, room, aligned, gpu, depth);
-  if (!schedule.chunks) {
-    launch_product(g, schedule.whole, workspace, stream);
-    return;
-  }
-  for (int64_t i = 0, chunks = tf32x3_chunks(g.k, depth); i < chunks; ++i) {
-    const GemmCall chunk = tf32x3_chunk(g, i, depth);
-    launch_product(chunk, tf32x3_plan_launch(chunk.count, chunk.m, chunk.n, chunk.k, room, aligned, gpu, depth, false),
-                   workspace, stream);
-  }
-}
-
 }  // namespace
 
 void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
@@ -308,18 +295,23 @@ void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, 
       std::fprintf(stderr, "tf32x3: the wgmma kernel needs compute capability 9.0; running the mma kernel\n");
     });
   }
-  const int64_t room = workspace ? workspace_floats : 0;
-  const bool aligned = reinterpret_cast<uintptr_t>(workspace) % 128 == 0;
-  const int64_t depth = tf32x3_chunk_depth();
-  // The presplit kernels: where B's parts do not fit, bands of columns whose parts do
-  // (UV_TF32X3_BANDS=0: none).
-  const int64_t band = bands_chosen() ? tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth) : 0;
-  if (band > 0 && band < g.n) {
-    for (int64_t col0 = 0; col0 < g.n; col0 += band) run_product(tf32x3_band(g, col0, std::min(band, g.n - col0)),
-                                                                 workspace, room, aligned, gpu, depth, stream);
-    return;
-  }
-  run_product(g, workspace, room, aligned, gpu, depth, stream);
+  // The bands of columns where B's parts need them, no accumulator deeper than the chunk depth
+  // (tf32x3_gemm_tile.h says why): as splits of one launch or a launch a chunk.
+  tf32x3_for_each_launch(g, workspace ? workspace_floats : 0, workspace_aligned(workspace), gpu, tf32x3_chunk_depth(),
+                         bands_chosen(), [&](const GemmCall& call, const Tf32x3Launch& plan, int64_t) {
+                           launch_product(call, plan, workspace, stream);
+                         });
+}
+
+Tf32x3PlanSummary tf32x3_plan(const GemmCall& g, const float* workspace, int64_t workspace_floats) {
+  const Tf32x3Gpu gpu = tf32x3_gpu(tf32x3_kernel(), multiprocessors(), tf32x3_wgmma_available(), tf32x3_tiles());
+  return tf32x3_plan_summary(g, workspace ? workspace_floats : 0, workspace_aligned(workspace), gpu,
+                             tf32x3_chunk_depth(), bands_chosen());
+}
+
+std::string tf32x3_plan_text(const GemmCall& g, const float* workspace, int64_t workspace_floats) {
+  if (!tf32x3_fits(g.count, g.m, g.n)) return "past the launch grid: cuBLAS";
+  return tf32x3_plan_text(tf32x3_plan(g, workspace, workspace_floats));
 }
 
 int64_t tf32x3_workspace_floats() {

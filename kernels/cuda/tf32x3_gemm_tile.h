@@ -525,6 +525,19 @@ struct Tf32x3Launch {
                                   // WgmmaSpecialised)
   bool specialised = false;       // ... filled by a producer warpgroup (WgmmaSpecialised)
 };
+// The blocks a multiprocessor-full GPU holds at once on `tiles` (their __launch_bounds__).
+inline int64_t tf32x3_slots(Tf32x3TileKind tiles, int multiprocessors) {
+  const int per_sm = tiles == Tf32x3TileKind::MmaSmall ? Tf32x3MmaSmallTile::kMinBlocks
+                     : tiles == Tf32x3TileKind::MmaBig ? Tf32x3MmaBigTile::kMinBlocks
+                                                       : Tf32x3WgmmaTile::kMinBlocks;
+  return int64_t{multiprocessors} * per_sm;
+}
+// The tiles of `count` m×n products on `tiles`' grid (the big tiles share one grid: Tf32x3BigTile).
+inline int64_t tf32x3_tile_blocks(Tf32x3TileKind tiles, int64_t count, int64_t m, int64_t n) {
+  return tiles == Tf32x3TileKind::MmaSmall
+             ? count * tf32x3_row_blocks<Tf32x3MmaSmallTile>(m) * tf32x3_col_blocks<Tf32x3MmaSmallTile>(n)
+             : count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n);
+}
 // `workspace_floats`: 0 without a workspace; `aligned`: it is 128-byte aligned (the presplit
 // parts' 16-byte copies). B presplit where the kernel is chosen, the product is one and its parts
 // fit half the workspace; then, unless `require_presplit`, without it where the splits need the
@@ -542,18 +555,10 @@ inline Tf32x3Launch tf32x3_plan_launch(int64_t count, int64_t m, int64_t n, int6
   out.presplit = out.tiles == Tf32x3TileKind::Wgmma && gpu.presplit && count == 1 && workspace_floats > 0 && aligned &&
                  part_floats <= workspace_floats / 2;
   if (require_presplit && !out.presplit) return out;
-  // The tiles' grid and how many blocks a multiprocessor holds (the three tiles share one grid).
-  const int64_t blocks = count * tf32x3_row_blocks<Tf32x3BigTile>(m) * tf32x3_col_blocks<Tf32x3BigTile>(n);
-  const int64_t small_blocks =
-      count * tf32x3_row_blocks<Tf32x3MmaSmallTile>(m) * tf32x3_col_blocks<Tf32x3MmaSmallTile>(n);
-  const int per_sm = out.tiles == Tf32x3TileKind::MmaSmall ? Tf32x3MmaSmallTile::kMinBlocks
-                     : out.tiles == Tf32x3TileKind::MmaBig ? Tf32x3MmaBigTile::kMinBlocks
-                                                           : Tf32x3WgmmaTile::kMinBlocks;
-  const int64_t slots = int64_t{gpu.multiprocessors} * per_sm;  // blocks at once
-  auto plan = [&](int64_t room) {
-    return tf32x3_split(count, m, n, k, out.tiles == Tf32x3TileKind::MmaSmall ? small_blocks : blocks, slots, room,
-                        max_depth);
-  };
+  // The tiles' grid and how many blocks the GPU holds at once.
+  const int64_t blocks = tf32x3_tile_blocks(out.tiles, count, m, n);
+  const int64_t slots = tf32x3_slots(out.tiles, gpu.multiprocessors);
+  auto plan = [&](int64_t room) { return tf32x3_split(count, m, n, k, blocks, slots, room, max_depth); };
   out.split = plan(out.presplit ? out.part_start : workspace_floats);
   if (out.split.splits == 0 && out.presplit && !require_presplit) {
     out.presplit = false;
@@ -693,6 +698,119 @@ inline Tf32x3Schedule tf32x3_schedule(int64_t count, int64_t m, int64_t n, int64
   }
   out.whole = tf32x3_plan_launch(count, m, n, k, workspace_floats, aligned, gpu, depth, false);
   out.chunks = !out.whole.ok;
+  return out;
+}
+
+// Every launch of a product, in the order tf32x3_gemm runs them: f(call, launch) for each, over
+// the bands of columns where B's parts need them (`bands`: UV_TF32X3_BANDS) and each band's
+// schedule (one launch, or one a chunk): f(call, launch, band), band counting from 0.
+// tf32x3_gemm launches what this walks and tf32x3_plan_summary counts it, so a plan reported is
+// the plan run.
+template <typename F>
+void tf32x3_for_each_launch(const GemmCall& g, int64_t room, bool aligned, const Tf32x3Gpu& gpu, int64_t depth,
+                            bool bands, F&& f) {
+  auto product = [&](const GemmCall& p, int64_t band) {
+    const Tf32x3Schedule schedule = tf32x3_schedule(p.count, p.m, p.n, p.k, room, aligned, gpu, depth);
+    if (!schedule.chunks) {
+      f(p, schedule.whole, band);
+      return;
+    }
+    for (int64_t i = 0, chunks = tf32x3_chunks(p.k, depth); i < chunks; ++i) {
+      const GemmCall chunk = tf32x3_chunk(p, i, depth);
+      f(chunk, tf32x3_plan_launch(chunk.count, chunk.m, chunk.n, chunk.k, room, aligned, gpu, depth, false), band);
+    }
+  };
+  const int64_t width = bands ? tf32x3_presplit_band(g.count, g.m, g.n, g.k, room, aligned, gpu, depth) : 0;
+  if (width > 0 && width < g.n) {
+    for (int64_t col0 = 0; col0 < g.n; col0 += width)
+      product(tf32x3_band(g, col0, width < g.n - col0 ? width : g.n - col0), col0 / width);
+    return;
+  }
+  product(g, 0);
+}
+
+// What a product's launches come to (tf32x3_for_each_launch's walk): how many, on what, and how
+// full their waves of blocks are. A launch of u equal units (tiles × splits, or the tiles a
+// persistent block takes in turn) on s slots runs ⌈u / s⌉ waves; `fill` is the units' work over
+// the waves' room, each launch weighted by its units' depth, so 0.79 means a fifth of the
+// launches' time leaves multiprocessors idle at the waves' tails (what split-K, bands and the
+// persistent blocks trade against).
+struct Tf32x3PlanSummary {
+  bool ok = true;         // every launch has a plan (false: tf32x3_gemm refuses the product)
+  int64_t bands = 0;      // column bands of B's parts (tf32x3_presplit_band; 1: none)
+  int64_t launches = 0;   // the product's launches: each band's chunks (or 1) in all
+  int64_t chunks = 0;     // each band's launches, where they are the same (0: they differ)
+  int64_t kernels = 0;    // every kernel launched: with each B presplit and each split-K reduce
+  int64_t wgmma = 0, small_tiles = 0;  // launches on wgmma's tiles, on mma's 64×64 ones (the rest: mma's 128×128)
+  int64_t presplit = 0, persistent = 0, mbarrier = 0, specialised = 0;  // launches run so
+  int max_splits = 1;
+  int64_t waves = 0;
+  double fill = 0;
+};
+inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
+                                             int64_t depth, bool bands) {
+  Tf32x3PlanSummary out;
+  double work = 0, room_work = 0;
+  int64_t band_launches = 0;  // the current band's so far
+  auto band_done = [&] {
+    out.chunks = out.bands == 1 || out.chunks == band_launches ? band_launches : 0;
+  };
+  tf32x3_for_each_launch(g, room, aligned, gpu, depth, bands, [&](const GemmCall& c, const Tf32x3Launch& l, int64_t band) {
+    if (band == out.bands) {  // a new band
+      if (out.bands > 0) band_done();
+      ++out.bands;
+      band_launches = 0;
+    }
+    ++band_launches;
+    ++out.launches;
+    out.ok = out.ok && l.ok;
+    if (!l.ok) return;
+    const int splits = l.split.splits;
+    out.kernels += 1 + (l.presplit ? 1 : 0) + (splits > 1 ? 1 : 0);
+    out.wgmma += l.tiles == Tf32x3TileKind::Wgmma;
+    out.small_tiles += l.tiles == Tf32x3TileKind::MmaSmall;
+    out.presplit += l.presplit;
+    out.persistent += l.persistent_blocks > 0;
+    out.mbarrier += l.mbarrier;
+    out.specialised += l.specialised;
+    out.max_splits = splits > out.max_splits ? splits : out.max_splits;
+    const int64_t units = tf32x3_tile_blocks(l.tiles, c.count, c.m, c.n) * splits;
+    const int64_t slots = tf32x3_slots(l.tiles, gpu.multiprocessors);
+    const int64_t waves = (units + slots - 1) / slots;
+    const double unit_depth = double(tf32x3_split_depth(c.k, splits));
+    out.waves += waves;
+    work += double(units) * unit_depth;
+    room_work += double(waves * slots) * unit_depth;
+  });
+  band_done();
+  out.fill = room_work > 0 ? work / room_work : 0;
+  return out;
+}
+// One line for a reader: "16 launches (2 bands × 8 chunks) on wgmma, presplit 8/16, splits 2;
+// 40 kernels, 64 waves 79% full".
+inline std::string tf32x3_plan_text(const Tf32x3PlanSummary& s) {
+  if (!s.ok) return "no launch within the chunk depth";
+  auto count = [&](int64_t n, const char* what) {
+    return n == 0 ? std::string() : n == s.launches ? std::string(", ") + what
+                                                    : ", " + std::string(what) + " " + std::to_string(n) + "/" +
+                                                          std::to_string(s.launches);
+  };
+  std::string out = std::to_string(s.launches) + (s.launches == 1 ? " launch" : " launches");
+  if (s.bands > 1 && s.chunks > 1)
+    out += " (" + std::to_string(s.bands) + " bands × " + std::to_string(s.chunks) + " chunks)";
+  else if (s.bands > 1)
+    out += " (" + std::to_string(s.bands) + (s.chunks == 1 ? " bands)" : " bands, some in chunks)");
+  else if (s.chunks > 1)
+    out += " (" + std::to_string(s.chunks) + " chunks)";
+  const int64_t big_mma = s.launches - s.wgmma - s.small_tiles;
+  out += s.wgmma == s.launches ? " on wgmma" : s.small_tiles == s.launches ? " on mma 64×64"
+                                          : big_mma == s.launches        ? " on mma 128×128"
+                                                                         : " on mixed tiles";
+  out += count(s.presplit, "presplit") + count(s.persistent, "persistent") + count(s.mbarrier, "mbarrier") +
+         count(s.specialised, "specialised");
+  if (s.max_splits > 1) out += ", splits " + std::to_string(s.max_splits);
+  out += "; " + std::to_string(s.kernels) + (s.kernels == 1 ? " kernel, " : " kernels, ") + std::to_string(s.waves) +
+         (s.waves == 1 ? " wave " : " waves ") + std::to_string(int(s.fill * 100 + 0.5)) + "% full";
   return out;
 }
 
