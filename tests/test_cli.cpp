@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -843,6 +844,10 @@ TEST_F(CliRun, WritesSummaryAndMetrics) {
     EXPECT_GT(memory.at(key).get<int64_t>(), 0);
   }
   EXPECT_LT(memory.at("parameters_learned").get<int64_t>(), memory.at("dense_equivalent_total").get<int64_t>());
+  // The CPU holds no library workspace (the GPU's are said by library: CudaGraphStepMatches…).
+  EXPECT_EQ(memory.at("workspaces"), 0);
+  EXPECT_TRUE(memory.at("workspaces_by_library").empty()) << memory.dump();
+  EXPECT_EQ(result.output.find("library workspaces"), std::string::npos) << result.output;
 
   std::ifstream metrics(run("run") / "metrics.jsonl");
   std::string line;
@@ -1080,6 +1085,19 @@ TEST_F(CliRun, CudaGraphStepMatchesTheDirectStepOnTheDevice) {
     if (gemm == "tf32x3") {
       EXPECT_GT(s_graph["gemm"]["tf32x3_products"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }
+    // The memory account says which library workspaces the run held: cuBLAS's always, cuBLASLt's
+    // and the 3xTF32 GEMM's (32 MiB by default) where chosen, summed under "workspaces".
+    const json& spaces = s_graph["memory_bytes"]["workspaces_by_library"];
+    EXPECT_GT(spaces["cublas"]["bytes"].get<int64_t>(), 0) << spaces.dump();
+    EXPECT_EQ(spaces.contains("cublaslt"), gemm.rfind("cublaslt", 0) == 0) << spaces.dump();
+    EXPECT_EQ(spaces.contains("tf32x3"), gemm == "tf32x3") << spaces.dump();
+    if (gemm == "tf32x3") {
+      const char* mib = std::getenv("UV_TF32X3_WORKSPACE_MIB");  // the child's too
+      EXPECT_EQ(spaces["tf32x3"]["bytes"], int64_t{mib && *mib ? std::atoll(mib) : 32} << 20) << spaces.dump();
+    }
+    int64_t sum = 0;
+    for (const auto& [library, w] : spaces.items()) sum += w["bytes"].get<int64_t>();
+    EXPECT_EQ(s_graph["memory_bytes"]["workspaces"], sum);
     if (small == "on") {  // both layers' forward products, bias and activation in them
       EXPECT_GT(s_graph["gemm"]["small_gemm_products"].get<int64_t>(), 0) << s_graph["gemm"].dump();
     }

@@ -103,7 +103,7 @@ for name in ("auto", "materialise"):
     runs[name] = (memory, rate, summary)
 print(f"tools/profile.sh on {device}, {steps} steps; MiB")
 keys = ["parameters_learned", "parameters_fixed", "gradients", "optimizer_state", "activations",
-        "materialised_weights", "total", "backend_peak_allocated", "device_in_use_peak"]
+        "materialised_weights", "total", "workspaces", "backend_peak_allocated", "device_in_use_peak"]
 print(f"{'':28}" + "".join(f"{n:>14}" for n in runs))
 for k in keys:
     vals = [runs[n][0].get(k) if runs[n][0] else None for n in runs]

@@ -95,6 +95,16 @@ class Backend {
   // Bytes in use on the whole device (cudaMemGetInfo: total − free, other processes included);
   // −1 where the backend has no such figure (the CPU).
   virtual int64_t device_bytes_in_use() const { return -1; }
+  // The libraries' scratch the backend holds now, by library, in bytes: on CUDA cuBLAS's and
+  // cuBLASLt's workspaces and the 3xTF32 GEMM's (split-K partials, B's parts), made outside the
+  // allocator (so outside peak_allocated_bytes; in device_bytes_in_use), and cuDNN's, from the
+  // allocator (so inside it too). Empty where there is none (the CPU).
+  struct Workspace {
+    std::string library;
+    int64_t bytes = 0;
+    bool in_allocator = false;
+  };
+  virtual std::vector<Workspace> workspaces() const { return {}; }
 
   // --- dense algebra -------------------------------------------------------------------------
   // C(M×N) = alpha·op(A)·op(B) + beta·C with op(A) M×K, op(B) K×N; lda/ldb/ldc are row strides.

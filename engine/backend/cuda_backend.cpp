@@ -165,6 +165,15 @@ class CudaBackend final : public Backend {
     cuda::small_gemm_bias_activation(m, n, k, a, lda, b, ldb, bias, act, y, ldy, stream_);
     ++small_products_;
   }
+  std::vector<Workspace> workspaces() const override {
+    std::vector<Workspace> out{{"cublas", static_cast<int64_t>(cublas_workspace_bytes_), false}};
+    if (lt_workspace_) out.push_back({"cublaslt", static_cast<int64_t>(cublas_workspace_bytes_), false});
+    if (tf32x3_workspace_)
+      out.push_back({"tf32x3", cuda::tf32x3_workspace_floats() * static_cast<int64_t>(sizeof(float)), false});
+    if (cudnn_ && cudnn_->workspace_bytes() > 0)
+      out.push_back({"cudnn", static_cast<int64_t>(cudnn_->workspace_bytes()), true});
+    return out;
+  }
   std::string gemm_plan(const GemmCall& call) const override {
     if (!tf32x3_library_) return {};
     return cuda::tf32x3_plan_text(call, tf32x3_workspace_, cuda::tf32x3_workspace_floats());

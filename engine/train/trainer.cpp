@@ -1013,6 +1013,16 @@ json Run::summary(double seconds) {
       {"activations", materialised.arena_floats * f},
       {"materialised_weights", materialised.materialised_weight_floats * f},
       {"total", (3 * store.learned_floats() + store.fixed_floats()) * f + materialised.arena_floats * f}};
+  // The libraries' workspaces: outside the account's total (a materialised or dense model needs
+  // cuBLAS's too), said apart so that a memory comparison can see them.
+  json workspaces = json::object();
+  int64_t workspace_bytes = 0;
+  for (const Backend::Workspace& w : backend_->workspaces()) {
+    workspaces[w.library] = {{"bytes", w.bytes}, {"in_pool", w.in_allocator}};
+    workspace_bytes += w.bytes;
+  }
+  memory["workspaces"] = workspace_bytes;
+  memory["workspaces_by_library"] = workspaces;
   if (device_in_use_peak_ >= 0) memory["device_in_use_peak"] = device_in_use_peak_;
   if (project_input_) layers[0]["strategy"] = "projected";
   struct rusage usage {};
@@ -1098,6 +1108,16 @@ void print_summary(const json& s) {
               m["if_materialise"]["activations"].get<double>() / (1 << 20),
               m["if_materialise"]["materialised_weights"].get<double>() / (1 << 20),
               m["if_materialise"]["total"].get<double>() / (1 << 20));
+  if (m.value("workspaces", int64_t{0}) > 0) {
+    std::string libraries;
+    for (const auto& [library, w] : m["workspaces_by_library"].items()) {
+      char size[32];
+      std::snprintf(size, sizeof size, " %.2f", w["bytes"].get<double>() / (1 << 20));
+      libraries += (libraries.empty() ? "" : ", ") + library + size + (w["in_pool"].get<bool>() ? " in the pool" : "");
+    }
+    std::printf("library workspaces (MiB): %.2f, outside the total above: %s\n", mib("workspaces"),
+                libraries.c_str());
+  }
   const json& g = s["cuda_graph"];
   if (g["captured"].get<bool>())
     std::printf("training step: captured as a CUDA graph, replayed %lld times (%s)\n",
