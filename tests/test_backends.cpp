@@ -2410,14 +2410,32 @@ TEST(Tf32x3Tile, PlanSummaryCountsLaunchesKernelsAndWaves) {
   EXPECT_EQ(s.max_splits, 1);
   EXPECT_EQ(s.waves, 16);
   EXPECT_NEAR(s.fill, 224.0 / 264.0, 1e-12);
-  EXPECT_EQ(cuda::tf32x3_plan_text(s), "8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full");
+  // The model's parts: 8 × 2 waves of 64 slices with B presplit, 16 waves of tiles, 16 kernels, and
+  // 8 presplits of a 2048 × 819 chunk of U (read once, its two parts written).
+  EXPECT_EQ(s.slice_waves_presplit, 8 * 2 * 64);
+  EXPECT_EQ(s.slice_waves_wgmma + s.slice_waves_mma, 0);
+  EXPECT_EQ(s.tile_waves, 16);
+  EXPECT_DOUBLE_EQ(s.side_bytes, 8 * 12.0 * 2048 * 819);
+  const cuda::Tf32x3CostModel model;
+  EXPECT_NEAR(cuda::tf32x3_plan_us(s), 1024 * model.presplit_slice_us + 16 * model.tile_us + 16 * model.kernel_us +
+                                           8 * 12.0 * 2048 * 819 / model.bytes_per_us,
+              1e-9);
+  EXPECT_EQ(cuda::tf32x3_plan_text(s),
+            "8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full; model 2.130 ms");
   s = cuda::tf32x3_plan_summary(x_u, mib256, true, presplit, 2048, true);
   EXPECT_EQ(s.launches, 1);
   EXPECT_EQ(s.kernels, 3);  // presplit, product, reduce
   EXPECT_EQ(s.max_splits, 8);
   EXPECT_EQ(s.waves, 14);
   EXPECT_NEAR(s.fill, 1792.0 / (14 * 132), 1e-12);
-  EXPECT_EQ(cuda::tf32x3_plan_text(s), "1 launch on wgmma, presplit, splits 8; 3 kernels, 14 waves 97% full");
+  EXPECT_EQ(cuda::tf32x3_plan_text(s).find("1 launch on wgmma, presplit, splits 8; 3 kernels, 14 waves 97% full; "),
+            0u)
+      << cuda::tf32x3_plan_text(s);
+  // 14 waves of 8 splits' 64 slices, 14 of tiles, 3 kernels; the whole U presplit (12·K·r bytes)
+  // and the reduce (8 partials read, T written: beta 0).
+  EXPECT_EQ(s.slice_waves_presplit, 14 * 64);
+  EXPECT_EQ(s.tile_waves, 14);
+  EXPECT_DOUBLE_EQ(s.side_bytes, 12.0 * 16384 * 819 + 4.0 * 9 * 4096 * 819);
   // The walk and the summary agree launch by launch, and the bands' launches differ.
   const GemmCall dv = gemm_call(1, 0, 0, 0, true, false, 819, 16384, 4096, 1.f, nullptr, 820, nullptr, 16384, 0.f,
                                 nullptr, 16384);

@@ -20,6 +20,7 @@ and a shape whose fused rows are all wrong counts as not met: a fast but wrong k
 meet the goal.
 """
 import json
+import re
 import sys
 from collections import defaultdict
 
@@ -72,7 +73,8 @@ def main(path, baselines=("chain", "materialise")):
     unit_note = " (TFLOP/s; × floor)" if with_floor else " (TFLOP/s)"
     planned = [s for s in strategies if any(s in p for p in plans.values())]
     header = ["pass", "shape"] + [f"{s} ms{unit_note}" for s in strategies] + \
-             [f"{s} vs best baseline" for s in strategies if s not in BASELINES] + [f"{s} plan" for s in planned]
+             [f"{s} vs best baseline" for s in strategies if s not in BASELINES] + \
+             [f"{s} plan" for s in planned] + [f"{s} measured / model" for s in planned]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for (pass_name, shape), r in sorted(rows.items()):
@@ -91,6 +93,10 @@ def main(path, baselines=("chain", "materialise")):
             mark = " (wrong)" if (pass_name, shape, s) in flagged else ""
             cells.append(f"{best / r[s][0]:.2f}x{mark}" if best and s in r else "")
         cells += [plans[(pass_name, shape)].get(s, "") for s in planned]
+        for s in planned:  # the plan's modelled time (tf32x3_plan_us) against the row's
+            model = re.search(r"model ([0-9.]+) ms", plans[(pass_name, shape)].get(s, ""))
+            cells.append(f"{r[s][0] / float(model.group(1)):.2f}" if model and s in r and float(model.group(1)) > 0
+                         else "")
         print("| " + " | ".join(cells) + " |")
     if flagged:
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")

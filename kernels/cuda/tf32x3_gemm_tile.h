@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -746,6 +747,14 @@ struct Tf32x3PlanSummary {
   int max_splits = 1;
   int64_t waves = 0;
   double fill = 0;
+  // What the launches' time is made of, for tf32x3_plan_us: k-slices a block works through, wave
+  // after wave (Σ waves × a unit's slices), on wgmma with B presplit, on wgmma splitting B itself,
+  // on mma; the waves whose tiles start and end unhidden (a persistent launch's tiles overlap the
+  // next one's start: its first only); bytes of the passes beside the product (B's presplit: B
+  // read, its parts written; split-K's reduce: the partials read, C written).
+  int64_t slice_waves_presplit = 0, slice_waves_wgmma = 0, slice_waves_mma = 0;
+  int64_t tile_waves = 0;
+  double side_bytes = 0;
 };
 inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
                                              int64_t depth, bool bands) {
@@ -779,6 +788,13 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
     const int64_t waves = (units + slots - 1) / slots;
     const double unit_depth = double(tf32x3_split_depth(c.k, splits));
     out.waves += waves;
+    const int64_t slices = (tf32x3_split_depth(c.k, splits) + Tf32x3BigTile::kDepth - 1) / Tf32x3BigTile::kDepth;
+    (l.tiles != Tf32x3TileKind::Wgmma ? out.slice_waves_mma
+     : l.presplit                     ? out.slice_waves_presplit
+                                      : out.slice_waves_wgmma) += waves * (c.k > 0 ? slices : 0);
+    out.tile_waves += l.persistent_blocks > 0 ? 1 : waves;
+    if (l.presplit) out.side_bytes += 4.0 * 3.0 * double(c.k) * double(c.n);
+    if (splits > 1) out.side_bytes += 4.0 * double(splits + (c.beta != 0.f ? 2 : 1)) * double(c.count * c.m * c.n);
     work += double(units) * unit_depth;
     room_work += double(waves * slots) * unit_depth;
   });
@@ -786,8 +802,28 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
   out.fill = room_work > 0 ? work / room_work : 0;
   return out;
 }
+// A plan's time in µs, estimated from what it is made of (Tf32x3PlanSummary's last fields):
+// a k-slice of a 128×128 block a wave, on wgmma with B presplit or not; a wave's tiles' start and
+// end (the ring's fill, the stores); a kernel (launch gap and ramp); the side passes' bytes at
+// 2.5 TB/s. The constants were fitted to the chain_fused passes the eighth session timed on an
+// H100 (docs/gpu-results.md, 2026-11-26, call 4: forward and step at M = 4096 and at M = 32768,
+// K = 4096), replanned as the planner now plans them: 20 passes, each within 6% of its time. Four
+// passes were left out of the fit: K = 16384 at r = 819 and 1638, which took 15–35% longer than
+// this gives. T's rows were not 16-byte aligned at those ranks then (PredictedLinearShape::t_ld
+// since). mma's slice is wgmma's × 1.35, the middle of the 1.2–1.5× wgmma measured over mma,
+// and not fitted. A model for choosing between plans and for reading a products table
+// (measured against estimated), not a measurement.
+struct Tf32x3CostModel {
+  double presplit_slice_us = 1.85, wgmma_slice_us = 2.14, mma_slice_us = 1.35 * 2.14;
+  double tile_us = 5.5, kernel_us = 5.2, bytes_per_us = 2.5e6;
+};
+inline double tf32x3_plan_us(const Tf32x3PlanSummary& s, const Tf32x3CostModel& m = {}) {
+  return double(s.slice_waves_presplit) * m.presplit_slice_us + double(s.slice_waves_wgmma) * m.wgmma_slice_us +
+         double(s.slice_waves_mma) * m.mma_slice_us + double(s.tile_waves) * m.tile_us +
+         double(s.kernels) * m.kernel_us + s.side_bytes / m.bytes_per_us;
+}
 // One line for a reader: "16 launches (2 bands × 8 chunks) on wgmma, presplit 8/16, splits 2;
-// 40 kernels, 64 waves 79% full".
+// 40 kernels, 64 waves 79% full; model 1.234 ms".
 inline std::string tf32x3_plan_text(const Tf32x3PlanSummary& s) {
   if (!s.ok) return "no launch within the chunk depth";
   auto count = [&](int64_t n, const char* what) {
@@ -811,7 +847,9 @@ inline std::string tf32x3_plan_text(const Tf32x3PlanSummary& s) {
   if (s.max_splits > 1) out += ", splits " + std::to_string(s.max_splits);
   out += "; " + std::to_string(s.kernels) + (s.kernels == 1 ? " kernel, " : " kernels, ") + std::to_string(s.waves) +
          (s.waves == 1 ? " wave " : " waves ") + std::to_string(int(s.fill * 100 + 0.5)) + "% full";
-  return out;
+  char model[48];
+  std::snprintf(model, sizeof model, "; model %.3f ms", tf32x3_plan_us(s) / 1e3);
+  return out + model;
 }
 
 constexpr uint32_t kTf32x3WgmmaLeadingBytes = 128, kTf32x3WgmmaStrideBytes = 1024;
