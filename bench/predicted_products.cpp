@@ -16,7 +16,8 @@
 //   build/bench_predicted_products --plans[=MULTIPROCESSORS]
 // prints, without running anything (no GPU needed), the plan of every product on every large shape
 // for a Hopper GPU of that many multiprocessors (132, an H100 SXM's, by default), under the
-// environment's UV_TF32X3_* choices: what a change to the planner does before a GPU measures it.
+// environment's UV_TF32X3_* choices: what a change to the planner does before a GPU measures it;
+// with --plans_json, as JSON with each plan's parts, for tools/fit_plan_model.py.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -129,6 +130,16 @@ void register_all(uv::Backend& be) {
     }
 }
 
+// Takes `flag` out of argv where it is there (true).
+bool take_flag(int& argc, char** argv, const char* flag) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], flag) != 0) continue;
+    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+    --argc;
+    return true;
+  }
+  return false;
+}
 // --plans[=MULTIPROCESSORS]: false without it; `multiprocessors` 0 for a bad count.
 bool take_plans(int& argc, char** argv, int& multiprocessors) {
   for (int i = 1; i < argc; ++i) {
@@ -151,15 +162,23 @@ bool take_plans(int& argc, char** argv, int& multiprocessors) {
 // on a Hopper GPU of `multiprocessors` with a cudaMalloc'd (so aligned) workspace. Nothing is
 // allocated: the products are recorded over operands at made-up addresses, which the plans never
 // read (they depend on the shapes, the workspace and the choices).
-int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c) {
+// `json`: one object instead of the table, the plans' parts by the products bench's row names
+// (tools/fit_plan_model.py fits the model's constants to a run's times with it).
+int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c, bool json) {
   const uv::cuda::Tf32x3Gpu gpu =
       uv::cuda::tf32x3_gpu(c.kernel, multiprocessors, true, uv::cuda::Tf32x3Tiles::Auto);
   const int64_t room = c.workspace_mib << 18;  // floats
-  std::printf("# tf32x3 plans on %d multiprocessors with wgmma: UV_TF32X3_KERNEL=%s, UV_TF32X3_WORKSPACE_MIB=%lld, "
-              "UV_TF32X3_CHUNK_DEPTH=%lld, UV_TF32X3_BANDS=%d\n",
-              multiprocessors, uv::cuda::tf32x3_kernel_name(c.kernel), static_cast<long long>(c.workspace_mib),
-              static_cast<long long>(c.depth), c.bands ? 1 : 0);
-  std::printf("%-6s %-6s %-6s %-5s %-7s %-20s %s\n", "M", "K", "N", "r", "product", "m×n×k", "plan");
+  if (json)
+    std::printf("{\"context\": {\"multiprocessors\": %d, \"tf32x3_kernel\": \"%s\", \"tf32x3_workspace_mib\": \"%lld\", "
+                "\"tf32x3_chunk_depth\": \"%lld\", \"tf32x3_bands\": \"%d\"},\n \"plans\": [",
+                multiprocessors, uv::cuda::tf32x3_kernel_name(c.kernel), static_cast<long long>(c.workspace_mib),
+                static_cast<long long>(c.depth), c.bands ? 1 : 0);
+  else
+    std::printf("# tf32x3 plans on %d multiprocessors with wgmma: UV_TF32X3_KERNEL=%s, UV_TF32X3_WORKSPACE_MIB=%lld, "
+                "UV_TF32X3_CHUNK_DEPTH=%lld, UV_TF32X3_BANDS=%d\n%-6s %-6s %-6s %-5s %-7s %-20s %s\n",
+                multiprocessors, uv::cuda::tf32x3_kernel_name(c.kernel), static_cast<long long>(c.workspace_mib),
+                static_cast<long long>(c.depth), c.bands ? 1 : 0, "M", "K", "N", "r", "product", "m×n×k", "plan");
+  bool first = true;
   ChainOperands o;
   float** const fields[] = {&o.x, &o.u, &o.v, &o.t, &o.y, &o.dy, &o.dt, &o.dx, &o.dv};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; ++i)  // 1 TiB apart, 256-byte aligned
@@ -170,16 +189,30 @@ int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c) {
     const std::vector<uv::GemmCall> calls = chain_products(s, o);
     for (int which = 0; which < kProductCount; ++which) {
       const uv::GemmCall& g = calls[static_cast<size_t>(which)];
+      const bool fits = uv::cuda::tf32x3_fits(g.count, g.m, g.n);
+      const uv::cuda::Tf32x3PlanSummary plan =
+          fits ? uv::cuda::tf32x3_plan_summary(g, room, true, gpu, c.depth, c.bands) : uv::cuda::Tf32x3PlanSummary{};
+      const std::string text = fits ? uv::cuda::tf32x3_plan_text(plan) : "past the launch grid: cuBLAS";
+      if (json) {
+        if (!fits) continue;
+        std::printf("%s\n  {\"name\": \"tf32x3/%s/large/M:%lld/K:%lld/N:%lld/r:%lld\", \"plan\": \"%s\", "
+                    "\"slice_waves_presplit\": %lld, \"slice_waves_wgmma\": %lld, \"slice_waves_mma\": %lld, "
+                    "\"tile_waves\": %lld, \"kernels\": %lld, \"side_bytes\": %.0f, \"model_us\": %.3f}",
+                    first ? "" : ",", kProducts[which], static_cast<long long>(s.m), static_cast<long long>(s.k),
+                    static_cast<long long>(s.n), static_cast<long long>(s.rank), text.c_str(),
+                    static_cast<long long>(plan.slice_waves_presplit), static_cast<long long>(plan.slice_waves_wgmma),
+                    static_cast<long long>(plan.slice_waves_mma), static_cast<long long>(plan.tile_waves),
+                    static_cast<long long>(plan.kernels), plan.side_bytes, uv::cuda::tf32x3_plan_us(plan));
+        first = false;
+        continue;
+      }
       const std::string size = std::to_string(g.m) + "×" + std::to_string(g.n) + "×" + std::to_string(g.k);
-      const std::string plan =
-          uv::cuda::tf32x3_fits(g.count, g.m, g.n)
-              ? uv::cuda::tf32x3_plan_text(uv::cuda::tf32x3_plan_summary(g, room, true, gpu, c.depth, c.bands))
-              : "past the launch grid: cuBLAS";
       std::printf("%-6lld %-6lld %-6lld %-5lld %-7s %-22s %s\n", static_cast<long long>(s.m),
                   static_cast<long long>(s.k), static_cast<long long>(s.n), static_cast<long long>(s.rank),
-                  kProducts[which], size.c_str(), plan.c_str());
+                  kProducts[which], size.c_str(), text.c_str());
     }
   }
+  if (json) std::printf("\n]}\n");
   return 0;
 }
 
@@ -188,6 +221,7 @@ int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c) {
 int main(int argc, char** argv) {
   if (!uv::bench::take_dictionary_precision(argc, argv, "bench_predicted_products", g_u_tf32)) return 2;
   int multiprocessors = 0;
+  const bool json = take_flag(argc, argv, "--plans_json");
   if (take_plans(argc, argv, multiprocessors)) {
     uv::bench::Tf32x3Choices choices;
     if (!uv::bench::read_tf32x3_choices("bench_predicted_products", choices)) return 2;
@@ -195,7 +229,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "bench_predicted_products: --plans takes a count of multiprocessors from 1 to 1024\n");
       return 2;
     }
-    return print_plans(multiprocessors, choices);
+    return print_plans(multiprocessors, choices, json);
   }
   return uv::bench::run(argc, argv, "bench_predicted_products", [](uv::Backend& backend) {
     g_backend = &backend;
