@@ -197,11 +197,13 @@ int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c, bool jso
         if (!fits) continue;
         std::printf("%s\n  {\"name\": \"tf32x3/%s/large/M:%lld/K:%lld/N:%lld/r:%lld\", \"plan\": \"%s\", "
                     "\"slice_waves_presplit\": %lld, \"slice_waves_wgmma\": %lld, \"slice_waves_mma\": %lld, "
-                    "\"tile_waves\": %lld, \"kernels\": %lld, \"side_bytes\": %.0f, \"model_us\": %.3f}",
+                    "\"tile_waves\": %lld, \"tile_waves_persistent\": %lld, \"kernels\": %lld, \"side_bytes\": %.0f, "
+                    "\"model_us\": %.3f}",
                     first ? "" : ",", kProducts[which], static_cast<long long>(s.m), static_cast<long long>(s.k),
                     static_cast<long long>(s.n), static_cast<long long>(s.rank), text.c_str(),
                     static_cast<long long>(plan.slice_waves_presplit), static_cast<long long>(plan.slice_waves_wgmma),
                     static_cast<long long>(plan.slice_waves_mma), static_cast<long long>(plan.tile_waves),
+                    static_cast<long long>(plan.tile_waves_persistent),
                     static_cast<long long>(plan.kernels), plan.side_bytes, uv::cuda::tf32x3_plan_us(plan));
         first = false;
         continue;

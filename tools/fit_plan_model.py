@@ -8,7 +8,8 @@ run's product times.
 The products bench (bench_predicted_products --device=cuda) times each of the chain's products on
 the tf32x3 GEMM; plans.json has each product's plan split into what the model prices: slice-waves
 with B presplit, slice-waves without, waves of tiles, kernels and side bytes. The fit finds the
-four constants (µs a slice-wave with and without presplit, a wave of tiles, a kernel) that bring the
+constants (µs a slice-wave with and without presplit, a wave of tiles in blocks of their own and in
+persistent blocks, a kernel; those no row has keep their values) that bring the
 model nearest the times, relative error weighted alike; mma's slice and the bytes' rate stay as
 they are in the model. It prints the constants beside the model's present ones and each row's
 time, old and new model, so that tf32x3_gemm_tile.h's Tf32x3CostModel can be set from a run.
@@ -17,7 +18,7 @@ refused (its plans would be other plans), and rows that failed their check or di
 tf32x3 GEMM are left out, and with U rounded to TF32 (--dictionary_precision=tf32) X·U and dX,
 whose B then has no small part to multiply.
 
-    tools/fit_plan_model.py --synthesize plans.json A,B,C,D > products.json
+    tools/fit_plan_model.py --synthesize plans.json A,B,C,D,E > products.json
 
 writes the products run the model would give with those constants (a check of the fit: fitting it
 gives them back).
@@ -26,8 +27,10 @@ import json
 import sys
 
 CHECK_TOLERANCE = 1e-4  # bench_table.py's
-PARTS = ("slice_waves_presplit", "slice_waves_wgmma", "tile_waves", "kernels")
-NAMES = ("presplit_slice_us", "wgmma_slice_us", "tile_us", "kernel_us")
+PARTS = ("slice_waves_presplit", "slice_waves_wgmma", "tile_waves", "tile_waves_persistent", "kernels")
+NAMES = ("presplit_slice_us", "wgmma_slice_us", "tile_us", "persistent_tile_us", "kernel_us")
+# Tf32x3CostModel's present values: a part no row has keeps its own.
+PRESENT = (1.85, 2.14, 5.5, 5.5, 5.2)
 # Tf32x3CostModel's terms the fit leaves alone.
 MMA_SLICE_US, BYTES_PER_US = 1.35 * 2.14, 2.5e6
 CONTEXT_KEYS = ("tf32x3_kernel", "tf32x3_workspace_mib", "tf32x3_chunk_depth", "tf32x3_bands")
@@ -96,20 +99,26 @@ def fit(plans_path, products_paths):
             rows.append((name, row_us(b), by_name[name]))
     if not rows:
         die("no tf32x3 row of the products runs has a plan in " + plans_path)
-    # Relative error alike: each row's equation divided by its time.
-    a = [[p[k] / t for k in PARTS] for _, t, p in rows]
-    y = [(t - fixed_us(p)) / t for _, t, p in rows]
-    x = solve(a, y)
-    if x is None:
-        die("the rows leave a part unfitted (no row runs it): time more products")
+    # Relative error alike: each row's equation divided by its time. Parts no row has (persistent
+    # tiles from a kernel that is not persistent) keep the model's values.
+    used = [i for i, k in enumerate(PARTS) if any(p.get(k, 0) for _, _, p in rows)]
+    kept = [i for i in range(len(PARTS)) if i not in used]
+    a = [[p.get(PARTS[i], 0) / t for i in used] for _, t, p in rows]
+    y = [(t - fixed_us(p) - sum(p.get(PARTS[i], 0) * PRESENT[i] for i in kept)) / t for _, t, p in rows]
+    fitted = solve(a, y)
+    if fitted is None:
+        die("the rows cannot tell the parts apart: time more products")
+    x = list(PRESENT)
+    for i, value in zip(used, fitted):
+        x[i] = value
     print(f"{len(rows)} products fitted ({plans['context']})")
-    for name, value in zip(NAMES, x):
-        print(f"  {name} {value:.3f}")
+    for i, (name, value) in enumerate(zip(NAMES, x)):
+        print(f"  {name} {value:.3f}" + ("" if i in used else " (no row has it: the model's)"))
     print("| product | measured ms | model ms (now) | model ms (fitted) | fitted / measured |")
     print("|---|---|---|---|---|")
     worst = 0.0
     for name, t, p in rows:
-        new = fixed_us(p) + sum(p[k] * v for k, v in zip(PARTS, x))
+        new = fixed_us(p) + sum(p.get(k, 0) * v for k, v in zip(PARTS, x))
         worst = max(worst, abs(new / t - 1))
         print(f"| {name} | {t / 1e3:.3f} | {p['model_us'] / 1e3:.3f} | {new / 1e3:.3f} | {new / t:.2f} |")
     print(f"largest difference of the fitted model from a measured time: {100 * worst:.1f}%")
@@ -124,7 +133,7 @@ def synthesize(plans_path, constants):
     if len(x) != len(PARTS):
         die(f"--synthesize takes {len(PARTS)} constants ({', '.join(NAMES)}), not {constants!r}")
     rows = [{"name": p["name"] + "/manual_time", "run_type": "iteration", "time_unit": "us", "tf32x3": 1,
-             "check_rel_err": 0.0, "real_time": fixed_us(p) + sum(p[k] * v for k, v in zip(PARTS, x))}
+             "check_rel_err": 0.0, "real_time": fixed_us(p) + sum(p.get(k, 0) * v for k, v in zip(PARTS, x))}
             for p in plans["plans"]]
     json.dump({"context": dict(plans["context"]), "benchmarks": rows}, sys.stdout, indent=1)
     print()
@@ -137,4 +146,4 @@ if __name__ == "__main__":
     elif len(args) >= 2 and not args[0].startswith("-"):
         fit(args[0], args[1:])
     else:
-        die("usage: tools/fit_plan_model.py PLANS.json PRODUCTS.json... | --synthesize PLANS.json A,B,C,D")
+        die("usage: tools/fit_plan_model.py PLANS.json PRODUCTS.json... | --synthesize PLANS.json A,B,C,D,E")

@@ -749,11 +749,12 @@ struct Tf32x3PlanSummary {
   double fill = 0;
   // What the launches' time is made of, for tf32x3_plan_us: k-slices a block works through, wave
   // after wave (Σ waves × a unit's slices), on wgmma with B presplit, on wgmma splitting B itself,
-  // on mma; the waves whose tiles start and end unhidden (a persistent launch's tiles overlap the
-  // next one's start: its first only); bytes of the passes beside the product (B's presplit: B
-  // read, its parts written; split-K's reduce: the partials read, C written).
+  // on mma; waves of tiles, each starting and ending (the ring's fill, the stores), in blocks of
+  // their own and in persistent blocks (whose next tile's copies overlap the last one's stores);
+  // bytes of the passes beside the product (B's presplit: B read, its parts written; split-K's
+  // reduce: the partials read, C written).
   int64_t slice_waves_presplit = 0, slice_waves_wgmma = 0, slice_waves_mma = 0;
-  int64_t tile_waves = 0;
+  int64_t tile_waves = 0, tile_waves_persistent = 0;
   double side_bytes = 0;
 };
 inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
@@ -792,7 +793,7 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
     (l.tiles != Tf32x3TileKind::Wgmma ? out.slice_waves_mma
      : l.presplit                     ? out.slice_waves_presplit
                                       : out.slice_waves_wgmma) += waves * (c.k > 0 ? slices : 0);
-    out.tile_waves += l.persistent_blocks > 0 ? 1 : waves;
+    (l.persistent_blocks > 0 ? out.tile_waves_persistent : out.tile_waves) += waves;
     if (l.presplit) out.side_bytes += 4.0 * 3.0 * double(c.k) * double(c.n);
     if (splits > 1) out.side_bytes += 4.0 * double(splits + (c.beta != 0.f ? 2 : 1)) * double(c.count * c.m * c.n);
     work += double(units) * unit_depth;
@@ -811,16 +812,19 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
 // passes were left out of the fit: K = 16384 at r = 819 and 1638, which took 15–35% longer than
 // this gives. T's rows were not 16-byte aligned at those ranks then (PredictedLinearShape::t_ld
 // since). mma's slice is wgmma's × 1.35, the middle of the 1.2–1.5× wgmma measured over mma,
-// and not fitted. A model for choosing between plans and for reading a products table
-// (measured against estimated), not a measurement.
+// and not fitted; a persistent block's wave of tiles is priced as a block a tile's until a run
+// says what persistence saves (no persistent kernel has run on a GPU yet). A model for choosing
+// between plans and for reading a products table (measured against estimated), not a measurement;
+// tools/fit_plan_model.py refits it to a run's products.
 struct Tf32x3CostModel {
   double presplit_slice_us = 1.85, wgmma_slice_us = 2.14, mma_slice_us = 1.35 * 2.14;
-  double tile_us = 5.5, kernel_us = 5.2, bytes_per_us = 2.5e6;
+  double tile_us = 5.5, persistent_tile_us = 5.5, kernel_us = 5.2, bytes_per_us = 2.5e6;
 };
 inline double tf32x3_plan_us(const Tf32x3PlanSummary& s, const Tf32x3CostModel& m = {}) {
   return double(s.slice_waves_presplit) * m.presplit_slice_us + double(s.slice_waves_wgmma) * m.wgmma_slice_us +
          double(s.slice_waves_mma) * m.mma_slice_us + double(s.tile_waves) * m.tile_us +
-         double(s.kernels) * m.kernel_us + s.side_bytes / m.bytes_per_us;
+         double(s.tile_waves_persistent) * m.persistent_tile_us + double(s.kernels) * m.kernel_us +
+         s.side_bytes / m.bytes_per_us;
 }
 // One line for a reader: "16 launches (2 bands × 8 chunks) on wgmma, presplit 8/16, splits 2;
 // 40 kernels, 64 waves 79% full; model 1.234 ms".
