@@ -11,13 +11,16 @@
 // Named <library>/<product>/<set>/M:../K:../N:../r:../J:1 with library cublas, cublaslt or tf32x3
 // (the 3xTF32 kernel UV_TF32X3_KERNEL picks): tools/bench_table.py --baselines cublas,cublaslt puts
 // tf32x3 against the faster cuBLAS. check_rel_err: each library's output against cublasSgemm's on
-// sampled rows. tf32x3's label is its plan (launches, kernels, waves: Backend::gemm_plan). On the
-// CPU, one small shape on the CPU's GEMM, as a check that the bench runs.
+// sampled rows. tf32x3's label is its plan (launches, kernels, waves, the model's time:
+// Backend::gemm_plan) and its plan_* counters the model's parts (tools/fit_plan_model.py fits the
+// model to a run with them). On the CPU, one small shape on the CPU's GEMM, as a check that the
+// bench runs.
 //   build/bench_predicted_products --plans[=MULTIPROCESSORS]
 // prints, without running anything (no GPU needed), the plan of every product on every large shape
 // for a Hopper GPU of that many multiprocessors (132, an H100 SXM's, by default), under the
 // environment's UV_TF32X3_* choices: what a change to the planner does before a GPU measures it;
-// with --plans_json, as JSON with each plan's parts, for tools/fit_plan_model.py.
+// with --plans_json, as JSON rows named and counted as the bench's own (the label, plan_*), for
+// tools/fit_plan_model.py --synthesize.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -82,7 +85,12 @@ void product(benchmark::State& state, uv::GemmLibrary library, int which) {
   // 1 where the product ran on the 3xTF32 GEMM (tf32x3 hands products past its grid to cuBLAS),
   // and how it ran.
   if (be.device() == uv::Device::CUDA) state.counters["tf32x3"] = be.gemm_counts().tf32x3_products > ours_before;
-  state.SetLabel(be.gemm_plan(p));
+  uv::GemmCall timed = p;  // as `run` calls it
+  timed.alpha = 1.f;
+  timed.beta = 0.f;
+  const uv::Backend::GemmPlan plan = be.gemm_plan(timed);
+  state.SetLabel(plan.text);
+  for (const auto& [name, value] : plan.parts) state.counters["plan_" + name] = value;
   // The reference: the same product through cublasSgemm (the CPU's GEMM on the CPU).
   uv::bench::Tensors ref;
   uv::GemmCall r = p;
@@ -162,19 +170,19 @@ bool take_plans(int& argc, char** argv, int& multiprocessors) {
 // on a Hopper GPU of `multiprocessors` with a cudaMalloc'd (so aligned) workspace. Nothing is
 // allocated: the products are recorded over operands at made-up addresses, which the plans never
 // read (they depend on the shapes, the workspace and the choices).
-// `json`: one object instead of the table, the plans' parts by the products bench's row names
-// (tools/fit_plan_model.py fits the model's constants to a run's times with it).
+// `json`: one object instead of the table, each product a row as the products bench writes it on a
+// GPU, without times (its name, label and plan_* counters).
 int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c, bool json) {
   const uv::cuda::Tf32x3Gpu gpu =
       uv::cuda::tf32x3_gpu(c.kernel, multiprocessors, true, uv::cuda::Tf32x3Tiles::Auto);
   const int64_t room = c.workspace_mib << 18;  // floats
   if (json)
     std::printf("{\"context\": {\"multiprocessors\": %d, \"tf32x3_kernel\": \"%s\", \"tf32x3_workspace_mib\": \"%lld\", "
-                "\"tf32x3_chunk_depth\": \"%lld\", \"tf32x3_bands\": \"%d\"},\n \"plans\": [",
+                "\"tf32x3_chunk_depth\": \"%lld\", \"tf32x3_bands\": \"%d\"},\n \"benchmarks\": [",
                 multiprocessors, uv::cuda::tf32x3_kernel_name(c.kernel), static_cast<long long>(c.workspace_mib),
                 static_cast<long long>(c.depth), c.bands ? 1 : 0);
   else
-    std::printf("# tf32x3 plans on %d multiprocessors with wgmma: UV_TF32X3_KERNEL=%s, UV_TF32X3_WORKSPACE_MIB=%lld, "
+    std::printf("# tf32x3 plans on a Hopper GPU of %d multiprocessors: UV_TF32X3_KERNEL=%s, UV_TF32X3_WORKSPACE_MIB=%lld, "
                 "UV_TF32X3_CHUNK_DEPTH=%lld, UV_TF32X3_BANDS=%d\n%-6s %-6s %-6s %-5s %-7s %-20s %s\n",
                 multiprocessors, uv::cuda::tf32x3_kernel_name(c.kernel), static_cast<long long>(c.workspace_mib),
                 static_cast<long long>(c.depth), c.bands ? 1 : 0, "M", "K", "N", "r", "product", "m×n×k", "plan");
@@ -195,16 +203,12 @@ int print_plans(int multiprocessors, const uv::bench::Tf32x3Choices& c, bool jso
       const std::string text = fits ? uv::cuda::tf32x3_plan_text(plan) : "past the launch grid: cuBLAS";
       if (json) {
         if (!fits) continue;
-        std::printf("%s\n  {\"name\": \"tf32x3/%s/large/M:%lld/K:%lld/N:%lld/r:%lld\", \"plan\": \"%s\", "
-                    "\"slice_waves_presplit\": %lld, \"slice_waves_wgmma\": %lld, \"slice_waves_mma\": %lld, "
-                    "\"tile_waves\": %lld, \"tile_waves_persistent\": %lld, \"kernels\": %lld, \"side_bytes\": %.0f, "
-                    "\"model_us\": %.3f}",
+        std::printf("%s\n  {\"name\": \"tf32x3/%s/large/M:%lld/K:%lld/N:%lld/r:%lld/manual_time\", \"label\": \"%s\"",
                     first ? "" : ",", kProducts[which], static_cast<long long>(s.m), static_cast<long long>(s.k),
-                    static_cast<long long>(s.n), static_cast<long long>(s.rank), text.c_str(),
-                    static_cast<long long>(plan.slice_waves_presplit), static_cast<long long>(plan.slice_waves_wgmma),
-                    static_cast<long long>(plan.slice_waves_mma), static_cast<long long>(plan.tile_waves),
-                    static_cast<long long>(plan.tile_waves_persistent),
-                    static_cast<long long>(plan.kernels), plan.side_bytes, uv::cuda::tf32x3_plan_us(plan));
+                    static_cast<long long>(s.n), static_cast<long long>(s.rank), text.c_str());
+        for (const auto& [name, value] : uv::cuda::tf32x3_plan_parts(plan))
+          std::printf(", \"plan_%s\": %.3f", name.c_str(), value);
+        std::printf("}");
         first = false;
         continue;
       }
@@ -224,7 +228,12 @@ int main(int argc, char** argv) {
   if (!uv::bench::take_dictionary_precision(argc, argv, "bench_predicted_products", g_u_tf32)) return 2;
   int multiprocessors = 0;
   const bool json = take_flag(argc, argv, "--plans_json");
-  if (take_plans(argc, argv, multiprocessors)) {
+  const bool plans = take_plans(argc, argv, multiprocessors);
+  if (json && !plans) {
+    std::fprintf(stderr, "bench_predicted_products: --plans_json goes with --plans\n");
+    return 2;
+  }
+  if (plans) {
     uv::bench::Tf32x3Choices choices;
     if (!uv::bench::read_tf32x3_choices("bench_predicted_products", choices)) return 2;
     if (multiprocessors == 0) {

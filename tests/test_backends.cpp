@@ -2468,6 +2468,22 @@ TEST(Tf32x3Tile, PlanSummaryCountsLaunchesKernelsAndWaves) {
   EXPECT_EQ(s.small_tiles, 1);
   EXPECT_EQ(s.presplit, 0);
   EXPECT_EQ(cuda::tf32x3_plan_text(s).find("1 launch on mma 64×64"), 0u) << cuda::tf32x3_plan_text(s);
+  // mma's big tiles run 2 a multiprocessor: 4 × 12² = 576 tiles of 1500² (4 a multiprocessor or
+  // more: big) are 3 waves of 264, each 2 tiles' work a multiprocessor, 4 slices deep (k = 100).
+  const cuda::Tf32x3Gpu mma = cuda::tf32x3_gpu(cuda::Tf32x3Kernel::Mma, 132, true, cuda::Tf32x3Tiles::Auto);
+  const GemmCall big = gemm_call(4, 1500 * 100, 100 * 1500, 1500, false, false, 1500, 1500, 100, 1.f, nullptr, 100,
+                                 nullptr, 1500, 0.f, nullptr, 6000);
+  s = cuda::tf32x3_plan_summary(big, mib32, true, mma, 2048, true);
+  EXPECT_EQ(s.waves, 3);
+  EXPECT_EQ(s.slice_waves_mma, 2 * 3 * 4);
+  EXPECT_EQ(s.tile_waves, 2 * 3);
+  EXPECT_EQ(cuda::tf32x3_plan_text(s).find("1 launch on mma 128×128"), 0u) << cuda::tf32x3_plan_text(s);
+  // An empty product launches nothing.
+  const GemmCall empty = gemm_call(1, 0, 0, 0, false, false, 0, 70, 100, 1.f, nullptr, 100, nullptr, 70, 0.f, nullptr, 70);
+  s = cuda::tf32x3_plan_summary(empty, mib32, true, presplit, 2048, true);
+  EXPECT_EQ(s.launches, 0);
+  EXPECT_EQ(s.kernels, 0);
+  EXPECT_EQ(cuda::tf32x3_plan_us(s), 0.0);
 }
 
 // Persistent blocks: each takes tiles block, block + blocks, … in order, every slice of each once,
@@ -3467,11 +3483,11 @@ TEST(BackendGemm, Tf32x3ExactBUnderGraphReplaysMatchesTheCpu) {
   cudaStreamDestroy(stream);
 }
 
-// The plan a bench reports is the plan run (cuda::tf32x3_plan, Backend::gemm_plan): each product
-// captured into a CUDA graph launches as many kernels as its plan counts, on every kernel choice,
-// over the plan's shapes: one launch of splits (with the depth at 512), chunks (no room for the
-// splits), bands (a workspace that holds 8 tiles' parts: 3 bands of 2200 columns), several
-// products on the small tiles, and a product with k = 0.
+// The plan a bench reports is the plan run (cuda::tf32x3_plan, which Backend::gemm_plan reports):
+// each product captured into a CUDA graph launches as many kernels as its plan counts, on every
+// kernel choice, over the plan's shapes: one launch of splits (with the depth at 512), chunks (no
+// room for the splits), bands (a workspace that holds 8 tiles' parts: 2200 columns in bands of
+// 1024, 1024 and 152), several products on the small tiles, and a product with k = 0.
 TEST(BackendGemm, Tf32x3PlanCountsTheKernelsItLaunches) {
   UV_REQUIRE_DEVICE(device);
   const Tf32x3ChoiceRestorer restore;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -120,9 +121,14 @@ class Backend {
   // Which GEMM library the backend's products use; the CPU ignores it.
   virtual void set_gemm_library(GemmLibrary library) { (void)library; }
   virtual GemmCounts gemm_counts() const { return {}; }
-  // How the chosen library runs `call`, in a line, where the backend can tell (train.gemm = tf32x3
-  // on CUDA: its launches, kernels and waves); empty elsewhere. For benches' labels.
-  virtual std::string gemm_plan(const GemmCall& call) const {
+  // How the chosen library runs `call`, where the backend can tell (train.gemm = tf32x3 on CUDA):
+  // a line for a reader (its launches, kernels, waves and modelled time) and named figures for
+  // tools (the parts of that time model, tools/fit_plan_model.py); empty elsewhere. For benches.
+  struct GemmPlan {
+    std::string text;
+    std::vector<std::pair<std::string, double>> parts;
+  };
+  virtual GemmPlan gemm_plan(const GemmCall& call) const {
     (void)call;
     return {};
   }

@@ -174,9 +174,12 @@ class CudaBackend final : public Backend {
       out.push_back({"cudnn", static_cast<int64_t>(cudnn_->workspace_bytes()), true});
     return out;
   }
-  std::string gemm_plan(const GemmCall& call) const override {
+  GemmPlan gemm_plan(const GemmCall& call) const override {
     if (!tf32x3_library_) return {};
-    return cuda::tf32x3_plan_text(call, tf32x3_workspace_, cuda::tf32x3_workspace_floats());
+    GemmPlan plan;
+    if (!cuda::tf32x3_takes(call, plan.text)) return plan;
+    const cuda::Tf32x3PlanSummary summary = cuda::tf32x3_plan(call, tf32x3_workspace_, cuda::tf32x3_workspace_floats());
+    return {cuda::tf32x3_plan_text(summary), cuda::tf32x3_plan_parts(summary)};
   }
   GemmCounts gemm_counts() const override {
     GemmCounts counts;

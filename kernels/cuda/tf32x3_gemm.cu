@@ -309,9 +309,16 @@ Tf32x3PlanSummary tf32x3_plan(const GemmCall& g, const float* workspace, int64_t
                              tf32x3_chunk_depth(), bands_chosen());
 }
 
-std::string tf32x3_plan_text(const GemmCall& g, const float* workspace, int64_t workspace_floats) {
-  if (!tf32x3_fits(g.count, g.m, g.n)) return "past the launch grid: cuBLAS";
-  return tf32x3_plan_text(tf32x3_plan(g, workspace, workspace_floats));
+bool tf32x3_takes(const GemmCall& g, std::string& why) {
+  if (!tf32x3_fits(g.count, g.m, g.n)) {
+    why = "past the launch grid: cuBLAS";
+    return false;
+  }
+  if (g.epilogue == GemmEpilogue::BiasGradient) {
+    why = "a bias-gradient epilogue: not this GEMM's";
+    return false;
+  }
+  return true;
 }
 
 int64_t tf32x3_workspace_floats() {

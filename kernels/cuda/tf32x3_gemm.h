@@ -30,10 +30,10 @@ void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stri
 void tf32x3_gemm(const GemmCall& call, float* workspace, int64_t workspace_floats, cudaStream_t stream);
 
 // How tf32x3_gemm runs `call` on this device with this workspace and the current choices
-// (tf32x3_plan_summary in tf32x3_gemm_tile.h; the product must fit: tf32x3_fits), and the same in
-// a line for benches' labels, or what runs instead where it does not fit.
+// (tf32x3_plan_summary in tf32x3_gemm_tile.h; the product must be one it takes: tf32x3_takes).
 Tf32x3PlanSummary tf32x3_plan(const GemmCall& call, const float* workspace, int64_t workspace_floats);
-std::string tf32x3_plan_text(const GemmCall& call, const float* workspace, int64_t workspace_floats);
+// Whether tf32x3_gemm takes `call` (within its grid, no bias-gradient epilogue); `why`: else what.
+bool tf32x3_takes(const GemmCall& call, std::string& why);
 // Sets the kernels' attributes (their shared memory), once a process: the backend calls it with its
 // workspace, before any CUDA-graph capture; the first product calls it too. One device a process.
 void tf32x3_prepare();

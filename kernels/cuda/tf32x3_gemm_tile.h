@@ -9,11 +9,14 @@
 // dropping only small·small (about 2⁻²² relative): float32 accuracy from three tensor-core products.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/core/host_device.h"
 #include "engine/core/tf32.h"
@@ -760,6 +763,10 @@ struct Tf32x3PlanSummary {
 inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bool aligned, const Tf32x3Gpu& gpu,
                                              int64_t depth, bool bands) {
   Tf32x3PlanSummary out;
+  if (g.m == 0 || g.n == 0) {  // tf32x3_gemm launches nothing
+    out.bands = 1;
+    return out;
+  }
   double work = 0, room_work = 0;
   int64_t band_launches = 0;  // the current band's so far
   auto band_done = [&] {
@@ -787,13 +794,17 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
     const int64_t units = tf32x3_tile_blocks(l.tiles, c.count, c.m, c.n) * splits;
     const int64_t slots = tf32x3_slots(l.tiles, gpu.multiprocessors);
     const int64_t waves = (units + slots - 1) / slots;
-    const double unit_depth = double(tf32x3_split_depth(c.k, splits));
+    const double unit_depth = double(std::max<int64_t>(tf32x3_split_depth(c.k, splits), 1));  // k = 0: stores only
     out.waves += waves;
     const int64_t slices = (tf32x3_split_depth(c.k, splits) + Tf32x3BigTile::kDepth - 1) / Tf32x3BigTile::kDepth;
+    // In waves of one 128×128 tile a multiprocessor: mma's big tiles run 2 a multiprocessor (a
+    // wave of them is 2 such waves' work), its small ones 4 of a quarter the size.
+    const int64_t per_sm = slots / gpu.multiprocessors;
+    const int64_t scale = l.tiles == Tf32x3TileKind::MmaBig ? per_sm : 1;
     (l.tiles != Tf32x3TileKind::Wgmma ? out.slice_waves_mma
      : l.presplit                     ? out.slice_waves_presplit
-                                      : out.slice_waves_wgmma) += waves * (c.k > 0 ? slices : 0);
-    (l.persistent_blocks > 0 ? out.tile_waves_persistent : out.tile_waves) += waves;
+                                      : out.slice_waves_wgmma) += scale * waves * (c.k > 0 ? slices : 0);
+    (l.persistent_blocks > 0 ? out.tile_waves_persistent : out.tile_waves) += scale * waves;
     if (l.presplit) out.side_bytes += 4.0 * 3.0 * double(c.k) * double(c.n);
     if (splits > 1) out.side_bytes += 4.0 * double(splits + (c.beta != 0.f ? 2 : 1)) * double(c.count * c.m * c.n);
     work += double(units) * unit_depth;
@@ -826,10 +837,22 @@ inline double tf32x3_plan_us(const Tf32x3PlanSummary& s, const Tf32x3CostModel& 
          double(s.tile_waves_persistent) * m.persistent_tile_us + double(s.kernels) * m.kernel_us +
          s.side_bytes / m.bytes_per_us;
 }
+// The model's parts by name (the names tools/fit_plan_model.py reads), then its time.
+inline std::vector<std::pair<std::string, double>> tf32x3_plan_parts(const Tf32x3PlanSummary& s) {
+  return {{"slice_waves_presplit", double(s.slice_waves_presplit)},
+          {"slice_waves_wgmma", double(s.slice_waves_wgmma)},
+          {"slice_waves_mma", double(s.slice_waves_mma)},
+          {"tile_waves", double(s.tile_waves)},
+          {"tile_waves_persistent", double(s.tile_waves_persistent)},
+          {"kernels", double(s.kernels)},
+          {"side_bytes", s.side_bytes},
+          {"model_us", tf32x3_plan_us(s)}};
+}
 // One line for a reader: "16 launches (2 bands × 8 chunks) on wgmma, presplit 8/16, splits 2;
 // 40 kernels, 64 waves 79% full; model 1.234 ms".
 inline std::string tf32x3_plan_text(const Tf32x3PlanSummary& s) {
   if (!s.ok) return "no launch within the chunk depth";
+  if (s.launches == 0) return "nothing to run (an empty product)";
   auto count = [&](int64_t n, const char* what) {
     return n == 0 ? std::string() : n == s.launches ? std::string(", ") + what
                                                     : ", " + std::string(what) + " " + std::to_string(n) + "/" +
