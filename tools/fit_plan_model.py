@@ -20,6 +20,11 @@ their check or did not run on the tf32x3 GEMM are left out, and with U rounded t
 
 writes the products run the model would give with those constants from plans made without a GPU
 (a check of the fit: fitting it gives them back).
+
+    tools/fit_plan_model.py --check-model plans.json
+
+exits 1 unless this file's copy of the model's constants gives every plan's plan_model_us (the
+C++ model's own time): a check that the two have not drifted apart.
 """
 import json
 import sys
@@ -137,11 +142,25 @@ def synthesize(path, constants):
     print()
 
 
+def check_model(path):
+    rows = [b for b in load(path).get("benchmarks", []) if "plan_model_us" in b]
+    if not rows:
+        die(f"{path}: no plan_model_us to check against")
+    off = [b["name"] for b in rows if abs(model_us(b, PRESENT) - b["plan_model_us"]) > 1e-3 * max(1.0, b["plan_model_us"])]
+    for name in off:
+        print(f"this file's constants do not give {name}'s plan_model_us: copy Tf32x3CostModel's here")
+    print(f"{len(rows) - len(off)} of {len(rows)} plans' times given by this file's constants")
+    sys.exit(1 if off else 0)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) == 3 and args[0] == "--synthesize":
         synthesize(args[1], args[2])
+    elif len(args) == 2 and args[0] == "--check-model":
+        check_model(args[1])
     elif args and not args[0].startswith("-"):
         fit(args)
     else:
-        die("usage: tools/fit_plan_model.py PRODUCTS.json... | --synthesize PLANS.json A,B,C,D,E")
+        die("usage: tools/fit_plan_model.py PRODUCTS.json... | --synthesize PLANS.json A,B,C,D,E | "
+            "--check-model PLANS.json")
