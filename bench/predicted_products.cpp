@@ -138,32 +138,30 @@ void register_all(uv::Backend& be) {
     }
 }
 
-// Takes `flag` out of argv where it is there (true).
-bool take_flag(int& argc, char** argv, const char* flag) {
+// Takes `flag` (bare, or flag=VALUE) out of argv where it is there: true, and `value` the text
+// after '=' or null for the bare flag.
+bool take_flag(int& argc, char** argv, const char* flag, const char** value = nullptr) {
+  const size_t n = std::strlen(flag);
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], flag) != 0) continue;
+    if (std::strncmp(argv[i], flag, n) != 0 || (argv[i][n] != '\0' && argv[i][n] != '=')) continue;
+    if (value) *value = argv[i][n] == '=' ? argv[i] + n + 1 : nullptr;
     for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
     --argc;
     return true;
   }
   return false;
 }
-// --plans[=MULTIPROCESSORS]: false without it; `multiprocessors` 0 for a bad count.
+// --plans[=MULTIPROCESSORS]: false without it; `multiprocessors` 132 bare, 0 for a bad count.
 bool take_plans(int& argc, char** argv, int& multiprocessors) {
-  for (int i = 1; i < argc; ++i) {
-    const char* a = argv[i];
-    if (std::strcmp(a, "--plans") != 0 && std::strncmp(a, "--plans=", 8) != 0) continue;
-    multiprocessors = 132;
-    if (a[7] == '=') {
-      char* end = nullptr;
-      const long count = std::strtol(a + 8, &end, 10);
-      multiprocessors = a[8] >= '0' && a[8] <= '9' && *end == '\0' && count >= 1 && count <= 1024 ? int(count) : 0;
-    }
-    for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
-    --argc;
-    return true;
+  const char* count = nullptr;
+  if (!take_flag(argc, argv, "--plans", &count)) return false;
+  multiprocessors = 132;
+  if (count) {
+    char* end = nullptr;
+    const long value = std::strtol(count, &end, 10);
+    multiprocessors = *count >= '0' && *count <= '9' && *end == '\0' && value >= 1 && value <= 1024 ? int(value) : 0;
   }
-  return false;
+  return true;
 }
 
 // The plan of every product on every large shape, as the CUDA backend's tf32x3 GEMM would run it

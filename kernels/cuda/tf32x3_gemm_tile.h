@@ -705,9 +705,9 @@ inline Tf32x3Schedule tf32x3_schedule(int64_t count, int64_t m, int64_t n, int64
   return out;
 }
 
-// Every launch of a product, in the order tf32x3_gemm runs them: f(call, launch) for each, over
-// the bands of columns where B's parts need them (`bands`: UV_TF32X3_BANDS) and each band's
-// schedule (one launch, or one a chunk): f(call, launch, band), band counting from 0.
+// Every launch of a product, in the order tf32x3_gemm runs them: f(call, launch, band) for each,
+// over the bands of columns where B's parts need them (`bands`: UV_TF32X3_BANDS; band counts from
+// 0) and each band's schedule (one launch, or one a chunk).
 // tf32x3_gemm launches what this walks and tf32x3_plan_summary counts it, so a plan reported is
 // the plan run.
 template <typename F>
@@ -794,16 +794,17 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
     const int64_t units = tf32x3_tile_blocks(l.tiles, c.count, c.m, c.n) * splits;
     const int64_t slots = tf32x3_slots(l.tiles, gpu.multiprocessors);
     const int64_t waves = (units + slots - 1) / slots;
-    const double unit_depth = double(std::max<int64_t>(tf32x3_split_depth(c.k, splits), 1));  // k = 0: stores only
+    const int64_t split_depth = tf32x3_split_depth(c.k, splits);  // 0 for k = 0
+    const double unit_depth = double(std::max<int64_t>(split_depth, 1));  // k = 0: stores only
     out.waves += waves;
-    const int64_t slices = (tf32x3_split_depth(c.k, splits) + Tf32x3BigTile::kDepth - 1) / Tf32x3BigTile::kDepth;
+    const int64_t slices = split_depth / Tf32x3BigTile::kDepth;  // a multiple of the slice
     // In waves of one 128×128 tile a multiprocessor: mma's big tiles run 2 a multiprocessor (a
     // wave of them is 2 such waves' work), its small ones 4 of a quarter the size.
     const int64_t per_sm = slots / gpu.multiprocessors;
     const int64_t scale = l.tiles == Tf32x3TileKind::MmaBig ? per_sm : 1;
     (l.tiles != Tf32x3TileKind::Wgmma ? out.slice_waves_mma
      : l.presplit                     ? out.slice_waves_presplit
-                                      : out.slice_waves_wgmma) += scale * waves * (c.k > 0 ? slices : 0);
+                                      : out.slice_waves_wgmma) += scale * waves * slices;
     (l.persistent_blocks > 0 ? out.tile_waves_persistent : out.tile_waves) += scale * waves;
     if (l.presplit) out.side_bytes += 4.0 * 3.0 * double(c.k) * double(c.n);
     if (splits > 1) out.side_bytes += 4.0 * double(splits + (c.beta != 0.f ? 2 : 1)) * double(c.count * c.m * c.n);
