@@ -112,7 +112,7 @@ inline GemmLibrary& gemm_library() {
 // The 3xTF32 GEMM's choices from the environment, as the CUDA backend reads them
 // (kernels/cuda/tf32x3_gemm_tile.h): false, having said which value is wrong, for a bad one.
 struct Tf32x3Choices {
-  cuda::Tf32x3Kernel kernel = cuda::Tf32x3Kernel::WgmmaPresplit;  // UV_TF32X3_KERNEL
+  cuda::Tf32x3Kernel kernel = cuda::kTf32x3DefaultKernel;         // UV_TF32X3_KERNEL
   int64_t depth = 0;                                              // UV_TF32X3_CHUNK_DEPTH
   int64_t workspace_mib = 0;                                      // UV_TF32X3_WORKSPACE_MIB
   bool bands = true;                                              // UV_TF32X3_BANDS

@@ -1363,12 +1363,12 @@ TEST(Tf32x3Tile, SplitsKeepWithinTheChunkDepth) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: wgmma_presplit (also unset or empty), wgmma or mma; anything else is refused (the benches exit 2
+// UV_TF32X3_KERNEL: wgmma_specialised (also unset or empty) or another kernel's name; anything else is refused (the benches exit 2
 // with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaPresplit);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialised);
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
@@ -1393,7 +1393,7 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
     }
   k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaPresplit);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialised);
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("mma4", k));  // measured slower and removed
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("wmma", k));

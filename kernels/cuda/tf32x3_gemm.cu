@@ -190,12 +190,12 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_presplit (the default; mma off Hopper), wgmma, wgmma_persistent,
-// wgmma_mbarrier, wgmma_mbarrier_persistent, wgmma_specialised or mma.
+// UV_TF32X3_KERNEL: wgmma_specialised (the default; mma off Hopper), wgmma_presplit, wgmma,
+// wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
-    Tf32x3Kernel kernel = Tf32x3Kernel::WgmmaPresplit;
+    Tf32x3Kernel kernel = kTf32x3DefaultKernel;
     UV_REQUIRE(parse_tf32x3_kernel(env, kernel),
                "UV_TF32X3_KERNEL=\"" << env << "\" is not one of " << tf32x3_kernel_names());
     return static_cast<int>(kernel);

@@ -918,23 +918,26 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
   return {16 * warp_in_group + x.row, 8 * (reg / 4) + x.col};
 }
 
-// The kernel for the big tiles: `WgmmaPresplit` (the default: Hopper's warpgroup MMA with B split
+// The kernel for the big tiles: `WgmmaPresplit` (Hopper's warpgroup MMA with B split
 // into its TF32 parts beforehand, tf32x3_presplit_offset, where the product is one and its parts
-// fit half the workspace, or in column bands whose parts do (tf32x3_presplit_band; not yet run on a
-// GPU), and as `Wgmma` elsewhere; 2–16% faster than Wgmma where it applies
-// and never slower on an H100, docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
-// (mma.sync fed by a cp.async ring, 8 warps a big tile). `WgmmaPersistent` (not yet run on a GPU):
+// fit half the workspace, or in column bands whose parts do (tf32x3_presplit_band), and as `Wgmma`
+// elsewhere; 2–16% faster than Wgmma where it applies and never slower on an H100,
+// docs/gpu-results.md), `Wgmma` (the blocks split B themselves) or `Mma`
+// (mma.sync fed by a cp.async ring, 8 warps a big tile). `WgmmaPersistent`:
 // `WgmmaPresplit` with persistent blocks where a product's tiles are more than one wave and unsplit
 // (tf32x3_plan_launch): a block a multiprocessor, each taking tile after tile
 // (tf32x3_persistent_unit), its ring running on across them, so the next tile's first slices
 // arrive while the last one's accumulators are stored; and in column bands where B's parts do not
-// fit (tf32x3_presplit_band). `WgmmaMbarrier` (not yet run on a GPU): `WgmmaPresplit` whose ring
+// fit (tf32x3_presplit_band). `WgmmaMbarrier`: `WgmmaPresplit` whose ring
 // synchronises through mbarriers instead of a barrier of the whole block every slice
-// (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent` (not yet run on a GPU): both, the mbarrier
-// ring running on across a persistent block's tiles. `WgmmaSpecialised` (not yet run on a GPU):
-// warp specialisation, the mbarrier ring filled by a producer warpgroup of its own
-// (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and issue
-// wgmmas, persistent where `WgmmaPersistent` is. Off compute capability 9.0 the wgmma
+// (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent`: both, the mbarrier
+// ring running on across a persistent block's tiles. `WgmmaSpecialised` (the default,
+// kTf32x3DefaultKernel): warp specialisation, the mbarrier ring filled by a producer warpgroup of
+// its own (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and
+// issue wgmmas, persistent where `WgmmaPersistent` is. On an H100 (2026-11-26, docs/gpu-results.md)
+// it was the fastest of the six on every large chain_fused pass measured, 4–12% faster than
+// `WgmmaPresplit`, except at K = 4096 with r ≥ 1024, where `WgmmaMbarrier` was 1–2% faster. Off
+// compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the
 // names of kTf32x3Kernels) sets the choice; tests switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel {
@@ -958,6 +961,7 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"},
     {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"},
     {Tf32x3Kernel::WgmmaSpecialised, "wgmma_specialised"}};
+constexpr Tf32x3Kernel kTf32x3DefaultKernel = Tf32x3Kernel::WgmmaSpecialised;
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -966,7 +970,7 @@ inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
 // UV_TF32X3_KERNEL's value (null or empty: the default); false for anything else.
 inline bool parse_tf32x3_kernel(const char* value, Tf32x3Kernel& out) {
   if (!value || !*value) {
-    out = Tf32x3Kernel::WgmmaPresplit;
+    out = kTf32x3DefaultKernel;
     return true;
   }
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
