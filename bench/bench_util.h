@@ -116,6 +116,7 @@ struct Tf32x3Choices {
   int64_t depth = 0;                                              // UV_TF32X3_CHUNK_DEPTH
   int64_t workspace_mib = 0;                                      // UV_TF32X3_WORKSPACE_MIB
   bool bands = true;                                              // UV_TF32X3_BANDS
+  bool producer_waits = false;                                    // UV_TF32X3_PRODUCER_WAITS
   bool depth_set = false, workspace_set = false;                  // ... named, not the defaults
 };
 inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
@@ -139,6 +140,11 @@ inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
   const char* bands = std::getenv("UV_TF32X3_BANDS");
   if (!cuda::parse_tf32x3_bands(bands, out.bands)) {
     std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands);
+    return false;
+  }
+  const char* waits = std::getenv("UV_TF32X3_PRODUCER_WAITS");
+  if (!cuda::parse_tf32x3_producer_waits(waits, out.producer_waits)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_PRODUCER_WAITS=\"%s\" is not 0 or 1\n", program, waits);
     return false;
   }
   out.depth_set = depth && *depth;
@@ -179,6 +185,7 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(tf32x3.workspace_mib));
   if (tf32x3.workspace_set) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
   benchmark::AddCustomContext("tf32x3_bands", tf32x3.bands ? "1" : "0");
+  if (tf32x3.producer_waits) benchmark::AddCustomContext("tf32x3_producer_waits", "1");
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

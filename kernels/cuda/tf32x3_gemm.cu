@@ -190,8 +190,8 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_specialised (the default; mma off Hopper), wgmma_presplit, wgmma,
-// wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
+// UV_TF32X3_KERNEL: wgmma_specialised (the default; mma off Hopper), wgmma_specialised_nonpersistent,
+// wgmma_presplit, wgmma, wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
     const char* env = std::getenv("UV_TF32X3_KERNEL");
@@ -219,6 +219,18 @@ bool bands_chosen() {
     UV_REQUIRE(parse_tf32x3_bands(env, value), "UV_TF32X3_BANDS=\"" << env << "\" is not 0 or 1");
     return value;
   }();
+  return on;
+}
+
+// UV_TF32X3_PRODUCER_WAITS (parse_tf32x3_producer_waits) at the first call, or what
+// set_tf32x3_producer_waits set since.
+std::atomic<bool>& producer_waits_choice() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("UV_TF32X3_PRODUCER_WAITS");
+    bool value = false;
+    UV_REQUIRE(parse_tf32x3_producer_waits(env, value), "UV_TF32X3_PRODUCER_WAITS=\"" << env << "\" is not 0 or 1");
+    return value;
+  }()};
   return on;
 }
 
@@ -270,6 +282,7 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       }
       p.mbarrier_ring = plan.mbarrier;
       p.specialised = plan.specialised;
+      p.producer_waits = plan.specialised && tf32x3_producer_waits();
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {
@@ -353,6 +366,9 @@ void set_tf32x3_tiles(Tf32x3Tiles tiles) { tiles_choice().store(static_cast<int>
 
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
 void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
+
+bool tf32x3_producer_waits() { return producer_waits_choice().load(); }
+void set_tf32x3_producer_waits(bool on) { producer_waits_choice().store(on); }
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

@@ -57,6 +57,13 @@ void set_tf32x3_tiles(Tf32x3Tiles tiles);
 Tf32x3Kernel tf32x3_kernel();
 void set_tf32x3_kernel(Tf32x3Kernel kernel);
 
+// Whether the specialised kernels' producer threads also wait for each slice's "full" phase
+// (tf32x3_produce): UV_TF32X3_PRODUCER_WAITS at the first call, or what set_tf32x3_producer_waits
+// set since. Off by default; on, it asks whether compute-sanitizer's racecheck, which reports the
+// consumers' reads of A as racing the producer's copies, follows the ring then (docs/gpu-results.md).
+bool tf32x3_producer_waits();
+void set_tf32x3_producer_waits(bool on);
+
 struct Tf32x3Ops {
   using Scalar = float;
   cudaStream_t stream;

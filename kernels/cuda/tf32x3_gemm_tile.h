@@ -199,6 +199,20 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
   return false;
 }
 
+// UV_TF32X3_PRODUCER_WAITS: 0 (the default, also when unset or empty) or 1 (tf32x3_producer_waits);
+// false for anything else.
+inline bool parse_tf32x3_producer_waits(const char* value, bool& out) {
+  if (!value || !*value || std::strcmp(value, "0") == 0) {
+    out = false;
+    return true;
+  }
+  if (std::strcmp(value, "1") == 0) {
+    out = true;
+    return true;
+  }
+  return false;
+}
+
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
 inline bool tf32x3_fits(int64_t count, int64_t m, int64_t n) {
   return count >= 1 && count <= 65535 && m >= 0 && n >= 0 &&
@@ -934,7 +948,9 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // ring running on across a persistent block's tiles. `WgmmaSpecialised` (the default,
 // kTf32x3DefaultKernel): warp specialisation, the mbarrier ring filled by a producer warpgroup of
 // its own (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and
-// issue wgmmas, persistent where `WgmmaPersistent` is. On an H100 (2026-11-26, docs/gpu-results.md)
+// issue wgmmas, persistent where `WgmmaPersistent` is; `WgmmaSpecialisedNonPersistent` the same
+// with a block a tile everywhere (persistent blocks cost the mbarrier ring 5–13% on an H100; not
+// yet timed on the specialised one). On an H100 (2026-11-26, docs/gpu-results.md)
 // it was the fastest of the six on every large chain_fused pass measured, 2–16% less time than
 // `WgmmaPresplit`, except at K = 4096 with r ≥ 1024, where `WgmmaMbarrier` took 1–3% less. Off
 // compute capability 9.0 the wgmma
@@ -947,7 +963,8 @@ enum class Tf32x3Kernel {
   WgmmaPersistent,
   WgmmaMbarrier,
   WgmmaMbarrierPersistent,
-  WgmmaSpecialised
+  WgmmaSpecialised,
+  WgmmaSpecialisedNonPersistent
 };
 struct Tf32x3KernelName {
   Tf32x3Kernel kernel;
@@ -960,7 +977,8 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::WgmmaPersistent, "wgmma_persistent"},
     {Tf32x3Kernel::WgmmaMbarrier, "wgmma_mbarrier"},
     {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"},
-    {Tf32x3Kernel::WgmmaSpecialised, "wgmma_specialised"}};
+    {Tf32x3Kernel::WgmmaSpecialised, "wgmma_specialised"},
+    {Tf32x3Kernel::WgmmaSpecialisedNonPersistent, "wgmma_specialised_nonpersistent"}};
 constexpr Tf32x3Kernel kTf32x3DefaultKernel = Tf32x3Kernel::WgmmaSpecialised;
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
@@ -995,6 +1013,8 @@ inline bool tf32x3_presplits(Tf32x3Kernel kernel) {
 // What the plans know of `kernel` on a GPU of `multiprocessors` (`wgmma_available`: compute
 // capability 9.0) with the tiles chosen.
 inline Tf32x3Gpu tf32x3_gpu(Tf32x3Kernel kernel, int multiprocessors, bool wgmma_available, Tf32x3Tiles tiles) {
+  const bool specialised =
+      kernel == Tf32x3Kernel::WgmmaSpecialised || kernel == Tf32x3Kernel::WgmmaSpecialisedNonPersistent;
   return {multiprocessors,
           tf32x3_is_wgmma(kernel) && wgmma_available,
           tf32x3_presplits(kernel),
@@ -1002,8 +1022,8 @@ inline Tf32x3Gpu tf32x3_gpu(Tf32x3Kernel kernel, int multiprocessors, bool wgmma
           kernel == Tf32x3Kernel::WgmmaPersistent || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent ||
               kernel == Tf32x3Kernel::WgmmaSpecialised,
           kernel == Tf32x3Kernel::WgmmaMbarrier || kernel == Tf32x3Kernel::WgmmaMbarrierPersistent ||
-              kernel == Tf32x3Kernel::WgmmaSpecialised,
-          kernel == Tf32x3Kernel::WgmmaSpecialised};
+              specialised,
+          specialised};
 }
 
 // One term of the kernel's sum, as it forms it: a·b with each operand split into TF32 parts.

@@ -323,6 +323,10 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
     });
     if (!copied) break;
     mbarrier_arrive_on_copies(full);
+    // The experiment's switch (tf32x3_producer_waits): each copying thread sees its slice g − 1 land
+    // as the mbarrier ring's copying threads do, 2 slices still in flight. Waits on its own copies
+    // and the bulk one alone: it cannot deadlock.
+    if (p.producer_waits && g >= 1) mbarrier_wait(ring_full(slots, g - 1), tf32x3_mbarrier_parity(g - 1));
   }
   copy_async_wait_all();  // no copy outlives its thread
 }
