@@ -116,7 +116,7 @@ struct Tf32x3Choices {
   int64_t depth = 0;                                              // UV_TF32X3_CHUNK_DEPTH
   int64_t workspace_mib = 0;                                      // UV_TF32X3_WORKSPACE_MIB
   bool bands = true;                                              // UV_TF32X3_BANDS
-  bool producer_waits = false;                                    // UV_TF32X3_PRODUCER_WAITS
+  cuda::Tf32x3SpecialisedSync sync = cuda::Tf32x3SpecialisedSync::Plain;  // UV_TF32X3_SPECIALISED_SYNC
   bool depth_set = false, workspace_set = false;                  // ... named, not the defaults
 };
 inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
@@ -142,9 +142,10 @@ inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
     std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands);
     return false;
   }
-  const char* waits = std::getenv("UV_TF32X3_PRODUCER_WAITS");
-  if (!cuda::parse_tf32x3_producer_waits(waits, out.producer_waits)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_PRODUCER_WAITS=\"%s\" is not 0 or 1\n", program, waits);
+  const char* sync = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
+  if (!cuda::parse_tf32x3_specialised_sync(sync, out.sync)) {
+    std::fprintf(stderr, "%s: UV_TF32X3_SPECIALISED_SYNC=\"%s\" is not plain, producer_waits or consumers_arrive\n",
+                 program, sync);
     return false;
   }
   out.depth_set = depth && *depth;
@@ -185,7 +186,8 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(tf32x3.workspace_mib));
   if (tf32x3.workspace_set) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
   benchmark::AddCustomContext("tf32x3_bands", tf32x3.bands ? "1" : "0");
-  if (tf32x3.producer_waits) benchmark::AddCustomContext("tf32x3_producer_waits", "1");
+  if (tf32x3.sync != cuda::Tf32x3SpecialisedSync::Plain)  // racecheck's experiments: said where on
+    benchmark::AddCustomContext("tf32x3_specialised_sync", std::getenv("UV_TF32X3_SPECIALISED_SYNC"));
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

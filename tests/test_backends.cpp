@@ -2687,7 +2687,10 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
 //   The specialised ring: a producer warpgroup of 4 warps, each at its own step, copies slice g once
 // slot g's slice g − 4 is released: its 128 threads' A shares, each arriving on full as they land
 // (noinc), and thread 0's bulk copy of B's parts after its arrival announced the bytes
-// (expect_tx): 129 arrivals a phase, and the bytes counted down as the bulk copy lands.
+// (expect_tx): 129 arrivals a phase, and the bytes counted down as the bulk copy lands. And the
+// specialised ring under racecheck's two experiments (Tf32x3SpecialisedSync): each producer warp
+// waiting for slice g − 1's phase after issuing slice g, or each consumer warp arriving on its
+// slice's "full" before waiting on it (256 arrivals a phase more).
 // Checked: never a deadlock; every wait passes on exactly the phase of its use (no phase two uses
 // old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole; and no copy
 // lands on a slot whose slice a warpgroup's wgmmas may still read.
@@ -2697,12 +2700,19 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
   constexpr int kProducerWarps = Tile::kProducerThreads / 32;
   constexpr int kBulk = kProducerWarps;  // the bulk copy's share of a slot, beside the producer warps'
   std::mt19937_64 rng(test::fresh_seed());
-  for (const bool specialised : {false, true})
+  using Sync = cuda::Tf32x3SpecialisedSync;
+  for (const int ring : {0, 1, 2, 3})  // the mbarrier ring; the specialised ring plain, and its experiments
     for (int tiles = 1; tiles <= 4; ++tiles)
       for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
         for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {
+          const bool specialised = ring > 0;
+          const Sync sync = ring == 2 ? Sync::ProducerWaits : ring == 3 ? Sync::ConsumersArrive : Sync::Plain;
           const int slices = per_tile * tiles;  // the ring's, across the block's tiles
-          SCOPED_TRACE(std::string(specialised ? "specialised, " : "mbarrier, ") + std::to_string(tiles) +
+          SCOPED_TRACE(std::string(!specialised               ? "mbarrier, "
+                                   : sync == Sync::Plain      ? "specialised, "
+                                   : sync == Sync::ProducerWaits ? "specialised, producer_waits, "
+                                                                 : "specialised, consumers_arrive, ") +
+                       std::to_string(tiles) +
                        " tiles of " + std::to_string(per_tile) + " slices, trial " + std::to_string(trial));
           struct Barrier {
             int expected, count = 0, completed = 0;  // arrivals a phase; in this phase; phases completed
@@ -2725,7 +2735,9 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             }
             bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
           };
-          const int full_arrivals = specialised ? int(cuda::tf32x3_specialised_full_arrivals()) : Tile::kThreads;
+          const int full_arrivals =
+              specialised ? int(cuda::tf32x3_specialised_full_arrivals()) + (sync == Sync::ConsumersArrive ? Tile::kThreads : 0)
+                          : Tile::kThreads;
           const int64_t bulk_bytes = cuda::tf32x3_specialised_b_bytes(true);
           std::vector<Barrier> full(kStages, Barrier{full_arrivals}), empty(kStages, Barrier{kWarps});
           // Each share of a slot (a copying warp's, or the bulk copy's): the slice it holds.
@@ -2751,6 +2763,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             int s = 0, stage = 0;  // stage 0: wait full; 1: copy ahead; 2: wait_group 1; 3: release
             bool tile_end = false;  // at a tile's end: wait_group 0, then release its last slice
             bool done = false;
+            bool arrived = false;  // Sync::ConsumersArrive: this warp's arrival on slice s's full made
           };
           std::array<Warp, kWarps> warps{};
           for (int warp = 0; warp < kWarps; ++warp) {
@@ -2779,7 +2792,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
               if (w.tile_end) {
                 ready = wgmma_done[group] == w.s;  // wait_group 0
               } else if (w.stage == 0) {
-                ready = wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
+                ready = (sync == Sync::ConsumersArrive && !w.arrived) || wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
               } else if (w.stage == 1) {
                 ready = specialised || w.s + 2 >= slices || w.s < 2 ||
                         wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
@@ -2790,7 +2803,9 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             }
             for (int warp = 0; warp < kProducerWarps; ++warp) {
               const int g = produced[size_t(warp)];
-              if (g < slices && (g < kStages || wait(empty[cuda::tf32x3_presplit_slot(g)], g - kStages)))
+              // Sync::ProducerWaits: after issuing slice g − 1 the warp waited for slice g − 2's phase.
+              if (g < slices && (g < kStages || wait(empty[cuda::tf32x3_presplit_slot(g)], g - kStages)) &&
+                  (sync != Sync::ProducerWaits || g < 2 || wait(full[cuda::tf32x3_presplit_slot(g - 2)], g - 2)))
                 events.push_back({3, warp});
             }
             if (events.empty()) {
@@ -2828,7 +2843,11 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
                 empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
                 w.tile_end = false;
                 w.done = w.s == slices;
+              } else if (w.stage == 0 && sync == Sync::ConsumersArrive && !w.arrived) {
+                full[cuda::tf32x3_presplit_slot(w.s)].arrive(32);  // before the warp's wait
+                w.arrived = true;
               } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
+                w.arrived = false;
                 const int slot = cuda::tf32x3_presplit_slot(w.s);
                 for (int share = 0; share < shares; ++share) ASSERT_EQ(landed[slot][share], w.s) << "slice " << w.s;
                 ++issued[group][size_t(w.s)];
@@ -2872,15 +2891,21 @@ TEST(Tf32x3Tile, BandsSwitchParses) {
   for (const char* bad : {"2", "off", "00", " 0"}) EXPECT_FALSE(cuda::parse_tf32x3_bands(bad, bands)) << bad;
 }
 
-TEST(Tf32x3Tile, ProducerWaitsSwitchParses) {
-  bool on = true;
-  EXPECT_TRUE(cuda::parse_tf32x3_producer_waits(nullptr, on));
-  EXPECT_FALSE(on);
-  EXPECT_TRUE(cuda::parse_tf32x3_producer_waits("1", on));
-  EXPECT_TRUE(on);
-  EXPECT_TRUE(cuda::parse_tf32x3_producer_waits("0", on));
-  EXPECT_FALSE(on);
-  for (const char* bad : {"2", "on", "yes", " 1"}) EXPECT_FALSE(cuda::parse_tf32x3_producer_waits(bad, on)) << bad;
+TEST(Tf32x3Tile, SpecialisedSyncParses) {
+  using Sync = cuda::Tf32x3SpecialisedSync;
+  Sync sync = Sync::ConsumersArrive;
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync(nullptr, sync));
+  EXPECT_EQ(sync, Sync::Plain);
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("producer_waits", sync));
+  EXPECT_EQ(sync, Sync::ProducerWaits);
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("consumers_arrive", sync));
+  EXPECT_EQ(sync, Sync::ConsumersArrive);
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("plain", sync));
+  EXPECT_EQ(sync, Sync::Plain);
+  sync = Sync::ProducerWaits;
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("", sync));
+  EXPECT_EQ(sync, Sync::Plain);
+  for (const char* bad : {"1", "waits", "Plain", " plain"}) EXPECT_FALSE(cuda::parse_tf32x3_specialised_sync(bad, sync)) << bad;
 }
 
 TEST(Tf32x3Tile, WorkspaceSizeParses) {
@@ -3334,14 +3359,14 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
 // going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
 // persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
 // A not 16-byte aligned (leading dimension 1001, A and Aᵀ: the producer's single-element copies).
-// `producer_waits`: tf32x3_producer_waits on (restored on the way out).
-void expect_specialised_race_cover_matches_cpu(Backend& device, bool producer_waits) {
+// `sync`: the ring's synchronisation (tf32x3_specialised_sync; restored on the way out).
+void expect_specialised_race_cover_matches_cpu(Backend& device, cuda::Tf32x3SpecialisedSync sync) {
   const Tf32x3ChoiceRestorer restore;
-  struct WaitsRestorer {
-    bool on = cuda::tf32x3_producer_waits();
-    ~WaitsRestorer() { cuda::set_tf32x3_producer_waits(on); }
-  } restore_waits;
-  cuda::set_tf32x3_producer_waits(producer_waits);
+  struct SyncRestorer {
+    cuda::Tf32x3SpecialisedSync sync = cuda::tf32x3_specialised_sync();
+    ~SyncRestorer() { cuda::set_tf32x3_specialised_sync(sync); }
+  } restore_sync;
+  cuda::set_tf32x3_specialised_sync(sync);
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
   {  // the plans the test relies on
@@ -3365,18 +3390,23 @@ void expect_specialised_race_cover_matches_cpu(Backend& device, bool producer_wa
   expect_tf32x3_product_matches_cpu(device, rng, false, 1000, 600, 1001, int64_t{1} << 22);
   expect_tf32x3_product_matches_cpu(device, rng, true, 1001, 600, 1000, int64_t{1} << 22);  // Aᵀ, lda 1001
 }
+// On the process's choice of the ring's synchronisation (UV_TF32X3_SPECIALISED_SYNC, plain unless
+// set), so that racecheck can run each experiment alone (tools/gpu-check: UV_RACECHECK_SYNCS).
 TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
-  expect_specialised_race_cover_matches_cpu(*device, false);
+  expect_specialised_race_cover_matches_cpu(*device, cuda::tf32x3_specialised_sync());
 }
-// The same with the producer's threads waiting for each slice to land (tf32x3_producer_waits), the
-// mbarrier ring's pattern, on which racecheck reported no hazard: does it follow the specialised
-// ring then? Run alone under racecheck (tools/gpu-check's sanitize stage names it).
-TEST(BackendGemm, Tf32x3SpecialisedProducerWaitsRaceCoverMatchesTheCpu) {
+// The same under racecheck's two experiments (Tf32x3SpecialisedSync: the producer's threads also
+// waiting on "full", or the consumers also arriving on it, as in the mbarrier ring, where racecheck
+// reported nothing): the outputs stay right.
+TEST(BackendGemm, Tf32x3SpecialisedSyncExperimentsMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
-  expect_specialised_race_cover_matches_cpu(*device, true);
+  for (const auto sync : {cuda::Tf32x3SpecialisedSync::ProducerWaits, cuda::Tf32x3SpecialisedSync::ConsumersArrive}) {
+    SCOPED_TRACE(sync == cuda::Tf32x3SpecialisedSync::ProducerWaits ? "producer_waits" : "consumers_arrive");
+    expect_specialised_race_cover_matches_cpu(*device, sync);
+  }
 }
 
 // B exactly TF32 (a dictionary rounded as dictionary_precision = tf32 has it): the presplit finds no

@@ -34,8 +34,8 @@ struct Tf32x3Params {
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
   bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
   bool specialised;         // ... filled by a producer warpgroup (WgmmaSpecialised)
-  bool producer_waits;      // ... whose threads also wait for each slice's "full" phase, a slice
-                            // behind (tf32x3_producer_waits: for compute-sanitizer's racecheck)
+  bool producer_waits;      // ... racecheck's experiments (Tf32x3SpecialisedSync): the producer's
+  bool consumers_arrive;    // threads wait on "full" too, or the consumers arrive on it too
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {

@@ -222,16 +222,16 @@ bool bands_chosen() {
   return on;
 }
 
-// UV_TF32X3_PRODUCER_WAITS (parse_tf32x3_producer_waits) at the first call, or what
-// set_tf32x3_producer_waits set since.
-std::atomic<bool>& producer_waits_choice() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("UV_TF32X3_PRODUCER_WAITS");
-    bool value = false;
-    UV_REQUIRE(parse_tf32x3_producer_waits(env, value), "UV_TF32X3_PRODUCER_WAITS=\"" << env << "\" is not 0 or 1");
-    return value;
+// UV_TF32X3_SPECIALISED_SYNC (parse_tf32x3_specialised_sync), read at the first call.
+std::atomic<int>& specialised_sync_choice() {
+  static std::atomic<int> choice{[] {
+    const char* env = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
+    Tf32x3SpecialisedSync value = Tf32x3SpecialisedSync::Plain;
+    UV_REQUIRE(parse_tf32x3_specialised_sync(env, value),
+               "UV_TF32X3_SPECIALISED_SYNC=\"" << env << "\" is not plain, producer_waits or consumers_arrive");
+    return static_cast<int>(value);
   }()};
-  return on;
+  return choice;
 }
 
 std::atomic<int>& tiles_choice() {
@@ -282,7 +282,8 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       }
       p.mbarrier_ring = plan.mbarrier;
       p.specialised = plan.specialised;
-      p.producer_waits = plan.specialised && tf32x3_producer_waits();
+      p.producer_waits = plan.specialised && tf32x3_specialised_sync() == Tf32x3SpecialisedSync::ProducerWaits;
+      p.consumers_arrive = plan.specialised && tf32x3_specialised_sync() == Tf32x3SpecialisedSync::ConsumersArrive;
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {
@@ -367,8 +368,10 @@ void set_tf32x3_tiles(Tf32x3Tiles tiles) { tiles_choice().store(static_cast<int>
 Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
 void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
 
-bool tf32x3_producer_waits() { return producer_waits_choice().load(); }
-void set_tf32x3_producer_waits(bool on) { producer_waits_choice().store(on); }
+Tf32x3SpecialisedSync tf32x3_specialised_sync() {
+  return static_cast<Tf32x3SpecialisedSync>(specialised_sync_choice().load());
+}
+void set_tf32x3_specialised_sync(Tf32x3SpecialisedSync sync) { specialised_sync_choice().store(static_cast<int>(sync)); }
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

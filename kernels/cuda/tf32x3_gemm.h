@@ -57,12 +57,10 @@ void set_tf32x3_tiles(Tf32x3Tiles tiles);
 Tf32x3Kernel tf32x3_kernel();
 void set_tf32x3_kernel(Tf32x3Kernel kernel);
 
-// Whether the specialised kernels' producer threads also wait for each slice's "full" phase
-// (tf32x3_produce): UV_TF32X3_PRODUCER_WAITS at the first call, or what set_tf32x3_producer_waits
-// set since. Off by default; on, it asks whether compute-sanitizer's racecheck, which reports the
-// consumers' reads of A as racing the producer's copies, follows the ring then (docs/gpu-results.md).
-bool tf32x3_producer_waits();
-void set_tf32x3_producer_waits(bool on);
+// How the specialised kernels' ring synchronises (Tf32x3SpecialisedSync, tf32x3_gemm_tile.h):
+// UV_TF32X3_SPECIALISED_SYNC at the first call, or what set_tf32x3_specialised_sync set since.
+Tf32x3SpecialisedSync tf32x3_specialised_sync();
+void set_tf32x3_specialised_sync(Tf32x3SpecialisedSync sync);
 
 struct Tf32x3Ops {
   using Scalar = float;

@@ -199,18 +199,27 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
   return false;
 }
 
-// UV_TF32X3_PRODUCER_WAITS: 0 (the default, also when unset or empty) or 1 (tf32x3_producer_waits);
-// false for anything else.
-inline bool parse_tf32x3_producer_waits(const char* value, bool& out) {
-  if (!value || !*value || std::strcmp(value, "0") == 0) {
-    out = false;
-    return true;
-  }
-  if (std::strcmp(value, "1") == 0) {
-    out = true;
-    return true;
-  }
-  return false;
+// How the specialised kernels' ring synchronises (tf32x3_specialised_sync): `Plain`, the kernel's
+// protocol, or one of two experiments for compute-sanitizer's racecheck, which reports the
+// consumers' reads of A as racing the producer's copies (docs/gpu-results.md). Both add waits or
+// arrivals the protocol does not need, to give the ring the shape of the mbarrier ring, on which
+// racecheck reported nothing: there every thread that copies also waits on "full", and every thread
+// that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
+// land after issuing slice g. `ConsumersArrive`: each consumer thread arrives on slice g's "full"
+// before waiting on it (its phase then takes 256 arrivals more).
+enum class Tf32x3SpecialisedSync { Plain, ProducerWaits, ConsumersArrive };
+// UV_TF32X3_SPECIALISED_SYNC: plain (the default, also when unset or empty), producer_waits or
+// consumers_arrive; false for anything else.
+inline bool parse_tf32x3_specialised_sync(const char* value, Tf32x3SpecialisedSync& out) {
+  if (!value || !*value || std::strcmp(value, "plain") == 0)
+    out = Tf32x3SpecialisedSync::Plain;
+  else if (std::strcmp(value, "producer_waits") == 0)
+    out = Tf32x3SpecialisedSync::ProducerWaits;
+  else if (std::strcmp(value, "consumers_arrive") == 0)
+    out = Tf32x3SpecialisedSync::ConsumersArrive;
+  else
+    return false;
+  return true;
 }
 
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).

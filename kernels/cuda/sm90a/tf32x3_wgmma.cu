@@ -323,9 +323,9 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
     });
     if (!copied) break;
     mbarrier_arrive_on_copies(full);
-    // The experiment's switch (tf32x3_producer_waits): each copying thread sees its slice g − 1 land
-    // as the mbarrier ring's copying threads do, 2 slices still in flight. Waits on its own copies
-    // and the bulk one alone: it cannot deadlock.
+    // Tf32x3SpecialisedSync::ProducerWaits: each copying thread sees its slice g − 1 land as the
+    // mbarrier ring's copying threads do, 2 slices still in flight. That phase waits on the
+    // producer's copies alone (no consumer arrives on it in this mode): it cannot deadlock.
     if (p.producer_waits && g >= 1) mbarrier_wait(ring_full(slots, g - 1), tf32x3_mbarrier_parity(g - 1));
   }
   copy_async_wait_all();  // no copy outlives its thread
@@ -341,6 +341,10 @@ struct Tf32x3SpecialisedRing {
   const bool with_small = b_has_small(p);
   __device__ __forceinline__ void start() const {}
   __device__ __forceinline__ const float* arrive(int64_t g) const {
+    // Tf32x3SpecialisedSync::ConsumersArrive: every consumer thread a party to the phase too. It
+    // completes once the producer's arrivals are in as well, and slot g's next phase cannot begin
+    // before the consumers release slice g, after this wait.
+    if (p.consumers_arrive) mbarrier_arrive(ring_full(slots, g));
     mbarrier_wait(ring_full(slots, g), tf32x3_mbarrier_parity(g));
     return ring_slot(slots, g);
   }
@@ -364,7 +368,8 @@ __global__ void __launch_bounds__(Specialised ? Tile::kSpecialisedThreads : Tile
   float* const parts = smem;
   if constexpr (Specialised) {  // warpgroup 0 the producer, 1 and 2 the consumers (the threads below)
     if (threadIdx.x < Tile::kPresplitStages) {
-      mbarrier_init(ring_full(smem, threadIdx.x), tf32x3_specialised_full_arrivals());
+      mbarrier_init(ring_full(smem, threadIdx.x),
+                    tf32x3_specialised_full_arrivals() + (p.consumers_arrive ? Tile::kThreads : 0));
       mbarrier_init(ring_empty(smem, threadIdx.x), Tile::kThreads / 32);
       fence_mbarrier_init();
     }
