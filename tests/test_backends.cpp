@@ -2736,8 +2736,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
           };
           const int full_arrivals =
-              specialised ? int(cuda::tf32x3_specialised_full_arrivals()) + (sync == Sync::ConsumersArrive ? Tile::kThreads : 0)
-                          : Tile::kThreads;
+              specialised ? int(cuda::tf32x3_specialised_full_arrivals(sync == Sync::ConsumersArrive)) : Tile::kThreads;
           const int64_t bulk_bytes = cuda::tf32x3_specialised_b_bytes(true);
           std::vector<Barrier> full(kStages, Barrier{full_arrivals}), empty(kStages, Barrier{kWarps});
           // Each share of a slot (a copying warp's, or the bulk copy's): the slice it holds.
@@ -2810,6 +2809,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             }
             if (events.empty()) {
               for (const Warp& w : warps) ASSERT_TRUE(w.done) << "deadlock at slice " << w.s << " stage " << w.stage;
+              for (const int g : produced) ASSERT_EQ(g, slices) << "the producer stopped at slice " << g;
               for (const Barrier& b : full) EXPECT_EQ(b.count, 0);
               for (const Barrier& b : full) EXPECT_EQ(b.tx, 0);
               break;
@@ -3309,8 +3309,8 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
 }
 
 // The specialised kernel with a block a tile (Tf32x3Kernel::WgmmaSpecialisedNonPersistent) on
-// products of several waves: 2200² (324 tiles) with k = 80 (3 slices) and 81 (A not 16-byte
-// aligned: the producer's single-element copies), 3600² with k = 64, A·B and Aᵀ·B; and the
+// products of several waves: 2200² (324 tiles) with k = 80 (3 slices) and 81 (A·B: A not 16-byte
+// aligned, the producer's single-element copies), 3600² with k = 64, A·B and Aᵀ·B; and the
 // suite's sizes off every grid, split-K and k = 0 among them.
 TEST(BackendGemm, Tf32x3SpecialisedNonPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);

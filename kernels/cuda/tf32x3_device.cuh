@@ -32,8 +32,8 @@ struct Tf32x3Params {
   unsigned b_small_epoch;       // the presplit's (tf32x3_wgmma_presplit)
   int64_t b_part_tiles;     // its 128-column tiles
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
-  bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
-  bool specialised;         // ... filled by a producer warpgroup (WgmmaSpecialised)
+  bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, the specialised two)
+  bool specialised;         // ... filled by a producer warpgroup (WgmmaSpecialised, WgmmaSpecialisedNonPersistent)
   bool producer_waits;      // ... racecheck's experiments (Tf32x3SpecialisedSync): the producer's
   bool consumers_arrive;    // threads wait on "full" too, or the consumers arrive on it too
 };

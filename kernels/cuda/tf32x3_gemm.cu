@@ -282,8 +282,9 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       }
       p.mbarrier_ring = plan.mbarrier;
       p.specialised = plan.specialised;
-      p.producer_waits = plan.specialised && tf32x3_specialised_sync() == Tf32x3SpecialisedSync::ProducerWaits;
-      p.consumers_arrive = plan.specialised && tf32x3_specialised_sync() == Tf32x3SpecialisedSync::ConsumersArrive;
+      const Tf32x3SpecialisedSync sync = tf32x3_specialised_sync();  // read (and checked) on every kernel
+      p.producer_waits = plan.specialised && sync == Tf32x3SpecialisedSync::ProducerWaits;
+      p.consumers_arrive = plan.specialised && sync == Tf32x3SpecialisedSync::ConsumersArrive;
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {

@@ -536,8 +536,8 @@ struct Tf32x3Gpu {
   Tf32x3Tiles tiles = Tf32x3Tiles::Auto;
   bool persistent = false;  // ... in persistent blocks where that applies (WgmmaPersistent, WgmmaMbarrierPersistent,
                             // WgmmaSpecialised)
-  bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, WgmmaSpecialised)
-  bool specialised = false;  // ... filled by a producer warpgroup (WgmmaSpecialised)
+  bool mbarrier = false;    // ... its ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, the specialised two)
+  bool specialised = false;  // ... filled by a producer warpgroup (WgmmaSpecialised, WgmmaSpecialisedNonPersistent)
 };
 enum class Tf32x3TileKind { MmaSmall, MmaBig, Wgmma };
 // One launch of a product.
@@ -549,8 +549,8 @@ struct Tf32x3Launch {
   Tf32x3Split split;
   int64_t persistent_blocks = 0;  // > 0: that many persistent blocks take the tiles (tf32x3_persistent_unit)
   bool mbarrier = false;          // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent,
-                                  // WgmmaSpecialised)
-  bool specialised = false;       // ... filled by a producer warpgroup (WgmmaSpecialised)
+                                  // the specialised two)
+  bool specialised = false;       // ... filled by a producer warpgroup (WgmmaSpecialised, ...NonPersistent)
 };
 // The blocks a multiprocessor-full GPU holds at once on `tiles` (their __launch_bounds__).
 inline int64_t tf32x3_slots(Tf32x3TileKind tiles, int multiprocessors) {
@@ -621,8 +621,10 @@ UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
 // (mbarrier::complete_tx) after that thread's arrival announced them (arrive.expect_tx): 129
 // arrivals and the bytes a phase. B's parts then travel through the async
 // proxy, as wgmma reads them, and A is read with ordinary loads: no proxy fence on either side.
-UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_full_arrivals() {
-  return Tf32x3WgmmaTile::kProducerThreads + 1;
+// Tf32x3SpecialisedSync::ConsumersArrive (racecheck's experiment): every consumer thread arrives
+// too, 256 a phase more.
+UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_full_arrivals(bool consumers_arrive = false) {
+  return Tf32x3WgmmaTile::kProducerThreads + 1 + (consumers_arrive ? uint32_t{Tf32x3WgmmaTile::kThreads} : 0u);
 }
 // The bulk copy's bytes: B's big part, and its small one unless B has none (B exactly TF32).
 UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_b_bytes(bool with_small) {

@@ -368,8 +368,7 @@ __global__ void __launch_bounds__(Specialised ? Tile::kSpecialisedThreads : Tile
   float* const parts = smem;
   if constexpr (Specialised) {  // warpgroup 0 the producer, 1 and 2 the consumers (the threads below)
     if (threadIdx.x < Tile::kPresplitStages) {
-      mbarrier_init(ring_full(smem, threadIdx.x),
-                    tf32x3_specialised_full_arrivals() + (p.consumers_arrive ? Tile::kThreads : 0));
+      mbarrier_init(ring_full(smem, threadIdx.x), tf32x3_specialised_full_arrivals(p.consumers_arrive));
       mbarrier_init(ring_empty(smem, threadIdx.x), Tile::kThreads / 32);
       fence_mbarrier_init();
     }
