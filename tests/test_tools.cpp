@@ -399,5 +399,44 @@ TEST_F(ToolsBenchGoal, ProductsTableShowsThePlans) {
       << text;
 }
 
+// tools/bench_table.py --best-kernel (gpu-check's 'library:best'): the 3xTF32 kernel whose
+// chain_fused rows at fraction ≤ 0.25 on the large shapes sum least, over the rows every compared
+// run timed; runs compared only with the same U and workspace (the setting with the most kernels);
+// a run with a wrong row does not count; fewer than two runs to compare: exit 1, nothing printed.
+TEST_F(ToolsBenchGoal, BestKernelIsTheFastestRightOneOverCommonRows) {
+  const std::string small = "chain_fused/forward/large/M:4096/K:4096/N:4096/r:204/J:1";
+  const std::string quarter = "chain_fused/forward/large/M:4096/K:4096/N:4096/r:1024/J:1";
+  const std::string half = "chain_fused/forward/large/M:4096/K:4096/N:4096/r:2048/J:1";  // fraction 0.5: left out
+  const std::string paper = "chain_fused/forward/paper/M:100/K:784/N:500/r:39/J:1";      // M < 4096: left out
+  const std::string big = "chain_fused/forward/large/M:32768/K:4096/N:4096/r:204/J:1";   // one run only: left out
+  const std::string chain = "chain/forward/large/M:4096/K:4096/N:4096/r:204/J:1";        // not fused: left out
+  auto best = [&](const std::vector<std::string>& files, std::string& out) {
+    std::string args;
+    for (const std::string& f : files) args += " " + test::shell_quote(path(f));
+    out.clear();  // stdout alone: the kernel's name
+    return run_shell("{ python3 " +
+                         test::shell_quote((std::filesystem::path(UV_SOURCE_DIR) / "tools" / "bench_table.py").string()) +
+                         " --best-kernel" + args + " 2>/dev/null; }",
+                     out);
+  };
+  // a: 1.0 + 2.0 on the common rows; b: 0.9 + 2.2 (more) but fastest on the rows left out; c: the
+  // fastest, with a wrong row; d: faster than all, with U in TF32 (another setting, fewer kernels).
+  write("a.json", "cublaslt", "wgmma_mbarrier",
+        {{small.c_str(), 1.0, 1}, {quarter.c_str(), 2.0, 1}, {half.c_str(), 9.0, 1}, {paper.c_str(), 0.1, 1},
+         {chain.c_str(), 0.1, 0}});
+  write("b.json", "cublaslt", "wgmma_specialised",
+        {{small.c_str(), 0.9, 1}, {quarter.c_str(), 2.2, 1}, {half.c_str(), 1.0, 1}, {paper.c_str(), 0.01, 1},
+         {big.c_str(), 0.1, 1}});
+  write("c.json", "cublaslt", "wgmma_presplit", {{small.c_str(), 0.5, 1}, {quarter.c_str(), 1.0, 1, 1.0}});
+  write("d.json", "cublaslt", "wgmma_specialised", {{small.c_str(), 0.1, 1}, {quarter.c_str(), 0.1, 1}}, "", "",
+        "tf32");
+  std::string out;
+  ASSERT_EQ(best({"d.json", "a.json", "b.json", "c.json"}, out), 0) << out;
+  EXPECT_EQ(out, "wgmma_mbarrier\n");
+  ASSERT_EQ(best({"a.json", "d.json"}, out), 1) << out;  // one run a setting: nothing to choose
+  EXPECT_EQ(out, "");
+  ASSERT_EQ(best({"a.json", "c.json"}, out), 1) << out;  // c is wrong: a alone
+}
+
 }  // namespace
 }  // namespace uv

@@ -9,6 +9,7 @@ baseline measured in the same run.
     tools/bench_table.py c.json --baselines dense,materialise     # conv: cuDNN on W
     tools/bench_table.py --goal a.json b.json ...                 # issue 3's goal across runs
     tools/bench_table.py --check a.json ...                       # exit 1 if a row's outputs were wrong
+    tools/bench_table.py --best-kernel a.json b.json ...          # the fastest 3xTF32 kernel among the runs
 
 --goal reads several bench_predicted_linear runs of the same card (e.g. one per --gemm library and
 3xTF32 kernel) and, per pass and large shape (M ≥ 4096), sets the best fused strategy (chain_fused,
@@ -225,15 +226,67 @@ def check(paths):
     return 1 if bad or not rows else 0
 
 
+def best_kernel(paths):
+    """The 3xTF32 kernel (tf32x3_kernel in the runs' context) whose chain_fused rows at fraction
+    learned ≤ 0.25 on the large shapes take the least time, summed over the rows every run compared
+    timed. Runs are compared only with runs of the same dictionary precision, workspace and bands:
+    the setting with the most kernels among the runs (the first given, on a tie). A run with any
+    such row off the check counts for nothing. Prints the kernel's name (what UV_TF32X3_KERNEL
+    takes), and each run's sum on stderr. Exit status 1, printing nothing, where fewer than two runs
+    qualify."""
+    runs = []  # (setting, kernel, {row: ms}, any wrong)
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        context = report.get("context", {})
+        if "tf32x3_kernel" not in context:
+            continue
+        rows, wrong = {}, False
+        for b in report["benchmarks"]:
+            if b.get("run_type") == "aggregate" or not b["name"].startswith("chain_fused/"):
+                continue
+            f = dict(p.split(":") for p in b["name"].split("/") if ":" in p)
+            if int(f.get("M", 0)) < LARGE_M or int(f["r"]) > GOAL_FRACTION * int(f["K"]):
+                continue
+            rows[b["name"]] = row_ms(b)
+            wrong = wrong or failed_check(b)
+        if rows:
+            runs.append((tuple(run_settings(context, True)), context["tf32x3_kernel"], rows, wrong))
+    kernels = {}  # setting -> kernels, in the order first given
+    for setting, kernel, _, _ in runs:
+        kernels.setdefault(setting, set()).add(kernel)
+    if not kernels:
+        return 1
+    setting = max(kernels, key=lambda k: len(kernels[k]))  # the first of the largest on a tie
+    chosen = [r for r in runs if r[0] == setting]
+    good = [r for r in chosen if not r[3]]
+    common = set.intersection(*(set(r[2]) for r in good)) if good else set()
+    sums = []
+    for _, kernel, rows, wrong in chosen:
+        total = sum(ms for name, ms in rows.items() if name in common)
+        why = " (wrong outputs: not counted)" if wrong else ""
+        print(f"{kernel}{''.join(', ' + s for s in setting)}: {total:.3f} ms over the {len(common)} rows every run "
+              f"timed{why}", file=sys.stderr)
+        if not wrong:
+            sums.append((total, kernel))
+    if not common or len(sums) < 2:  # nothing to choose between
+        return 1
+    print(min(sums)[1])
+    return 0
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "--goal":
         sys.exit(goal(args[1:]))
     elif len(args) >= 2 and args[0] == "--check":
         sys.exit(check(args[1:]))
+    elif len(args) >= 2 and args[0] == "--best-kernel":
+        sys.exit(best_kernel(args[1:]))
     elif len(args) == 3 and args[1] == "--baselines":
         main(args[0], args[2].split(","))
     elif len(args) == 1 and not args[0].startswith("--"):
         main(args[0])
     else:
-        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json... | --check BENCH.json...")
+        sys.exit("usage: tools/bench_table.py BENCH.json [--baselines a,b] | --goal BENCH.json... | --check BENCH.json... | "
+                 "--best-kernel BENCH.json...")
