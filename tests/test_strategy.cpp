@@ -132,12 +132,12 @@ TEST(StrategyCost, MeasuredGpuRatesKeepAutoOnCublas) {
 }
 
 // On Hopper (Backend::wgmma_tensor_chain) the tensor chain is priced at the rate measured on an
-// H100, 1.25× the library's: `auto` takes it on the large shapes it was measured on, past the
+// H100, 1.4× the library's: `auto` takes it on the large shapes it was measured on, past the
 // on-chip limits, and nowhere else (not the paper's shapes, not an im2col convolution's thin
 // products, not a large batch with narrow layers).
 TEST(StrategyCost, HopperTakesTheTensorChainOnTheLargeShapesItWasMeasuredOn) {
   const Roofline hopper = roofline_for(Device::CUDA, true);
-  EXPECT_DOUBLE_EQ(hopper.tensor_chain_flops_per_second, 1.25 * hopper.flops_per_second);
+  EXPECT_DOUBLE_EQ(hopper.tensor_chain_flops_per_second, 1.4 * hopper.flops_per_second);
   EXPECT_EQ(roofline_for(Device::CUDA, false).tensor_chain_flops_per_second, 0);
   EXPECT_EQ(roofline_for(Device::CPU, true).tensor_chain_flops_per_second, 0);
   for (int64_t m : {4096, 32768})

@@ -6,7 +6,7 @@
 namespace uv {
 
 Roofline roofline_for(Device device, bool wgmma_tensor_chain) {
-  if (device == Device::CUDA) return {35e12, 4.0e12, 1.5e12, 5.0e12, wgmma_tensor_chain ? 1.25 * 35e12 : 0.0};
+  if (device == Device::CUDA) return {35e12, 4.0e12, 1.5e12, 5.0e12, wgmma_tensor_chain ? 1.4 * 35e12 : 0.0};
   return {150e9, 20e9, 150e9, 150e9};
 }
 

@@ -33,9 +33,11 @@ struct Roofline {
   double tensor_chain_flops_per_second = 0;
 };
 // `wgmma_tensor_chain`: the device runs that chain's big tiles on Hopper's wgmma
-// (Backend::wgmma_tensor_chain). Measured on an H100 (2026-11-26, docs/gpu-results.md, in depth
-// chunks of 2048), it beat the best cuBLAS path on 23 of 32 large pass-shapes, by a median 1.25×
-// (0.92× to 1.35×), so it is priced at 1.25 × the library rate there. Elsewhere the mma.sync kernel
+// (Backend::wgmma_tensor_chain). Measured on an H100 (2026-11-26, docs/gpu-results.md, thirteenth
+// session), with U in float32 it beat the best cuBLAS path on all 14 pass-shapes timed at M = 4096,
+// by a median 1.43× (1.29× to 1.64×), so it is priced at 1.4 × the library rate there; with U
+// rounded to TF32 (dictionary_precision) it was 1.35× to 2.05×, which the model leaves out, as it
+// does not change a choice. Elsewhere the mma.sync kernel
 // runs it, which lost to cuBLAS on most of them (0.69× to 1.0×): 0, as the library.
 Roofline roofline_for(Device device, bool wgmma_tensor_chain = false);
 // The hardware floor a strategy's measured time is reported against (bench_predicted_linear's
