@@ -239,7 +239,7 @@ class ToolsBenchGoal : public test::TempDirTest {
   // UV_TF32X3_WORKSPACE_MIB as set ("" unset).
   void write(const std::string& file, const char* gemm, const char* kernel, const std::vector<Row>& rows,
              const std::string& depth = "", const std::string& chunks = "", const std::string& precision = "",
-             const std::string& workspace_mib = "", const std::string& bands = "") {
+             const std::string& workspace_mib = "", const std::string& bands = "", const std::string& sync = "") {
     std::ofstream out(path(file));
     out << "{\"context\": {\"backend\": \"cuda:0 (NVIDIA H100, sm_90)\", \"gemm\": \"" << gemm
         << "\", \"tf32x3_kernel\": \"" << kernel << "\", \"tf32x3_chunk_depth\": \""
@@ -253,6 +253,7 @@ class ToolsBenchGoal : public test::TempDirTest {
     if (!workspace_mib.empty())
       out << ", \"tf32x3_workspace_mib\": \"" << workspace_mib << "\", \"tf32x3_workspace_set\": \"1\"";
     if (!bands.empty()) out << ", \"tf32x3_bands\": \"" << bands << "\"";
+    if (!sync.empty()) out << ", \"tf32x3_specialised_sync\": \"" << sync << "\"";
     out << "}, \"benchmarks\": [";
     for (size_t i = 0; i < rows.size(); ++i)
       out << (i ? "," : "") << "{\"name\": \"" << rows[i].name << "/manual_time\", \"run_type\": \"iteration\", "
@@ -436,6 +437,12 @@ TEST_F(ToolsBenchGoal, BestKernelIsTheFastestRightOneOverCommonRows) {
   ASSERT_EQ(best({"a.json", "d.json"}, out), 1) << out;  // one run a setting: nothing to choose
   EXPECT_EQ(out, "");
   ASSERT_EQ(best({"a.json", "c.json"}, out), 1) << out;  // c is wrong: a alone
+  // A run of racecheck's experiments (UV_TF32X3_SPECIALISED_SYNC) is a setting of its own: the
+  // fastest here, but not set beside the plain runs.
+  write("e.json", "cublaslt", "wgmma_specialised", {{small.c_str(), 0.2, 1}, {quarter.c_str(), 0.2, 1}}, "", "", "",
+        "", "", "consumers_arrive");
+  ASSERT_EQ(best({"a.json", "b.json", "e.json"}, out), 0) << out;
+  EXPECT_EQ(out, "wgmma_mbarrier\n");
 }
 
 }  // namespace
