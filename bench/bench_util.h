@@ -144,7 +144,7 @@ inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
   }
   const char* sync = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
   if (!cuda::parse_tf32x3_specialised_sync(sync, out.sync)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_SPECIALISED_SYNC=\"%s\" is not plain, producer_waits or consumers_arrive\n",
+    std::fprintf(stderr, "%s: UV_TF32X3_SPECIALISED_SYNC=\"%s\" is not plain, producer_waits, consumers_arrive or both\n",
                  program, sync);
     return false;
   }

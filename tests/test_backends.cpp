@@ -2688,9 +2688,9 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
 // slot g's slice g − 4 is released: its 128 threads' A shares, each arriving on full as they land
 // (noinc), and thread 0's bulk copy of B's parts after its arrival announced the bytes
 // (expect_tx): 129 arrivals a phase, and the bytes counted down as the bulk copy lands. And the
-// specialised ring under racecheck's two experiments (Tf32x3SpecialisedSync): each producer warp
+// specialised ring under racecheck's experiments (Tf32x3SpecialisedSync): each producer warp
 // waiting for slice g − 1's phase after issuing slice g, or each consumer warp arriving on its
-// slice's "full" before waiting on it (256 arrivals a phase more).
+// slice's "full" before waiting on it (256 arrivals a phase more), or both.
 // Checked: never a deadlock; every wait passes on exactly the phase of its use (no phase two uses
 // old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole; and no copy
 // lands on a slot whose slice a warpgroup's wgmmas may still read.
@@ -2701,16 +2701,22 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
   constexpr int kBulk = kProducerWarps;  // the bulk copy's share of a slot, beside the producer warps'
   std::mt19937_64 rng(test::fresh_seed());
   using Sync = cuda::Tf32x3SpecialisedSync;
-  for (const int ring : {0, 1, 2, 3})  // the mbarrier ring; the specialised ring plain, and its experiments
+  for (const int ring : {0, 1, 2, 3, 4})  // the mbarrier ring; the specialised ring plain, and its experiments
     for (int tiles = 1; tiles <= 4; ++tiles)
       for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
         for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {
           const bool specialised = ring > 0;
-          const Sync sync = ring == 2 ? Sync::ProducerWaits : ring == 3 ? Sync::ConsumersArrive : Sync::Plain;
+          const Sync sync = ring == 2   ? Sync::ProducerWaits
+                            : ring == 3 ? Sync::ConsumersArrive
+                            : ring == 4 ? Sync::Both
+                                        : Sync::Plain;
+          const bool producer_waits = cuda::tf32x3_producer_waits(sync);
+          const bool consumers_arrive = cuda::tf32x3_consumers_arrive(sync);
           const int slices = per_tile * tiles;  // the ring's, across the block's tiles
-          SCOPED_TRACE(std::string(!specialised               ? "mbarrier, "
-                                   : sync == Sync::Plain      ? "specialised, "
+          SCOPED_TRACE(std::string(!specialised                  ? "mbarrier, "
+                                   : sync == Sync::Plain         ? "specialised, "
                                    : sync == Sync::ProducerWaits ? "specialised, producer_waits, "
+                                   : sync == Sync::Both          ? "specialised, both, "
                                                                  : "specialised, consumers_arrive, ") +
                        std::to_string(tiles) +
                        " tiles of " + std::to_string(per_tile) + " slices, trial " + std::to_string(trial));
@@ -2736,7 +2742,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
             bool passes(uint32_t parity) const { return uint32_t(completed & 1) != parity; }
           };
           const int full_arrivals =
-              specialised ? int(cuda::tf32x3_specialised_full_arrivals(sync == Sync::ConsumersArrive)) : Tile::kThreads;
+              specialised ? int(cuda::tf32x3_specialised_full_arrivals(consumers_arrive)) : Tile::kThreads;
           const int64_t bulk_bytes = cuda::tf32x3_specialised_b_bytes(true);
           std::vector<Barrier> full(kStages, Barrier{full_arrivals}), empty(kStages, Barrier{kWarps});
           // Each share of a slot (a copying warp's, or the bulk copy's): the slice it holds.
@@ -2791,7 +2797,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
               if (w.tile_end) {
                 ready = wgmma_done[group] == w.s;  // wait_group 0
               } else if (w.stage == 0) {
-                ready = (sync == Sync::ConsumersArrive && !w.arrived) || wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
+                ready = (consumers_arrive && !w.arrived) || wait(full[cuda::tf32x3_presplit_slot(w.s)], w.s);
               } else if (w.stage == 1) {
                 ready = specialised || w.s + 2 >= slices || w.s < 2 ||
                         wait(empty[cuda::tf32x3_presplit_slot(w.s - 2)], w.s - 2);
@@ -2804,7 +2810,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
               const int g = produced[size_t(warp)];
               // Sync::ProducerWaits: after issuing slice g − 1 the warp waited for slice g − 2's phase.
               if (g < slices && (g < kStages || wait(empty[cuda::tf32x3_presplit_slot(g)], g - kStages)) &&
-                  (sync != Sync::ProducerWaits || g < 2 || wait(full[cuda::tf32x3_presplit_slot(g - 2)], g - 2)))
+                  (!producer_waits || g < 2 || wait(full[cuda::tf32x3_presplit_slot(g - 2)], g - 2)))
                 events.push_back({3, warp});
             }
             if (events.empty()) {
@@ -2843,7 +2849,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
                 empty[cuda::tf32x3_presplit_slot(w.s - 1)].arrive();
                 w.tile_end = false;
                 w.done = w.s == slices;
-              } else if (w.stage == 0 && sync == Sync::ConsumersArrive && !w.arrived) {
+              } else if (w.stage == 0 && consumers_arrive && !w.arrived) {
                 full[cuda::tf32x3_presplit_slot(w.s)].arrive(32);  // before the warp's wait
                 w.arrived = true;
               } else if (w.stage == 0) {  // the A split and the wgmmas of slice s, on a slot that holds it whole
@@ -2900,6 +2906,9 @@ TEST(Tf32x3Tile, SpecialisedSyncParses) {
   EXPECT_EQ(sync, Sync::ProducerWaits);
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("consumers_arrive", sync));
   EXPECT_EQ(sync, Sync::ConsumersArrive);
+  EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("both", sync));
+  EXPECT_EQ(sync, Sync::Both);
+  EXPECT_TRUE(cuda::tf32x3_producer_waits(sync) && cuda::tf32x3_consumers_arrive(sync));
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("plain", sync));
   EXPECT_EQ(sync, Sync::Plain);
   sync = Sync::ProducerWaits;
@@ -3403,8 +3412,9 @@ TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
 TEST(BackendGemm, Tf32x3SpecialisedSyncExperimentsMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
-  for (const auto sync : {cuda::Tf32x3SpecialisedSync::ProducerWaits, cuda::Tf32x3SpecialisedSync::ConsumersArrive}) {
-    SCOPED_TRACE(sync == cuda::Tf32x3SpecialisedSync::ProducerWaits ? "producer_waits" : "consumers_arrive");
+  using Sync = cuda::Tf32x3SpecialisedSync;
+  for (const auto sync : {Sync::ProducerWaits, Sync::ConsumersArrive, Sync::Both}) {
+    SCOPED_TRACE(sync == Sync::ProducerWaits ? "producer_waits" : sync == Sync::Both ? "both" : "consumers_arrive");
     expect_specialised_race_cover_matches_cpu(*device, sync);
   }
 }

@@ -228,7 +228,7 @@ std::atomic<int>& specialised_sync_choice() {
     const char* env = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
     Tf32x3SpecialisedSync value = Tf32x3SpecialisedSync::Plain;
     UV_REQUIRE(parse_tf32x3_specialised_sync(env, value),
-               "UV_TF32X3_SPECIALISED_SYNC=\"" << env << "\" is not plain, producer_waits or consumers_arrive");
+               "UV_TF32X3_SPECIALISED_SYNC=\"" << env << "\" is not plain, producer_waits, consumers_arrive or both");
     return static_cast<int>(value);
   }()};
   return choice;
@@ -283,8 +283,8 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
       p.mbarrier_ring = plan.mbarrier;
       p.specialised = plan.specialised;
       const Tf32x3SpecialisedSync sync = tf32x3_specialised_sync();  // read (and checked) on every kernel
-      p.producer_waits = plan.specialised && sync == Tf32x3SpecialisedSync::ProducerWaits;
-      p.consumers_arrive = plan.specialised && sync == Tf32x3SpecialisedSync::ConsumersArrive;
+      p.producer_waits = plan.specialised && tf32x3_producer_waits(sync);
+      p.consumers_arrive = plan.specialised && tf32x3_consumers_arrive(sync);
       if (plan.persistent_blocks > 0)  // the tiles, the classic grid's, taken by that many blocks
         p.units = tf32x3_row_blocks<Tf32x3WgmmaTile>(g.m) * tf32x3_col_blocks<Tf32x3WgmmaTile>(g.n);
       launch<Tf32x3WgmmaTile>(p, g.count, plan.split, workspace, stream, [&](dim3 grid, const GemmParams& q) {

@@ -206,10 +206,18 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
 // racecheck reported nothing: there every thread that copies also waits on "full", and every thread
 // that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
 // land after issuing slice g. `ConsumersArrive`: each consumer thread arrives on slice g's "full"
-// before waiting on it (its phase then takes 256 arrivals more).
-enum class Tf32x3SpecialisedSync { Plain, ProducerWaits, ConsumersArrive };
-// UV_TF32X3_SPECIALISED_SYNC: plain (the default, also when unset or empty), producer_waits or
-// consumers_arrive; false for anything else.
+// before waiting on it (its phase then takes 256 arrivals more). `Both`: the two together, the
+// mbarrier ring's shape in full (the producer's wait then also waits for the consumers to reach
+// slice g − 1, which shortens its lead).
+enum class Tf32x3SpecialisedSync { Plain, ProducerWaits, ConsumersArrive, Both };
+inline bool tf32x3_producer_waits(Tf32x3SpecialisedSync s) {
+  return s == Tf32x3SpecialisedSync::ProducerWaits || s == Tf32x3SpecialisedSync::Both;
+}
+inline bool tf32x3_consumers_arrive(Tf32x3SpecialisedSync s) {
+  return s == Tf32x3SpecialisedSync::ConsumersArrive || s == Tf32x3SpecialisedSync::Both;
+}
+// UV_TF32X3_SPECIALISED_SYNC: plain (the default, also when unset or empty), producer_waits,
+// consumers_arrive or both; false for anything else.
 inline bool parse_tf32x3_specialised_sync(const char* value, Tf32x3SpecialisedSync& out) {
   if (!value || !*value || std::strcmp(value, "plain") == 0)
     out = Tf32x3SpecialisedSync::Plain;
@@ -217,6 +225,8 @@ inline bool parse_tf32x3_specialised_sync(const char* value, Tf32x3SpecialisedSy
     out = Tf32x3SpecialisedSync::ProducerWaits;
   else if (std::strcmp(value, "consumers_arrive") == 0)
     out = Tf32x3SpecialisedSync::ConsumersArrive;
+  else if (std::strcmp(value, "both") == 0)
+    out = Tf32x3SpecialisedSync::Both;
   else
     return false;
   return true;

@@ -323,9 +323,10 @@ __device__ __forceinline__ void tf32x3_produce(const Tf32x3Params& p, float* slo
     });
     if (!copied) break;
     mbarrier_arrive_on_copies(full);
-    // Tf32x3SpecialisedSync::ProducerWaits: each copying thread sees its slice g − 1 land as the
-    // mbarrier ring's copying threads do, 2 slices still in flight. That phase waits on the
-    // producer's copies alone (no consumer arrives on it in this mode): it cannot deadlock.
+    // Tf32x3SpecialisedSync::ProducerWaits (and Both): each copying thread sees its slice g − 1 land
+    // as the mbarrier ring's copying threads do, 2 slices still in flight. That phase needs the
+    // producer's copies, and with Both the consumers' arrivals for slice g − 1, which come once they
+    // are through slice g − 2, whose data the producer has issued: it cannot deadlock.
     if (p.producer_waits && g >= 1) mbarrier_wait(ring_full(slots, g - 1), tf32x3_mbarrier_parity(g - 1));
   }
   copy_async_wait_all();  // no copy outlives its thread
