@@ -35,7 +35,7 @@ struct Roofline {
 // `wgmma_tensor_chain`: the device runs that chain's big tiles on Hopper's wgmma
 // (Backend::wgmma_tensor_chain). Measured on an H100 (2026-11-26, docs/gpu-results.md, thirteenth
 // session), with U in float32 it beat the best cuBLAS path on all 14 pass-shapes timed at M = 4096,
-// by a median 1.43× (1.29× to 1.64×), so it is priced at 1.4 × the library rate there; with U
+// by a median 1.44× (1.29× to 1.64×), so it is priced at 1.4 × the library rate there; with U
 // rounded to TF32 (dictionary_precision) it was 1.35× to 2.05×, which the model leaves out, as it
 // does not change a choice. Elsewhere the mma.sync kernel
 // runs it, which lost to cuBLAS on most of them (0.69× to 1.0×): 0, as the library.

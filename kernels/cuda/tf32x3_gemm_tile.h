@@ -970,11 +970,11 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // kTf32x3DefaultKernel): warp specialisation, the mbarrier ring filled by a producer warpgroup of
 // its own (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and
 // issue wgmmas, persistent where `WgmmaPersistent` is; `WgmmaSpecialisedNonPersistent` the same
-// with a block a tile everywhere (persistent blocks cost the mbarrier ring 5–13% on an H100; not
-// yet timed on the specialised one). On an H100 (2026-11-26, docs/gpu-results.md)
-// it was the fastest of the six on every large chain_fused pass measured, 2–16% less time than
-// `WgmmaPresplit`, except at K = 4096 with r ≥ 1024, where `WgmmaMbarrier` took 1–3% less. Off
-// compute capability 9.0 the wgmma
+// with a block a tile everywhere (persistent blocks cost the mbarrier ring 4–13% on an H100; not
+// yet timed on the specialised one). On an H100 (2026-11-26, docs/gpu-results.md) it was the
+// fastest of the five timed at M = K = N = 4096 (plain `Wgmma` was not) but at r ≥ 1024, where
+// `WgmmaMbarrier` took 1–3% less time, and it took 2–16% less time than `WgmmaPresplit` on every
+// large chain_fused pass timed with both, K = 16384 included. Off compute capability 9.0 the wgmma
 // kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the
 // names of kTf32x3Kernels) sets the choice; tests switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel {
