@@ -786,12 +786,13 @@ struct Tf32x3PlanSummary {
   int64_t waves = 0;
   double fill = 0;
   // What the launches' time is made of, for tf32x3_plan_us: k-slices a block works through, wave
-  // after wave (Σ waves × a unit's slices), on wgmma with B presplit, on wgmma splitting B itself,
-  // on mma; waves of tiles, each starting and ending (the ring's fill, the stores), in blocks of
+  // after wave (Σ waves × a unit's slices), on wgmma with B presplit (a ring of the blocks' own, or
+  // a producer warpgroup's: specialised), on wgmma splitting B itself, on mma; waves of tiles, each starting and ending (the ring's fill, the stores), in blocks of
   // their own and in persistent blocks (whose next tile's copies overlap the last one's stores);
   // bytes of the passes beside the product (B's presplit: B read, its parts written; split-K's
   // reduce: the partials read, C written).
   int64_t slice_waves_presplit = 0, slice_waves_wgmma = 0, slice_waves_mma = 0;
+  int64_t slice_waves_specialised = 0;
   int64_t tile_waves = 0, tile_waves_persistent = 0;
   double side_bytes = 0;
 };
@@ -838,6 +839,7 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
     const int64_t per_sm = slots / gpu.multiprocessors;
     const int64_t scale = l.tiles == Tf32x3TileKind::MmaBig ? per_sm : 1;
     (l.tiles != Tf32x3TileKind::Wgmma ? out.slice_waves_mma
+     : l.specialised                  ? out.slice_waves_specialised
      : l.presplit                     ? out.slice_waves_presplit
                                       : out.slice_waves_wgmma) += scale * waves * slices;
     (l.persistent_blocks > 0 ? out.tile_waves_persistent : out.tile_waves) += scale * waves;
@@ -862,13 +864,18 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
 // and not fitted; a persistent block's wave of tiles is priced as a block a tile's until a run
 // says what persistence saves (no persistent kernel has run on a GPU yet). A model for choosing
 // between plans and for reading a products table (measured against estimated), not a measurement;
-// tools/fit_plan_model.py refits it to a run's products.
+// tools/fit_plan_model.py refits it to a run's products. The specialised kernel's slice-wave is
+// priced as the presplit one until a run fits it: the thirteenth session's H100 run timed that
+// kernel's T·V, dV and dT at 0.71–0.89 of this model's times, before the model had the term, and
+// its nine products could not fit one.
 struct Tf32x3CostModel {
   double presplit_slice_us = 1.85, wgmma_slice_us = 2.14, mma_slice_us = 1.35 * 2.14;
   double tile_us = 5.5, persistent_tile_us = 5.5, kernel_us = 5.2, bytes_per_us = 2.5e6;
+  double specialised_slice_us = 1.85;
 };
 inline double tf32x3_plan_us(const Tf32x3PlanSummary& s, const Tf32x3CostModel& m = {}) {
-  return double(s.slice_waves_presplit) * m.presplit_slice_us + double(s.slice_waves_wgmma) * m.wgmma_slice_us +
+  return double(s.slice_waves_presplit) * m.presplit_slice_us +
+         double(s.slice_waves_specialised) * m.specialised_slice_us + double(s.slice_waves_wgmma) * m.wgmma_slice_us +
          double(s.slice_waves_mma) * m.mma_slice_us + double(s.tile_waves) * m.tile_us +
          double(s.tile_waves_persistent) * m.persistent_tile_us + double(s.kernels) * m.kernel_us +
          s.side_bytes / m.bytes_per_us;
@@ -878,6 +885,7 @@ inline std::vector<std::pair<std::string, double>> tf32x3_plan_parts(const Tf32x
   return {{"slice_waves_presplit", double(s.slice_waves_presplit)},
           {"slice_waves_wgmma", double(s.slice_waves_wgmma)},
           {"slice_waves_mma", double(s.slice_waves_mma)},
+          {"slice_waves_specialised", double(s.slice_waves_specialised)},
           {"tile_waves", double(s.tile_waves)},
           {"tile_waves_persistent", double(s.tile_waves_persistent)},
           {"kernels", double(s.kernels)},
