@@ -3426,7 +3426,8 @@ TEST(BackendGemm, Tf32x3SpecialisedSyncExperimentsMatchTheCpu) {
 // would be 0.1·a there, far past the tolerance). k = 4500 runs as chunks, each with its own
 // presplit and flag. Each presplit kernel, A·B and Aᵀ·B: 1000×600×1000 (split-K, the ring round its
 // slots), 2200² × 80 in column bands of 8 tiles (a workspace of 400,000 floats; each band's own
-// presplit and flag), and for wgmma_persistent 2200² × 80 whole too (2 or 3 tiles a block).
+// presplit and flag), and for the persistent kernels 2200² × 80 whole too (2 or 3 tiles a block;
+// wgmma_specialised_nonpersistent: a block a tile).
 TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
@@ -3476,7 +3477,8 @@ TEST(BackendGemm, Tf32x3ExactBDropsItsSmallPartAndMatchesTheCpu) {
                        Case{cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, 2200, 2200, 80, w},
                        Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 1000, 600, 1000, w},
                        Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 2200, 2200, 80, w},
-                       Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 2200, 2200, 80, 400000}})
+                       Case{cuda::Tf32x3Kernel::WgmmaSpecialised, 2200, 2200, 80, 400000},
+                       Case{cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent, 2200, 2200, 80, w}})
     for (const bool ta : {false, true})
       for (const bool exact : {true, false}) {
         SCOPED_TRACE(std::string(cuda::tf32x3_kernel_name(z.kernel)) + ", " + std::to_string(z.m) + "×" +
