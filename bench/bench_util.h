@@ -120,34 +120,15 @@ struct Tf32x3Choices {
   bool depth_set = false, workspace_set = false;                  // ... named, not the defaults
 };
 inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
-  const char* kernel = std::getenv("UV_TF32X3_KERNEL");
-  if (!cuda::parse_tf32x3_kernel(kernel, out.kernel)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_KERNEL=\"%s\" is not one of %s\n", program, kernel,
-                 cuda::tf32x3_kernel_names().c_str());
+  std::string why;
+  if (!(cuda::read_tf32x3_kernel_env(out.kernel, why) && cuda::read_tf32x3_chunk_depth_env(out.depth, why) &&
+        cuda::read_tf32x3_workspace_mib_env(out.workspace_mib, why) && cuda::read_tf32x3_bands_env(out.bands, why) &&
+        cuda::read_tf32x3_specialised_sync_env(out.sync, why))) {
+    std::fprintf(stderr, "%s: %s\n", program, why.c_str());
     return false;
   }
   const char* depth = std::getenv("UV_TF32X3_CHUNK_DEPTH");
-  if (!cuda::parse_tf32x3_chunk_depth(depth, out.depth)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_CHUNK_DEPTH=\"%s\" is not a positive multiple of 32\n", program, depth);
-    return false;
-  }
   const char* workspace = std::getenv("UV_TF32X3_WORKSPACE_MIB");
-  if (!cuda::parse_tf32x3_workspace_mib(workspace, out.workspace_mib)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_WORKSPACE_MIB=\"%s\" is not a whole number of MiB from 1 to 65536\n", program,
-                 workspace);
-    return false;
-  }
-  const char* bands = std::getenv("UV_TF32X3_BANDS");
-  if (!cuda::parse_tf32x3_bands(bands, out.bands)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_BANDS=\"%s\" is not 0 or 1\n", program, bands);
-    return false;
-  }
-  const char* sync = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
-  if (!cuda::parse_tf32x3_specialised_sync(sync, out.sync)) {
-    std::fprintf(stderr, "%s: UV_TF32X3_SPECIALISED_SYNC=\"%s\" is not plain, producer_waits, consumers_arrive or both\n",
-                 program, sync);
-    return false;
-  }
   out.depth_set = depth && *depth;
   out.workspace_set = workspace && *workspace;
   return true;

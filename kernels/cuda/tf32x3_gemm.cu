@@ -194,10 +194,9 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
 // wgmma_presplit, wgmma, wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
-    const char* env = std::getenv("UV_TF32X3_KERNEL");
     Tf32x3Kernel kernel = kTf32x3DefaultKernel;
-    UV_REQUIRE(parse_tf32x3_kernel(env, kernel),
-               "UV_TF32X3_KERNEL=\"" << env << "\" is not one of " << tf32x3_kernel_names());
+    std::string why;
+    UV_REQUIRE(read_tf32x3_kernel_env(kernel, why), why);
     return static_cast<int>(kernel);
   }()};
   return choice;
@@ -214,9 +213,9 @@ bool kernel_named() {
 // UV_TF32X3_BANDS (parse_tf32x3_bands), read once.
 bool bands_chosen() {
   static const bool on = [] {
-    const char* env = std::getenv("UV_TF32X3_BANDS");
     bool value = true;
-    UV_REQUIRE(parse_tf32x3_bands(env, value), "UV_TF32X3_BANDS=\"" << env << "\" is not 0 or 1");
+    std::string why;
+    UV_REQUIRE(read_tf32x3_bands_env(value, why), why);
     return value;
   }();
   return on;
@@ -225,10 +224,9 @@ bool bands_chosen() {
 // UV_TF32X3_SPECIALISED_SYNC (parse_tf32x3_specialised_sync), read at the first call.
 std::atomic<int>& specialised_sync_choice() {
   static std::atomic<int> choice{[] {
-    const char* env = std::getenv("UV_TF32X3_SPECIALISED_SYNC");
     Tf32x3SpecialisedSync value = Tf32x3SpecialisedSync::Plain;
-    UV_REQUIRE(parse_tf32x3_specialised_sync(env, value),
-               "UV_TF32X3_SPECIALISED_SYNC=\"" << env << "\" is not plain, producer_waits, consumers_arrive or both");
+    std::string why;
+    UV_REQUIRE(read_tf32x3_specialised_sync_env(value, why), why);
     return static_cast<int>(value);
   }()};
   return choice;
@@ -241,10 +239,9 @@ std::atomic<int>& tiles_choice() {
 
 std::atomic<int64_t>& chunk_depth_choice() {
   static std::atomic<int64_t> depth{[] {
-    const char* env = std::getenv("UV_TF32X3_CHUNK_DEPTH");
     int64_t value = kTf32x3ChunkDepth;
-    UV_REQUIRE(parse_tf32x3_chunk_depth(env, value),
-               "UV_TF32X3_CHUNK_DEPTH=\"" << env << "\" is not a positive multiple of 32");
+    std::string why;
+    UV_REQUIRE(read_tf32x3_chunk_depth_env(value, why), why);
     return value;
   }()};
   return depth;
@@ -297,9 +294,9 @@ void launch_product(const GemmCall& g, const Tf32x3Launch& plan, float* workspac
 }  // namespace
 
 void tf32x3_gemm(const GemmCall& g, float* workspace, int64_t workspace_floats, cudaStream_t stream) {
-  UV_CHECK(tf32x3_fits(g.count, g.m, g.n), "tf32x3_gemm: " << g.count << " products of " << g.m << "×" << g.n
-                                                           << " exceed the launch grid");
-  UV_CHECK(g.epilogue != GemmEpilogue::BiasGradient, "tf32x3_gemm: no bias-gradient epilogue");
+  std::string refused;
+  UV_CHECK(tf32x3_takes(g, refused),
+           "tf32x3_gemm: " << g.count << " products of " << g.m << "×" << g.n << ": " << refused);
   if (g.m == 0 || g.n == 0) return;
   tf32x3_prepare();  // the ring kernels' shared-memory attributes (once; the backend calls it first)
   const Tf32x3Kernel kernel = tf32x3_kernel();
@@ -338,10 +335,9 @@ bool tf32x3_takes(const GemmCall& g, std::string& why) {
 
 int64_t tf32x3_workspace_floats() {
   static const int64_t floats = [] {
-    const char* env = std::getenv("UV_TF32X3_WORKSPACE_MIB");
     int64_t mib = 0;
-    UV_REQUIRE(parse_tf32x3_workspace_mib(env, mib),
-               "UV_TF32X3_WORKSPACE_MIB=\"" << env << "\" is not a whole number of MiB from 1 to 65536");
+    std::string why;
+    UV_REQUIRE(read_tf32x3_workspace_mib_env(mib, why), why);
     return mib << 18;  // 2¹⁸ floats a MiB
   }();
   return floats;

@@ -1062,4 +1062,33 @@ inline float tf32x3_product_host(float a, float b) {
   return a_small * b_big + a_big * b_small + a_big * b_big;
 }
 
+// The UV_TF32X3_* choices as the CUDA backend and the benches read them: the variable parsed
+// (unset or empty: its default) or false with `why`, e.g. `UV_TF32X3_BANDS="2" is not 0 or 1`, the
+// one message both give (the backend throws it, the benches exit 2 with it).
+template <typename T>
+inline bool read_tf32x3_env(const char* name, bool (*parse)(const char*, T&), const std::string& takes, T& out,
+                            std::string& why) {
+  const char* value = std::getenv(name);
+  if (parse(value, out)) return true;
+  why = std::string(name) + "=\"" + value + "\" is not " + takes;
+  return false;
+}
+inline bool read_tf32x3_kernel_env(Tf32x3Kernel& out, std::string& why) {
+  return read_tf32x3_env("UV_TF32X3_KERNEL", parse_tf32x3_kernel, "one of " + tf32x3_kernel_names(), out, why);
+}
+inline bool read_tf32x3_chunk_depth_env(int64_t& out, std::string& why) {
+  return read_tf32x3_env("UV_TF32X3_CHUNK_DEPTH", parse_tf32x3_chunk_depth, "a positive multiple of 32", out, why);
+}
+inline bool read_tf32x3_workspace_mib_env(int64_t& out, std::string& why) {
+  return read_tf32x3_env("UV_TF32X3_WORKSPACE_MIB", parse_tf32x3_workspace_mib,
+                         "a whole number of MiB from 1 to 65536", out, why);
+}
+inline bool read_tf32x3_bands_env(bool& out, std::string& why) {
+  return read_tf32x3_env("UV_TF32X3_BANDS", parse_tf32x3_bands, "0 or 1", out, why);
+}
+inline bool read_tf32x3_specialised_sync_env(Tf32x3SpecialisedSync& out, std::string& why) {
+  return read_tf32x3_env("UV_TF32X3_SPECIALISED_SYNC", parse_tf32x3_specialised_sync,
+                         "plain, producer_waits, consumers_arrive or both", out, why);
+}
+
 }  // namespace uv::cuda
