@@ -122,6 +122,18 @@ def run_settings(context, on_gpu):
     return settings
 
 
+def row_fields(b):
+    """A row's strategy, pass and shape (M, K, N, r, J as ints) from its name,
+    strategy/pass/set/M:../K:../N:../r:../J:../manual_time."""
+    parts = b["name"].split("/")
+    return parts[0], parts[1], {k: int(v) for k, v in (p.split(":") for p in parts[3:] if ":" in p)}
+
+
+def fraction_learned(dims):
+    """The fraction of the weights learned, r·J / K."""
+    return dims["r"] * dims.get("J", 1) / dims["K"]
+
+
 FUSED = ("chain_fused", "onthefly_w")
 CUBLAS = ("chain", "materialise")
 GOAL_RATIO, GOAL_FRACTION, LARGE_M = 1.3, 0.25, 4096
@@ -161,16 +173,14 @@ def goal_table(reports):
         for b in report["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue
-            parts = b["name"].split("/")
-            strategy, pass_name = parts[0], parts[1]
-            dims = dict(p.split(":") for p in parts[3:] if ":" in p)
-            if strategy not in FUSED + CUBLAS or int(dims.get("M", 0)) < LARGE_M:
+            strategy, pass_name, dims = row_fields(b)
+            if strategy not in FUSED + CUBLAS or dims.get("M", 0) < LARGE_M:
                 continue
             if strategy in CUBLAS and b.get("tf32x3", 0) == 1:
                 continue  # our GEMM under the cuBLAS strategy's name: not a cuBLAS path
             kind = "fused" if strategy in FUSED else "cublas"
             ms = row_ms(b)
-            shape = (int(dims["M"]), int(dims["K"]), int(dims["N"]), int(dims["r"]), int(dims.get("J", 1)))
+            shape = (dims["M"], dims["K"], dims["N"], dims["r"], dims.get("J", 1))
             slot = best.setdefault((pass_name, shape), {})
             if failed_check(b):
                 wrong.append(f"{b['name'].replace('/manual_time', '')} ({label}): {b.get('check_rel_err')}")
@@ -184,7 +194,7 @@ def goal_table(reports):
     print("|---|---|---|---|---|---|")
     met = counted = 0
     for (pass_name, (m, k, n, r, j)), slot in sorted(best.items()):
-        fraction = r * j / k
+        fraction = fraction_learned({"r": r, "J": j, "K": k})
         if "cublas" in slot and "fused" not in slot and "wrong fused" in slot:
             # Fused rows measured, none of them right: counted, and not met.
             if fraction <= GOAL_FRACTION + 1e-9:
@@ -246,10 +256,10 @@ def best_kernel(paths):
             continue
         rows, wrong = {}, False
         for b in report["benchmarks"]:
-            if b.get("run_type") == "aggregate" or not b["name"].startswith("chain_fused/"):
+            if b.get("run_type") == "aggregate":
                 continue
-            f = dict(p.split(":") for p in b["name"].split("/") if ":" in p)
-            if int(f.get("M", 0)) < LARGE_M or int(f["r"]) > GOAL_FRACTION * int(f["K"]):
+            strategy, _, dims = row_fields(b)
+            if strategy != "chain_fused" or dims.get("M", 0) < LARGE_M or fraction_learned(dims) > GOAL_FRACTION + 1e-9:
                 continue
             rows[b["name"]] = row_ms(b)
             wrong = wrong or failed_check(b)
