@@ -3286,7 +3286,8 @@ TEST(BackendGemm, Tf32x3PersistentRaceCoverMatchesTheCpu) {
 // tile); 3600² (841 tiles, 6 or 7 a block) with k = 32 (1 slice: the copies 2 tiles ahead, the
 // empty waits between tiles) and k = 64 (2 slices); 2200² with k = 81 (A not 16-byte aligned: single-
 // element copies); k = 0; A·B and Aᵀ·B, and in column bands. The same for the specialised kernel (Tf32x3Kernel::WgmmaSpecialised: the producer warpgroup
-// filling the ring across a persistent block's tiles).
+// filling the ring across a persistent block's tiles), and for it with a block a tile
+// (WgmmaSpecialisedNonPersistent: the same products, several waves of blocks).
 TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
@@ -3295,15 +3296,17 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
   const Tf32x3ChoiceRestorer restore;
   std::mt19937_64 rng(test::fresh_seed());
   for (const cuda::Tf32x3Kernel kernel :
-       {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, cuda::Tf32x3Kernel::WgmmaSpecialised}) {
+       {cuda::Tf32x3Kernel::WgmmaMbarrierPersistent, cuda::Tf32x3Kernel::WgmmaSpecialised,
+        cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent}) {
     SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
     cuda::set_tf32x3_kernel(kernel);
+    const bool persistent = kernel != cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent;
     const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(kernel, sms, true, cuda::Tf32x3Tiles::Auto);
     const cuda::Tf32x3Launch plan =
         cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
-    EXPECT_EQ(plan.persistent_blocks, sms);  // the plans the test relies on
+    EXPECT_EQ(plan.persistent_blocks, persistent ? sms : 0);  // the plans the test relies on
     EXPECT_TRUE(plan.mbarrier);
-    EXPECT_EQ(plan.specialised, kernel == cuda::Tf32x3Kernel::WgmmaSpecialised);
+    EXPECT_EQ(plan.specialised, kernel != cuda::Tf32x3Kernel::WgmmaMbarrierPersistent);
     struct Size {
       int64_t mn, k;
     };
@@ -3315,34 +3318,6 @@ TEST(BackendGemm, Tf32x3MbarrierPersistentMatchesTheCpu) {
     expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {2200, 2200, 80, 1, 0, 400000}},
                               {cuda::Tf32x3Tiles::Auto}, false, {kernel});
   }
-}
-
-// The specialised kernel with a block a tile (Tf32x3Kernel::WgmmaSpecialisedNonPersistent) on
-// products of several waves: 2200² (324 tiles) with k = 80 (3 slices) and 81 (A·B: A not 16-byte
-// aligned, the producer's single-element copies), 3600² with k = 64, A·B and Aᵀ·B; and the
-// suite's sizes off every grid, split-K and k = 0 among them.
-TEST(BackendGemm, Tf32x3SpecialisedNonPersistentMatchesTheCpu) {
-  UV_REQUIRE_DEVICE(device);
-  if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
-  const Tf32x3ChoiceRestorer restore;
-  const cuda::Tf32x3Kernel kernel = cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent;
-  cuda::set_tf32x3_kernel(kernel);
-  std::mt19937_64 rng(test::fresh_seed());
-  const cuda::Tf32x3Launch plan = cuda::tf32x3_plan_launch(
-      1, 2200, 2200, 80, int64_t{1} << 22, true, cuda::tf32x3_gpu(kernel, 132, true, cuda::Tf32x3Tiles::Auto), 2048,
-      false);
-  EXPECT_EQ(plan.persistent_blocks, 0);  // the plans the test relies on
-  EXPECT_TRUE(plan.specialised);
-  struct Size {
-    int64_t mn, k;
-  };
-  for (const Size z : {Size{2200, 80}, Size{2200, 81}, Size{3600, 64}})
-    for (const bool ta : {false, true}) {
-      SCOPED_TRACE(std::to_string(z.mn) + "², k = " + std::to_string(z.k) + (ta ? ", Aᵀ" : ", A"));
-      expect_tf32x3_product_matches_cpu(*device, rng, ta, z.mn, z.mn, z.k, int64_t{1} << 22);
-    }
-  expect_tf32x3_matches_cpu(*device, {{1700, 1300, 0, 1, 0, int64_t{1} << 22}, {1000, 600, 1000, 1, 0, int64_t{1} << 22}},
-                            {cuda::Tf32x3Tiles::Auto}, false, {kernel});
 }
 
 // A light cover of the mbarrier ring (Tf32x3Kernel::WgmmaMbarrier) for compute-sanitizer's
