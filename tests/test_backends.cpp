@@ -2945,16 +2945,18 @@ TEST(Tf32x3Tile, WorkspaceSizeParses) {
 struct Tf32x3TestSize {
   int64_t m, n, k, count, pad, workspace_floats;
 };
-// The process-wide kernel, tile and depth-chunk choices as they were, put back however the test
-// leaves.
+// The process-wide kernel, tile, depth-chunk and ring-sync choices as they were, put back however
+// the test leaves.
 struct Tf32x3ChoiceRestorer {
   cuda::Tf32x3Kernel kernel = cuda::tf32x3_kernel();
   cuda::Tf32x3Tiles tiles = cuda::tf32x3_tiles();
   int64_t depth = cuda::tf32x3_chunk_depth();
+  cuda::Tf32x3SpecialisedSync sync = cuda::tf32x3_specialised_sync();
   ~Tf32x3ChoiceRestorer() {
     cuda::set_tf32x3_kernel(kernel);
     cuda::set_tf32x3_tiles(tiles);
     cuda::set_tf32x3_chunk_depth(depth);
+    cuda::set_tf32x3_specialised_sync(sync);
   }
 };
 // `kernels`: those to run (empty: every one).
@@ -3343,13 +3345,9 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
 // going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
 // persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
 // A not 16-byte aligned (leading dimension 1001, A and Aᵀ: the producer's single-element copies).
-// `sync`: the ring's synchronisation (tf32x3_specialised_sync; restored on the way out).
+// `sync`: the ring's synchronisation (tf32x3_specialised_sync; Tf32x3ChoiceRestorer puts it back).
 void expect_specialised_race_cover_matches_cpu(Backend& device, cuda::Tf32x3SpecialisedSync sync) {
   const Tf32x3ChoiceRestorer restore;
-  struct SyncRestorer {
-    cuda::Tf32x3SpecialisedSync sync = cuda::tf32x3_specialised_sync();
-    ~SyncRestorer() { cuda::set_tf32x3_specialised_sync(sync); }
-  } restore_sync;
   cuda::set_tf32x3_specialised_sync(sync);
   cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
