@@ -116,7 +116,7 @@ struct Tf32x3Choices {
   int64_t depth = 0;                                              // UV_TF32X3_CHUNK_DEPTH
   int64_t workspace_mib = 0;                                      // UV_TF32X3_WORKSPACE_MIB
   bool bands = true;                                              // UV_TF32X3_BANDS
-  cuda::Tf32x3SpecialisedSync sync = cuda::Tf32x3SpecialisedSync::Plain;  // UV_TF32X3_SPECIALISED_SYNC
+  cuda::Tf32x3SpecialisedSync sync = cuda::kTf32x3DefaultSpecialisedSync;  // UV_TF32X3_SPECIALISED_SYNC
   bool depth_set = false, workspace_set = false;                  // ... named, not the defaults
 };
 inline bool read_tf32x3_choices(const char* program, Tf32x3Choices& out) {
@@ -167,8 +167,8 @@ inline int run(int argc, char** argv, const char* program, const std::function<v
   benchmark::AddCustomContext("tf32x3_workspace_mib", std::to_string(tf32x3.workspace_mib));
   if (tf32x3.workspace_set) benchmark::AddCustomContext("tf32x3_workspace_set", "1");
   benchmark::AddCustomContext("tf32x3_bands", tf32x3.bands ? "1" : "0");
-  if (tf32x3.sync != cuda::Tf32x3SpecialisedSync::Plain)  // racecheck's experiments: said where on
-    benchmark::AddCustomContext("tf32x3_specialised_sync", std::getenv("UV_TF32X3_SPECIALISED_SYNC"));
+  // Always said: runs before 2026-11-27 said it only off the default of then, plain.
+  benchmark::AddCustomContext("tf32x3_specialised_sync", cuda::tf32x3_specialised_sync_name(tf32x3.sync));
   register_all(*backend);
   benchmark::Initialize(&rest_argc, rest.data());
   benchmark::RunSpecifiedBenchmarks();

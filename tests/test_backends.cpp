@@ -1363,12 +1363,13 @@ TEST(Tf32x3Tile, SplitsKeepWithinTheChunkDepth) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: wgmma_specialised (also unset or empty) or another kernel's name; anything else is refused (the benches exit 2
+// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (also unset or empty) or another kernel's name; anything else is refused (the benches exit 2
 // with the value, the GPU's first product throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialised);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent);
+  EXPECT_EQ(cuda::kTf32x3DefaultKernel, cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent);
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("mma", k));
   EXPECT_EQ(k, cuda::Tf32x3Kernel::Mma);
   for (const cuda::Tf32x3KernelName& name : cuda::kTf32x3Kernels) {
@@ -1394,7 +1395,7 @@ TEST(Tf32x3MmaTile, KernelChoiceParses) {
     }
   k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel("", k));
-  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialised);
+  EXPECT_EQ(k, cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent);
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("MMA", k));
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("mma4", k));  // measured slower and removed
   EXPECT_FALSE(cuda::parse_tf32x3_kernel("wmma", k));
@@ -2422,7 +2423,7 @@ TEST(Tf32x3Tile, PlanSummaryCountsLaunchesKernelsAndWaves) {
                                            8 * 12.0 * 2048 * 819 / model.bytes_per_us,
               1e-9);
   EXPECT_EQ(cuda::tf32x3_plan_text(s),
-            "8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full; model 2.130 ms");
+            "8 launches (8 chunks) on wgmma, presplit; 16 kernels, 16 waves 85% full; model 2.021 ms");
   s = cuda::tf32x3_plan_summary(x_u, mib256, true, presplit, 2048, true);
   EXPECT_EQ(s.launches, 1);
   EXPECT_EQ(s.kernels, 3);  // presplit, product, reduce
@@ -2901,7 +2902,8 @@ TEST(Tf32x3Tile, SpecialisedSyncParses) {
   using Sync = cuda::Tf32x3SpecialisedSync;
   Sync sync = Sync::ConsumersArrive;
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync(nullptr, sync));
-  EXPECT_EQ(sync, Sync::Plain);
+  EXPECT_EQ(sync, Sync::Both);
+  EXPECT_EQ(cuda::kTf32x3DefaultSpecialisedSync, Sync::Both);
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("producer_waits", sync));
   EXPECT_EQ(sync, Sync::ProducerWaits);
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("consumers_arrive", sync));
@@ -2911,9 +2913,14 @@ TEST(Tf32x3Tile, SpecialisedSyncParses) {
   EXPECT_TRUE(cuda::tf32x3_producer_waits(sync) && cuda::tf32x3_consumers_arrive(sync));
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("plain", sync));
   EXPECT_EQ(sync, Sync::Plain);
+  EXPECT_FALSE(cuda::tf32x3_producer_waits(sync) || cuda::tf32x3_consumers_arrive(sync));
   sync = Sync::ProducerWaits;
   EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync("", sync));
-  EXPECT_EQ(sync, Sync::Plain);
+  EXPECT_EQ(sync, Sync::Both);
+  for (const auto each : {Sync::Plain, Sync::ProducerWaits, Sync::ConsumersArrive, Sync::Both}) {
+    EXPECT_TRUE(cuda::parse_tf32x3_specialised_sync(cuda::tf32x3_specialised_sync_name(each), sync));
+    EXPECT_EQ(sync, each);
+  }
   for (const char* bad : {"1", "waits", "Plain", " plain"}) EXPECT_FALSE(cuda::parse_tf32x3_specialised_sync(bad, sync)) << bad;
 }
 
@@ -3340,54 +3347,58 @@ TEST(BackendGemm, Tf32x3MbarrierRaceCoverMatchesTheCpu) {
     }
 }
 
-// A light cover of the specialised kernel (Tf32x3Kernel::WgmmaSpecialised) for compute-sanitizer:
-// 1000×600 (40 tiles, a block each) with k = 1000 (split-K: 3 splits of 11 slices, the producer
-// going round the ring's 4 slots), k = 160 (5 slices) and k = 32 (1 slice); 2200² × 80 in
-// persistent blocks (2 or 3 tiles each, the producer running on across them); A·B and Aᵀ·B; and
-// A not 16-byte aligned (leading dimension 1001, A and Aᵀ: the producer's single-element copies).
-// `sync`: the ring's synchronisation (tf32x3_specialised_sync; Tf32x3ChoiceRestorer puts it back).
+// A light cover of the specialised kernels (Tf32x3Kernel::WgmmaSpecialisedNonPersistent, the
+// default, then WgmmaSpecialised) for compute-sanitizer: 1000×600 (40 tiles, a block each) with
+// k = 1000 (split-K: 3 splits of 11 slices, the producer going round the ring's 4 slots), k = 160
+// (5 slices) and k = 32 (1 slice); 2200² × 80 (WgmmaSpecialised: in persistent blocks of 2 or 3
+// tiles each, the producer running on across them); A·B and Aᵀ·B; and A not 16-byte aligned
+// (leading dimension 1001, A and Aᵀ: the producer's single-element copies). `sync`: the ring's
+// synchronisation (tf32x3_specialised_sync; Tf32x3ChoiceRestorer puts it back).
 void expect_specialised_race_cover_matches_cpu(Backend& device, cuda::Tf32x3SpecialisedSync sync) {
   const Tf32x3ChoiceRestorer restore;
   cuda::set_tf32x3_specialised_sync(sync);
-  cuda::set_tf32x3_kernel(cuda::Tf32x3Kernel::WgmmaSpecialised);
   cuda::set_tf32x3_tiles(cuda::Tf32x3Tiles::Big);
-  {  // the plans the test relies on
-    int sms = 0;
-    ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-    const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(cuda::Tf32x3Kernel::WgmmaSpecialised, sms, true, cuda::Tf32x3Tiles::Big);
-    const cuda::Tf32x3Launch split = cuda::tf32x3_plan_launch(1, 1000, 600, 1000, int64_t{1} << 22, true, gpu, 2048, false);
-    EXPECT_TRUE(split.specialised);
-    EXPECT_GT(split.split.splits, 1);
-    const cuda::Tf32x3Launch whole = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
-    EXPECT_TRUE(whole.specialised);
-    EXPECT_GT(whole.persistent_blocks, 0);
-  }
-  std::mt19937_64 rng(test::fresh_seed());
-  for (const int64_t k : {int64_t{1000}, int64_t{160}, int64_t{32}})
-    for (const bool ta : {false, true}) {
-      SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
-      expect_tf32x3_product_matches_cpu(device, rng, ta, 1000, 600, k, int64_t{1} << 22);
+  for (const auto kernel : {cuda::Tf32x3Kernel::WgmmaSpecialisedNonPersistent, cuda::Tf32x3Kernel::WgmmaSpecialised}) {
+    SCOPED_TRACE(cuda::tf32x3_kernel_name(kernel));
+    cuda::set_tf32x3_kernel(kernel);
+    {  // the plans the test relies on
+      int sms = 0;
+      ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+      const cuda::Tf32x3Gpu gpu = cuda::tf32x3_gpu(kernel, sms, true, cuda::Tf32x3Tiles::Big);
+      const cuda::Tf32x3Launch split = cuda::tf32x3_plan_launch(1, 1000, 600, 1000, int64_t{1} << 22, true, gpu, 2048, false);
+      EXPECT_TRUE(split.specialised);
+      EXPECT_GT(split.split.splits, 1);
+      const cuda::Tf32x3Launch whole = cuda::tf32x3_plan_launch(1, 2200, 2200, 80, int64_t{1} << 22, true, gpu, 2048, false);
+      EXPECT_TRUE(whole.specialised);
+      EXPECT_EQ(whole.persistent_blocks > 0, kernel == cuda::Tf32x3Kernel::WgmmaSpecialised);
     }
-  expect_tf32x3_product_matches_cpu(device, rng, false, 2200, 2200, 80, int64_t{1} << 22);
-  expect_tf32x3_product_matches_cpu(device, rng, false, 1000, 600, 1001, int64_t{1} << 22);
-  expect_tf32x3_product_matches_cpu(device, rng, true, 1001, 600, 1000, int64_t{1} << 22);  // Aᵀ, lda 1001
+    std::mt19937_64 rng(test::fresh_seed());
+    for (const int64_t k : {int64_t{1000}, int64_t{160}, int64_t{32}})
+      for (const bool ta : {false, true}) {
+        SCOPED_TRACE("k = " + std::to_string(k) + (ta ? ", Aᵀ" : ", A"));
+        expect_tf32x3_product_matches_cpu(device, rng, ta, 1000, 600, k, int64_t{1} << 22);
+      }
+    expect_tf32x3_product_matches_cpu(device, rng, false, 2200, 2200, 80, int64_t{1} << 22);
+    expect_tf32x3_product_matches_cpu(device, rng, false, 1000, 600, 1001, int64_t{1} << 22);
+    expect_tf32x3_product_matches_cpu(device, rng, true, 1001, 600, 1000, int64_t{1} << 22);  // Aᵀ, lda 1001
+  }
 }
-// On the process's choice of the ring's synchronisation (UV_TF32X3_SPECIALISED_SYNC, plain unless
-// set), so that racecheck can run each experiment alone (tools/gpu-check: UV_RACECHECK_SYNCS).
+// On the process's choice of the ring's synchronisation (UV_TF32X3_SPECIALISED_SYNC, both unless
+// set), so that racecheck can run each mode alone (tools/gpu-check: UV_RACECHECK_SYNCS).
 TEST(BackendGemm, Tf32x3SpecialisedRaceCoverMatchesTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
   expect_specialised_race_cover_matches_cpu(*device, cuda::tf32x3_specialised_sync());
 }
-// The same under racecheck's two experiments (Tf32x3SpecialisedSync: the producer's threads also
-// waiting on "full", or the consumers also arriving on it, as in the mbarrier ring, where racecheck
-// reported nothing): the outputs stay right.
-TEST(BackendGemm, Tf32x3SpecialisedSyncExperimentsMatchTheCpu) {
+// The same under every mode of the ring's synchronisation (Tf32x3SpecialisedSync: the bare
+// protocol, the producer's threads also waiting on "full", the consumers also arriving on it, and
+// both, the default, as in the mbarrier ring): the outputs stay right.
+TEST(BackendGemm, Tf32x3SpecialisedSyncModesMatchTheCpu) {
   UV_REQUIRE_DEVICE(device);
   if (!cuda::tf32x3_wgmma_available()) GTEST_SKIP() << "the wgmma kernels need compute capability 9.0";
   using Sync = cuda::Tf32x3SpecialisedSync;
-  for (const auto sync : {Sync::ProducerWaits, Sync::ConsumersArrive, Sync::Both}) {
-    SCOPED_TRACE(sync == Sync::ProducerWaits ? "producer_waits" : sync == Sync::Both ? "both" : "consumers_arrive");
+  for (const auto sync : {Sync::Plain, Sync::ProducerWaits, Sync::ConsumersArrive, Sync::Both}) {
+    SCOPED_TRACE(cuda::tf32x3_specialised_sync_name(sync));
     expect_specialised_race_cover_matches_cpu(*device, sync);
   }
 }

@@ -108,15 +108,17 @@ def main(path, baselines=("chain", "materialise")):
 def run_settings(context, on_gpu):
     """The settings a run was told apart by, in the words of both tables: the 3xTF32 workspace
     (UV_TF32X3_WORKSPACE_MIB), column bands (UV_TF32X3_BANDS=0) and the specialised ring's
-    synchronisation (UV_TF32X3_SPECIALISED_SYNC) on the GPU, U's precision (--dictionary_precision)
-    anywhere."""
+    synchronisation (UV_TF32X3_SPECIALISED_SYNC, on the specialised kernels, off its default `both`;
+    runs before 2026-11-27 said it only off plain, their default) on the GPU, U's precision
+    (--dictionary_precision) anywhere."""
     settings = []
     if on_gpu and context.get("tf32x3_workspace_set"):
         settings.append(f"a {context.get('tf32x3_workspace_mib', '?')} MiB workspace")
     if on_gpu and context.get("tf32x3_bands") == "0":
         settings.append("no column bands")
-    if on_gpu and context.get("tf32x3_specialised_sync", "plain") != "plain":
-        settings.append(f"ring sync {context['tf32x3_specialised_sync']}")
+    sync = context.get("tf32x3_specialised_sync", "plain")
+    if on_gpu and context.get("tf32x3_kernel", "").startswith("wgmma_specialised") and sync != "both":
+        settings.append(f"ring sync {sync}")
     if context.get("dictionary_precision", "float32") != "float32":
         settings.append(f"U rounded to {context['dictionary_precision']}")
     return settings

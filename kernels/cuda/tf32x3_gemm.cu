@@ -190,7 +190,7 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_specialised (the default; mma off Hopper), wgmma_specialised_nonpersistent,
+// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (the default; mma off Hopper), wgmma_specialised,
 // wgmma_presplit, wgmma, wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
 std::atomic<int>& kernel_choice() {
   static std::atomic<int> choice{[] {
@@ -224,7 +224,7 @@ bool bands_chosen() {
 // UV_TF32X3_SPECIALISED_SYNC (parse_tf32x3_specialised_sync), read at the first call.
 std::atomic<int>& specialised_sync_choice() {
   static std::atomic<int> choice{[] {
-    Tf32x3SpecialisedSync value = Tf32x3SpecialisedSync::Plain;
+    Tf32x3SpecialisedSync value = kTf32x3DefaultSpecialisedSync;
     std::string why;
     UV_REQUIRE(read_tf32x3_specialised_sync_env(value, why), why);
     return static_cast<int>(value);

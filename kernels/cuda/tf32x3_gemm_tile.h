@@ -199,37 +199,56 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
   return false;
 }
 
-// How the specialised kernels' ring synchronises (tf32x3_specialised_sync): `Plain`, the kernel's
-// protocol, or one of two experiments for compute-sanitizer's racecheck, which reports the
-// consumers' reads of A as racing the producer's copies (docs/gpu-results.md). Both add waits or
+// How the specialised kernels' ring synchronises (tf32x3_specialised_sync). `Plain` is the bare
+// protocol (tf32x3_specialised_full_arrivals): the producer's copies arrive on "full" and the
+// consumers wait on it. Its outputs are right, but compute-sanitizer's racecheck reports every
+// consumer read of A as racing the producer's cp.async writes (most likely because racecheck does not
+// tie an arrival the copy unit makes, cp.async.mbarrier.arrive.noinc, to another thread's wait). The other modes add waits or
 // arrivals the protocol does not need, to give the ring the shape of the mbarrier ring, on which
-// racecheck reported nothing: there every thread that copies also waits on "full", and every thread
+// racecheck reports nothing: there every thread that copies also waits on "full", and every thread
 // that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
 // land after issuing slice g. `ConsumersArrive`: each consumer thread arrives on slice g's "full"
-// before waiting on it (its phase then takes 256 arrivals more). `Both`: the two together, the
-// mbarrier ring's shape in full (the producer's wait then also waits for the consumers to reach
-// slice g − 1, which shortens its lead).
+// before waiting on it (its phase then takes 256 arrivals more). `Both` (the default,
+// kTf32x3DefaultSpecialisedSync): the two together, the mbarrier ring's shape in full (the
+// producer's wait then also waits for the consumers to reach slice g − 1, which shortens its lead).
+// On an H100 (2026-11-27, docs/gpu-results.md) only `Both` was racecheck-clean; at M = K = N = 4096
+// it took 1–3% more time than `Plain` on WgmmaSpecialised and 3–6% more on the nonpersistent kernel
+// (timed in two calls on one machine), which stayed 3–6% faster than WgmmaMbarrier.
 enum class Tf32x3SpecialisedSync { Plain, ProducerWaits, ConsumersArrive, Both };
+constexpr Tf32x3SpecialisedSync kTf32x3DefaultSpecialisedSync = Tf32x3SpecialisedSync::Both;
 inline bool tf32x3_producer_waits(Tf32x3SpecialisedSync s) {
   return s == Tf32x3SpecialisedSync::ProducerWaits || s == Tf32x3SpecialisedSync::Both;
 }
 inline bool tf32x3_consumers_arrive(Tf32x3SpecialisedSync s) {
   return s == Tf32x3SpecialisedSync::ConsumersArrive || s == Tf32x3SpecialisedSync::Both;
 }
-// UV_TF32X3_SPECIALISED_SYNC: plain (the default, also when unset or empty), producer_waits,
-// consumers_arrive or both; false for anything else.
+inline const char* tf32x3_specialised_sync_name(Tf32x3SpecialisedSync s) {
+  switch (s) {
+    case Tf32x3SpecialisedSync::Plain:
+      return "plain";
+    case Tf32x3SpecialisedSync::ProducerWaits:
+      return "producer_waits";
+    case Tf32x3SpecialisedSync::ConsumersArrive:
+      return "consumers_arrive";
+    case Tf32x3SpecialisedSync::Both:
+      return "both";
+  }
+  return "?";
+}
+// UV_TF32X3_SPECIALISED_SYNC: both (the default, also when unset or empty), plain, producer_waits
+// or consumers_arrive; false for anything else.
 inline bool parse_tf32x3_specialised_sync(const char* value, Tf32x3SpecialisedSync& out) {
-  if (!value || !*value || std::strcmp(value, "plain") == 0)
-    out = Tf32x3SpecialisedSync::Plain;
-  else if (std::strcmp(value, "producer_waits") == 0)
-    out = Tf32x3SpecialisedSync::ProducerWaits;
-  else if (std::strcmp(value, "consumers_arrive") == 0)
-    out = Tf32x3SpecialisedSync::ConsumersArrive;
-  else if (std::strcmp(value, "both") == 0)
-    out = Tf32x3SpecialisedSync::Both;
-  else
-    return false;
-  return true;
+  if (!value || !*value) {
+    out = kTf32x3DefaultSpecialisedSync;
+    return true;
+  }
+  for (const auto s : {Tf32x3SpecialisedSync::Plain, Tf32x3SpecialisedSync::ProducerWaits,
+                       Tf32x3SpecialisedSync::ConsumersArrive, Tf32x3SpecialisedSync::Both})
+    if (std::strcmp(value, tf32x3_specialised_sync_name(s)) == 0) {
+      out = s;
+      return true;
+    }
+  return false;
 }
 
 // Row tiles on gridDim.x (up to 2³¹ − 1), column tiles on y and the products on z (up to 65535).
@@ -631,8 +650,8 @@ UV_HOST_DEVICE constexpr uint32_t tf32x3_mbarrier_parity(int64_t g) {
 // (mbarrier::complete_tx) after that thread's arrival announced them (arrive.expect_tx): 129
 // arrivals and the bytes a phase. B's parts then travel through the async
 // proxy, as wgmma reads them, and A is read with ordinary loads: no proxy fence on either side.
-// Tf32x3SpecialisedSync::ConsumersArrive (racecheck's experiment): every consumer thread arrives
-// too, 256 a phase more.
+// Tf32x3SpecialisedSync::ConsumersArrive and Both (the default, for racecheck): every consumer
+// thread arrives too, 256 a phase more.
 UV_HOST_DEVICE constexpr uint32_t tf32x3_specialised_full_arrivals(bool consumers_arrive = false) {
   return Tf32x3WgmmaTile::kProducerThreads + 1 + (consumers_arrive ? uint32_t{Tf32x3WgmmaTile::kThreads} : 0u);
 }
@@ -855,23 +874,20 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
 // A plan's time in µs, estimated from what it is made of (Tf32x3PlanSummary's last fields):
 // a k-slice of a 128×128 block a wave, on wgmma with B presplit or not; a wave's tiles' start and
 // end (the ring's fill, the stores); a kernel (launch gap and ramp); the side passes' bytes at
-// 2.5 TB/s. The constants were fitted to the chain_fused passes the eighth session timed on an
-// H100 (docs/gpu-results.md, 2026-11-26, call 4: forward and step at M = 4096 and at M = 32768,
-// K = 4096), replanned as the planner now plans them: 20 passes, each within 6% of its time. Four
-// passes were left out of the fit: K = 16384 at r = 819 and 1638, which took 15–35% longer than
-// this gives. T's rows were not 16-byte aligned at those ranks then (PredictedLinearShape::t_ld
-// since). mma's slice is wgmma's × 1.35, the middle of the 1.2–1.5× wgmma measured over mma,
-// and not fitted; a persistent block's wave of tiles is priced as a block a tile's until a run
-// says what persistence saves (no persistent kernel has run on a GPU yet). A model for choosing
-// between plans and for reading a products table (measured against estimated), not a measurement;
-// tools/fit_plan_model.py refits it to a run's products. The specialised kernel's slice-wave is
-// priced as the presplit one until a run fits it: the thirteenth session's H100 run timed that
-// kernel's T·V, dV and dT at 0.71–0.89 of this model's times, before the model had the term, and
-// its nine products could not fit one.
+// 2.5 TB/s. The eighth session fitted the constants to the chain_fused passes it timed on an H100
+// (docs/gpu-results.md, 2026-11-26, call 4, on wgmma_presplit); presplit_slice_us is still that
+// fit's. The others were refitted (tools/fit_plan_model.py) to the fourteenth session's H100
+// products (2026-11-27): the 20 at M = K = N = 4096 on wgmma_specialised (persistent blocks, the
+// plain ring sync) and the 20 at M = 4096, K = N = 16384 on wgmma_specialised_nonpersistent (ring
+// sync both), each within 11% of its time. mma's slice is wgmma's of the eighth session × 1.35,
+// the middle of the 1.2–1.5× wgmma measured over mma, and not fitted. A model for reading a
+// products table (measured against estimated) and the plans' summaries, not a measurement; it
+// chooses no plan (the refit changed none of --plans' plans, on any kernel, at 32 or 256 MiB, on
+// 132, 114 or 66 multiprocessors).
 struct Tf32x3CostModel {
-  double presplit_slice_us = 1.85, wgmma_slice_us = 2.14, mma_slice_us = 1.35 * 2.14;
-  double tile_us = 5.5, persistent_tile_us = 5.5, kernel_us = 5.2, bytes_per_us = 2.5e6;
-  double specialised_slice_us = 1.85;
+  double presplit_slice_us = 1.85, wgmma_slice_us = 2.02, mma_slice_us = 1.35 * 2.14;
+  double tile_us = 2.38, persistent_tile_us = 5.74, kernel_us = 1.53, bytes_per_us = 2.5e6;
+  double specialised_slice_us = 1.41;
 };
 inline double tf32x3_plan_us(const Tf32x3PlanSummary& s, const Tf32x3CostModel& m = {}) {
   return double(s.slice_waves_presplit) * m.presplit_slice_us +
@@ -974,17 +990,18 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // fit (tf32x3_presplit_band). `WgmmaMbarrier`: `WgmmaPresplit` whose ring
 // synchronises through mbarriers instead of a barrier of the whole block every slice
 // (tf32x3_mbarrier_parity). `WgmmaMbarrierPersistent`: both, the mbarrier
-// ring running on across a persistent block's tiles. `WgmmaSpecialised` (the default,
-// kTf32x3DefaultKernel): warp specialisation, the mbarrier ring filled by a producer warpgroup of
-// its own (tf32x3_specialised_full_arrivals) while the two consumer warpgroups only split A and
-// issue wgmmas, persistent where `WgmmaPersistent` is; `WgmmaSpecialisedNonPersistent` the same
-// with a block a tile everywhere (persistent blocks cost the mbarrier ring 4–13% on an H100; not
-// yet timed on the specialised one). On an H100 (2026-11-26, docs/gpu-results.md) it was the
-// fastest of the five timed at M = K = N = 4096 (plain `Wgmma` was not) but at r ≥ 1024, where
-// `WgmmaMbarrier` took 1–3% less time, and it took 2–16% less time than `WgmmaPresplit` on every
-// large chain_fused pass timed with both, K = 16384 included. Off compute capability 9.0 the wgmma
-// kernels run as `Mma`. Small tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the
-// names of kTf32x3Kernels) sets the choice; tests switch it with set_tf32x3_kernel.
+// ring running on across a persistent block's tiles. `WgmmaSpecialised`: warp specialisation, the
+// mbarrier ring filled by a producer warpgroup of its own (tf32x3_specialised_full_arrivals) while
+// the two consumer warpgroups only split A and issue wgmmas, persistent where `WgmmaPersistent` is;
+// `WgmmaSpecialisedNonPersistent` (the default, kTf32x3DefaultKernel) the same with a block a tile
+// everywhere. On an H100 (docs/gpu-results.md) the specialised kernel was the fastest of five at
+// M = K = N = 4096 on 2026-11-26 but at r ≥ 1024, where `WgmmaMbarrier` took 1–3% less time, and
+// took 2–16% less time than `WgmmaPresplit` on every large chain_fused pass timed with both,
+// K = 16384 included; on 2026-11-27 its nonpersistent form took 2–12% less time than it at
+// M = K = N = 4096 (persistent blocks cost the mbarrier ring 4–13% too), and was the fastest
+// kernel timed at every r. Off compute capability 9.0 the wgmma kernels run as `Mma`. Small
+// tiles are always Mma's. The environment's UV_TF32X3_KERNEL (the names of kTf32x3Kernels) sets
+// the choice; tests switch it with set_tf32x3_kernel.
 enum class Tf32x3Kernel {
   Mma,
   Wgmma,
@@ -1008,7 +1025,7 @@ constexpr Tf32x3KernelName kTf32x3Kernels[] = {
     {Tf32x3Kernel::WgmmaMbarrierPersistent, "wgmma_mbarrier_persistent"},
     {Tf32x3Kernel::WgmmaSpecialised, "wgmma_specialised"},
     {Tf32x3Kernel::WgmmaSpecialisedNonPersistent, "wgmma_specialised_nonpersistent"}};
-constexpr Tf32x3Kernel kTf32x3DefaultKernel = Tf32x3Kernel::WgmmaSpecialised;
+constexpr Tf32x3Kernel kTf32x3DefaultKernel = Tf32x3Kernel::WgmmaSpecialisedNonPersistent;
 inline const char* tf32x3_kernel_name(Tf32x3Kernel kernel) {
   for (const Tf32x3KernelName& k : kTf32x3Kernels)
     if (k.kernel == kernel) return k.name;
@@ -1088,7 +1105,7 @@ inline bool read_tf32x3_bands_env(bool& out, std::string& why) {
 }
 inline bool read_tf32x3_specialised_sync_env(Tf32x3SpecialisedSync& out, std::string& why) {
   return read_tf32x3_env("UV_TF32X3_SPECIALISED_SYNC", parse_tf32x3_specialised_sync,
-                         "plain, producer_waits, consumers_arrive or both", out, why);
+                         "both, plain, producer_waits or consumers_arrive", out, why);
 }
 
 }  // namespace uv::cuda
