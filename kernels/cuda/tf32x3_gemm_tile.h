@@ -212,7 +212,7 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
 // kTf32x3DefaultSpecialisedSync): the two together, the mbarrier ring's shape in full (the
 // producer's wait then also waits for the consumers to reach slice g − 1, which shortens its lead).
 // On an H100 (2026-11-27, docs/gpu-results.md) only `Both` was racecheck-clean; at M = K = N = 4096
-// it took 1–3% more time than `Plain` on WgmmaSpecialised and 3–6% more on the nonpersistent kernel
+// it took 1–3% more time than `Plain` on WgmmaSpecialised and 3–5% more on the nonpersistent kernel
 // (timed in two calls on one machine), which stayed 3–6% faster than WgmmaMbarrier.
 enum class Tf32x3SpecialisedSync { Plain, ProducerWaits, ConsumersArrive, Both };
 constexpr Tf32x3SpecialisedSync kTf32x3DefaultSpecialisedSync = Tf32x3SpecialisedSync::Both;
