@@ -1363,8 +1363,9 @@ TEST(Tf32x3Tile, SplitsKeepWithinTheChunkDepth) {
 // kernel's data movement (copies, fragment loads, the mma's documented semantics, the epilogue's
 // stores) reproduces C = op(A)·op(B) on sizes off every grid.
 
-// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (also unset or empty) or another kernel's name; anything else is refused (the benches exit 2
-// with the value, the GPU's first product throws it).
+// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (also unset or empty) or another kernel's
+// name; anything else is refused (the benches exit 2 with the value, the GPU's first product
+// throws it).
 TEST(Tf32x3MmaTile, KernelChoiceParses) {
   cuda::Tf32x3Kernel k = cuda::Tf32x3Kernel::Mma;
   EXPECT_TRUE(cuda::parse_tf32x3_kernel(nullptr, k));
@@ -2689,9 +2690,9 @@ TEST(Tf32x3Tile, PresplitBandsWhereThePartsDoNotFit) {
 // slot g's slice g − 4 is released: its 128 threads' A shares, each arriving on full as they land
 // (noinc), and thread 0's bulk copy of B's parts after its arrival announced the bytes
 // (expect_tx): 129 arrivals a phase, and the bytes counted down as the bulk copy lands. And the
-// specialised ring under racecheck's experiments (Tf32x3SpecialisedSync): each producer warp
+// specialised ring under its other sync modes (Tf32x3SpecialisedSync): each producer warp
 // waiting for slice g − 1's phase after issuing slice g, or each consumer warp arriving on its
-// slice's "full" before waiting on it (256 arrivals a phase more), or both.
+// slice's "full" before waiting on it (256 arrivals a phase more), or the two (Both, the default).
 // Checked: never a deadlock; every wait passes on exactly the phase of its use (no phase two uses
 // old or new); a slice's wgmmas are issued on a slot holding that slice, landed whole; and no copy
 // lands on a slot whose slice a warpgroup's wgmmas may still read.
@@ -2702,7 +2703,7 @@ TEST(Tf32x3WgmmaTile, MbarrierRingProtocolsHold) {
   constexpr int kBulk = kProducerWarps;  // the bulk copy's share of a slot, beside the producer warps'
   std::mt19937_64 rng(test::fresh_seed());
   using Sync = cuda::Tf32x3SpecialisedSync;
-  for (const int ring : {0, 1, 2, 3, 4})  // the mbarrier ring; the specialised ring plain, and its experiments
+  for (const int ring : {0, 1, 2, 3, 4})  // the mbarrier ring; the specialised ring plain, and its other modes
     for (int tiles = 1; tiles <= 4; ++tiles)
       for (int per_tile : {0, 1, 2, 3, 4, 5, 7, 8, 13, 40})
         for (int trial = 0; trial < (tiles == 1 ? 100 : 40); ++trial) {

@@ -61,7 +61,7 @@ def main(path, baselines=("chain", "materialise")):
             flagged[(pass_name, shape, strategy)] = b.get("check_rel_err")
     strategies = sorted({s for r in rows.values() for s in r}, key=lambda s: (s not in BASELINES, s))
     context = report.get("context", {})
-    on_gpu = not context.get("backend", "").startswith("cpu")  # the GEMM settings are the GPU's
+    on_gpu = ran_on_gpu(context)  # the GEMM settings are the GPU's
     gemm = f", gemm {context['gemm']}" if on_gpu and "gemm" in context else ""
     kernel = f", tf32x3 kernel {context['tf32x3_kernel']}" if on_gpu and "tf32x3_kernel" in context else ""
     if on_gpu and "tf32x3_chunk_depth" in context:
@@ -103,6 +103,11 @@ def main(path, baselines=("chain", "materialise")):
         print(f"\nWRONG OUTPUTS (off the chain's through cuBLAS by more than {CHECK_TOLERANCE}):")
         for (pass_name, shape, strategy), err in flagged.items():
             print(f"  {strategy} {pass_name} {shape}: check_rel_err {err}")
+
+
+def ran_on_gpu(context):
+    """Whether a run's backend was a GPU (its 3xTF32 settings then mean something)."""
+    return not context.get("backend", "").startswith("cpu")
 
 
 def run_settings(context, on_gpu):
@@ -171,7 +176,7 @@ def goal_table(reports):
             label += f":{context.get('tf32x3_chunk_depth', '?')}"
         elif context.get("tf32x3_chunks_set"):  # earlier runs, which also chose how the chunks ran
             label += f":{context.get('tf32x3_chunks', '?')}:{context.get('tf32x3_chunk_depth', '?')}"
-        label += "".join(", " + setting for setting in run_settings(context, True))
+        label += "".join(", " + setting for setting in run_settings(context, ran_on_gpu(context)))
         for b in report["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue
@@ -244,7 +249,8 @@ def check(paths):
 def best_kernel(paths):
     """The 3xTF32 kernel (tf32x3_kernel in the runs' context) whose chain_fused rows at fraction
     learned ≤ 0.25 on the large shapes take the least time, summed over the rows every run compared
-    timed. Runs are compared only with runs of the same dictionary precision, workspace and bands:
+    timed. Runs are compared only with runs of the same dictionary precision, workspace, bands and
+    ring sync (run_settings):
     the setting with the most kernels among the runs (the first given, on a tie). A run with any
     such row off the check counts for nothing. Prints the kernel's name (what UV_TF32X3_KERNEL
     takes), and each run's sum on stderr. Exit status 1, printing nothing, where fewer than two runs
@@ -266,7 +272,7 @@ def best_kernel(paths):
             rows[b["name"]] = row_ms(b)
             wrong = wrong or failed_check(b)
         if rows:
-            runs.append((tuple(run_settings(context, True)), context["tf32x3_kernel"], rows, wrong))
+            runs.append((tuple(run_settings(context, ran_on_gpu(context))), context["tf32x3_kernel"], rows, wrong))
     kernels = {}  # setting -> kernels, in the order first given
     for setting, kernel, _, _ in runs:
         kernels.setdefault(setting, set()).add(kernel)

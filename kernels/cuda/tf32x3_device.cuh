@@ -34,8 +34,8 @@ struct Tf32x3Params {
   int64_t units;            // > 0: persistent blocks take these tiles (tf32x3_persistent_unit); 0: a block a tile
   bool mbarrier_ring;       // the presplit ring on mbarriers (WgmmaMbarrier, WgmmaMbarrierPersistent, the specialised two)
   bool specialised;         // ... filled by a producer warpgroup (WgmmaSpecialised, WgmmaSpecialisedNonPersistent)
-  bool producer_waits;      // ... racecheck's experiments (Tf32x3SpecialisedSync): the producer's
-  bool consumers_arrive;    // threads wait on "full" too, or the consumers arrive on it too
+  bool producer_waits;      // ... the ring's synchronisation (Tf32x3SpecialisedSync; Both the default):
+  bool consumers_arrive;    // the producer's threads wait on "full" too, and/or the consumers arrive on it
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {

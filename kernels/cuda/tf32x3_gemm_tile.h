@@ -202,11 +202,11 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
 // How the specialised kernels' ring synchronises (tf32x3_specialised_sync). `Plain` is the bare
 // protocol (tf32x3_specialised_full_arrivals): the producer's copies arrive on "full" and the
 // consumers wait on it. Its outputs are right, but compute-sanitizer's racecheck reports every
-// consumer read of A as racing the producer's cp.async writes (most likely because racecheck does not
-// tie an arrival the copy unit makes, cp.async.mbarrier.arrive.noinc, to another thread's wait). The other modes add waits or
-// arrivals the protocol does not need, to give the ring the shape of the mbarrier ring, on which
-// racecheck reports nothing: there every thread that copies also waits on "full", and every thread
-// that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
+// consumer read of A as racing the producer's cp.async writes (most likely because racecheck does
+// not tie an arrival the copy unit makes, cp.async.mbarrier.arrive.noinc, to another thread's
+// wait). The other modes add waits or arrivals the protocol does not need, to give the ring the
+// shape of the mbarrier ring, on which racecheck reports nothing: there every thread that copies
+// also waits on "full", and every thread that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
 // land after issuing slice g. `ConsumersArrive`: each consumer thread arrives on slice g's "full"
 // before waiting on it (its phase then takes 256 arrivals more). `Both` (the default,
 // kTf32x3DefaultSpecialisedSync): the two together, the mbarrier ring's shape in full (the
@@ -879,11 +879,13 @@ inline Tf32x3PlanSummary tf32x3_plan_summary(const GemmCall& g, int64_t room, bo
 // fit's. The others were refitted (tools/fit_plan_model.py) to the fourteenth session's H100
 // products (2026-11-27): the 20 at M = K = N = 4096 on wgmma_specialised (persistent blocks, the
 // plain ring sync) and the 20 at M = 4096, K = N = 16384 on wgmma_specialised_nonpersistent (ring
-// sync both), each within 11% of its time. mma's slice is wgmma's of the eighth session × 1.35,
-// the middle of the 1.2–1.5× wgmma measured over mma, and not fitted. A model for reading a
-// products table (measured against estimated) and the plans' summaries, not a measurement; it
-// chooses no plan (the refit changed none of --plans' plans, on any kernel, at 32 or 256 MiB, on
-// 132, 114 or 66 multiprocessors).
+// sync both), each within 11% of its time. A persistent wave of tiles came out dearer than a
+// block a tile's (5.74 µs against 2.38), though a persistent block's next tile overlaps its last
+// one's stores: the only persistent rows are the first run's, and the term most likely took up
+// that kernel's slices, 2–12% slower than the nonpersistent one's (docs/gpu-results.md). mma's
+// slice is wgmma's of the eighth session × 1.35, the middle of the 1.2–1.5× wgmma measured over
+// mma, and not fitted. A model for reading a products table (measured against estimated) and the
+// plans' summaries, not a measurement: no plan depends on it.
 struct Tf32x3CostModel {
   double presplit_slice_us = 1.85, wgmma_slice_us = 2.02, mma_slice_us = 1.35 * 2.14;
   double tile_us = 2.38, persistent_tile_us = 5.74, kernel_us = 1.53, bytes_per_us = 2.5e6;
@@ -996,7 +998,7 @@ UV_HOST_DEVICE inline TileElement wgmma_c_coord(int warp_in_group, int lane, int
 // `WgmmaSpecialisedNonPersistent` (the default, kTf32x3DefaultKernel) the same with a block a tile
 // everywhere. On an H100 (docs/gpu-results.md) the specialised kernel was the fastest of five at
 // M = K = N = 4096 on 2026-11-26 but at r ≥ 1024, where `WgmmaMbarrier` took 1–3% less time, and
-// took 2–16% less time than `WgmmaPresplit` on every large chain_fused pass timed with both,
+// took 2–16% less time than `WgmmaPresplit` on every large chain_fused pass timed on the two,
 // K = 16384 included; on 2026-11-27 its nonpersistent form took 2–12% less time than it at
 // M = K = N = 4096 (persistent blocks cost the mbarrier ring 4–13% too), and was the fastest
 // kernel timed at every r. Off compute capability 9.0 the wgmma kernels run as `Mma`. Small
