@@ -342,9 +342,9 @@ struct Tf32x3SpecialisedRing {
   const bool with_small = b_has_small(p);
   __device__ __forceinline__ void start() const {}
   __device__ __forceinline__ const float* arrive(int64_t g) const {
-    // Tf32x3SpecialisedSync::ConsumersArrive (and Both): every consumer thread a party to the phase too. It
-    // completes once the producer's arrivals are in as well, and slot g's next phase cannot begin
-    // before the consumers release slice g, after this wait.
+    // Tf32x3SpecialisedSync::ConsumersArrive (and Both): every consumer thread a party to the
+    // phase too. It completes once the producer's arrivals are in as well, and slot g's next phase
+    // cannot begin before the consumers release slice g, after this wait.
     if (p.consumers_arrive) mbarrier_arrive(ring_full(slots, g));
     mbarrier_wait(ring_full(slots, g), tf32x3_mbarrier_parity(g));
     return ring_slot(slots, g);
