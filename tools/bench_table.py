@@ -250,11 +250,10 @@ def best_kernel(paths):
     """The 3xTF32 kernel (tf32x3_kernel in the runs' context) whose chain_fused rows at fraction
     learned ≤ 0.25 on the large shapes take the least time, summed over the rows every run compared
     timed. Runs are compared only with runs of the same dictionary precision, workspace, bands and
-    ring sync (run_settings):
-    the setting with the most kernels among the runs (the first given, on a tie). A run with any
-    such row off the check counts for nothing. Prints the kernel's name (what UV_TF32X3_KERNEL
-    takes), and each run's sum on stderr. Exit status 1, printing nothing, where fewer than two runs
-    qualify."""
+    ring sync (run_settings): the setting with the most kernels among the runs (the first given, on
+    a tie). A run with any such row off the check counts for nothing. Prints the kernel's name (what
+    UV_TF32X3_KERNEL takes), and each run's sum on stderr. Exit status 1, printing nothing, where
+    fewer than two runs qualify."""
     runs = []  # (setting, kernel, {row: ms}, any wrong)
     for path in paths:
         with open(path) as f:

@@ -38,8 +38,8 @@ struct Roofline {
 // by a median 1.44× (1.29× to 1.64×), so it is priced at 1.4 × the library rate there. On the
 // default kernel since (2026-11-27) it was 1.25× to 1.92× on all 24 large pass-shapes, a median
 // 1.66×; the price stays at 1.4, on the safe side. With U rounded to TF32 (dictionary_precision)
-// it was 1.35× to 2.17×, which the model leaves out, as it does not change a choice. Elsewhere the mma.sync kernel
-// runs it, which lost to cuBLAS on most of them (0.69× to 1.0×): 0, as the library.
+// it was 1.35× to 2.17×, which the model leaves out, as it does not change a choice. Elsewhere the
+// mma.sync kernel runs it, which lost to cuBLAS on most of them (0.69× to 1.0×): 0, as the library.
 Roofline roofline_for(Device device, bool wgmma_tensor_chain = false);
 // The hardware floor a strategy's measured time is reported against (bench_predicted_linear's
 // floor_ms). Every product runs at the chip's float32 peak and every byte at its memory bandwidth,

@@ -190,16 +190,23 @@ static_assert(Tf32x3MmaBigTile::kRows == Tf32x3BigTile::kRows && Tf32x3MmaBigTil
                   Tf32x3WgmmaTile::kDepth == Tf32x3BigTile::kDepth,
               "every kernel on the grids and splits of tf32x3_gemm_tile.h");
 
-// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (the default; mma off Hopper), wgmma_specialised,
-// wgmma_presplit, wgmma, wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
-std::atomic<int>& kernel_choice() {
-  static std::atomic<int> choice{[] {
-    Tf32x3Kernel kernel = kTf32x3DefaultKernel;
+// A choice from the environment, read by `Read` (one of tf32x3_gemm_tile.h's read_tf32x3_*_env,
+// `fallback` where unset) at its first use, a bad value thrown with its variable's name; the tests
+// set it since (set_tf32x3_*).
+template <typename T, bool (*Read)(T&, std::string&)>
+std::atomic<T>& env_choice(T fallback) {
+  static std::atomic<T> choice{[&] {
+    T value = fallback;
     std::string why;
-    UV_REQUIRE(read_tf32x3_kernel_env(kernel, why), why);
-    return static_cast<int>(kernel);
+    UV_REQUIRE(Read(value, why), why);
+    return value;
   }()};
   return choice;
+}
+// UV_TF32X3_KERNEL: wgmma_specialised_nonpersistent (the default; mma off Hopper), wgmma_specialised,
+// wgmma_presplit, wgmma, wgmma_persistent, wgmma_mbarrier, wgmma_mbarrier_persistent or mma.
+std::atomic<Tf32x3Kernel>& kernel_choice() {
+  return env_choice<Tf32x3Kernel, read_tf32x3_kernel_env>(kTf32x3DefaultKernel);
 }
 // Whether the environment named the kernel (then a wgmma choice off Hopper says what ran instead).
 bool kernel_named() {
@@ -209,42 +216,20 @@ bool kernel_named() {
   }();
   return named;
 }
-
-// UV_TF32X3_BANDS (parse_tf32x3_bands), read once.
-bool bands_chosen() {
-  static const bool on = [] {
-    bool value = true;
-    std::string why;
-    UV_REQUIRE(read_tf32x3_bands_env(value, why), why);
-    return value;
-  }();
-  return on;
+// UV_TF32X3_BANDS (parse_tf32x3_bands).
+bool bands_chosen() { return env_choice<bool, read_tf32x3_bands_env>(true).load(); }
+// UV_TF32X3_SPECIALISED_SYNC (parse_tf32x3_specialised_sync).
+std::atomic<Tf32x3SpecialisedSync>& specialised_sync_choice() {
+  return env_choice<Tf32x3SpecialisedSync, read_tf32x3_specialised_sync_env>(kTf32x3DefaultSpecialisedSync);
 }
-
-// UV_TF32X3_SPECIALISED_SYNC (parse_tf32x3_specialised_sync), read at the first call.
-std::atomic<int>& specialised_sync_choice() {
-  static std::atomic<int> choice{[] {
-    Tf32x3SpecialisedSync value = kTf32x3DefaultSpecialisedSync;
-    std::string why;
-    UV_REQUIRE(read_tf32x3_specialised_sync_env(value, why), why);
-    return static_cast<int>(value);
-  }()};
-  return choice;
+// UV_TF32X3_CHUNK_DEPTH (parse_tf32x3_chunk_depth).
+std::atomic<int64_t>& chunk_depth_choice() {
+  return env_choice<int64_t, read_tf32x3_chunk_depth_env>(kTf32x3ChunkDepth);
 }
 
 std::atomic<int>& tiles_choice() {
   static std::atomic<int> choice{static_cast<int>(Tf32x3Tiles::Auto)};
   return choice;
-}
-
-std::atomic<int64_t>& chunk_depth_choice() {
-  static std::atomic<int64_t> depth{[] {
-    int64_t value = kTf32x3ChunkDepth;
-    std::string why;
-    UV_REQUIRE(read_tf32x3_chunk_depth_env(value, why), why);
-    return value;
-  }()};
-  return depth;
 }
 // The presplit parts' 16-byte copies need a 128-byte aligned workspace.
 bool workspace_aligned(const float* workspace) { return reinterpret_cast<uintptr_t>(workspace) % 128 == 0; }
@@ -362,13 +347,11 @@ void tf32x3_prepare() {
 Tf32x3Tiles tf32x3_tiles() { return static_cast<Tf32x3Tiles>(tiles_choice().load()); }
 void set_tf32x3_tiles(Tf32x3Tiles tiles) { tiles_choice().store(static_cast<int>(tiles)); }
 
-Tf32x3Kernel tf32x3_kernel() { return static_cast<Tf32x3Kernel>(kernel_choice().load()); }
-void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(static_cast<int>(kernel)); }
+Tf32x3Kernel tf32x3_kernel() { return kernel_choice().load(); }
+void set_tf32x3_kernel(Tf32x3Kernel kernel) { kernel_choice().store(kernel); }
 
-Tf32x3SpecialisedSync tf32x3_specialised_sync() {
-  return static_cast<Tf32x3SpecialisedSync>(specialised_sync_choice().load());
-}
-void set_tf32x3_specialised_sync(Tf32x3SpecialisedSync sync) { specialised_sync_choice().store(static_cast<int>(sync)); }
+Tf32x3SpecialisedSync tf32x3_specialised_sync() { return specialised_sync_choice().load(); }
+void set_tf32x3_specialised_sync(Tf32x3SpecialisedSync sync) { specialised_sync_choice().store(sync); }
 
 void tf32x3_gemm(int64_t count, int64_t stride_a, int64_t stride_b, int64_t stride_c, bool trans_a, bool trans_b,
                  int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,

@@ -206,9 +206,10 @@ inline bool parse_tf32x3_bands(const char* value, bool& out) {
 // not tie an arrival the copy unit makes, cp.async.mbarrier.arrive.noinc, to another thread's
 // wait). The other modes add waits or arrivals the protocol does not need, to give the ring the
 // shape of the mbarrier ring, on which racecheck reports nothing: there every thread that copies
-// also waits on "full", and every thread that reads also arrives on it. `ProducerWaits`: each producer thread waits for slice g − 1 to
-// land after issuing slice g. `ConsumersArrive`: each consumer thread arrives on slice g's "full"
-// before waiting on it (its phase then takes 256 arrivals more). `Both` (the default,
+// also waits on "full", and every thread that reads also arrives on it. `ProducerWaits`: each
+// producer thread waits for slice g − 1 to land after issuing slice g. `ConsumersArrive`: each
+// consumer thread arrives on slice g's "full" before waiting on it (its phase then takes 256
+// arrivals more). `Both` (the default,
 // kTf32x3DefaultSpecialisedSync): the two together, the mbarrier ring's shape in full (the
 // producer's wait then also waits for the consumers to reach slice g − 1, which shortens its lead).
 // On an H100 (2026-11-27, docs/gpu-results.md) only `Both` was racecheck-clean; at M = K = N = 4096
